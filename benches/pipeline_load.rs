@@ -1,0 +1,264 @@
+//! Pipeline load against the dev stack's real broker and registry (`make bench`).
+//!
+//! Same config, same payloads (normalized Trades), same run:
+//!  (a) raw rdkafka `FutureProducer`, awaiting every delivery (bounded in flight),
+//!  (b) `ProduceEvent` → Ack through the producer actors,
+//!  (c) one event in flight at a time (the per-message pattern),
+//!  (d) the actors at a steady 10 000 events/s.
+//! Prints msgs/s, p50/p99 latency, peak RSS and the ratios b/a and b/c.
+//! `TICKFLOW_LOAD_N` sets the events per phase (default 100 000).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, FuturesUnordered, StreamExt};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tickflow::config::Config;
+use tickflow::producer::kafka::create_topics;
+use tickflow::producer::ProduceEvent;
+use tickflow::schema::registry::{Registry, SubjectStrategy};
+use tickflow::schema::v2beta1::trade::Side;
+use tickflow::schema::{wire, DataType, Normalized, Trade};
+use tickflow::supervisor::ProducerHandle;
+
+fn trade(n: u64) -> Trade {
+    const SYMS: [&str; 4] = ["BTC-USDT", "ETH-USDT", "SOL-USDT", "NKN-USDT"];
+    Trade {
+        exchange: "BINANCE".into(),
+        symbol: SYMS[(n % 4) as usize].into(),
+        side: if n % 2 == 0 { Side::Buy } else { Side::Sell } as i32,
+        trade_id: (1_034_283_941 + n).to_string(),
+        price: "58850.01000000".into(),
+        amount: "0.00170000".into(),
+        timestamp: 1_619_712_000_123_000 + n as i64,
+        raw_id: (1_034_283_941 + n).to_string(),
+        maker: Some(n % 3 == 0),
+        event_time: Some(1_619_712_000_124_000 + n as i64),
+        receipt_time: 1_619_712_000_130_456 + n as i64,
+        ..Default::default()
+    }
+}
+
+struct Phase {
+    name: &'static str,
+    n: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    nacks: usize,
+}
+
+impl Phase {
+    fn rate(&self) -> f64 {
+        self.n as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&mut self, p: f64) -> f64 {
+        self.latencies.sort_unstable();
+        let i = ((self.latencies.len() as f64 * p) as usize)
+            .min(self.latencies.len().saturating_sub(1));
+        self.latencies
+            .get(i)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    }
+    fn print(&mut self) {
+        let (p50, p99) = (self.pct(0.50), self.pct(0.99));
+        println!(
+            "{:<34} {:>9} {:>12.0} {:>9.2} {:>9.2} {:>7} {:>10}",
+            self.name,
+            self.n,
+            self.rate(),
+            p50,
+            p99,
+            self.nacks,
+            peak_rss()
+        );
+    }
+}
+
+fn peak_rss() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM"))
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("?").to_string())
+        })
+        .map_or("?".into(), |kb| {
+            format!("{} MiB", kb.parse::<u64>().unwrap_or(0) / 1024)
+        })
+}
+
+async fn topic(cfg: &Config, name: &str) -> String {
+    let t = format!("{}.{name}", cfg.producer.topic_prefix);
+    create_topics(&cfg.kafka.client_config(), std::slice::from_ref(&t), 3, 1)
+        .await
+        .unwrap();
+    t
+}
+
+async fn raw(cfg: &Config, events: &[Normalized]) -> Phase {
+    let routing = tickflow::producer::routing::Routing::new(&cfg.producer);
+    let t = topic(cfg, "raw").await;
+    let registry = Registry::new(&cfg.schema_registry).unwrap();
+    let id = registry
+        .register(
+            &SubjectStrategy::TopicName.subject(&t, DataType::Trade),
+            DataType::Trade,
+        )
+        .await
+        .unwrap();
+    let producer: FutureProducer = cfg.kafka.client_config().create().unwrap();
+    let max = cfg.producer.max_in_flight;
+    let mut inflight = FuturesUnordered::new();
+    let mut latencies = Vec::with_capacity(events.len());
+    let mut nacks = 0;
+    let wrapped: Vec<ProduceEvent> = events.iter().cloned().map(ProduceEvent::typed).collect();
+    let start = Instant::now();
+    for (e, w) in events.iter().zip(&wrapped) {
+        // Same work and the same record as the actor path: encode + frame, key, headers.
+        let payload = wire::frame(id, &e.encode_to_vec());
+        let key = format!("{}-{}", e.exchange(), e.symbol());
+        let headers = routing.headers(w);
+        while inflight.len() >= max {
+            let (ok, lat): (bool, Duration) = inflight.next().await.unwrap();
+            nacks += usize::from(!ok);
+            latencies.push(lat);
+        }
+        let t0 = Instant::now();
+        let mut rec = FutureRecord::to(&t)
+            .key(&key)
+            .payload(&payload)
+            .headers(headers);
+        let d = loop {
+            match producer.send_result(rec) {
+                Ok(d) => break d,
+                Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                    rec = r;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => panic!("raw send failed: {e}"),
+            }
+        };
+        inflight.push(async move { (matches!(d.await, Ok(Ok(_))), t0.elapsed()) });
+    }
+    while let Some((ok, lat)) = inflight.next().await {
+        nacks += usize::from(!ok);
+        latencies.push(lat);
+    }
+    Phase {
+        name: "(a) raw rdkafka FutureProducer",
+        n: events.len(),
+        elapsed: start.elapsed(),
+        latencies,
+        nacks,
+    }
+}
+
+async fn actors(
+    handle: &ProducerHandle,
+    t: &str,
+    events: Vec<Normalized>,
+    concurrency: usize,
+    name: &'static str,
+) -> Phase {
+    let n = events.len();
+    let start = Instant::now();
+    let results: Vec<(bool, Duration)> = stream::iter(events)
+        .map(|e| async move {
+            let t0 = Instant::now();
+            let r = handle.produce(ProduceEvent::typed(e).to_topic(t)).await;
+            (r.is_ok(), t0.elapsed())
+        })
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = start.elapsed();
+    Phase {
+        name,
+        n,
+        elapsed,
+        nacks: results.iter().filter(|r| !r.0).count(),
+        latencies: results.into_iter().map(|r| r.1).collect(),
+    }
+}
+
+async fn steady(handle: &ProducerHandle, t: &str, per_sec: u64, secs: u64) -> Phase {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let total = per_sec * secs;
+    let start = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    let mut sent = 0u64;
+    while sent < total {
+        tick.tick().await;
+        let due = (start.elapsed().as_secs_f64() * per_sec as f64) as u64;
+        while sent < due.min(total) {
+            let (h, tx, t) = (handle.clone(), tx.clone(), t.to_string());
+            let e = Normalized::Trade(trade(sent));
+            actix_rt::spawn(async move {
+                let t0 = Instant::now();
+                let r = h.produce(ProduceEvent::typed(e).to_topic(t)).await;
+                let _ = tx.send((r.is_ok(), t0.elapsed()));
+            });
+            sent += 1;
+        }
+    }
+    drop(tx);
+    let mut latencies = Vec::with_capacity(total as usize);
+    let mut nacks = 0;
+    while let Some((ok, lat)) = rx.recv().await {
+        nacks += usize::from(!ok);
+        latencies.push(lat);
+    }
+    Phase {
+        name: "(d) actors, steady 10 000 ev/s",
+        n: total as usize,
+        elapsed: start.elapsed(),
+        latencies,
+        nacks,
+    }
+}
+
+fn main() {
+    actix_rt::System::new().block_on(async {
+        let n: usize = std::env::var("TICKFLOW_LOAD_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let mut cfg = Config::load(std::path::Path::new("config/default.toml")).unwrap();
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        cfg.producer.topic_prefix = format!("bench.{stamp}");
+        cfg.producer.partitions = 3;
+        let events: Vec<Normalized> = (0..n as u64).map(|i| Normalized::Trade(trade(i))).collect();
+        let avg = events.iter().map(|e| e.encode_to_vec().len() + 6).sum::<usize>() / n;
+        println!("tickflow pipeline load: {n} Trades/phase, ~{avg} B framed, broker {}, linger.ms={}, max_in_flight={}",
+            cfg.kafka.bootstrap_servers, cfg.kafka.linger_ms, cfg.producer.max_in_flight);
+        println!("{:<34} {:>9} {:>12} {:>9} {:>9} {:>7} {:>10}", "phase", "events", "msgs/s", "p50 ms", "p99 ms", "nacks", "peak RSS");
+
+        // Warm-up (connections, topic leaders, allocator), not reported.
+        raw(&cfg, &events[..n.min(20_000)]).await;
+        let handle = ProducerHandle::start(cfg.clone()).unwrap();
+        let t = topic(&cfg, "actors").await;
+        handle.produce(ProduceEvent::typed(events[0].clone()).to_topic(&t)).await.unwrap();
+        // (a) and (b) twice, interleaved; the better of each counts (broker noise is large).
+        let mut best: [Option<Phase>; 2] = [None, None];
+        for _round in 0..2 {
+            let mut a = raw(&cfg, &events).await;
+            a.print();
+            let mut b = actors(&handle, &t, events.clone(), cfg.producer.max_in_flight, "(b) ProduceEvent -> Ack via actors").await;
+            b.print();
+            for (slot, p) in best.iter_mut().zip([a, b]) {
+                if slot.as_ref().is_none_or(|s| p.rate() > s.rate()) {
+                    *slot = Some(p);
+                }
+            }
+        }
+        let [Some(a), Some(b)] = best else { unreachable!() };
+        let m = (n / 100).max(200);
+        let mut c = actors(&handle, &t, events[..m].to_vec(), 1, "(c) one event in flight at a time").await;
+        c.print();
+        let mut d = steady(&handle, &t, 10_000, 5).await;
+        d.print();
+        println!(
+            "best of 2: a = {:.0} msgs/s, b = {:.0} msgs/s;  ratio b/a = {:.2} (target >= 0.9);  ratio b/c = {:.1}",
+            a.rate(), b.rate(), b.rate() / a.rate(), b.rate() / c.rate()
+        );
+        handle.shutdown().await;
+    });
+}

@@ -1,0 +1,23 @@
+//! Any bytes as a Binance frame or REST answer: a typed error or records, never a panic.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tickflow::book::{BookSync, Rules};
+use tickflow::venues::{binance::Binance, SymbolMap, Venue, VenueEvent};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let map = SymbolMap::new([("BTCUSDT".to_string(), "BTC-USDT".to_string())]);
+    for venue in [Binance::spot(), Binance::usdm()] {
+        let mut out = Vec::new();
+        let _ = venue.parse(text, 0, &map, &mut out);
+        let _ = venue.parse_snapshot(text);
+        let _ = venue.parse_open_interest(text, 0, &map);
+        let mut sync = BookSync::new(Rules::Spot, 16);
+        for ev in out {
+            if let VenueEvent::Diff { diff, .. } = ev {
+                let _ = sync.on_diff(diff);
+            }
+        }
+    }
+});

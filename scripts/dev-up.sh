@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Starts the dev stack on 127.0.0.1: tansu (Kafka API, memory storage) and rivven-schema
+# (Confluent-compatible registry). Installs what is missing. Idempotent: a second run starts nothing.
+source "$(dirname "$0")/lib.sh"
+
+start_broker() {
+  if alive "$RUN/tansu.pid" || "$PY" "$ROOT/scripts/ready.py" kafka "$KAFKA_ADDR"; then
+    log "broker already up on $KAFKA_ADDR"; return
+  fi
+  local bin; bin="$(tansu_bin)"
+  log "starting tansu on $KAFKA_ADDR"
+  setsid "$bin" broker --listener-url "tcp://$KAFKA_ADDR" --advertised-listener-url "tcp://$KAFKA_ADDR" \
+    --storage-engine memory://tansu/ >"$RUN/tansu.log" 2>&1 </dev/null &
+  echo $! >"$RUN/tansu.pid"
+  wait_ready kafka "$KAFKA_ADDR" 30 || { log "broker not ready; see $RUN/tansu.log"; tail -20 "$RUN/tansu.log" >&2; exit 1; }
+  log "broker ready"
+}
+
+start_registry() {
+  if alive "$RUN/registry.pid" || "$PY" "$ROOT/scripts/ready.py" registry "$REGISTRY_URL"; then
+    log "registry already up on $REGISTRY_URL"; return
+  fi
+  local bin; bin="$(rivven_bin)"
+  log "starting rivven-schema on $REGISTRY_URL"
+  setsid "$bin" serve --host 127.0.0.1 --port "$REGISTRY_PORT" >"$RUN/registry.log" 2>&1 </dev/null &
+  echo $! >"$RUN/registry.pid"
+  wait_ready registry "$REGISTRY_URL" 30 || { log "registry not ready; see $RUN/registry.log"; tail -20 "$RUN/registry.log" >&2; exit 1; }
+  log "registry ready"
+}
+
+start_broker
+start_registry
+# Paths for tests that start their own throw-away instances (outage tests).
+tansu_bin >"$RUN/tansu.path"
+rivven_bin >"$RUN/rivven.path"

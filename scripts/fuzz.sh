@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the parser fuzz target briefly (FUZZ_SECONDS, default 30). cargo-fuzz needs a nightly
+# toolchain; where none is installed this says so and exits 0 (the stable mutation test in
+# tests/parse_robustness.rs still runs in every `make test`).
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+secs="${FUZZ_SECONDS:-30}"
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  log "no nightly toolchain: skipping cargo fuzz (stable mutation test covers the parsers)"
+  exit 0
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  log "installing cargo-fuzz"
+  cargo install cargo-fuzz --locked >&2
+fi
+mkdir -p "$RUN/fuzz-corpus"
+cp -n fuzz/corpus/parse_binance/* "$RUN/fuzz-corpus/" 2>/dev/null || true
+log "fuzzing parse_binance for ${secs}s"
+cargo +nightly fuzz run parse_binance "$RUN/fuzz-corpus" -- -max_total_time="$secs" -max_len=4096 >"$RUN/fuzz.log" 2>&1 \
+  || { tail -40 "$RUN/fuzz.log" >&2; exit 1; }
+grep -E 'Done [0-9]+ runs' "$RUN/fuzz.log" | tail -1 >&2 || true

@@ -1,0 +1,151 @@
+//! A price-level order book with exact decimal keys. Levels keep the venue's own digits, so
+//! what is emitted is exactly what the venue sent; no float is involved.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use thiserror::Error;
+
+use crate::schema::v2beta1::level2_book::PriceLevel;
+
+/// A level the book could not take.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("invalid decimal {0:?} in a book level")]
+pub struct BadDecimal(pub String);
+
+/// Book side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Buy orders, best = highest.
+    Bid,
+    /// Sell orders, best = lowest.
+    Ask,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Level {
+    price: String,
+    quantity: String,
+}
+
+/// Whether a venue quantity string means zero (`"0"`, `"0.00000000"`).
+pub fn is_zero(q: &str) -> bool {
+    !q.is_empty() && q.bytes().all(|b| b == b'0' || b == b'.')
+}
+
+/// Digits with at most one `.` — the venues' quantity format (no sign, no exponent).
+fn is_plain_decimal(q: &str) -> bool {
+    let mut dots = 0;
+    !q.is_empty()
+        && q.bytes().all(|b| {
+            dots += usize::from(b == b'.');
+            b.is_ascii_digit() || b == b'.'
+        })
+        && dots <= 1
+        && q != "."
+}
+
+fn key(price: &str) -> Result<Decimal, BadDecimal> {
+    Decimal::from_str(price).map_err(|_| BadDecimal(price.to_string()))
+}
+
+/// Bids and asks keyed by exact price.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderBook {
+    bids: BTreeMap<Reverse<Decimal>, Level>,
+    asks: BTreeMap<Decimal, Level>,
+}
+
+impl OrderBook {
+    /// An empty book.
+    pub fn new() -> OrderBook {
+        OrderBook::default()
+    }
+
+    /// Removes every level.
+    pub fn clear(&mut self) {
+        self.bids.clear();
+        self.asks.clear();
+    }
+
+    /// Sets a level to an absolute quantity; a zero quantity deletes it (deleting an unknown
+    /// level is normal).
+    pub fn apply(&mut self, side: Side, price: &str, quantity: &str) -> Result<(), BadDecimal> {
+        let k = key(price)?;
+        let zero = is_zero(quantity);
+        if !zero && !is_plain_decimal(quantity) {
+            return Err(BadDecimal(quantity.to_string()));
+        }
+        let level = || Level {
+            price: price.to_string(),
+            quantity: quantity.to_string(),
+        };
+        match (side, zero) {
+            (Side::Bid, true) => {
+                self.bids.remove(&Reverse(k));
+            }
+            (Side::Ask, true) => {
+                self.asks.remove(&k);
+            }
+            (Side::Bid, false) => {
+                self.bids.insert(Reverse(k), level());
+            }
+            (Side::Ask, false) => {
+                self.asks.insert(k, level());
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of levels per side.
+    pub fn len(&self) -> (usize, usize) {
+        (self.bids.len(), self.asks.len())
+    }
+
+    /// Whether both sides are empty.
+    pub fn is_empty(&self) -> bool {
+        self.bids.is_empty() && self.asks.is_empty()
+    }
+
+    /// The best `depth` levels per side (all when `None`), best first.
+    pub fn levels(&self, depth: Option<usize>) -> (Vec<PriceLevel>, Vec<PriceLevel>) {
+        let n = depth.unwrap_or(usize::MAX);
+        let conv = |l: &Level| PriceLevel {
+            price: l.price.clone(),
+            quantity: l.quantity.clone(),
+        };
+        (
+            self.bids.values().take(n).map(conv).collect(),
+            self.asks.values().take(n).map(conv).collect(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_keys_zero_deletes_and_order() {
+        let mut b = OrderBook::new();
+        b.apply(Side::Bid, "0.35130000", "6195.00000000").unwrap();
+        b.apply(Side::Bid, "0.3514", "1").unwrap();
+        b.apply(Side::Ask, "0.3526", "2").unwrap();
+        b.apply(Side::Ask, "0.35250000", "3").unwrap();
+        // Same price, other digits: replaces the level.
+        b.apply(Side::Bid, "0.351300", "7").unwrap();
+        let (bids, asks) = b.levels(None);
+        assert_eq!(
+            bids.iter().map(|l| l.price.as_str()).collect::<Vec<_>>(),
+            ["0.3514", "0.351300"]
+        );
+        assert_eq!(asks[0].price, "0.35250000");
+        b.apply(Side::Bid, "0.3514", "0.00000000").unwrap();
+        b.apply(Side::Ask, "9.99", "0").unwrap();
+        assert_eq!(b.len(), (1, 2));
+        assert!(b.apply(Side::Ask, "abc", "1").is_err());
+        assert!(b.apply(Side::Ask, "1", "1e").is_err());
+    }
+}

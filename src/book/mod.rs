@@ -1,0 +1,7 @@
+//! Local order books: exact-decimal price levels (`book`) and venue sync rules (`sync`).
+
+pub mod levels;
+pub mod sync;
+
+pub use levels::{OrderBook, Side};
+pub use sync::{BookSync, Diff, Rules, Snapshot, Step};

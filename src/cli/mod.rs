@@ -1,0 +1,251 @@
+//! Command-line interface of the `tickflow` binary.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::schema;
+
+pub mod schemas;
+pub mod smoke;
+
+/// Exit code for a configuration error.
+pub const EXIT_CONFIG: u8 = 2;
+
+/// tickflow: exchange market data into Kafka as schema-registered protobuf.
+#[derive(Debug, Parser)]
+#[command(name = "tickflow", version, about)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written (stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Installs the tracing subscriber (`RUST_LOG` filters; default `info`).
+pub fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => b.try_init(),
+        LogFormat::Json => b.json().try_init(),
+    };
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service: feeds (and replay servers, when configured) into Kafka.
+    Run {
+        /// The TOML config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validate a config file and print the effective config, secrets redacted.
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+    /// Send N events through the producer actors and report acks, nacks and latency (JSON).
+    Smoke(smoke::SmokeArgs),
+    /// Schema maintenance.
+    Schemas {
+        /// What to do with the schemas.
+        #[command(subcommand)]
+        action: SchemasAction,
+    },
+}
+
+/// `tickflow schemas …`.
+#[derive(Debug, Subcommand)]
+pub enum SchemasAction {
+    /// Register every value schema under its subject.
+    Register {
+        /// The TOML config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check the local schemas against the registry's latest versions; fail on a breaking change.
+    Check {
+        /// The TOML config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Write the compiled descriptor set as the new compatibility baseline.
+    Baseline {
+        /// Where to write it.
+        #[arg(
+            long,
+            default_value = "proto/baseline/tickflow.normalized.v2beta1.binpb"
+        )]
+        out: PathBuf,
+    },
+}
+
+fn load_or_explain(file: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(file).map_err(|e| {
+        eprintln!("tickflow: invalid configuration in {}: {e}", file.display());
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("stop requested");
+}
+
+fn run_service(file: &std::path::Path) -> ExitCode {
+    let cfg = match load_or_explain(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let system = actix::System::new();
+    let result = system.block_on(async move {
+        let service = crate::supervisor::service::Service::start(cfg).await?;
+        service.run_until(stop_signal()).await;
+        Ok::<(), crate::supervisor::service::ServiceError>(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tickflow: cannot start: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints a line on stdout; a closed pipe (e.g. `| head`) is not an error.
+pub fn out(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Runs a parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    init_logs(cli.log_format);
+    match cli.command {
+        Command::Run { config } => run_service(&config),
+        Command::CheckConfig { file } => match load_or_explain(&file) {
+            Ok(cfg) => {
+                out(&cfg.to_redacted_toml());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Smoke(args) => {
+            let cfg = match load_or_explain(&args.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let result = actix::System::new().block_on(smoke::smoke(cfg, &args));
+            match result {
+                Ok(summary) => {
+                    out(&serde_json::to_string(&summary).unwrap_or_default());
+                    if summary.nacked > 0 && !args.allow_nacks {
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("tickflow smoke: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Schemas {
+            action: SchemasAction::Register { config },
+        } => {
+            let cfg = match load_or_explain(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match actix::System::new().block_on(schemas::register(&cfg)) {
+                Ok(lines) => {
+                    lines.iter().for_each(|l| out(l));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tickflow schemas register: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Schemas {
+            action: SchemasAction::Check { config },
+        } => {
+            let cfg = match load_or_explain(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match actix::System::new().block_on(schemas::check(&cfg)) {
+                Ok((lines, broken)) => {
+                    lines.iter().for_each(|l| out(l));
+                    if broken {
+                        eprintln!("tickflow schemas check: breaking changes against the registry");
+                        ExitCode::FAILURE
+                    } else {
+                        ExitCode::SUCCESS
+                    }
+                }
+                Err(e) => {
+                    eprintln!("tickflow schemas check: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Schemas {
+            action: SchemasAction::Baseline { out },
+        } => {
+            let written = out
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&out, schema::DESCRIPTOR_SET));
+            match written {
+                Ok(()) => {
+                    crate::cli::out(&format!("wrote {}", out.display()));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("tickflow: cannot write {}: {e}", out.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

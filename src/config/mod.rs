@@ -1,0 +1,663 @@
+//! Typed configuration, layered: defaults, then a TOML file, then `TICKFLOW_*` environment
+//! variables (`__` separates nesting levels, e.g. `TICKFLOW_KAFKA__BOOTSTRAP_SERVERS`).
+
+mod secret;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use secret::Secret;
+
+use crate::replay::ReplayServerConfig;
+use crate::schema::registry::SubjectStrategy;
+use crate::venues::Channel;
+
+/// Environment prefix of every override.
+pub const ENV_PREFIX: &str = "TICKFLOW_";
+
+/// Top-level config sections, the only ones read from the environment.
+const SECTIONS: &[&str] = &[
+    "kafka",
+    "schema_registry",
+    "producer",
+    "feeds",
+    "replay",
+    "run",
+];
+
+/// Keys that hold secrets: they may come from the environment only.
+const SECRET_KEYS: &[&str] = &["kafka.sasl.password", "schema_registry.password"];
+
+/// A configuration that could not be loaded or is invalid; always names the key.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file or an environment value could not be read or parsed into the typed config.
+    #[error("config: {0}")]
+    Load(String),
+    /// A value was read but is not acceptable.
+    #[error("config key `{key}`: {reason}")]
+    Invalid {
+        /// Dotted path of the offending key.
+        key: String,
+        /// What is wrong and how to fix it.
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<figment::Error> for ConfigError {
+    fn from(e: figment::Error) -> Self {
+        let msgs: Vec<String> = e
+            .into_iter()
+            .map(|e| {
+                let key = e.path.join(".");
+                let what = e.kind.to_string();
+                let src = e
+                    .metadata
+                    .as_ref()
+                    .map(|m| format!(" (from {})", m.name))
+                    .unwrap_or_default();
+                if key.is_empty() {
+                    format!("{what}{src}")
+                } else {
+                    format!("key `{key}`: {what}{src}")
+                }
+            })
+            .collect();
+        ConfigError::Load(msgs.join("; "))
+    }
+}
+
+/// The whole service configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Kafka producer settings.
+    pub kafka: KafkaConfig,
+    /// Confluent-compatible schema registry.
+    pub schema_registry: SchemaRegistryConfig,
+    /// Producer actors: queues, topics, keys, overflow, shutdown.
+    pub producer: ProducerConfig,
+    /// Exchange connections (`[[feeds]]`).
+    pub feeds: Vec<FeedConfig>,
+    /// Replay servers of recorded data (`[[replay.servers]]`), started by `tickflow run`.
+    pub replay: ReplayConfig,
+    /// The service loop.
+    pub run: RunConfig,
+    /// The metrics and health endpoint.
+    pub http: HttpConfig,
+}
+
+/// The metrics and health endpoint of `tickflow run`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve `/metrics`, `/healthz`, `/readyz`.
+    pub enabled: bool,
+    /// Listen address.
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            listen: "127.0.0.1:9898".into(),
+        }
+    }
+}
+
+/// One exchange connection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeedConfig {
+    /// `binance` (spot) or `binance_usdm`.
+    pub venue: String,
+    /// Normalized symbols, e.g. `BTC-USDT` (perpetuals `BTC-USDT-PERP`).
+    pub symbols: Vec<String>,
+    /// Channels to subscribe.
+    pub channels: Vec<Channel>,
+    /// WebSocket base URL (default: the venue's).
+    pub ws_url: Option<String>,
+    /// REST base URL (default: the venue's).
+    pub rest_url: Option<String>,
+    /// Levels requested in REST depth snapshots.
+    pub snapshot_limit: u32,
+    /// Emit a full `Level2Book` every N applied diffs (0 = only on (re)sync).
+    pub book_snapshot_every: u32,
+    /// Levels per side in emitted `Level2Book` records (all when unset).
+    pub depth_limit: Option<usize>,
+    /// Reconnect when no frame arrived for this long.
+    pub stale_after_ms: u64,
+    /// First reconnect delay.
+    pub reconnect_min_ms: u64,
+    /// Longest reconnect delay.
+    pub reconnect_max_ms: u64,
+    /// Frames larger than this are refused.
+    pub max_frame_bytes: usize,
+    /// Open-interest REST poll period.
+    pub open_interest_poll_ms: u64,
+    /// Minimum spacing of REST snapshot requests (rate limit, staggering).
+    pub snapshot_interval_ms: u64,
+    /// Most produced events awaiting their Ack; reading pauses beyond (backpressure).
+    pub max_outstanding: usize,
+    /// Reconnect before the venue's forced disconnect (default: 23h50m for Binance).
+    pub rotate_after_ms: Option<u64>,
+    /// Where venue symbols come from: the venue's `exchangeInfo` (falls back to pinned when it
+    /// cannot be fetched) or `pinned` (derived from the configured names, fully offline).
+    pub symbol_source: SymbolSource,
+}
+
+/// Where a feed's venue symbols come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SymbolSource {
+    /// The venue's symbol list (`exchangeInfo`).
+    #[default]
+    ExchangeInfo,
+    /// Derived from the configured names (`BTC-USDT` → `BTCUSDT`).
+    Pinned,
+}
+
+impl Default for FeedConfig {
+    fn default() -> Self {
+        FeedConfig {
+            venue: "binance".into(),
+            symbols: Vec::new(),
+            channels: vec![Channel::Trade, Channel::Depth, Channel::BookTicker],
+            ws_url: None,
+            rest_url: None,
+            snapshot_limit: 1000,
+            book_snapshot_every: 1000,
+            depth_limit: None,
+            stale_after_ms: 30_000,
+            reconnect_min_ms: 250,
+            reconnect_max_ms: 30_000,
+            max_frame_bytes: 1 << 20,
+            open_interest_poll_ms: 60_000,
+            snapshot_interval_ms: 250,
+            max_outstanding: 10_000,
+            rotate_after_ms: None,
+            symbol_source: SymbolSource::ExchangeInfo,
+        }
+    }
+}
+
+/// Replay servers started by `tickflow run`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReplayConfig {
+    /// One per market.
+    pub servers: Vec<ReplayServerConfig>,
+}
+
+/// The service loop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// Progress line period.
+    pub progress_interval_ms: u64,
+    /// Stop by itself once every replay server has played its recording.
+    pub exit_after_replay: bool,
+    /// After the replay ended, how long feeds may still drain before the graceful stop.
+    pub drain_after_replay_ms: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            progress_interval_ms: 5_000,
+            exit_after_replay: false,
+            drain_after_replay_ms: 2_000,
+        }
+    }
+}
+
+/// SASL credentials for the broker.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SaslConfig {
+    /// `sasl.mechanism`, e.g. `PLAIN` or `SCRAM-SHA-512`.
+    pub mechanism: Option<String>,
+    /// `sasl.username`.
+    pub username: Option<String>,
+    /// `sasl.password`; environment only: `TICKFLOW_KAFKA__SASL__PASSWORD`.
+    pub password: Option<Secret>,
+}
+
+/// Kafka producer settings; `properties` passes any other librdkafka property through.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// `bootstrap.servers`.
+    pub bootstrap_servers: String,
+    /// `acks`; must be `all` when idempotence is on.
+    pub acks: String,
+    /// `enable.idempotence`.
+    pub enable_idempotence: bool,
+    /// `linger.ms`.
+    pub linger_ms: u32,
+    /// `batch.size` in bytes.
+    pub batch_size: u32,
+    /// `compression.type`: none, gzip, snappy, lz4, zstd.
+    pub compression_type: String,
+    /// `message.timeout.ms`: how long librdkafka retries a message before failing it.
+    pub message_timeout_ms: u32,
+    /// `security.protocol`, e.g. `plaintext`, `sasl_ssl`.
+    pub security_protocol: Option<String>,
+    /// SASL credentials.
+    pub sasl: SaslConfig,
+    /// Any other librdkafka property, passed through verbatim (overrides the typed keys).
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            bootstrap_servers: "127.0.0.1:9092".into(),
+            acks: "all".into(),
+            enable_idempotence: true,
+            linger_ms: 5,
+            batch_size: 65536,
+            compression_type: "lz4".into(),
+            message_timeout_ms: 30_000,
+            security_protocol: None,
+            sasl: SaslConfig::default(),
+            properties: BTreeMap::new(),
+        }
+    }
+}
+
+impl KafkaConfig {
+    /// The effective librdkafka properties (typed keys, then `properties`), secrets included.
+    pub fn librdkafka_properties(&self) -> BTreeMap<String, String> {
+        let mut p = BTreeMap::new();
+        p.insert("bootstrap.servers".into(), self.bootstrap_servers.clone());
+        p.insert("acks".into(), self.acks.clone());
+        p.insert(
+            "enable.idempotence".into(),
+            self.enable_idempotence.to_string(),
+        );
+        p.insert("linger.ms".into(), self.linger_ms.to_string());
+        p.insert("batch.size".into(), self.batch_size.to_string());
+        p.insert("compression.type".into(), self.compression_type.clone());
+        p.insert(
+            "message.timeout.ms".into(),
+            self.message_timeout_ms.to_string(),
+        );
+        if let Some(v) = &self.security_protocol {
+            p.insert("security.protocol".into(), v.clone());
+        }
+        if let Some(v) = &self.sasl.mechanism {
+            p.insert("sasl.mechanism".into(), v.clone());
+        }
+        if let Some(v) = &self.sasl.username {
+            p.insert("sasl.username".into(), v.clone());
+        }
+        if let Some(v) = &self.sasl.password {
+            p.insert("sasl.password".into(), v.expose().to_string());
+        }
+        for (k, v) in &self.properties {
+            p.insert(k.clone(), v.clone());
+        }
+        p
+    }
+
+    /// An rdkafka `ClientConfig` with the effective properties.
+    pub fn client_config(&self) -> rdkafka::ClientConfig {
+        let mut c = rdkafka::ClientConfig::new();
+        for (k, v) in self.librdkafka_properties() {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+/// Schema registry location and credentials.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchemaRegistryConfig {
+    /// Base URL, e.g. `http://127.0.0.1:8081`.
+    pub url: String,
+    /// Basic-auth user.
+    pub username: Option<String>,
+    /// Basic-auth password; environment only: `TICKFLOW_SCHEMA_REGISTRY__PASSWORD`.
+    pub password: Option<Secret>,
+    /// Request timeout.
+    pub timeout_ms: u64,
+    /// Subject naming for value schemas.
+    pub subject_strategy: SubjectStrategy,
+}
+
+impl Default for SchemaRegistryConfig {
+    fn default() -> Self {
+        SchemaRegistryConfig {
+            url: "http://127.0.0.1:8081".into(),
+            username: None,
+            password: None,
+            timeout_ms: 5_000,
+            subject_strategy: SubjectStrategy::TopicName,
+        }
+    }
+}
+
+/// What a producer actor does when its queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowPolicy {
+    /// The sender waits for room (`send().await` is slowed).
+    #[default]
+    Backpressure,
+    /// The event is answered at once with `Nack(QueueFull)`.
+    Nack,
+}
+
+/// How topic names are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopicMode {
+    /// `<prefix>.<data_type>`.
+    #[default]
+    Consolidated,
+    /// `<prefix>.<data_type>.<exchange>.<symbol>`.
+    PerSymbol,
+}
+
+/// How the record key is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionKey {
+    /// `<exchange>-<symbol>`.
+    #[default]
+    Composite,
+    /// `<symbol>`.
+    Symbol,
+    /// `<exchange>`.
+    Exchange,
+    /// No key: the partitioner spreads records.
+    RoundRobin,
+}
+
+/// Circuit-breaker thresholds, one breaker per dependency (registry, broker).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the breaker.
+    pub failure_threshold: u32,
+    /// How long it stays open before one probe is let through.
+    pub cooldown_ms: u64,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failure_threshold: 5,
+            cooldown_ms: 2_000,
+        }
+    }
+}
+
+/// Producer-actor settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProducerConfig {
+    /// Capacity of each topic's bounded queue.
+    pub queue_capacity: usize,
+    /// Maximum deliveries awaited at once per topic.
+    pub max_in_flight: usize,
+    /// What happens when the queue is full.
+    pub overflow: OverflowPolicy,
+    /// How long a graceful stop waits before answering `Nack(ShuttingDown)`.
+    pub shutdown_deadline_ms: u64,
+    /// Topic prefix.
+    pub topic_prefix: String,
+    /// Consolidated or per-symbol topics.
+    pub topic_mode: TopicMode,
+    /// Record key.
+    pub partition_key: PartitionKey,
+    /// Create topics through the admin API at start.
+    pub create_topics: bool,
+    /// Partitions of created topics.
+    pub partitions: i32,
+    /// Replication factor of created topics.
+    pub replication_factor: i32,
+    /// Dead-letter topic for undeliverable or unencodable events (off when unset).
+    pub dead_letter_topic: Option<String>,
+    /// Circuit breakers.
+    pub circuit_breaker: BreakerConfig,
+}
+
+impl Default for ProducerConfig {
+    fn default() -> Self {
+        ProducerConfig {
+            queue_capacity: 10_000,
+            max_in_flight: 10_000,
+            overflow: OverflowPolicy::Backpressure,
+            shutdown_deadline_ms: 10_000,
+            topic_prefix: "tickflow".into(),
+            topic_mode: TopicMode::Consolidated,
+            partition_key: PartitionKey::Composite,
+            create_topics: true,
+            partitions: 4,
+            replication_factor: 1,
+            dead_letter_topic: None,
+            circuit_breaker: BreakerConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `path`, then `TICKFLOW_*` environment variables, and validates.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if !path.exists() {
+            return Err(ConfigError::Load(format!(
+                "file {} does not exist",
+                path.display()
+            )));
+        }
+        let file = Figment::from(Toml::file(path));
+        for key in SECRET_KEYS {
+            if file.find_value(key).is_ok() {
+                let env = format!(
+                    "{ENV_PREFIX}{}",
+                    key.replace('.', "__").to_ascii_uppercase()
+                );
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("secrets may not be written in a file; set the environment variable {env} instead"),
+                ));
+            }
+        }
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(file)
+                .merge(Self::env()),
+        )
+    }
+
+    /// `TICKFLOW_<SECTION>__…` variables of the known sections. Other `TICKFLOW_*` variables
+    /// (tooling, scripts) are not config and are ignored; typos inside a section are errors.
+    fn env() -> Env {
+        Env::prefixed(ENV_PREFIX).split("__").filter(|key| {
+            let section = key.as_str().split('.').next().unwrap_or_default();
+            let section = section.split("__").next().unwrap_or_default();
+            SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(section))
+        })
+    }
+
+    /// Builds a config from TOML text (no environment), for tests and embedding.
+    pub fn from_toml_str(text: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(text)),
+        )
+    }
+
+    fn from_figment(f: Figment) -> Result<Config, ConfigError> {
+        let cfg: Config = f.extract()?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks cross-field rules that types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let props = self.kafka.librdkafka_properties();
+        let get = |k: &str| props.get(k).map(String::as_str).unwrap_or_default();
+        if get("bootstrap.servers").trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "kafka.bootstrap_servers",
+                "must list at least one host:port",
+            ));
+        }
+        let idempotent = get("enable.idempotence") == "true";
+        if idempotent && !matches!(get("acks"), "all" | "-1") {
+            return Err(ConfigError::invalid(
+                "kafka.acks",
+                format!(
+                    "is \"{}\" but must be \"all\" while kafka.enable_idempotence is true: \
+                     librdkafka's idempotent producer requires acks=all (set acks = \"all\" or \
+                     enable_idempotence = false)",
+                    get("acks")
+                ),
+            ));
+        }
+        if !matches!(
+            get("compression.type"),
+            "none" | "gzip" | "snappy" | "lz4" | "zstd"
+        ) {
+            return Err(ConfigError::invalid(
+                "kafka.compression_type",
+                "must be one of none, gzip, snappy, lz4, zstd",
+            ));
+        }
+        if !self.schema_registry.url.starts_with("http://")
+            && !self.schema_registry.url.starts_with("https://")
+        {
+            return Err(ConfigError::invalid(
+                "schema_registry.url",
+                "must start with http:// or https://",
+            ));
+        }
+        if let Some(k) = self.kafka.properties.keys().find(|k| {
+            let k = k.to_ascii_lowercase();
+            k.contains("password") || k.contains("secret") || k.contains("key.pem")
+        }) {
+            return Err(ConfigError::invalid(
+                &format!("kafka.properties.{k}"),
+                "secrets may not be passed as plain properties; use kafka.sasl.password \
+                 from the environment (TICKFLOW_KAFKA__SASL__PASSWORD)",
+            ));
+        }
+        let p = &self.producer;
+        if p.queue_capacity == 0 {
+            return Err(ConfigError::invalid(
+                "producer.queue_capacity",
+                "must be at least 1",
+            ));
+        }
+        if p.max_in_flight == 0 {
+            return Err(ConfigError::invalid(
+                "producer.max_in_flight",
+                "must be at least 1",
+            ));
+        }
+        if p.topic_prefix.is_empty() {
+            return Err(ConfigError::invalid(
+                "producer.topic_prefix",
+                "must not be empty",
+            ));
+        }
+        if p.partitions < 1 {
+            return Err(ConfigError::invalid(
+                "producer.partitions",
+                "must be at least 1",
+            ));
+        }
+        if p.replication_factor < 1 {
+            return Err(ConfigError::invalid(
+                "producer.replication_factor",
+                "must be at least 1",
+            ));
+        }
+        if p.circuit_breaker.failure_threshold == 0 {
+            return Err(ConfigError::invalid(
+                "producer.circuit_breaker.failure_threshold",
+                "must be at least 1",
+            ));
+        }
+        for (i, f) in self.feeds.iter().enumerate() {
+            let key = |k: &str| format!("feeds[{i}].{k}");
+            let Some(venue) = crate::venues::by_name(&f.venue) else {
+                return Err(ConfigError::invalid(
+                    &key("venue"),
+                    format!("unknown venue {:?}; known: binance, binance_usdm", f.venue),
+                ));
+            };
+            if f.symbols.is_empty() {
+                return Err(ConfigError::invalid(
+                    &key("symbols"),
+                    "list at least one symbol, e.g. \"BTC-USDT\"",
+                ));
+            }
+            let perp = venue.exchange() == "BINANCE_FUTURES";
+            for s in &f.symbols {
+                let parts: Vec<&str> = s.split('-').collect();
+                let ok = parts.iter().all(|p| {
+                    !p.is_empty()
+                        && p.chars()
+                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                }) && (parts.len() == 2 && !perp
+                    || parts.len() == 3 && perp && parts[2] == "PERP");
+                if !ok {
+                    let want = if perp {
+                        "BASE-QUOTE-PERP, e.g. BTC-USDT-PERP"
+                    } else {
+                        "BASE-QUOTE, e.g. BTC-USDT"
+                    };
+                    return Err(ConfigError::invalid(
+                        &key("symbols"),
+                        format!("{s:?} is not {want}"),
+                    ));
+                }
+            }
+            if f.channels.is_empty() {
+                return Err(ConfigError::invalid(
+                    &key("channels"),
+                    "list at least one channel",
+                ));
+            }
+            if f.max_outstanding == 0 {
+                return Err(ConfigError::invalid(
+                    &key("max_outstanding"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        for (i, r) in self.replay.servers.iter().enumerate() {
+            if crate::venues::by_name(&r.venue).is_none() {
+                return Err(ConfigError::invalid(
+                    &format!("replay.servers[{i}].venue"),
+                    format!("unknown venue {:?}", r.venue),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The config as TOML with every secret shown as `***`.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}"))
+    }
+}

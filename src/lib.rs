@@ -1,0 +1,16 @@
+//! tickflow: exchange market data → normalized protobuf → schema registry → Kafka,
+//! as an actix actor system.
+#![warn(missing_docs)]
+
+pub mod book;
+pub mod cli;
+pub mod config;
+pub mod embed;
+pub mod feed;
+pub mod http;
+pub mod metrics;
+pub mod producer;
+pub mod replay;
+pub mod schema;
+pub mod supervisor;
+pub mod venues;

@@ -1,0 +1,236 @@
+//! Prometheus metrics of one tickflow system. Each system owns its registry (no globals), so
+//! embedders and tests can run several side by side. Labels are bounded: topic, data_type,
+//! exchange, reason, dependency — never the symbol.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Labels of per-record counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RecordLabels {
+    /// Topic (for per-symbol topics, the topic family `<prefix>.<data_type>.<exchange>.*`).
+    pub topic: String,
+    /// Normalized data type.
+    pub data_type: String,
+    /// Venue.
+    pub exchange: String,
+}
+
+/// Labels of error counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    /// Topic (family).
+    pub topic: String,
+    /// Nack reason kind, e.g. `queue_full`.
+    pub reason: String,
+}
+
+/// Labels of per-topic gauges and histograms.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    /// Topic (family).
+    pub topic: String,
+}
+
+/// A dependency guarded by a circuit breaker.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+pub enum DependencyLabel {
+    /// The schema registry.
+    Registry,
+    /// The Kafka broker.
+    Broker,
+}
+
+/// Labels of the circuit-state gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CircuitLabels {
+    /// Topic (family).
+    pub topic: String,
+    /// Guarded dependency.
+    pub dependency: DependencyLabel,
+}
+
+/// Labels of per-feed counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedLabels {
+    /// Venue, e.g. `BINANCE`.
+    pub exchange: String,
+}
+
+/// Labels of feed error counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedErrorLabels {
+    /// Venue.
+    pub exchange: String,
+    /// Error kind, e.g. `malformed`, `unknown_symbol`, `oversized`.
+    pub kind: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~26 s
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 20))
+}
+
+fn size_histogram() -> Histogram {
+    // 16 B .. 8 MiB
+    Histogram::new(exponential_buckets(16.0, 2.0, 20))
+}
+
+/// All metrics of a tickflow system.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Records acknowledged by the broker.
+    pub produced: Family<RecordLabels, Counter>,
+    /// Nacks by reason.
+    pub errors: Family<ErrorLabels, Counter>,
+    /// Time from ProduceEvent accepted to Ack, seconds.
+    pub produce_latency: HistogramFamily<TopicLabels>,
+    /// Time to encode and frame one record, seconds.
+    pub encode_latency: HistogramFamily<TopicLabels>,
+    /// Framed record size, bytes.
+    pub message_bytes: HistogramFamily<TopicLabels>,
+    /// Events waiting in a producer actor's queue.
+    pub queue_depth: Family<TopicLabels, Gauge>,
+    /// Circuit state: 0 closed, 1 half-open, 2 open.
+    pub circuit_state: Family<CircuitLabels, Gauge>,
+    /// Producer actor restarts by the supervisor.
+    pub actor_restarts: Family<TopicLabels, Counter>,
+    /// Records written to the dead-letter topic.
+    pub dead_lettered: Family<ErrorLabels, Counter>,
+    /// WebSocket frames received.
+    pub feed_frames: Family<FeedLabels, Counter>,
+    /// Frames or REST answers that could not be used, by kind.
+    pub feed_errors: Family<FeedErrorLabels, Counter>,
+    /// Reconnects (including rotations).
+    pub feed_reconnects: Family<FeedLabels, Counter>,
+    /// Whether the feed is connected (1) or not (0).
+    pub feed_connected: Family<FeedLabels, Gauge>,
+    /// Sequence gaps detected in order books.
+    pub book_gaps: Family<FeedLabels, Counter>,
+    /// Order-book (re)syncs from a REST snapshot.
+    pub book_syncs: Family<FeedLabels, Counter>,
+}
+
+impl Metrics {
+    /// A fresh set of metrics in its own registry.
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("tickflow");
+        let m = Metrics {
+            produced: Family::default(),
+            errors: Family::default(),
+            produce_latency: Family::new_with_constructor(latency_histogram),
+            encode_latency: Family::new_with_constructor(latency_histogram),
+            message_bytes: Family::new_with_constructor(size_histogram),
+            queue_depth: Family::default(),
+            circuit_state: Family::default(),
+            actor_restarts: Family::default(),
+            dead_lettered: Family::default(),
+            feed_frames: Family::default(),
+            feed_errors: Family::default(),
+            feed_reconnects: Family::default(),
+            feed_connected: Family::default(),
+            book_gaps: Family::default(),
+            book_syncs: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "produced",
+            "Records acknowledged by the broker",
+            m.produced.clone(),
+        );
+        registry.register(
+            "produce_errors",
+            "Nacked events by reason",
+            m.errors.clone(),
+        );
+        registry.register(
+            "produce_latency_seconds",
+            "ProduceEvent accepted to Ack",
+            m.produce_latency.clone(),
+        );
+        registry.register(
+            "encode_latency_seconds",
+            "Encode and frame one record",
+            m.encode_latency.clone(),
+        );
+        registry.register(
+            "message_bytes",
+            "Framed record size",
+            m.message_bytes.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Events waiting in a producer queue",
+            m.queue_depth.clone(),
+        );
+        registry.register(
+            "circuit_state",
+            "Circuit breaker state (0 closed, 1 half-open, 2 open)",
+            m.circuit_state.clone(),
+        );
+        registry.register(
+            "producer_restarts",
+            "Producer actor restarts by the supervisor",
+            m.actor_restarts.clone(),
+        );
+        registry.register(
+            "dead_lettered",
+            "Records written to the dead-letter topic",
+            m.dead_lettered.clone(),
+        );
+        registry.register(
+            "feed_frames",
+            "WebSocket frames received",
+            m.feed_frames.clone(),
+        );
+        registry.register(
+            "feed_errors",
+            "Unusable frames or REST answers by kind",
+            m.feed_errors.clone(),
+        );
+        registry.register(
+            "feed_reconnects",
+            "Feed reconnects, rotations included",
+            m.feed_reconnects.clone(),
+        );
+        registry.register(
+            "feed_connected",
+            "Feed connected (1) or not (0)",
+            m.feed_connected.clone(),
+        );
+        registry.register("book_gaps", "Order-book sequence gaps", m.book_gaps.clone());
+        registry.register(
+            "book_syncs",
+            "Order-book (re)syncs from a REST snapshot",
+            m.book_syncs.clone(),
+        );
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::warn!(error = %e, "cannot render metrics");
+        }
+        out
+    }
+
+    /// Current value of a counter in the rendered text, for tests and progress lines.
+    pub fn sample(&self, name_and_labels_prefix: &str) -> f64 {
+        self.render()
+            .lines()
+            .filter(|l| l.starts_with(name_and_labels_prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, |a, b| a + b)
+    }
+}

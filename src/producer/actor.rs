@@ -1,0 +1,272 @@
+//! `ProducerActor`: one per topic, supervised. It owns the bounded queue and the persistent
+//! stream; the overflow policy is applied here, at the door.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::breaker::Breaker;
+use super::encode::Encoder;
+use super::event::{Ack, Nack, NackReason, ProduceEvent};
+use super::stream::{self, NackLog, Queued, TopicStream};
+use super::ProducerDeps;
+use crate::config::OverflowPolicy;
+use crate::metrics::{ErrorLabels, TopicLabels};
+
+/// Stop accepting, drain, answer every pending event (Ack, or `Nack(ShuttingDown)` after the
+/// configured deadline). Later events are answered `Nack(ShuttingDown)`.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// A `ProduceEvent` whose answer goes to `reply`: enqueued with `do_send`, so a feed keeps its
+/// order and bounds its outstanding events itself.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Submit {
+    /// The event.
+    pub event: ProduceEvent,
+    /// Where its Ack or Nack goes.
+    pub reply: oneshot::Sender<Result<Ack, Nack>>,
+}
+
+/// Test hook: makes the actor fail, so its supervisor restarts it.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+pub struct InjectFailure;
+
+/// Sent by the stream when the shared rdkafka producer reported a fatal error.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "()")]
+struct ProducerFailed {
+    generation: u64,
+}
+
+/// The producer actor of one topic.
+pub struct ProducerActor {
+    topic: Arc<str>,
+    deps: Arc<ProducerDeps>,
+    tx: Option<mpsc::Sender<Queued>>,
+    stream: Option<JoinHandle<()>>,
+    closing: Arc<AtomicBool>,
+    failed_generation: Option<u64>,
+    /// Senders waiting for room; while any waits, newcomers queue behind them (FIFO).
+    waiting: Arc<AtomicUsize>,
+}
+
+impl ProducerActor {
+    /// A producer actor for `topic`; start it under an actix `Supervisor`.
+    pub fn new(topic: impl Into<Arc<str>>, deps: Arc<ProducerDeps>) -> ProducerActor {
+        ProducerActor {
+            topic: topic.into(),
+            deps,
+            tx: None,
+            stream: None,
+            closing: Arc::new(AtomicBool::new(false)),
+            failed_generation: None,
+            waiting: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn metric_topic(&self) -> String {
+        self.deps.routing.metric_topic(&self.topic)
+    }
+
+    fn answer_now(&self, nack: Nack) -> ResponseFuture<Result<Ack, Nack>> {
+        self.deps
+            .metrics
+            .errors
+            .get_or_create(&ErrorLabels {
+                topic: self.metric_topic(),
+                reason: nack.reason.kind().to_string(),
+            })
+            .inc();
+        Box::pin(async move { Err(nack) })
+    }
+}
+
+impl Actor for ProducerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let cfg = &self.deps.config;
+        let (tx, rx) = mpsc::channel(cfg.producer.queue_capacity);
+        let (generation, producer) = self.deps.shared.get();
+        let cb = &cfg.producer.circuit_breaker;
+        let breaker = || Breaker::new(cb.failure_threshold, Duration::from_millis(cb.cooldown_ms));
+        let me = ctx.address().downgrade();
+        let parts = TopicStream {
+            topic: self.topic.clone(),
+            deps: self.deps.clone(),
+            producer,
+            generation,
+            encoder: Encoder::new(
+                self.deps.registry.clone(),
+                cfg.schema_registry.subject_strategy,
+                breaker(),
+            ),
+            broker: breaker(),
+            on_fatal: Box::new(move |generation| {
+                if let Some(addr) = me.upgrade() {
+                    addr.do_send(ProducerFailed { generation });
+                }
+            }),
+            fatal_reported: false,
+            metric_topic: self.metric_topic(),
+            nack_log: NackLog::default(),
+            handles: Default::default(),
+        };
+        // The bounded queue is the real buffer; a larger mailbox only saves the senders from
+        // parking on actix's default of 16.
+        ctx.set_mailbox_capacity(cfg.producer.queue_capacity.clamp(16, 1024));
+        self.stream = Some(actix::spawn(stream::run(rx, parts, self.closing.clone())));
+        self.tx = Some(tx);
+        tracing::debug!(topic = %self.topic, generation, "producer actor started");
+    }
+}
+
+impl Supervised for ProducerActor {
+    fn restarting(&mut self, _ctx: &mut Context<Self>) {
+        tracing::warn!(topic = %self.topic, "producer actor restarting");
+        self.deps
+            .metrics
+            .actor_restarts
+            .get_or_create(&TopicLabels {
+                topic: self.metric_topic(),
+            })
+            .inc();
+        // Dropping the stream answers everything it held with Nack(Interrupted).
+        if let Some(h) = self.stream.take() {
+            h.abort();
+        }
+        self.tx = None;
+        if let Some(generation) = self.failed_generation.take() {
+            if let Err(e) = self.deps.shared.rebuild(generation) {
+                tracing::error!(error = %e, "cannot rebuild the Kafka producer; the next restart retries");
+            }
+        }
+    }
+}
+
+impl ProducerActor {
+    /// Applies the overflow policy at the door and returns the future of the answer.
+    fn accept(&mut self, event: ProduceEvent) -> ResponseFuture<Result<Ack, Nack>> {
+        let tx = match &self.tx {
+            Some(tx) if !self.closing.load(Ordering::Acquire) => tx.clone(),
+            _ => return self.answer_now(Nack::new(NackReason::ShuttingDown, true)),
+        };
+        let (reply, answer) = oneshot::channel();
+        let queued = Queued {
+            event,
+            accepted: Instant::now(),
+            reply,
+        };
+        let closing = self.closing.clone();
+        let answer = async move {
+            answer.await.unwrap_or_else(|_| {
+                let reason = if closing.load(Ordering::Acquire) {
+                    NackReason::ShuttingDown
+                } else {
+                    NackReason::Interrupted
+                };
+                Err(Nack::new(reason, true))
+            })
+        };
+        let policy = self.deps.config.producer.overflow;
+        // While senders wait for room, newcomers queue behind them so order is kept.
+        let queued =
+            if policy == OverflowPolicy::Backpressure && self.waiting.load(Ordering::Acquire) > 0 {
+                queued
+            } else {
+                match tx.try_send(queued) {
+                    Ok(()) => return Box::pin(answer),
+                    Err(mpsc::error::TrySendError::Full(queued)) => queued,
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        return self.answer_now(Nack::new(NackReason::Interrupted, true))
+                    }
+                }
+            };
+        match policy {
+            OverflowPolicy::Nack => self.answer_now(Nack::new(NackReason::QueueFull, true)),
+            OverflowPolicy::Backpressure => {
+                let waiting = self.waiting.clone();
+                waiting.fetch_add(1, Ordering::AcqRel);
+                Box::pin(async move {
+                    // Wait for room (FIFO): the caller is slowed, nothing is dropped.
+                    let sent = tx.send(queued).await;
+                    waiting.fetch_sub(1, Ordering::AcqRel);
+                    if sent.is_err() {
+                        return Err(Nack::new(NackReason::Interrupted, true));
+                    }
+                    answer.await
+                })
+            }
+        }
+    }
+}
+
+impl Handler<ProduceEvent> for ProducerActor {
+    type Result = ResponseFuture<Result<Ack, Nack>>;
+
+    fn handle(&mut self, event: ProduceEvent, _ctx: &mut Context<Self>) -> Self::Result {
+        self.accept(event)
+    }
+}
+
+impl Handler<Submit> for ProducerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Submit, _ctx: &mut Context<Self>) {
+        let answer = self.accept(msg.event);
+        actix::spawn(async move {
+            let _ = msg.reply.send(answer.await);
+        });
+    }
+}
+
+impl Handler<Shutdown> for ProducerActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
+        self.closing.store(true, Ordering::Release);
+        // Closing our sender ends the queue once pending senders are through; the stream then
+        // drains and finishes.
+        self.tx = None;
+        let stream = self.stream.take();
+        let deadline = Duration::from_millis(self.deps.config.producer.shutdown_deadline_ms);
+        let topic = self.topic.clone();
+        Box::pin(async move {
+            let Some(stream) = stream else { return };
+            let abort = stream.abort_handle();
+            if tokio::time::timeout(deadline, stream).await.is_err() {
+                tracing::warn!(%topic, ?deadline, "shutdown deadline passed; answering the rest with ShuttingDown");
+                abort.abort();
+            }
+        })
+    }
+}
+
+impl Handler<InjectFailure> for ProducerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: InjectFailure, ctx: &mut Context<Self>) {
+        tracing::warn!(topic = %self.topic, "injected failure");
+        ctx.stop();
+    }
+}
+
+impl Handler<ProducerFailed> for ProducerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ProducerFailed, ctx: &mut Context<Self>) {
+        self.failed_generation = Some(msg.generation);
+        ctx.stop();
+    }
+}

@@ -1,0 +1,130 @@
+//! The encode step: resolve the schema id for the topic's subject (registered once, then
+//! cached; guarded by the registry circuit breaker) and frame the payload in the Confluent format.
+
+use std::collections::HashMap;
+
+use super::breaker::Breaker;
+use super::event::{Dependency, Nack, NackReason, Payload};
+use crate::schema::registry::{Registry, SubjectStrategy};
+use crate::schema::{wire, DataType};
+
+/// Resolves schema ids and frames records for one topic.
+#[derive(Debug)]
+pub struct Encoder {
+    registry: Registry,
+    strategy: SubjectStrategy,
+    /// (subject, full message name) → schema id.
+    ids: HashMap<(String, String), u32>,
+    /// Hot path for typed records: schema id per data type for the last topic seen.
+    typed: Option<(String, [Option<u32>; DataType::ALL.len()])>,
+    breaker: Breaker,
+}
+
+const FIRST_MESSAGE: &[i32] = &[0];
+
+impl Encoder {
+    /// An encoder with an empty id cache.
+    pub fn new(registry: Registry, strategy: SubjectStrategy, breaker: Breaker) -> Encoder {
+        Encoder {
+            registry,
+            strategy,
+            ids: HashMap::new(),
+            typed: None,
+            breaker,
+        }
+    }
+
+    /// The registry breaker, for the circuit-state metric.
+    pub fn breaker(&self) -> &Breaker {
+        &self.breaker
+    }
+
+    /// Registers the schema of `dt` for `topic` ahead of the first event (best effort).
+    pub async fn warm_up(&mut self, topic: &str, dt: DataType) -> Result<u32, Nack> {
+        let (subject, name) = (self.strategy.subject(topic, dt), dt.full_name());
+        self.register(subject, name, dt.proto_source()).await
+    }
+
+    async fn register(&mut self, subject: String, name: String, proto: &str) -> Result<u32, Nack> {
+        if let Some(id) = self.ids.get(&(subject.clone(), name.clone())) {
+            return Ok(*id);
+        }
+        if !self.breaker.allow() {
+            return Err(Nack::new(
+                NackReason::CircuitOpen(Dependency::Registry),
+                true,
+            ));
+        }
+        match self.registry.register_proto(&subject, &name, proto).await {
+            Ok(id) => {
+                self.breaker.success();
+                tracing::info!(%subject, id, "schema registered");
+                self.ids.insert((subject, name), id);
+                Ok(id)
+            }
+            Err(e) => {
+                if e.retriable {
+                    self.breaker.failure();
+                } else {
+                    // The registry answered: it is up, the schema is refused.
+                    self.breaker.success();
+                }
+                Err(Nack::new(
+                    NackReason::SchemaRegistry(e.message),
+                    e.retriable,
+                ))
+            }
+        }
+    }
+
+    fn typed_id(&self, topic: &str, dt: DataType) -> Option<u32> {
+        match &self.typed {
+            Some((t, ids)) if t == topic => ids[dt as usize],
+            _ => None,
+        }
+    }
+
+    /// Frames `payload` for `topic` into `buf` (cleared first): header + protobuf bytes.
+    pub async fn encode(
+        &mut self,
+        topic: &str,
+        payload: &Payload,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), Nack> {
+        buf.clear();
+        match payload {
+            Payload::Typed(record) => {
+                let dt = record.data_type();
+                let id = match self.typed_id(topic, dt) {
+                    Some(id) => id,
+                    None => {
+                        let subject = self.strategy.subject(topic, dt);
+                        let id = self
+                            .register(subject, dt.full_name(), dt.proto_source())
+                            .await?;
+                        let ids = match &mut self.typed {
+                            Some((t, ids)) if t == topic => ids,
+                            other => &mut other.insert((topic.to_string(), Default::default())).1,
+                        };
+                        ids[dt as usize] = Some(id);
+                        id
+                    }
+                };
+                wire::write_header(buf, id, FIRST_MESSAGE);
+                record.encode_into(buf);
+            }
+            Payload::Encoded { schema, bytes, .. } => {
+                let subject = match self.strategy {
+                    SubjectStrategy::TopicName => format!("{topic}-value"),
+                    SubjectStrategy::RecordName => schema.full_name.clone(),
+                };
+                let id = self
+                    .register(subject, schema.full_name.clone(), &schema.proto)
+                    .await?;
+                wire::write_header(buf, id, &schema.message_indexes);
+                buf.extend_from_slice(bytes);
+            }
+        }
+        Ok(())
+    }
+}

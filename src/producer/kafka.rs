@@ -1,0 +1,151 @@
+//! The rdkafka step: one shared `FutureProducer` for every topic (one connection pool), rebuilt
+//! after a fatal error, and the single place that decides which Kafka errors are retriable.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::ClientConfig;
+
+/// How a Kafka error affects the event and the producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The broker or network failed; the same event may succeed later. Counts against the
+    /// broker circuit breaker.
+    Retriable,
+    /// The record itself was refused (too large, not authorized, invalid); retrying will not
+    /// help. Goes to the dead-letter topic.
+    Permanent,
+    /// The producer instance is unusable (e.g. idempotence state lost); it must be rebuilt.
+    Fatal,
+}
+
+/// Classifies an rdkafka error code. Every retry/DLQ/rebuild decision uses this.
+pub fn classify(code: RDKafkaErrorCode) -> ErrorClass {
+    use RDKafkaErrorCode as C;
+    match code {
+        C::Fatal
+        | C::UnknownProducerId
+        | C::OutOfOrderSequenceNumber
+        | C::InvalidProducerEpoch
+        | C::ProducerFenced => ErrorClass::Fatal,
+        C::MessageTimedOut
+        | C::QueueFull
+        | C::AllBrokersDown
+        | C::BrokerTransportFailure
+        | C::Resolve
+        | C::OperationTimedOut
+        | C::TimedOutQueue
+        | C::PurgeQueue
+        | C::PurgeInflight
+        | C::NotEnoughReplicas
+        | C::NotEnoughReplicasAfterAppend
+        | C::LeaderNotAvailable
+        | C::NotLeaderForPartition
+        | C::RequestTimedOut
+        | C::NetworkException
+        | C::UnknownTopicOrPartition
+        | C::BrokerNotAvailable
+        | C::CoordinatorLoadInProgress
+        | C::KafkaStorageError
+        | C::UnknownLeaderEpoch
+        | C::FencedLeaderEpoch
+        | C::ThrottlingQuotaExceeded => ErrorClass::Retriable,
+        _ => ErrorClass::Permanent,
+    }
+}
+
+/// The code of a Kafka error (`Fail` when it carries none).
+pub fn error_code(e: &KafkaError) -> RDKafkaErrorCode {
+    e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)
+}
+
+/// One rdkafka producer shared by all producer actors, with a generation number so that
+/// several actors seeing the same fatal error rebuild it only once.
+pub struct SharedProducer {
+    config: ClientConfig,
+    current: Mutex<(u64, FutureProducer)>,
+    generation: AtomicU64,
+}
+
+impl std::fmt::Debug for SharedProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedProducer")
+            .field("generation", &self.get().0)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SharedProducer {
+    /// Creates the producer from a client config.
+    pub fn new(config: ClientConfig) -> Result<Arc<SharedProducer>, KafkaError> {
+        let producer: FutureProducer = config.create()?;
+        Ok(Arc::new(SharedProducer {
+            config,
+            current: Mutex::new((0, producer)),
+            generation: AtomicU64::new(0),
+        }))
+    }
+
+    /// The current generation, without locking.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current producer and its generation.
+    pub fn get(&self) -> (u64, FutureProducer) {
+        let g = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        (g.0, g.1.clone())
+    }
+
+    /// Replaces the producer if `seen` is still the current generation; returns the current one.
+    /// Streams of other topics switch to it before their next send.
+    pub fn rebuild(&self, seen: u64) -> Result<(u64, FutureProducer), KafkaError> {
+        let mut g = self.current.lock().unwrap_or_else(PoisonError::into_inner);
+        if g.0 == seen {
+            let fresh: FutureProducer = self.config.create()?;
+            tracing::warn!(
+                generation = seen + 1,
+                "rebuilt the Kafka producer (the previous one was unusable)"
+            );
+            *g = (seen + 1, fresh);
+            self.generation.store(seen + 1, Ordering::Release);
+        }
+        Ok((g.0, g.1.clone()))
+    }
+
+    /// Whether the producer reports a fatal error.
+    pub fn is_fatal(producer: &FutureProducer) -> bool {
+        producer.client().fatal_error().is_some()
+    }
+}
+
+/// Creates topics through the admin API; topics that already exist are fine.
+pub async fn create_topics(
+    config: &ClientConfig,
+    topics: &[String],
+    partitions: i32,
+    replication: i32,
+) -> Result<(), KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = config.create()?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    for result in admin.create_topics(&new, &opts).await? {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaError::AdminOp(code)).inspect_err(|_| {
+                    tracing::warn!(%topic, ?code, "cannot create topic");
+                })
+            }
+        }
+    }
+    Ok(())
+}

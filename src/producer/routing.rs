@@ -1,0 +1,163 @@
+//! Topic names, record keys and headers, decided from the config.
+
+use rdkafka::message::{Header, OwnedHeaders};
+
+use super::event::{Nack, NackReason, Payload, ProduceEvent};
+use crate::config::{PartitionKey, ProducerConfig, TopicMode};
+use crate::schema::{DataType, SCHEMA_VERSION};
+
+/// The crate version, sent in the `producer_version` header.
+pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Routing rules of one system.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    prefix: String,
+    mode: TopicMode,
+    key: PartitionKey,
+}
+
+fn slug(s: &str) -> String {
+    s.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Whether `t` is a legal Kafka topic name.
+pub fn valid_topic(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 249
+        && t != "."
+        && t != ".."
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+impl Routing {
+    /// Rules from the producer config.
+    pub fn new(cfg: &ProducerConfig) -> Routing {
+        Routing {
+            prefix: cfg.topic_prefix.clone(),
+            mode: cfg.topic_mode,
+            key: cfg.partition_key,
+        }
+    }
+
+    /// The consolidated topic of a data type: `<prefix>.<data_type>`.
+    pub fn consolidated_topic(&self, dt: DataType) -> String {
+        format!("{}.{}", self.prefix, dt.as_str())
+    }
+
+    /// The topic an event goes to: its explicit topic, or one derived from its payload.
+    pub fn topic_for(&self, ev: &ProduceEvent) -> Result<String, Nack> {
+        let topic = match (&ev.topic, ev.payload.data_type()) {
+            (Some(t), _) => t.clone(),
+            (None, Some(dt)) => match self.mode {
+                TopicMode::Consolidated => self.consolidated_topic(dt),
+                TopicMode::PerSymbol => format!(
+                    "{}.{}.{}.{}",
+                    self.prefix,
+                    slug(dt.as_str()),
+                    slug(ev.payload.exchange()),
+                    slug(ev.payload.symbol())
+                ),
+            },
+            (None, None) => {
+                return Err(Nack::new(
+                    NackReason::Encode("a pre-encoded payload needs an explicit topic".into()),
+                    false,
+                ))
+            }
+        };
+        if valid_topic(&topic) {
+            Ok(topic)
+        } else {
+            Err(Nack::new(
+                NackReason::Encode(format!("invalid topic name {topic:?}")),
+                false,
+            ))
+        }
+    }
+
+    /// The bounded metric label for a topic: per-symbol topics collapse to their family.
+    pub fn metric_topic(&self, topic: &str) -> String {
+        match self.mode {
+            TopicMode::Consolidated => topic.to_string(),
+            TopicMode::PerSymbol => match topic.rsplit_once('.') {
+                Some((family, _symbol)) if topic.starts_with(&self.prefix) => format!("{family}.*"),
+                _ => topic.to_string(),
+            },
+        }
+    }
+
+    /// The record key for a payload (`None` = no key, spread by the partitioner).
+    pub fn key(&self, p: &Payload) -> Option<Vec<u8>> {
+        match self.key {
+            PartitionKey::Composite => {
+                Some(format!("{}-{}", p.exchange(), p.symbol()).into_bytes())
+            }
+            PartitionKey::Symbol => Some(p.symbol().as_bytes().to_vec()),
+            PartitionKey::Exchange => Some(p.exchange().as_bytes().to_vec()),
+            PartitionKey::RoundRobin => None,
+        }
+    }
+
+    /// Standard headers (`content-type`, `exchange`, `symbol`, `data_type`, `schema_version`,
+    /// `producer_version`) followed by the event's own.
+    pub fn headers(&self, ev: &ProduceEvent) -> OwnedHeaders {
+        let p = &ev.payload;
+        let std_headers = [
+            ("content-type", "application/x-protobuf"),
+            ("exchange", p.exchange()),
+            ("symbol", p.symbol()),
+            ("data_type", p.data_type_name()),
+            ("schema_version", SCHEMA_VERSION),
+            ("producer_version", PRODUCER_VERSION),
+        ];
+        let mut h = OwnedHeaders::new_with_capacity(std_headers.len() + ev.headers.len());
+        for (key, value) in std_headers {
+            h = h.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        for (key, value) in &ev.headers {
+            h = h.insert(Header {
+                key: key.as_str(),
+                value: Some(value.as_str()),
+            });
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Normalized, Trade};
+
+    fn ev() -> ProduceEvent {
+        ProduceEvent::typed(Normalized::Trade(Trade {
+            exchange: "BINANCE_FUTURES".into(),
+            symbol: "BTC-USDT-PERP".into(),
+            ..Default::default()
+        }))
+    }
+
+    #[test]
+    fn topics_keys_and_labels() {
+        let mut cfg = ProducerConfig::default();
+        let r = Routing::new(&cfg);
+        assert_eq!(r.topic_for(&ev()).unwrap(), "tickflow.trade");
+        assert_eq!(
+            r.key(&ev().payload).unwrap(),
+            b"BINANCE_FUTURES-BTC-USDT-PERP"
+        );
+        cfg.topic_mode = TopicMode::PerSymbol;
+        cfg.partition_key = PartitionKey::RoundRobin;
+        let r = Routing::new(&cfg);
+        let t = r.topic_for(&ev()).unwrap();
+        assert_eq!(t, "tickflow.trade.binance-futures.btc-usdt-perp");
+        assert_eq!(r.metric_topic(&t), "tickflow.trade.binance-futures.*");
+        assert_eq!(r.key(&ev().payload), None);
+        assert!(r.topic_for(&ev().to_topic("bad topic!")).is_err());
+    }
+}

@@ -1,0 +1,456 @@
+//! The persistent stream of one producer actor: a bounded queue feeds one long-lived loop that
+//! encodes, hands records to rdkafka (its `QueueFull` is waited out, never dropped), keeps at
+//! most `max_in_flight` deliveries pending, and answers every event exactly once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::future_producer::OwnedDeliveryResult;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use tokio::sync::{mpsc, oneshot};
+
+use super::breaker::{Breaker, State};
+use super::encode::Encoder;
+use super::event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent};
+use super::kafka::{classify, create_topics, error_code, ErrorClass, SharedProducer};
+use super::ProducerDeps;
+use crate::metrics::{CircuitLabels, DependencyLabel, ErrorLabels, RecordLabels, TopicLabels};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+
+/// An accepted event waiting in the queue, with the channel its answer goes to.
+pub(crate) struct Queued {
+    pub event: ProduceEvent,
+    pub accepted: Instant,
+    pub reply: oneshot::Sender<Result<Ack, Nack>>,
+}
+
+/// What a finished delivery needs to be answered.
+struct Pending {
+    reply: oneshot::Sender<Result<Ack, Nack>>,
+    accepted: Instant,
+    /// (data type, exchange) for the produced counter.
+    labels: (&'static str, String),
+    /// Kept only when a dead-letter topic is configured.
+    dead_letter: Option<(ProduceEvent, Vec<u8>)>,
+}
+
+type Delivery = BoxFuture<
+    'static,
+    (
+        Pending,
+        Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+    ),
+>;
+
+/// Everything the stream of one topic owns.
+pub(crate) struct TopicStream {
+    pub topic: Arc<str>,
+    pub deps: Arc<ProducerDeps>,
+    pub producer: FutureProducer,
+    pub generation: u64,
+    pub encoder: Encoder,
+    pub broker: Breaker,
+    /// Called once with the producer generation when a fatal producer error is seen.
+    pub on_fatal: Box<dyn Fn(u64) + Send>,
+    pub fatal_reported: bool,
+    pub metric_topic: String,
+    pub nack_log: NackLog,
+    pub handles: MetricHandles,
+}
+
+/// Metric handles of one topic, looked up once instead of per event.
+#[derive(Default)]
+pub(crate) struct MetricHandles {
+    encode_latency: Option<Histogram>,
+    message_bytes: Option<Histogram>,
+    produce_latency: Option<Histogram>,
+    circuits: Option<(Gauge, Gauge)>,
+    last_states: Option<(State, State)>,
+    produced: Vec<(&'static str, String, Counter)>,
+}
+
+impl TopicStream {
+    fn topic_labels(&self) -> TopicLabels {
+        TopicLabels {
+            topic: self.metric_topic.clone(),
+        }
+    }
+
+    fn init_metrics(&mut self) {
+        let m = self.deps.metrics.clone();
+        let t = self.topic_labels();
+        let circuit = |dependency| {
+            m.circuit_state
+                .get_or_create(&CircuitLabels {
+                    topic: self.metric_topic.clone(),
+                    dependency,
+                })
+                .clone()
+        };
+        self.handles.circuits = Some((
+            circuit(DependencyLabel::Broker),
+            circuit(DependencyLabel::Registry),
+        ));
+        self.handles.encode_latency = Some(m.encode_latency.get_or_create(&t).clone());
+        self.handles.message_bytes = Some(m.message_bytes.get_or_create(&t).clone());
+        self.handles.produce_latency = Some(m.produce_latency.get_or_create(&t).clone());
+    }
+
+    /// Publishes the breakers' states when they changed.
+    fn update_circuits(&mut self) {
+        let states = (self.broker.state(), self.encoder.breaker().state());
+        if self.handles.last_states == Some(states) {
+            return;
+        }
+        if let Some((broker, registry)) = &self.handles.circuits {
+            broker.set(states.0.gauge());
+            registry.set(states.1.gauge());
+            self.handles.last_states = Some(states);
+        }
+    }
+
+    fn count_produced(&mut self, data_type: &'static str, exchange: &str) {
+        let h = &mut self.handles.produced;
+        if let Some((_, _, c)) = h.iter().find(|(d, e, _)| *d == data_type && e == exchange) {
+            c.inc();
+            return;
+        }
+        let c = self
+            .deps
+            .metrics
+            .produced
+            .get_or_create(&RecordLabels {
+                topic: self.metric_topic.clone(),
+                data_type: data_type.to_string(),
+                exchange: exchange.to_string(),
+            })
+            .clone();
+        c.inc();
+        // Bounded: a topic sees few (data type, exchange) pairs; past that, look up each time.
+        if h.len() < 64 {
+            h.push((data_type, exchange.to_string(), c));
+        }
+    }
+
+    /// Creates the topic and registers its schema before the first event (best effort: a
+    /// failure here is retried per event, and answered with a typed Nack).
+    async fn prepare(&mut self, first: Option<&Payload>) {
+        let p = &self.deps.config.producer;
+        if p.create_topics {
+            let cfg = self.deps.config.kafka.client_config();
+            if let Err(e) = create_topics(
+                &cfg,
+                &[self.topic.to_string()],
+                p.partitions,
+                p.replication_factor,
+            )
+            .await
+            {
+                tracing::warn!(topic = %self.topic, error = %e, "topic creation failed; relying on the broker");
+            }
+        }
+        if let Some(dt) = first.and_then(Payload::data_type) {
+            if let Err(nack) = self.encoder.warm_up(&self.topic, dt).await {
+                tracing::warn!(topic = %self.topic, %nack, "schema not registered yet");
+            }
+        }
+        self.update_circuits();
+    }
+
+    fn nack(&mut self, reply: oneshot::Sender<Result<Ack, Nack>>, nack: Nack) {
+        self.deps
+            .metrics
+            .errors
+            .get_or_create(&ErrorLabels {
+                topic: self.metric_topic.clone(),
+                reason: nack.reason.kind().to_string(),
+            })
+            .inc();
+        self.nack_log.record(&self.topic, &nack);
+        // The sender may have gone away; its answer is then moot.
+        let _ = reply.send(Err(nack));
+    }
+
+    /// Encodes and enqueues one event; returns its pending delivery, or answers it at once.
+    async fn send(&mut self, q: Queued) -> Option<Delivery> {
+        if self.deps.shared.generation() != self.generation {
+            // Another actor rebuilt the shared producer: switch to it.
+            (self.generation, self.producer) = self.deps.shared.get();
+            self.fatal_reported = false;
+        }
+        if !self.broker.allow() {
+            self.update_circuits();
+            self.nack(
+                q.reply,
+                Nack::new(NackReason::CircuitOpen(Dependency::Broker), true),
+            );
+            return None;
+        }
+        let started = Instant::now();
+        let mut buf = Vec::new();
+        let encoded = self
+            .encoder
+            .encode(&self.topic, &q.event.payload, &mut buf)
+            .await;
+        self.update_circuits();
+        if let Err(nack) = encoded {
+            if !nack.retriable {
+                self.dead_letter(&q.event, None, &nack);
+            }
+            self.nack(q.reply, nack);
+            return None;
+        }
+        if let (Some(lat), Some(size)) = (&self.handles.encode_latency, &self.handles.message_bytes)
+        {
+            lat.observe(started.elapsed().as_secs_f64());
+            size.observe(buf.len() as f64);
+        }
+
+        let key = q
+            .event
+            .key
+            .clone()
+            .or_else(|| self.deps.routing.key(&q.event.payload));
+        let mut record = FutureRecord::to(&self.topic)
+            .payload(&buf)
+            .headers(self.deps.routing.headers(&q.event));
+        if let Some(k) = &key {
+            record = record.key(k);
+        }
+        let delivery = loop {
+            match self.producer.send_result(record) {
+                Ok(d) => break d,
+                Err((e, r)) if error_code(&e) == RDKafkaErrorCode::QueueFull => {
+                    // librdkafka's queue is full: wait for room (backpressure, never loss).
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, _)) => {
+                    let nack = self.delivery_failed(error_code(&e), &e.to_string());
+                    if !nack.retriable {
+                        self.dead_letter(&q.event, Some(&buf), &nack);
+                    }
+                    self.nack(q.reply, nack);
+                    return None;
+                }
+            }
+        };
+        let labels = (
+            q.event.payload.data_type_name(),
+            q.event.payload.exchange().to_string(),
+        );
+        let dead_letter = self
+            .deps
+            .config
+            .producer
+            .dead_letter_topic
+            .is_some()
+            .then_some((q.event, buf));
+        let pending = Pending {
+            reply: q.reply,
+            accepted: q.accepted,
+            labels,
+            dead_letter,
+        };
+        Some(Box::pin(async move { (pending, delivery.await) }))
+    }
+
+    /// Classifies a failed delivery (the one place that decides), feeds the broker breaker,
+    /// asks for a producer rebuild on fatal errors, and returns the Nack.
+    fn delivery_failed(&mut self, code: RDKafkaErrorCode, message: &str) -> Nack {
+        let class = if SharedProducer::is_fatal(&self.producer) {
+            ErrorClass::Fatal
+        } else {
+            classify(code)
+        };
+        // A half-open probe that times out means the broker has been failing for a whole
+        // cool-down and the producer still cannot deliver. After a broker restart that lost its
+        // state, librdkafka's idempotent producer can stay in this state without ever raising a
+        // fatal error, so it is treated as one: a fresh producer (new producer id) recovers.
+        let stuck = class == ErrorClass::Retriable
+            && code == RDKafkaErrorCode::MessageTimedOut
+            && self.broker.state() == State::HalfOpen;
+        if class != ErrorClass::Permanent {
+            self.broker.failure();
+        }
+        if (class == ErrorClass::Fatal || stuck) && !self.fatal_reported {
+            self.fatal_reported = true;
+            tracing::error!(topic = %self.topic, ?code, message, stuck, "producer unusable; restarting the producer actor to rebuild it");
+            (self.on_fatal)(self.generation);
+        }
+        self.update_circuits();
+        Nack::new(
+            NackReason::Delivery {
+                code: format!("{code:?}"),
+                message: message.to_string(),
+            },
+            class != ErrorClass::Permanent,
+        )
+    }
+
+    fn delivered(
+        &mut self,
+        p: Pending,
+        result: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+    ) {
+        match result {
+            Ok(Ok(d)) => {
+                self.broker.success();
+                self.update_circuits();
+                let latency = p.accepted.elapsed();
+                self.count_produced(p.labels.0, &p.labels.1);
+                if let Some(h) = &self.handles.produce_latency {
+                    h.observe(latency.as_secs_f64());
+                }
+                let _ = p.reply.send(Ok(Ack {
+                    topic: self.topic.clone(),
+                    partition: d.partition,
+                    offset: d.offset,
+                    latency,
+                }));
+            }
+            Ok(Err((e, _msg))) => {
+                let nack = self.delivery_failed(error_code(&e), &e.to_string());
+                if !nack.retriable {
+                    if let Some((ev, bytes)) = &p.dead_letter {
+                        self.dead_letter(ev, Some(bytes), &nack);
+                    }
+                }
+                self.nack(p.reply, nack);
+            }
+            Err(_canceled) => self.nack(p.reply, Nack::new(NackReason::Interrupted, true)),
+        }
+    }
+
+    /// Writes an undeliverable event to the dead-letter topic (if configured), with the error
+    /// in headers. Its own delivery is awaited in the background and counted.
+    fn dead_letter(&self, ev: &ProduceEvent, framed: Option<&[u8]>, nack: &Nack) {
+        let Some(dlq) = self.deps.config.producer.dead_letter_topic.clone() else {
+            return;
+        };
+        let payload = match (framed, &ev.payload) {
+            (Some(b), _) => b.to_vec(),
+            (None, Payload::Typed(n)) => n.encode_to_vec(),
+            (None, Payload::Encoded { bytes, .. }) => bytes.clone(),
+        };
+        let reason = nack.reason.to_string();
+        let headers: OwnedHeaders = self.deps.routing.headers(ev);
+        let headers = [
+            ("error", reason.as_str()),
+            ("error_kind", nack.reason.kind()),
+            ("original_topic", &*self.topic),
+        ]
+        .into_iter()
+        .fold(headers, |h, (key, v)| {
+            h.insert(Header {
+                key,
+                value: Some(v),
+            })
+        });
+        let key = ev
+            .key
+            .clone()
+            .or_else(|| self.deps.routing.key(&ev.payload));
+        let mut record = FutureRecord::to(&dlq).payload(&payload).headers(headers);
+        if let Some(k) = &key {
+            record = record.key(k);
+        }
+        let labels = ErrorLabels {
+            topic: self.metric_topic.clone(),
+            reason: nack.reason.kind().to_string(),
+        };
+        match self.producer.send_result(record) {
+            Ok(delivery) => {
+                let metrics = self.deps.metrics.clone();
+                actix::spawn(async move {
+                    match delivery.await {
+                        Ok(Ok(_)) => {
+                            metrics.dead_lettered.get_or_create(&labels).inc();
+                        }
+                        Ok(Err((e, _))) => {
+                            tracing::error!(topic = %dlq, error = %e, "dead-letter write failed")
+                        }
+                        Err(_) => tracing::error!(topic = %dlq, "dead-letter write cancelled"),
+                    }
+                });
+            }
+            Err((e, _)) => tracing::error!(topic = %dlq, error = %e, "dead-letter write refused"),
+        }
+    }
+}
+
+/// Runs the stream until its queue is closed and drained; every event gets one answer.
+pub(crate) async fn run(
+    mut rx: mpsc::Receiver<Queued>,
+    mut s: TopicStream,
+    closing: Arc<AtomicBool>,
+) {
+    s.init_metrics();
+    let first = rx.recv().await;
+    s.prepare(first.as_ref().map(|q| &q.event.payload)).await;
+    let max_in_flight = s.deps.config.producer.max_in_flight;
+    let depth = s
+        .deps
+        .metrics
+        .queue_depth
+        .get_or_create(&s.topic_labels())
+        .clone();
+    let mut in_flight: FuturesUnordered<Delivery> = FuturesUnordered::new();
+    if let Some(q) = first {
+        if let Some(d) = s.send(q).await {
+            in_flight.push(d);
+        }
+    }
+    loop {
+        tokio::select! {
+            biased;
+            Some((pending, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                s.delivered(pending, result);
+            }
+            next = rx.recv(), if in_flight.len() < max_in_flight => match next {
+                Some(q) => {
+                    depth.set(rx.len() as i64);
+                    if let Some(d) = s.send(q).await {
+                        in_flight.push(d);
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    while let Some((pending, result)) = in_flight.next().await {
+        s.delivered(pending, result);
+    }
+    depth.set(0);
+    tracing::debug!(topic = %s.topic, closing = closing.load(Ordering::Relaxed), "producer stream finished");
+}
+
+/// Logs nacks as bursts: the first of a kind at once, then at most one summary line per kind
+/// every few seconds — never one line per message.
+#[derive(Debug, Default)]
+pub(crate) struct NackLog {
+    last: HashMap<&'static str, (Option<Instant>, u64)>,
+}
+
+impl NackLog {
+    const EVERY: Duration = Duration::from_secs(5);
+
+    fn record(&mut self, topic: &str, nack: &Nack) {
+        let kind = nack.reason.kind();
+        let now = Instant::now();
+        let entry = self.last.entry(kind).or_insert((None, 0));
+        entry.1 += 1;
+        if entry.0.is_none_or(|t| now.duration_since(t) >= Self::EVERY) {
+            tracing::warn!(topic, reason = kind, count = entry.1, last = %nack, "events nacked");
+            *entry = (Some(now), 0);
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Schema-registry access: subject naming and registration of the normalized schemas
+//! (through `schema_registry_converter`, `POST /subjects/{s}/versions`).
+
+use std::time::Duration;
+
+use schema_registry_converter::async_impl::schema_registry::{post_schema, SrSettings};
+use schema_registry_converter::error::SRCError;
+use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::DataType;
+use crate::config::SchemaRegistryConfig;
+
+/// How a value schema's subject is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectStrategy {
+    /// `<topic>-value` (Confluent's TopicNameStrategy).
+    #[default]
+    TopicName,
+    /// The fully qualified message name (Confluent's RecordNameStrategy).
+    RecordName,
+}
+
+impl SubjectStrategy {
+    /// The subject for a value of `data_type` written to `topic`.
+    pub fn subject(self, topic: &str, data_type: DataType) -> String {
+        match self {
+            SubjectStrategy::TopicName => format!("{topic}-value"),
+            SubjectStrategy::RecordName => data_type.full_name(),
+        }
+    }
+}
+
+/// A schema-registry failure, with whether retrying can help.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("schema registry: {message}")]
+pub struct RegistryError {
+    /// What went wrong, as the client reported it.
+    pub message: String,
+    /// True for transport errors and 5xx answers; false for rejected schemas.
+    pub retriable: bool,
+}
+
+impl From<SRCError> for RegistryError {
+    fn from(e: SRCError) -> Self {
+        RegistryError {
+            message: match e.cause {
+                Some(c) => format!("{} ({c})", e.error),
+                None => e.error,
+            },
+            retriable: e.retriable,
+        }
+    }
+}
+
+/// A client for one Confluent-compatible registry.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    settings: SrSettings,
+}
+
+impl Registry {
+    /// Builds a client from the config (URL, timeout, optional basic auth).
+    pub fn new(cfg: &SchemaRegistryConfig) -> Result<Registry, RegistryError> {
+        let mut b = SrSettings::new_builder(cfg.url.clone());
+        b.set_timeout(Duration::from_millis(cfg.timeout_ms));
+        if let Some(user) = &cfg.username {
+            b.set_basic_authorization(user, cfg.password.as_ref().map(|p| p.expose()));
+        }
+        Ok(Registry {
+            settings: b.build()?,
+        })
+    }
+
+    /// Registers `schema` (a self-contained `.proto` text) under `subject`; returns its id.
+    /// Registering an identical schema again returns the existing id.
+    pub async fn register_proto(
+        &self,
+        subject: &str,
+        full_name: &str,
+        schema: &str,
+    ) -> Result<u32, RegistryError> {
+        let supplied = SuppliedSchema::new(
+            Some(full_name.to_string()),
+            SchemaType::Protobuf,
+            schema.to_string(),
+        );
+        Ok(post_schema(&self.settings, subject.to_string(), supplied)
+            .await?
+            .id)
+    }
+
+    /// Registers the normalized schema of `data_type` under `subject`.
+    pub async fn register(&self, subject: &str, data_type: DataType) -> Result<u32, RegistryError> {
+        self.register_proto(subject, &data_type.full_name(), data_type.proto_source())
+            .await
+    }
+}

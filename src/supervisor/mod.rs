@@ -1,0 +1,211 @@
+//! The supervisor: builds the shared dependencies from the config, spawns one supervised
+//! `ProducerActor` per topic on first use, and stops them all gracefully. `ProducerHandle` is
+//! what callers (feeds, the smoke harness, embedders) use to produce.
+
+pub mod service;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use actix::prelude::*;
+use futures::future::join_all;
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::producer::kafka::SharedProducer;
+use crate::producer::routing::Routing;
+use crate::producer::{
+    Ack, Nack, NackReason, ProduceEvent, ProducerActor, ProducerDeps, Shutdown, Submit,
+};
+use crate::schema::registry::{Registry, RegistryError};
+use tokio::sync::oneshot;
+
+/// The system could not be started.
+#[derive(Debug, Error)]
+pub enum StartError {
+    /// The rdkafka client could not be created (bad property, …).
+    #[error("kafka client: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The registry client could not be created.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// Asks the supervisor for a topic's producer actor, spawning it on first use.
+#[derive(Debug, Message)]
+#[rtype(result = "Addr<ProducerActor>")]
+pub struct GetProducer(pub String);
+
+/// Gracefully stops every producer actor; answers when all pending events are answered.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct ShutdownAll;
+
+/// Supervises the producer actors of one system.
+pub struct Supervisor {
+    deps: Arc<ProducerDeps>,
+    producers: HashMap<String, Addr<ProducerActor>>,
+}
+
+impl Actor for Supervisor {
+    type Context = Context<Self>;
+}
+
+impl Handler<GetProducer> for Supervisor {
+    type Result = MessageResult<GetProducer>;
+
+    fn handle(
+        &mut self,
+        GetProducer(topic): GetProducer,
+        _ctx: &mut Context<Self>,
+    ) -> Self::Result {
+        let deps = self.deps.clone();
+        let addr = self
+            .producers
+            .entry(topic.clone())
+            .or_insert_with(|| {
+                tracing::info!(%topic, "starting producer actor");
+                actix::Supervisor::start(move |_| ProducerActor::new(topic, deps))
+            })
+            .clone();
+        MessageResult(addr)
+    }
+}
+
+impl Handler<ShutdownAll> for Supervisor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: ShutdownAll, _ctx: &mut Context<Self>) -> Self::Result {
+        let all: Vec<_> = self.producers.values().cloned().collect();
+        Box::pin(async move {
+            join_all(all.iter().map(|a| a.send(Shutdown))).await;
+        })
+    }
+}
+
+/// A cheap, cloneable handle to a running producer system.
+#[derive(Clone)]
+pub struct ProducerHandle {
+    supervisor: Addr<Supervisor>,
+    deps: Arc<ProducerDeps>,
+    cache: Arc<Mutex<HashMap<String, Addr<ProducerActor>>>>,
+}
+
+impl std::fmt::Debug for ProducerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerHandle").finish_non_exhaustive()
+    }
+}
+
+impl ProducerHandle {
+    /// Starts the supervisor (inside the current actix system) with a validated config.
+    pub fn start(config: Config) -> Result<ProducerHandle, StartError> {
+        Self::start_with_metrics(config, Metrics::new())
+    }
+
+    /// Like [`ProducerHandle::start`], recording into the given metrics.
+    pub fn start_with_metrics(
+        config: Config,
+        metrics: Arc<Metrics>,
+    ) -> Result<ProducerHandle, StartError> {
+        let deps = Arc::new(ProducerDeps {
+            shared: SharedProducer::new(config.kafka.client_config())?,
+            registry: Registry::new(&config.schema_registry)?,
+            routing: Routing::new(&config.producer),
+            metrics,
+            config,
+        });
+        let supervisor = Supervisor {
+            deps: deps.clone(),
+            producers: HashMap::new(),
+        }
+        .start();
+        Ok(ProducerHandle {
+            supervisor,
+            deps,
+            cache: Arc::default(),
+        })
+    }
+
+    /// The system's metrics.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.deps.metrics.clone()
+    }
+
+    /// The routing rules (topic names, keys, headers).
+    pub fn routing(&self) -> &Routing {
+        &self.deps.routing
+    }
+
+    /// The producer actor of `topic` (spawned on first use).
+    pub async fn producer_for(&self, topic: &str) -> Result<Addr<ProducerActor>, Nack> {
+        if let Some(a) = self
+            .cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(topic)
+        {
+            return Ok(a.clone());
+        }
+        let addr = self
+            .supervisor
+            .send(GetProducer(topic.to_string()))
+            .await
+            .map_err(|_| Nack::new(NackReason::ShuttingDown, true))?;
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(topic.to_string(), addr.clone());
+        Ok(addr)
+    }
+
+    /// Produces one event; the answer is its Ack or its Nack.
+    pub async fn produce(&self, mut event: ProduceEvent) -> Result<Ack, Nack> {
+        let topic = self.deps.routing.topic_for(&event)?;
+        let addr = self.producer_for(&topic).await?;
+        event.topic = Some(topic);
+        addr.send(event)
+            .await
+            .unwrap_or_else(|_| Err(Nack::new(NackReason::ShuttingDown, true)))
+    }
+
+    /// Enqueues an event in call order and returns the receiver of its answer. Callers bound
+    /// how many answers they await (feeds use this for ordered, backpressured production).
+    pub async fn submit(&self, mut event: ProduceEvent) -> oneshot::Receiver<Result<Ack, Nack>> {
+        let (reply, answer) = oneshot::channel();
+        let addr = match self.deps.routing.topic_for(&event) {
+            Ok(topic) => match self.producer_for(&topic).await {
+                Ok(addr) => {
+                    event.topic = Some(topic);
+                    addr
+                }
+                Err(nack) => {
+                    let _ = reply.send(Err(nack));
+                    return answer;
+                }
+            },
+            Err(nack) => {
+                let _ = reply.send(Err(nack));
+                return answer;
+            }
+        };
+        // do_send enqueues in call order regardless of the mailbox size; the caller bounds its
+        // outstanding answers. If the actor is gone the reply is dropped (an error at the caller).
+        addr.do_send(Submit { event, reply });
+        answer
+    }
+
+    /// Produces events concurrently; answers in the same order.
+    pub async fn produce_batch(&self, events: Vec<ProduceEvent>) -> Vec<Result<Ack, Nack>> {
+        join_all(events.into_iter().map(|e| self.produce(e))).await
+    }
+
+    /// Stops every producer gracefully: pending events are delivered (or Nacked with
+    /// `ShuttingDown` past the deadline); later events are Nacked.
+    pub async fn shutdown(&self) {
+        if self.supervisor.send(ShutdownAll).await.is_err() {
+            tracing::warn!("supervisor already stopped");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The whole service: replay servers (when configured), producer actors, and one supervised
+//! feed actor per `[[feeds]]` entry; progress lines; graceful stop.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures::future::join_all;
+
+use super::{ProducerHandle, StartError};
+use crate::config::Config;
+use crate::feed::{FeedActor, FeedStats, StopFeed};
+use crate::replay::{ReplayError, ReplayServer};
+use crate::venues;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Producers could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// A replay server could not start.
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+    /// The metrics endpoint could not listen.
+    #[error("http endpoint on {0}: {1}")]
+    Http(String, std::io::Error),
+    /// A feed names an unknown venue (caught by config validation first).
+    #[error("unknown venue {0:?}")]
+    Venue(String),
+}
+
+/// One running feed.
+pub struct RunningFeed {
+    /// `venue` and symbols, for logs.
+    pub name: String,
+    /// Its actor.
+    pub addr: Addr<FeedActor>,
+    /// Its counters.
+    pub stats: Arc<FeedStats>,
+}
+
+/// A running service.
+pub struct Service {
+    /// The producers.
+    pub producer: ProducerHandle,
+    /// The feeds.
+    pub feeds: Vec<RunningFeed>,
+    /// The replay servers.
+    pub replays: Vec<ReplayServer>,
+    /// Where `/metrics`, `/healthz`, `/readyz` are served, when enabled.
+    pub http: Option<std::net::SocketAddr>,
+    config: Config,
+}
+
+impl Service {
+    /// Starts everything inside the current actix system.
+    pub async fn start(config: Config) -> Result<Service, ServiceError> {
+        let mut replays = Vec::new();
+        for r in &config.replay.servers {
+            replays.push(ReplayServer::start(r.clone()).await?);
+        }
+        let producer = ProducerHandle::start(config.clone())?;
+        let mut feeds = Vec::new();
+        for f in &config.feeds {
+            let venue: Arc<dyn venues::Venue> = venues::by_name(&f.venue)
+                .ok_or_else(|| ServiceError::Venue(f.venue.clone()))?
+                .into();
+            let stats = Arc::new(FeedStats::new());
+            let (cfg, p, s) = (f.clone(), producer.clone(), stats.clone());
+            let addr = actix::Supervisor::start(move |_| FeedActor::new(cfg, venue, p, s));
+            feeds.push(RunningFeed {
+                name: format!("{}[{}]", f.venue, f.symbols.join(",")),
+                addr,
+                stats,
+            });
+        }
+        let http = if config.http.enabled {
+            let observed = crate::http::Observed {
+                metrics: producer.metrics(),
+                config: config.clone(),
+                feeds: feeds
+                    .iter()
+                    .zip(&config.feeds)
+                    .map(|(f, c)| {
+                        let budget =
+                            Duration::from_millis(c.stale_after_ms + 2 * c.reconnect_max_ms);
+                        (f.name.clone(), f.stats.clone(), budget)
+                    })
+                    .collect(),
+            };
+            Some(
+                crate::http::serve(&config.http.listen, observed)
+                    .await
+                    .map_err(|e| ServiceError::Http(config.http.listen.clone(), e))?,
+            )
+        } else {
+            None
+        };
+        tracing::info!(
+            feeds = feeds.len(),
+            replays = replays.len(),
+            "tickflow running"
+        );
+        Ok(Service {
+            producer,
+            feeds,
+            replays,
+            http,
+            config,
+        })
+    }
+
+    /// One progress line per feed.
+    pub fn log_progress(&self) {
+        for f in &self.feeds {
+            let s = &f.stats;
+            tracing::info!(
+                feed = %f.name,
+                connected = s.connected.load(Ordering::Relaxed),
+                frames = s.frames.load(Ordering::Relaxed),
+                acked = s.acked.load(Ordering::Relaxed),
+                nacked = s.nacked.load(Ordering::Relaxed),
+                syncs = s.syncs.load(Ordering::Relaxed),
+                gaps = s.gaps.load(Ordering::Relaxed),
+                errors = s.errors.load(Ordering::Relaxed),
+                reconnects = s.reconnects.load(Ordering::Relaxed),
+                "progress"
+            );
+        }
+        let m = self.producer.metrics();
+        tracing::info!(
+            produced = m.sample("tickflow_produced_total"),
+            nacks = m.sample("tickflow_produce_errors_total"),
+            "progress (all topics)"
+        );
+    }
+
+    /// Runs until `stop` resolves or, with `run.exit_after_replay`, the replay has been played
+    /// and drained; logs progress meanwhile; then stops gracefully.
+    pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) {
+        let every = Duration::from_millis(self.config.run.progress_interval_ms.max(100));
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        let exit_after_replay = self.config.run.exit_after_replay && !self.replays.is_empty();
+        let replay_done = async {
+            if exit_after_replay {
+                join_all(self.replays.iter().map(ReplayServer::finished)).await;
+                tracing::info!("replay finished; draining");
+                tokio::time::sleep(Duration::from_millis(self.config.run.drain_after_replay_ms))
+                    .await;
+            } else {
+                futures::future::pending::<()>().await;
+            }
+        };
+        tokio::pin!(stop);
+        tokio::pin!(replay_done);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.log_progress(),
+                () = &mut stop => break,
+                () = &mut replay_done => break,
+            }
+        }
+        self.shutdown().await;
+        self.log_progress();
+    }
+
+    /// Stops feeds first (what they read is produced and answered), then the producers.
+    pub async fn shutdown(&self) {
+        tracing::info!("stopping feeds");
+        join_all(self.feeds.iter().map(|f| f.addr.send(StopFeed))).await;
+        tracing::info!("stopping producers");
+        self.producer.shutdown().await;
+    }
+}

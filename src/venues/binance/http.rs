@@ -1,0 +1,76 @@
+//! Binance REST: depth snapshots and open interest.
+
+use super::websocket::messages::{DepthSnapshot, OpenInterest};
+use crate::book::Snapshot;
+use crate::schema::{self as s, Normalized};
+use crate::venues::{ParseError, SymbolMap};
+
+/// Parses `/api/v3/depth` or `/fapi/v1/depth`.
+pub fn parse_snapshot(body: &str) -> Result<Snapshot, ParseError> {
+    let d: DepthSnapshot<'_> = serde_json::from_str(body)?;
+    let conv = |v: &[[&str; 2]]| {
+        v.iter()
+            .map(|[p, q]| (p.to_string(), q.to_string()))
+            .collect()
+    };
+    Ok(Snapshot {
+        last_update_id: d.last_update_id,
+        bids: conv(&d.bids),
+        asks: conv(&d.asks),
+    })
+}
+
+/// Parses `/fapi/v1/openInterest`.
+pub fn parse_open_interest(
+    exchange: &'static str,
+    body: &str,
+    receipt_us: i64,
+    map: &SymbolMap,
+) -> Result<Normalized, ParseError> {
+    let oi: OpenInterest<'_> = serde_json::from_str(body)?;
+    let symbol = map
+        .normalized(oi.symbol)
+        .ok_or_else(|| ParseError::UnknownSymbol(oi.symbol.to_string()))?;
+    Ok(Normalized::OpenInterest(s::OpenInterest {
+        exchange: exchange.into(),
+        symbol: symbol.to_string(),
+        open_interest: oi.open_interest.into(),
+        timestamp: oi.time.map(|t| t.saturating_mul(1000)),
+        event_time: None,
+        receipt_time: receipt_us,
+    }))
+}
+
+#[derive(serde::Deserialize)]
+struct ExchangeInfo<'a> {
+    #[serde(borrow)]
+    symbols: Vec<SymbolInfo<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct SymbolInfo<'a> {
+    symbol: &'a str,
+    status: Option<&'a str>,
+    #[serde(rename = "baseAsset")]
+    base: &'a str,
+    #[serde(rename = "quoteAsset")]
+    quote: &'a str,
+    #[serde(rename = "contractType")]
+    contract_type: Option<&'a str>,
+}
+
+/// Parses `exchangeInfo` into (venue symbol, normalized symbol) pairs of trading symbols;
+/// on USD-M only perpetuals (`BASE-QUOTE-PERP`).
+pub fn parse_exchange_info(body: &str, usdm: bool) -> Result<Vec<(String, String)>, ParseError> {
+    let info: ExchangeInfo<'_> = serde_json::from_str(body)?;
+    Ok(info
+        .symbols
+        .into_iter()
+        .filter(|s| s.status.is_none_or(|st| st == "TRADING"))
+        .filter(|s| !usdm || s.contract_type == Some("PERPETUAL"))
+        .map(|s| {
+            let norm = format!("{}-{}{}", s.base, s.quote, if usdm { "-PERP" } else { "" });
+            (s.symbol.to_string(), norm)
+        })
+        .collect())
+}

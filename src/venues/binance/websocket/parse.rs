@@ -1,0 +1,242 @@
+//! Binance payloads → normalized records. Times are converted from ms to µs; decimals are
+//! passed through as the venue's strings.
+
+use serde_json::value::RawValue;
+
+use super::messages::*;
+use crate::book::Diff;
+use crate::schema::v2beta1::{liquidation, trade};
+use crate::schema::{self as s, Normalized};
+use crate::venues::{ParseError, SymbolMap, VenueEvent};
+
+fn us(ms: i64) -> i64 {
+    ms.saturating_mul(1000)
+}
+
+fn symbol(map: &SymbolMap, venue_symbol: &str) -> Result<String, ParseError> {
+    map.normalized(venue_symbol)
+        .map(str::to_string)
+        .ok_or_else(|| ParseError::UnknownSymbol(venue_symbol.to_string()))
+}
+
+/// Binance's `m` is "buyer is maker": the taker, whose side the trade carries, sold.
+fn taker_side(buyer_is_maker: bool) -> i32 {
+    if buyer_is_maker {
+        trade::Side::Sell as i32
+    } else {
+        trade::Side::Buy as i32
+    }
+}
+
+fn levels(raw: &[[&str; 2]]) -> Vec<(String, String)> {
+    raw.iter()
+        .map(|[p, q]| (p.to_string(), q.to_string()))
+        .collect()
+}
+
+/// Parses the payload of stream `kind` (the part after `@`, or the `e` event type).
+pub fn parse_payload(
+    exchange: &'static str,
+    kind: &str,
+    data: &RawValue,
+    receipt_us: i64,
+    map: &SymbolMap,
+    out: &mut Vec<VenueEvent>,
+) -> Result<(), ParseError> {
+    let json = data.get();
+    let record = match kind {
+        "trade" => {
+            let t: Trade<'_> = serde_json::from_str(json)?;
+            Normalized::Trade(s::Trade {
+                exchange: exchange.into(),
+                symbol: symbol(map, t.symbol)?,
+                side: taker_side(t.buyer_is_maker),
+                trade_id: t.trade_id.to_string(),
+                price: t.price.into(),
+                amount: t.quantity.into(),
+                timestamp: us(t.trade_time),
+                raw_id: t.trade_id.to_string(),
+                trade_type: t.order_type.map(str::to_string),
+                maker: Some(t.buyer_is_maker),
+                event_time: Some(us(t.event_time)),
+                match_id: None,
+                liquidity_flag: None,
+                receipt_time: receipt_us,
+            })
+        }
+        "aggTrade" => {
+            let t: AggTrade<'_> = serde_json::from_str(json)?;
+            let id = t.agg_id.unwrap_or(t.first_trade_id).to_string();
+            Normalized::Trade(s::Trade {
+                exchange: exchange.into(),
+                symbol: symbol(map, t.symbol)?,
+                side: taker_side(t.buyer_is_maker),
+                trade_id: id.clone(),
+                price: t.price.into(),
+                amount: t.quantity.into(),
+                timestamp: us(t.trade_time),
+                raw_id: id,
+                trade_type: Some("aggregate".into()),
+                maker: Some(t.buyer_is_maker),
+                event_time: Some(us(t.event_time)),
+                match_id: Some(format!("{}-{}", t.first_trade_id, t.last_trade_id)),
+                liquidity_flag: None,
+                receipt_time: receipt_us,
+            })
+        }
+        "depth" | "depthUpdate" => {
+            let d: DepthUpdate<'_> = serde_json::from_str(json)?;
+            out.push(VenueEvent::Diff {
+                symbol: symbol(map, d.symbol)?,
+                diff: Diff {
+                    first: d.first_update_id,
+                    last: d.final_update_id,
+                    prev: d.prev_final_update_id,
+                    bids: levels(&d.bids),
+                    asks: levels(&d.asks),
+                    event_time: Some(us(d.event_time)),
+                    timestamp: d.transaction_time.map(us),
+                    receipt_time: receipt_us,
+                },
+            });
+            return Ok(());
+        }
+        "bookTicker" => {
+            let b: BookTicker<'_> = serde_json::from_str(json)?;
+            Normalized::TopOfBook(s::TopOfBook {
+                exchange: exchange.into(),
+                symbol: symbol(map, b.symbol)?,
+                bid_price: b.bid_price.into(),
+                bid_size: b.bid_qty.into(),
+                ask_price: b.ask_price.into(),
+                ask_size: b.ask_qty.into(),
+                timestamp: b.transaction_time.map(us),
+                event_time: b.event_time.map(us),
+                receipt_time: receipt_us,
+                update_id: Some(b.update_id),
+            })
+        }
+        "ticker" | "24hrTicker" => {
+            let t: Ticker<'_> = serde_json::from_str(json)?;
+            Normalized::Ticker(s::Ticker {
+                exchange: exchange.into(),
+                symbol: symbol(map, t.symbol)?,
+                bid: t.bid.unwrap_or_default().into(),
+                ask: t.ask.unwrap_or_default().into(),
+                timestamp: Some(us(t.close_time)),
+                event_time: Some(us(t.event_time)),
+                receipt_time: receipt_us,
+                last: t.last.into(),
+                open: t.open.into(),
+                high: t.high.into(),
+                low: t.low.into(),
+                volume: t.volume.into(),
+                quote_volume: t.quote_volume.into(),
+            })
+        }
+        "markPrice" | "markPriceUpdate" => {
+            let m: MarkPrice<'_> = serde_json::from_str(json)?;
+            Normalized::Funding(s::Funding {
+                exchange: exchange.into(),
+                symbol: symbol(map, m.symbol)?,
+                mark_price: m.mark_price.into(),
+                rate: m.funding_rate.into(),
+                next_funding_time: Some(us(m.next_funding_time)),
+                predicted_rate: None,
+                timestamp: Some(us(m.event_time)),
+                event_time: Some(us(m.event_time)),
+                receipt_time: receipt_us,
+                index_price: m.index_price.map(str::to_string),
+            })
+        }
+        "forceOrder" => {
+            let f: ForceOrder<'_> = serde_json::from_str(json)?;
+            let o = f.order;
+            let side = match o.side {
+                "BUY" => liquidation::Side::Buy,
+                "SELL" => liquidation::Side::Sell,
+                _ => liquidation::Side::Unspecified,
+            };
+            Normalized::Liquidation(s::Liquidation {
+                exchange: exchange.into(),
+                symbol: symbol(map, o.symbol)?,
+                side: side as i32,
+                quantity: o.quantity.into(),
+                price: o.price.into(),
+                id: String::new(),
+                status: o.status.into(),
+                timestamp: Some(us(o.trade_time)),
+                event_time: Some(us(f.event_time)),
+                receipt_time: receipt_us,
+            })
+        }
+        k if k == "kline" || k.starts_with("kline_") => {
+            let e: KlineEvent<'_> = serde_json::from_str(json)?;
+            let k = e.kline;
+            Normalized::Candle(s::Candle {
+                exchange: exchange.into(),
+                symbol: symbol(map, k.symbol)?,
+                start: us(k.start),
+                stop: us(k.stop),
+                interval: k.interval.into(),
+                trades: Some(k.trades),
+                open: k.open.into(),
+                close: k.close.into(),
+                high: k.high.into(),
+                low: k.low.into(),
+                volume: k.volume.into(),
+                closed: k.closed,
+                timestamp: Some(us(k.stop)),
+                event_time: Some(us(e.event_time)),
+                receipt_time: receipt_us,
+                quote_volume: k.quote_volume.map(str::to_string),
+            })
+        }
+        other => return Err(ParseError::Unsupported(other.to_string())),
+    };
+    out.push(VenueEvent::Record(record));
+    Ok(())
+}
+
+/// Parses one frame: a combined-stream envelope, a raw event, or a control answer.
+pub fn parse_frame(
+    exchange: &'static str,
+    text: &str,
+    receipt_us: i64,
+    map: &SymbolMap,
+    out: &mut Vec<VenueEvent>,
+) -> Result<(), ParseError> {
+    let env: Envelope<'_> = serde_json::from_str(text)?;
+    if let (Some(code), Some(msg)) = (env.code, &env.msg) {
+        return Err(ParseError::Venue {
+            code,
+            msg: msg.clone(),
+        });
+    }
+    match (env.stream, env.data) {
+        (Some(stream), Some(data)) => {
+            let kind = stream.split_once('@').map_or(stream, |(_, k)| k);
+            // `depth@100ms` → `depth`; `kline_1m` is kept whole.
+            let kind = kind.split('@').next().unwrap_or(kind);
+            parse_payload(exchange, kind, data, receipt_us, map, out)
+        }
+        _ if env.id.is_some() => {
+            out.push(VenueEvent::Control);
+            Ok(())
+        }
+        _ => {
+            // A raw (non-combined) event: dispatch on its `e` field.
+            #[derive(serde::Deserialize)]
+            struct Kind<'a> {
+                #[serde(rename = "e", borrow)]
+                e: Option<&'a str>,
+            }
+            let k: Kind<'_> = serde_json::from_str(text)?;
+            let raw: &RawValue = serde_json::from_str(text)?;
+            match k.e {
+                Some(kind) => parse_payload(exchange, kind, raw, receipt_us, map, out),
+                None => Err(ParseError::Unsupported("event without type".into())),
+            }
+        }
+    }
+}

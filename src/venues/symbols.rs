@@ -1,0 +1,36 @@
+//! Venue symbol ↔ normalized `BASE-QUOTE` symbol mapping, pinned from the config.
+
+use std::collections::HashMap;
+
+/// Maps venue symbols (`BTCUSDT`) to normalized ones (`BTC-USDT`, `BTC-USDT-PERP`).
+#[derive(Debug, Clone, Default)]
+pub struct SymbolMap {
+    to_normalized: HashMap<String, String>,
+}
+
+impl SymbolMap {
+    /// A map from (venue symbol, normalized symbol) pairs.
+    pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> SymbolMap {
+        SymbolMap {
+            to_normalized: pairs
+                .into_iter()
+                .map(|(v, n)| (v.to_ascii_uppercase(), n))
+                .collect(),
+        }
+    }
+
+    /// The normalized symbol of a venue symbol, if configured.
+    pub fn normalized(&self, venue_symbol: &str) -> Option<&str> {
+        self.to_normalized.get(venue_symbol).map(String::as_str)
+    }
+
+    /// Number of symbols.
+    pub fn len(&self) -> usize {
+        self.to_normalized.len()
+    }
+
+    /// Whether no symbol is configured.
+    pub fn is_empty(&self) -> bool {
+        self.to_normalized.is_empty()
+    }
+}

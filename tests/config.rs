@@ -1,0 +1,159 @@
+//! Config tests: the shipped files load, bad keys and values are named, environment
+//! overrides apply, secrets come from the environment only and never show.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use tickflow::config::{Config, ConfigError, OverflowPolicy, PartitionKey};
+
+/// Tests that touch the process environment run one at a time.
+static ENV: Mutex<()> = Mutex::new(());
+
+fn write(text: &str) -> tempfile::NamedTempFile {
+    let f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(f.path(), text).unwrap();
+    f
+}
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    Config::load(write(text).path())
+}
+
+#[test]
+fn default_file_loads_with_the_documented_kafka_defaults() {
+    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let cfg = Config::load(Path::new("config/default.toml")).unwrap();
+    let p = cfg.kafka.librdkafka_properties();
+    assert_eq!(p["acks"], "all");
+    assert_eq!(p["enable.idempotence"], "true");
+    assert_eq!(p["compression.type"], "lz4");
+    assert_eq!(p["batch.size"], "65536");
+    assert_eq!(p["linger.ms"], "5");
+    assert_eq!(p["queue.buffering.max.messages"], "200000");
+    assert_eq!(cfg.producer.overflow, OverflowPolicy::Backpressure);
+}
+
+#[test]
+fn unknown_key_is_named() {
+    let err = load("[kafka]\nbootstrap_server = \"x:1\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("bootstrap_server"), "{err}");
+    assert!(err.contains("kafka"), "{err}");
+}
+
+#[test]
+fn bad_value_is_named() {
+    let err = load("[producer]\noverflow = \"explode\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("producer.overflow"), "{err}");
+    assert!(err.contains("explode"), "{err}");
+    let err = load("[producer]\nqueue_capacity = -3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("producer.queue_capacity"), "{err}");
+    let err = load("[producer]\nqueue_capacity = 0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("producer.queue_capacity") && err.contains("at least 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn acks_other_than_all_with_idempotence_is_rejected_with_the_reason() {
+    let err = load("[kafka]\nacks = \"1\"\n").unwrap_err().to_string();
+    assert!(err.contains("kafka.acks"), "{err}");
+    assert!(
+        err.contains("idempotent producer requires acks=all"),
+        "{err}"
+    );
+    // Also when slipped in through the pass-through properties.
+    let err = load("[kafka.properties]\nacks = \"0\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kafka.acks"), "{err}");
+    // Fine once idempotence is off.
+    let cfg = load("[kafka]\nacks = \"1\"\nenable_idempotence = false\n").unwrap();
+    assert_eq!(cfg.kafka.librdkafka_properties()["acks"], "1");
+}
+
+#[test]
+fn environment_overrides_file_with_double_underscore_nesting() {
+    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let f = write(
+        "[kafka]\nbootstrap_servers = \"file:9092\"\n[producer]\npartition_key = \"symbol\"\n",
+    );
+    std::env::set_var("TICKFLOW_KAFKA__BOOTSTRAP_SERVERS", "env:9093");
+    std::env::set_var("TICKFLOW_PRODUCER__QUEUE_CAPACITY", "77");
+    std::env::set_var("TICKFLOW_SOME_TOOL_PATH", "/not/config");
+    let cfg = Config::load(f.path());
+    std::env::set_var("TICKFLOW_PRODUCER__QUEUE_CAPACTY", "1");
+    let typo = Config::load(f.path());
+    std::env::remove_var("TICKFLOW_PRODUCER__QUEUE_CAPACTY");
+    std::env::remove_var("TICKFLOW_SOME_TOOL_PATH");
+    std::env::remove_var("TICKFLOW_KAFKA__BOOTSTRAP_SERVERS");
+    std::env::remove_var("TICKFLOW_PRODUCER__QUEUE_CAPACITY");
+    let cfg = cfg.unwrap();
+    assert_eq!(cfg.kafka.bootstrap_servers, "env:9093");
+    assert_eq!(cfg.producer.queue_capacity, 77);
+    assert_eq!(cfg.producer.partition_key, PartitionKey::Symbol);
+    let err = typo.unwrap_err().to_string();
+    assert!(
+        err.contains("producer.queue_capacty"),
+        "a typo in an env override is named: {err}"
+    );
+}
+
+#[test]
+fn secrets_come_from_the_environment_and_are_redacted() {
+    let err = load("[kafka.sasl]\nusername = \"u\"\npassword = \"hunter2\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kafka.sasl.password"), "{err}");
+    assert!(err.contains("TICKFLOW_KAFKA__SASL__PASSWORD"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    let err = load("[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sasl.password") && !err.contains("hunter2"),
+        "{err}"
+    );
+
+    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let f = write("[kafka.sasl]\nusername = \"u\"\nmechanism = \"PLAIN\"\n[schema_registry]\nusername = \"r\"\n");
+    std::env::set_var("TICKFLOW_KAFKA__SASL__PASSWORD", "s3cr3t-kafka");
+    std::env::set_var("TICKFLOW_SCHEMA_REGISTRY__PASSWORD", "s3cr3t-registry");
+    let cfg = Config::load(f.path());
+    std::env::remove_var("TICKFLOW_KAFKA__SASL__PASSWORD");
+    std::env::remove_var("TICKFLOW_SCHEMA_REGISTRY__PASSWORD");
+    let cfg = cfg.unwrap();
+    assert_eq!(
+        cfg.kafka.librdkafka_properties()["sasl.password"],
+        "s3cr3t-kafka"
+    );
+    assert_eq!(
+        cfg.schema_registry.password.as_ref().unwrap().expose(),
+        "s3cr3t-registry"
+    );
+    for shown in [format!("{cfg:?}"), cfg.to_redacted_toml()] {
+        assert!(!shown.contains("s3cr3t"), "secret leaked: {shown}");
+        assert!(shown.contains("***"));
+    }
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let err = Config::load(Path::new("config/nope.toml"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("config/nope.toml") && err.contains("does not exist"),
+        "{err}"
+    );
+}

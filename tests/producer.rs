@@ -1,0 +1,254 @@
+//! Producer actor against the real broker and registry of the dev stack.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use futures::future::join_all;
+use tickflow::config::{OverflowPolicy, PartitionKey, TopicMode};
+use tickflow::producer::{Dependency, InjectFailure, NackReason, ProduceEvent};
+use tickflow::schema::registry::{Registry, SubjectStrategy};
+use tickflow::schema::{wire, DataType, Normalized};
+use tickflow::supervisor::ProducerHandle;
+
+fn event(n: u64) -> ProduceEvent {
+    ProduceEvent::typed(Normalized::Trade(common::trade(n)))
+}
+
+#[actix_rt::test]
+async fn ten_thousand_typed_events_round_trip_with_keys_headers_and_partitions() {
+    let cfg = common::test_config("rt");
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let registry = Registry::new(&cfg.schema_registry).unwrap();
+    let handle = ProducerHandle::start(cfg).unwrap();
+
+    const N: u64 = 10_000;
+    let acks = join_all((0..N).map(|n| handle.produce(event(n)))).await;
+    let acks: Vec<_> = acks
+        .into_iter()
+        .map(|a| a.expect("every event acked"))
+        .collect();
+    assert!(acks.iter().all(|a| &*a.topic == topic.as_str()));
+    let id = registry
+        .register(
+            &SubjectStrategy::TopicName.subject(&topic, DataType::Trade),
+            DataType::Trade,
+        )
+        .await
+        .unwrap();
+
+    let got = common::consume(
+        &common::kafka_addr(),
+        &topic,
+        3,
+        N as usize,
+        Duration::from_secs(60),
+    );
+    assert_eq!(got.len(), N as usize);
+    let mut seen = HashSet::new();
+    let mut partition_of_key: HashMap<Vec<u8>, i32> = HashMap::new();
+    for r in &got {
+        let frame = wire::parse(&r.value).unwrap();
+        assert_eq!(frame.schema_id, id);
+        assert_eq!(frame.message_indexes, vec![0]);
+        let Normalized::Trade(t) = Normalized::decode(DataType::Trade, frame.payload).unwrap()
+        else {
+            unreachable!()
+        };
+        let n: u64 = t.trade_id.parse().unwrap();
+        assert_eq!(
+            t,
+            common::trade(n),
+            "decoded record differs from what was sent"
+        );
+        assert!(seen.insert(n), "trade {n} consumed twice");
+        let ack = &acks[n as usize];
+        assert_eq!(
+            (ack.partition, ack.offset),
+            (r.partition, r.offset),
+            "ack of {n} points elsewhere"
+        );
+        let key = r.key.clone().unwrap();
+        assert_eq!(key, format!("BINANCE-{}", t.symbol).into_bytes());
+        assert_eq!(
+            *partition_of_key.entry(key).or_insert(r.partition),
+            r.partition,
+            "a key spans partitions"
+        );
+        assert_eq!(r.headers["content-type"], "application/x-protobuf");
+        assert_eq!(r.headers["exchange"], "BINANCE");
+        assert_eq!(r.headers["symbol"], t.symbol);
+        assert_eq!(r.headers["data_type"], "trade");
+        assert_eq!(r.headers["schema_version"], "v2beta1");
+        assert_eq!(r.headers["producer_version"], env!("CARGO_PKG_VERSION"));
+    }
+    let m = handle.metrics();
+    assert_eq!(m.sample("tickflow_produced_total"), N as f64);
+    handle.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn per_symbol_topics_with_symbol_keys() {
+    let mut cfg = common::test_config("ps");
+    cfg.producer.topic_mode = TopicMode::PerSymbol;
+    cfg.producer.partition_key = PartitionKey::Symbol;
+    let prefix = cfg.producer.topic_prefix.clone();
+    let handle = ProducerHandle::start(cfg).unwrap();
+    for n in 0..6 {
+        let ack = handle.produce(event(n)).await.unwrap();
+        let sym = common::trade(n).symbol.to_lowercase();
+        assert_eq!(&*ack.topic, format!("{prefix}.trade.binance.{sym}"));
+    }
+    let got = common::consume(
+        &common::kafka_addr(),
+        &format!("{prefix}.trade.binance.eth-usdt"),
+        3,
+        2,
+        Duration::from_secs(30),
+    );
+    assert_eq!(got.len(), 2);
+    assert!(got
+        .iter()
+        .all(|r| r.key.as_deref() == Some(b"ETH-USDT".as_slice())));
+    handle.shutdown().await;
+}
+
+async fn burst(policy: OverflowPolicy, n: u64) -> (usize, Vec<NackReason>) {
+    let mut cfg = common::test_config("of");
+    cfg.producer.queue_capacity = 8;
+    cfg.producer.max_in_flight = 8;
+    cfg.producer.overflow = policy;
+    let handle = ProducerHandle::start(cfg).unwrap();
+    // Let the topic exist and the schema register first, so the burst meets a running stream.
+    handle.produce(event(0)).await.unwrap();
+    let answers = join_all((1..=n).map(|i| handle.produce(event(i)))).await;
+    assert_eq!(answers.len() as u64, n, "every event answered");
+    let acks = answers.iter().filter(|a| a.is_ok()).count();
+    let nacks = answers
+        .into_iter()
+        .filter_map(|a| a.err())
+        .map(|n| n.reason)
+        .collect();
+    handle.shutdown().await;
+    (acks, nacks)
+}
+
+#[actix_rt::test]
+async fn overflow_backpressure_answers_every_event_without_nacks() {
+    let (acks, nacks) = burst(OverflowPolicy::Backpressure, 5_000).await;
+    assert_eq!(nacks, vec![]);
+    assert_eq!(acks, 5_000);
+}
+
+#[actix_rt::test]
+async fn overflow_nack_answers_queue_full_only() {
+    let (acks, nacks) = burst(OverflowPolicy::Nack, 5_000).await;
+    assert_eq!(acks + nacks.len(), 5_000);
+    assert!(
+        !nacks.is_empty(),
+        "a burst 600x the queue capacity should overflow"
+    );
+    assert!(
+        nacks.iter().all(|r| *r == NackReason::QueueFull),
+        "{:?}",
+        &nacks[..3.min(nacks.len())]
+    );
+    assert!(acks > 0);
+}
+
+#[actix_rt::test]
+async fn registry_down_nacks_retriably_then_acks_when_it_is_back() {
+    let port = common::free_port();
+    let mut cfg = common::test_config("reg");
+    cfg.schema_registry.url = format!("http://127.0.0.1:{port}");
+    cfg.schema_registry.timeout_ms = 500;
+    cfg.producer.circuit_breaker.failure_threshold = 2;
+    cfg.producer.circuit_breaker.cooldown_ms = 300;
+    let handle = ProducerHandle::start(cfg).unwrap();
+
+    // warm-up at start is the first failure; then one more opens the breaker.
+    let first = handle.produce(event(1)).await.unwrap_err();
+    assert!(
+        matches!(first.reason, NackReason::SchemaRegistry(_)),
+        "{first:?}"
+    );
+    assert!(first.retriable);
+    let fast = handle.produce(event(2)).await.unwrap_err();
+    assert_eq!(fast.reason, NackReason::CircuitOpen(Dependency::Registry));
+    assert!(fast.retriable);
+    assert!(handle.metrics().sample("tickflow_circuit_state{") >= 2.0);
+
+    let _registry = common::start_registry(port);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let ack = handle
+        .produce(event(3))
+        .await
+        .expect("acked once the registry is back");
+    assert!(ack.offset >= 0);
+    handle.produce(event(4)).await.unwrap();
+    let m = handle.metrics();
+    assert!(m.sample("tickflow_produce_errors_total{topic=") >= 2.0);
+    handle.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn injected_actor_failure_is_restarted_by_the_supervisor() {
+    let cfg = common::test_config("sup");
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let handle = ProducerHandle::start(cfg).unwrap();
+    handle.produce(event(1)).await.unwrap();
+    let actor = handle.producer_for(&topic).await.unwrap();
+    actor.send(InjectFailure).await.unwrap();
+    for n in 2..50 {
+        handle
+            .produce(event(n))
+            .await
+            .expect("acked after the restart");
+    }
+    assert_eq!(
+        handle.metrics().sample("tickflow_producer_restarts_total"),
+        1.0
+    );
+    let got = common::consume(
+        &common::kafka_addr(),
+        &topic,
+        3,
+        49,
+        Duration::from_secs(30),
+    );
+    assert_eq!(got.len(), 49);
+    handle.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn graceful_shutdown_answers_everything_and_loses_nothing_acked() {
+    let mut cfg = common::test_config("stop");
+    cfg.producer.queue_capacity = 64;
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let handle = ProducerHandle::start(cfg).unwrap();
+    handle.produce(event(0)).await.unwrap();
+    let sends = join_all((1..3000).map(|n| handle.produce(event(n))));
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        handle.shutdown().await;
+    };
+    let (answers, ()) = futures::join!(sends, stop);
+    let acked: usize = 1 + answers.iter().filter(|a| a.is_ok()).count();
+    for a in &answers {
+        if let Err(n) = a {
+            assert_eq!(n.reason, NackReason::ShuttingDown);
+        }
+    }
+    let late = handle.produce(event(99_999)).await.unwrap_err();
+    assert_eq!(late.reason, NackReason::ShuttingDown);
+    let got = common::consume(
+        &common::kafka_addr(),
+        &topic,
+        3,
+        acked,
+        Duration::from_secs(30),
+    );
+    assert!(got.len() >= acked, "acked {acked}, consumed {}", got.len());
+}
