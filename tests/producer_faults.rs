@@ -224,7 +224,7 @@ async fn real_broker_killed_and_restarted_mid_stream_every_event_answered() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(broker);
     let _broker = common::start_tansu(port);
-    common::create_topics(&bootstrap, &[&topic], 1).await;
+    common::ensure_topics(&bootstrap, &[&topic], 1).await;
     let answers = in_flight.await.unwrap();
     assert_eq!(answers.len(), 2_000, "every in-flight event answered");
 

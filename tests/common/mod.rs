@@ -39,6 +39,16 @@ pub fn unique_topic(prefix: &str) -> String {
 
 /// Creates topics explicitly (the broker would auto-create with its own partition count).
 pub async fn create_topics(bootstrap: &str, topics: &[&str], partitions: i32) {
+    create_topics_inner(bootstrap, topics, partitions, false).await
+}
+
+/// Creates topics, accepting ones that already exist (after a broker restart a client's metadata
+/// request may auto-create the topic first).
+pub async fn ensure_topics(bootstrap: &str, topics: &[&str], partitions: i32) {
+    create_topics_inner(bootstrap, topics, partitions, true).await
+}
+
+async fn create_topics_inner(bootstrap: &str, topics: &[&str], partitions: i32, exists_ok: bool) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()
@@ -55,7 +65,11 @@ pub async fn create_topics(bootstrap: &str, topics: &[&str], partitions: i32) {
         .await
         .unwrap();
     for r in res {
-        r.unwrap();
+        match r {
+            Ok(_) => {}
+            Err((_, rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists)) if exists_ok => {}
+            Err(e) => panic!("creating topic failed: {e:?}"),
+        }
     }
 }
 
