@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use tickflow::book::{BookSync, Diff, Rules, Snapshot, Step};
+use tickflow::book::{BookSync, Diff, DiffLevel, Rules, Snapshot, Step};
 use tickflow::schema::v2beta1::{liquidation, trade};
 use tickflow::schema::{self as s, Normalized};
 use tickflow::venues::{binance::Binance, SymbolMap, Venue, VenueEvent};
@@ -166,9 +166,17 @@ fn depth_update_becomes_a_diff() {
         (diff.first, diff.last, diff.prev),
         (600_859_599_090, 600_859_600_917, Some(600_859_598_061))
     );
-    assert_eq!(diff.bids[1], ("7.6090".to_string(), "0".to_string()));
+    let pairs = |v: &[DiffLevel]| {
+        v.iter()
+            .map(|l| (l.price.clone(), l.quantity.clone()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
-        diff.asks,
+        pairs(&diff.bids)[1],
+        ("7.6090".to_string(), "0".to_string())
+    );
+    assert_eq!(
+        pairs(&diff.asks),
         vec![
             ("7.6150".into(), "1563".into()),
             ("7.6220".into(), "3284".into())
@@ -437,11 +445,11 @@ fn reconstruct(snap: &Snapshot, diffs: &[Diff]) -> (Levels, Levels) {
         set(&mut asks, p, q);
     }
     for d in diffs.iter().filter(|d| d.last > snap.last_update_id) {
-        for (p, q) in &d.bids {
-            set(&mut bids, p, q);
+        for l in &d.bids {
+            set(&mut bids, &l.price, &l.quantity);
         }
-        for (p, q) in &d.asks {
-            set(&mut asks, p, q);
+        for l in &d.asks {
+            set(&mut asks, &l.price, &l.quantity);
         }
     }
     let mut b: Vec<_> = bids.into_iter().collect();

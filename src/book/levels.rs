@@ -2,6 +2,7 @@
 //! what is emitted is exactly what the venue sent; no float is involved.
 
 use std::cmp::Reverse;
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
@@ -47,15 +48,56 @@ fn is_plain_decimal(q: &str) -> bool {
         && q != "."
 }
 
-fn key(price: &str) -> Result<Decimal, BadDecimal> {
-    Decimal::from_str(price).map_err(|_| BadDecimal(price.to_string()))
+/// Decimal places of a book key: prices are keyed as exact integers of 10^-18.
+pub const KEY_SCALE: u32 = 18;
+
+/// A price as an exact fixed-point integer (units of 10^-[`KEY_SCALE`]): equal prices written
+/// with different digits (`"7.609"`, `"7.6090"`) get the same key, and comparing two keys is
+/// one integer comparison. `rust_decimal` parses; a price with more than 18 decimal places or
+/// too large for the scale is refused (typed error, counted), never rounded.
+fn key(price: &str) -> Result<i128, BadDecimal> {
+    let bad = || BadDecimal(price.to_string());
+    let d = Decimal::from_str(price).map_err(|_| bad())?;
+    let scale = d.scale();
+    if scale > KEY_SCALE {
+        return Err(bad());
+    }
+    d.mantissa()
+        .checked_mul(10i128.pow(KEY_SCALE - scale))
+        .ok_or_else(bad)
+}
+
+/// Sets, replaces or deletes one level. A replaced level reuses its strings' buffers, so a
+/// quantity change (the common diff) allocates nothing.
+fn set<K: Ord>(entry: Entry<'_, K, Level>, price: &str, quantity: &str, zero: bool) {
+    match (entry, zero) {
+        (Entry::Occupied(o), true) => {
+            o.remove();
+        }
+        (Entry::Vacant(_), true) => {}
+        (Entry::Occupied(mut o), false) => {
+            let level = o.get_mut();
+            if level.price != price {
+                level.price.clear();
+                level.price.push_str(price);
+            }
+            level.quantity.clear();
+            level.quantity.push_str(quantity);
+        }
+        (Entry::Vacant(v), false) => {
+            v.insert(Level {
+                price: price.to_string(),
+                quantity: quantity.to_string(),
+            });
+        }
+    }
 }
 
 /// Bids and asks keyed by exact price.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderBook {
-    bids: BTreeMap<Reverse<Decimal>, Level>,
-    asks: BTreeMap<Decimal, Level>,
+    bids: BTreeMap<Reverse<i128>, Level>,
+    asks: BTreeMap<i128, Level>,
 }
 
 impl OrderBook {
@@ -78,23 +120,9 @@ impl OrderBook {
         if !zero && !is_plain_decimal(quantity) {
             return Err(BadDecimal(quantity.to_string()));
         }
-        let level = || Level {
-            price: price.to_string(),
-            quantity: quantity.to_string(),
-        };
-        match (side, zero) {
-            (Side::Bid, true) => {
-                self.bids.remove(&Reverse(k));
-            }
-            (Side::Ask, true) => {
-                self.asks.remove(&k);
-            }
-            (Side::Bid, false) => {
-                self.bids.insert(Reverse(k), level());
-            }
-            (Side::Ask, false) => {
-                self.asks.insert(k, level());
-            }
+        match side {
+            Side::Bid => set(self.bids.entry(Reverse(k)), price, quantity, zero),
+            Side::Ask => set(self.asks.entry(k), price, quantity, zero),
         }
         Ok(())
     }
@@ -146,6 +174,14 @@ mod tests {
         b.apply(Side::Ask, "9.99", "0").unwrap();
         assert_eq!(b.len(), (1, 2));
         assert!(b.apply(Side::Ask, "abc", "1").is_err());
+        // Keys are exact at 18 places; more places are refused, not rounded.
+        b.apply(Side::Ask, "0.000000000000000001", "1").unwrap();
+        b.apply(Side::Ask, "0.000000000000000002", "1").unwrap();
+        assert_eq!(b.len(), (1, 4));
+        assert!(b.apply(Side::Ask, "0.0000000000000000001", "1").is_err());
+        assert!(b
+            .apply(Side::Ask, "99999999999999999999999999999", "1")
+            .is_err());
         assert!(b.apply(Side::Ask, "1", "1e").is_err());
     }
 }

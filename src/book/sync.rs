@@ -9,6 +9,11 @@
 use std::collections::VecDeque;
 
 use super::levels::{BadDecimal, OrderBook, Side};
+use crate::schema::v2beta1::level2_delta;
+
+/// One level of a diff: price and absolute quantity, the venue's digits. It is the
+/// `Level2Delta` level itself, so an applied diff moves into its record without a copy.
+pub type DiffLevel = level2_delta::PriceLevel;
 
 /// Which continuity rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,9 +34,9 @@ pub struct Diff {
     /// Previous diff's final update id (`pu`, futures only).
     pub prev: Option<i64>,
     /// Bid levels (price, absolute quantity).
-    pub bids: Vec<(String, String)>,
+    pub bids: Vec<DiffLevel>,
     /// Ask levels (price, absolute quantity).
-    pub asks: Vec<(String, String)>,
+    pub asks: Vec<DiffLevel>,
     /// Venue event time, µs.
     pub event_time: Option<i64>,
     /// Venue transaction time, µs (futures `T`).
@@ -180,11 +185,11 @@ impl BookSync {
     }
 
     fn apply(&mut self, d: &Diff) -> Result<(), BadDecimal> {
-        for (p, q) in &d.bids {
-            self.book.apply(Side::Bid, p, q)?;
+        for l in &d.bids {
+            self.book.apply(Side::Bid, &l.price, &l.quantity)?;
         }
-        for (p, q) in &d.asks {
-            self.book.apply(Side::Ask, p, q)?;
+        for l in &d.asks {
+            self.book.apply(Side::Ask, &l.price, &l.quantity)?;
         }
         self.state = State::Synced {
             last: d.last,
@@ -196,20 +201,26 @@ impl BookSync {
     /// Takes one diff: buffers it, drops it, applies it, or reports a gap (the book is then
     /// reset and this diff starts the new buffer).
     pub fn on_diff(&mut self, d: Diff) -> Result<Step, BadDecimal> {
+        self.take_diff(d).map(|(step, _)| step)
+    }
+
+    /// [`BookSync::on_diff`], handing an applied diff back so its levels can move into the
+    /// emitted record.
+    pub fn take_diff(&mut self, d: Diff) -> Result<(Step, Option<Diff>), BadDecimal> {
         let State::Synced { last, bridged } = self.state else {
             if self.buffer.len() >= self.buffer_limit {
                 self.buffer.pop_front();
             }
             self.buffer.push_back(d);
-            return Ok(Step::Buffered);
+            return Ok((Step::Buffered, None));
         };
         match self.decide(&d, last, bridged) {
-            Decision::Drop => Ok(Step::Dropped),
-            Decision::Apply => self.apply(&d).map(|()| Step::Applied),
+            Decision::Drop => Ok((Step::Dropped, None)),
+            Decision::Apply => self.apply(&d).map(|()| (Step::Applied, Some(d))),
             Decision::Gap { expected, got } => {
                 self.reset();
                 self.buffer.push_back(d);
-                Ok(Step::Gap { expected, got })
+                Ok((Step::Gap { expected, got }, None))
             }
         }
     }
@@ -267,7 +278,10 @@ mod tests {
             first,
             last,
             prev,
-            bids: vec![(bid.0.into(), bid.1.into())],
+            bids: vec![DiffLevel {
+                price: bid.0.into(),
+                quantity: bid.1.into(),
+            }],
             ..Default::default()
         }
     }

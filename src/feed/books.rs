@@ -5,7 +5,6 @@ use std::collections::HashMap;
 
 use crate::book::{BookSync, Diff, Rules, Snapshot, Step};
 
-use crate::schema::v2beta1::level2_delta;
 use crate::schema::{Level2Book, Level2Delta, Normalized};
 
 /// What the feed must do after a book step.
@@ -104,36 +103,27 @@ impl BookKeeper {
         let every = self.every;
         let mut out = BookOutput::default();
         let e = self.entry(symbol);
-        // Only a synced book can apply a diff: skip copying the levels of buffered ones.
-        let record = e.sync.is_synced().then(|| Level2Delta {
-            exchange: String::new(),
-            symbol: String::new(),
-            bids: conv(&diff.bids),
-            asks: conv(&diff.asks),
-            timestamp: diff.timestamp,
-            sequence: Some(diff.last),
-            checksum: None,
-            event_time: diff.event_time,
-            last_update_id: Some(diff.last),
-            receipt_time: diff.receipt_time,
-            first_update_id: Some(diff.first),
-            prev_update_id: diff.prev,
-        });
-        let (event_time, timestamp, receipt) = (diff.event_time, diff.timestamp, diff.receipt_time);
-        match e.sync.on_diff(diff)? {
-            Step::Buffered => out.need_snapshot = true,
-            Step::Dropped | Step::Synced => {}
-            Step::Applied => {
-                let Some(record) = record else {
-                    return Ok(out); // unreachable: Applied needs a synced book
-                };
-                e.last_event_time = event_time;
-                e.last_timestamp = timestamp;
+        match e.sync.take_diff(diff)? {
+            (Step::Buffered, _) => out.need_snapshot = true,
+            (Step::Dropped | Step::Synced, _) | (Step::Applied, None) => {}
+            (Step::Applied, Some(diff)) => {
+                e.last_event_time = diff.event_time;
+                e.last_timestamp = diff.timestamp;
                 e.deltas_since_book += 1;
+                let receipt = diff.receipt_time;
                 out.records.push(Normalized::Level2Delta(Level2Delta {
                     exchange: self.exchange.into(),
                     symbol: symbol.into(),
-                    ..record
+                    bids: diff.bids,
+                    asks: diff.asks,
+                    timestamp: diff.timestamp,
+                    sequence: Some(diff.last),
+                    checksum: None,
+                    event_time: diff.event_time,
+                    last_update_id: Some(diff.last),
+                    receipt_time: receipt,
+                    first_update_id: Some(diff.first),
+                    prev_update_id: diff.prev,
                 }));
                 let e = &self.books[symbol];
                 if every > 0 && e.deltas_since_book >= every {
@@ -141,7 +131,7 @@ impl BookKeeper {
                     self.entry(symbol).deltas_since_book = 0;
                 }
             }
-            Step::Gap { expected, got } => {
+            (Step::Gap { expected, got }, _) => {
                 out.gap = Some((expected, got));
                 out.need_snapshot = true;
             }
@@ -178,14 +168,4 @@ impl BookKeeper {
     pub fn is_synced(&self, symbol: &str) -> bool {
         self.books.get(symbol).is_some_and(|e| e.sync.is_synced())
     }
-}
-
-fn conv(levels: &[(String, String)]) -> Vec<level2_delta::PriceLevel> {
-    levels
-        .iter()
-        .map(|(p, q)| level2_delta::PriceLevel {
-            price: p.clone(),
-            quantity: q.clone(),
-        })
-        .collect()
 }

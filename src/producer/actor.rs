@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use super::breaker::Breaker;
 use super::encode::Encoder;
 use super::event::{Ack, Nack, NackReason, ProduceEvent};
-use super::stream::{self, NackLog, Queued, TopicStream};
+use super::stream::{self, NackLog, Queued, Reply, TopicStream};
 use super::ProducerDeps;
 use crate::config::OverflowPolicy;
 use crate::metrics::{ErrorLabels, TopicLabels};
@@ -76,7 +76,7 @@ impl ProducerActor {
         self.deps.routing.metric_topic(&self.topic)
     }
 
-    fn answer_now(&self, nack: Nack) -> ResponseFuture<Result<Ack, Nack>> {
+    fn answer_now(&self, reply: Reply, nack: Nack) {
         self.deps
             .metrics
             .errors
@@ -85,7 +85,7 @@ impl ProducerActor {
                 reason: nack.reason.kind().to_string(),
             })
             .inc();
-        Box::pin(async move { Err(nack) })
+        reply.send(Err(nack));
     }
 }
 
@@ -156,59 +156,52 @@ impl Supervised for ProducerActor {
 }
 
 impl ProducerActor {
-    /// Applies the overflow policy at the door and returns the future of the answer.
-    fn accept(&mut self, event: ProduceEvent) -> ResponseFuture<Result<Ack, Nack>> {
+    /// Applies the overflow policy at the door. The answer goes straight to `reply`: the
+    /// stream answers it, or it is answered here (closed, full), or on drop.
+    fn accept(&mut self, event: ProduceEvent, reply: Reply) {
         let tx = match &self.tx {
-            Some(tx) if !self.closing.load(Ordering::Acquire) => tx.clone(),
-            _ => return self.answer_now(Nack::new(NackReason::ShuttingDown, true)),
+            Some(tx) if !self.closing.load(Ordering::Acquire) => tx,
+            _ => return self.answer_now(reply, Nack::new(NackReason::ShuttingDown, true)),
         };
-        let (reply, answer) = oneshot::channel();
         let queued = Queued {
             event,
             accepted: Instant::now(),
             reply,
         };
-        let closing = self.closing.clone();
-        let answer = async move {
-            answer.await.unwrap_or_else(|_| {
-                let reason = if closing.load(Ordering::Acquire) {
-                    NackReason::ShuttingDown
-                } else {
-                    NackReason::Interrupted
-                };
-                Err(Nack::new(reason, true))
-            })
-        };
         let policy = self.deps.config.producer.overflow;
         // While senders wait for room, newcomers queue behind them so order is kept.
-        let queued =
-            if policy == OverflowPolicy::Backpressure && self.waiting.load(Ordering::Acquire) > 0 {
-                queued
-            } else {
-                match tx.try_send(queued) {
-                    Ok(()) => return Box::pin(answer),
-                    Err(mpsc::error::TrySendError::Full(queued)) => queued,
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        return self.answer_now(Nack::new(NackReason::Interrupted, true))
-                    }
+        let queued = if policy == OverflowPolicy::Backpressure
+            && self.waiting.load(Ordering::Acquire) > 0
+        {
+            queued
+        } else {
+            match tx.try_send(queued) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(queued)) => queued,
+                Err(mpsc::error::TrySendError::Closed(queued)) => {
+                    return self.answer_now(queued.reply, Nack::new(NackReason::Interrupted, true))
                 }
-            };
+            }
+        };
         match policy {
-            OverflowPolicy::Nack => self.answer_now(Nack::new(NackReason::QueueFull, true)),
+            OverflowPolicy::Nack => {
+                self.answer_now(queued.reply, Nack::new(NackReason::QueueFull, true))
+            }
             OverflowPolicy::Backpressure => {
-                let waiting = self.waiting.clone();
+                let (tx, waiting) = (tx.clone(), self.waiting.clone());
                 waiting.fetch_add(1, Ordering::AcqRel);
-                Box::pin(async move {
-                    // Wait for room (FIFO): the caller is slowed, nothing is dropped.
-                    let sent = tx.send(queued).await;
+                actix::spawn(async move {
+                    // Wait for room (FIFO): the caller is slowed, nothing is dropped. If the
+                    // queue closes meanwhile, the event's Reply answers it as it drops.
+                    let _ = tx.send(queued).await;
                     waiting.fetch_sub(1, Ordering::AcqRel);
-                    if sent.is_err() {
-                        return Err(Nack::new(NackReason::Interrupted, true));
-                    }
-                    answer.await
-                })
+                });
             }
         }
+    }
+
+    fn reply(&self, tx: oneshot::Sender<Result<Ack, Nack>>) -> Reply {
+        Reply::new(tx, self.closing.clone())
     }
 }
 
@@ -216,7 +209,14 @@ impl Handler<ProduceEvent> for ProducerActor {
     type Result = ResponseFuture<Result<Ack, Nack>>;
 
     fn handle(&mut self, event: ProduceEvent, _ctx: &mut Context<Self>) -> Self::Result {
-        self.accept(event)
+        let (tx, answer) = oneshot::channel();
+        self.accept(event, self.reply(tx));
+        // A Reply always answers, even when dropped; a closed channel cannot happen.
+        Box::pin(async move {
+            answer
+                .await
+                .unwrap_or_else(|_| Err(Nack::new(NackReason::Interrupted, true)))
+        })
     }
 }
 
@@ -224,10 +224,8 @@ impl Handler<Submit> for ProducerActor {
     type Result = ();
 
     fn handle(&mut self, msg: Submit, _ctx: &mut Context<Self>) {
-        let answer = self.accept(msg.event);
-        actix::spawn(async move {
-            let _ = msg.reply.send(answer.await);
-        });
+        let reply = self.reply(msg.reply);
+        self.accept(msg.event, reply);
     }
 }
 

@@ -25,16 +25,54 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
-/// An accepted event waiting in the queue, with the channel its answer goes to.
+/// The answer slot of one event. It is answered exactly once: by [`Reply::send`], or, if it is
+/// dropped unanswered (the stream was aborted by a restart or a shutdown deadline), with
+/// `Nack(ShuttingDown)` while the actor closes and `Nack(Interrupted)` otherwise.
+pub(crate) struct Reply {
+    tx: Option<oneshot::Sender<Result<Ack, Nack>>>,
+    closing: Arc<AtomicBool>,
+}
+
+impl Reply {
+    /// Wraps the channel a caller awaits.
+    pub fn new(tx: oneshot::Sender<Result<Ack, Nack>>, closing: Arc<AtomicBool>) -> Reply {
+        Reply {
+            tx: Some(tx),
+            closing,
+        }
+    }
+
+    /// Answers the event (a caller that went away has nothing left to hear).
+    pub fn send(mut self, answer: Result<Ack, Nack>) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(answer);
+        }
+    }
+}
+
+impl Drop for Reply {
+    fn drop(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let reason = if self.closing.load(Ordering::Acquire) {
+                NackReason::ShuttingDown
+            } else {
+                NackReason::Interrupted
+            };
+            let _ = tx.send(Err(Nack::new(reason, true)));
+        }
+    }
+}
+
+/// An accepted event waiting in the queue, with the slot its answer goes to.
 pub(crate) struct Queued {
     pub event: ProduceEvent,
     pub accepted: Instant,
-    pub reply: oneshot::Sender<Result<Ack, Nack>>,
+    pub reply: Reply,
 }
 
 /// What a finished delivery needs to be answered.
 struct Pending {
-    reply: oneshot::Sender<Result<Ack, Nack>>,
+    reply: Reply,
     accepted: Instant,
     /// (data type, exchange) for the produced counter.
     labels: (&'static str, String),
@@ -165,7 +203,7 @@ impl TopicStream {
         self.update_circuits();
     }
 
-    fn nack(&mut self, reply: oneshot::Sender<Result<Ack, Nack>>, nack: Nack) {
+    fn nack(&mut self, reply: Reply, nack: Nack) {
         self.deps
             .metrics
             .errors
@@ -175,8 +213,7 @@ impl TopicStream {
             })
             .inc();
         self.nack_log.record(&self.topic, &nack);
-        // The sender may have gone away; its answer is then moot.
-        let _ = reply.send(Err(nack));
+        reply.send(Err(nack));
     }
 
     /// Encodes and enqueues one event; returns its pending delivery, or answers it at once.
@@ -310,7 +347,7 @@ impl TopicStream {
                 if let Some(h) = &self.handles.produce_latency {
                     h.observe(latency.as_secs_f64());
                 }
-                let _ = p.reply.send(Ok(Ack {
+                p.reply.send(Ok(Ack {
                     topic: self.topic.clone(),
                     partition: d.partition,
                     offset: d.offset,

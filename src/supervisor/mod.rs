@@ -160,7 +160,8 @@ impl ProducerHandle {
         Ok(addr)
     }
 
-    /// Produces one event; the answer is its Ack or its Nack.
+    /// Produces one event; the answer is its Ack or its Nack. (The event goes to the actor as
+    /// a [`Submit`], whose answer the stream sends straight back: no task per event.)
     pub async fn produce(&self, mut event: ProduceEvent) -> Result<Ack, Nack> {
         let topic = self.deps.routing.topic_for(&event)?;
         let addr = self.producer_for(&topic).await?;

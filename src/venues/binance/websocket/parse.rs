@@ -4,7 +4,7 @@
 use serde_json::value::RawValue;
 
 use super::messages::*;
-use crate::book::Diff;
+use crate::book::{Diff, DiffLevel};
 use crate::schema::v2beta1::{liquidation, trade};
 use crate::schema::{self as s, Normalized};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
@@ -28,9 +28,12 @@ fn taker_side(buyer_is_maker: bool) -> i32 {
     }
 }
 
-fn levels(raw: &[[&str; 2]]) -> Vec<(String, String)> {
+fn levels(raw: &[[&str; 2]]) -> Vec<DiffLevel> {
     raw.iter()
-        .map(|[p, q]| (p.to_string(), q.to_string()))
+        .map(|[p, q]| DiffLevel {
+            price: p.to_string(),
+            quantity: q.to_string(),
+        })
         .collect()
 }
 
@@ -43,19 +46,31 @@ pub fn parse_payload(
     map: &SymbolMap,
     out: &mut Vec<VenueEvent>,
 ) -> Result<(), ParseError> {
-    let json = data.get();
+    parse_payload_text(exchange, kind, data.get(), receipt_us, map, out)
+}
+
+/// [`parse_payload`] on the payload's text.
+fn parse_payload_text(
+    exchange: &'static str,
+    kind: &str,
+    json: &str,
+    receipt_us: i64,
+    map: &SymbolMap,
+    out: &mut Vec<VenueEvent>,
+) -> Result<(), ParseError> {
     let record = match kind {
         "trade" => {
             let t: Trade<'_> = serde_json::from_str(json)?;
+            let id = t.trade_id.to_string();
             Normalized::Trade(s::Trade {
                 exchange: exchange.into(),
                 symbol: symbol(map, t.symbol)?,
                 side: taker_side(t.buyer_is_maker),
-                trade_id: t.trade_id.to_string(),
+                trade_id: id.clone(),
                 price: t.price.into(),
                 amount: t.quantity.into(),
                 timestamp: us(t.trade_time),
-                raw_id: t.trade_id.to_string(),
+                raw_id: id,
                 trade_type: t.order_type.map(str::to_string),
                 maker: Some(t.buyer_is_maker),
                 event_time: Some(us(t.event_time)),
@@ -198,6 +213,25 @@ pub fn parse_payload(
     Ok(())
 }
 
+/// The payload kind of stream `stream`: `btcusdt@depth@100ms` → `depth`; `kline_1m` is kept.
+fn stream_kind(stream: &str) -> &str {
+    let kind = stream.split_once('@').map_or(stream, |(_, k)| k);
+    kind.split('@').next().unwrap_or(kind)
+}
+
+/// Binance writes combined frames as `{"stream":"<name>","data":<payload>}`. When a frame has
+/// exactly that shape, returns the stream name and the payload text without parsing the frame
+/// twice; anything else (other key order, whitespace, control answers) takes the general path.
+fn combined_fast(text: &str) -> Option<(&str, &str)> {
+    let rest = text.strip_prefix(r#"{"stream":""#)?;
+    let (stream, rest) = rest.split_once('"')?;
+    if stream.contains('\\') {
+        return None;
+    }
+    let data = rest.strip_prefix(r#","data":"#)?.strip_suffix('}')?;
+    data.starts_with('{').then_some((stream, data))
+}
+
 /// Parses one frame: a combined-stream envelope, a raw event, or a control answer.
 pub fn parse_frame(
     exchange: &'static str,
@@ -206,6 +240,14 @@ pub fn parse_frame(
     map: &SymbolMap,
     out: &mut Vec<VenueEvent>,
 ) -> Result<(), ParseError> {
+    if let Some((stream, data)) = combined_fast(text) {
+        // The payload is validated by its typed parse. When that fails (e.g. the "payload" was
+        // `{..},"code":1`), the general path below parses the frame and says what is wrong.
+        match parse_payload_text(exchange, stream_kind(stream), data, receipt_us, map, out) {
+            Err(ParseError::Malformed(_)) => {}
+            done => return done,
+        }
+    }
     let env: Envelope<'_> = serde_json::from_str(text)?;
     if let (Some(code), Some(msg)) = (env.code, &env.msg) {
         return Err(ParseError::Venue {
@@ -215,10 +257,7 @@ pub fn parse_frame(
     }
     match (env.stream, env.data) {
         (Some(stream), Some(data)) => {
-            let kind = stream.split_once('@').map_or(stream, |(_, k)| k);
-            // `depth@100ms` → `depth`; `kline_1m` is kept whole.
-            let kind = kind.split('@').next().unwrap_or(kind);
-            parse_payload(exchange, kind, data, receipt_us, map, out)
+            parse_payload(exchange, stream_kind(stream), data, receipt_us, map, out)
         }
         _ if env.id.is_some() => {
             out.push(VenueEvent::Control);
@@ -238,5 +277,53 @@ pub fn parse_frame(
                 None => Err(ParseError::Unsupported("event without type".into())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRADE: &str = r#"{"e":"trade","E":1700000000001,"s":"BTCUSDT","t":7,"p":"1.10","q":"2.000","T":1700000000000,"m":true}"#;
+
+    fn map() -> SymbolMap {
+        SymbolMap::new([("BTCUSDT".to_string(), "BTC-USDT".to_string())])
+    }
+
+    fn parse(text: &str) -> Result<Vec<VenueEvent>, ParseError> {
+        let mut out = Vec::new();
+        parse_frame("BINANCE", text, 5, &map(), &mut out).map(|()| out)
+    }
+
+    #[test]
+    fn fast_and_general_envelope_paths_agree() {
+        let fast = format!(r#"{{"stream":"btcusdt@trade","data":{TRADE}}}"#);
+        assert!(combined_fast(&fast).is_some());
+        // Other key order and whitespace take the general path.
+        let general = format!(r#"{{ "data": {TRADE}, "stream": "btcusdt@trade" }}"#);
+        assert!(combined_fast(&general).is_none());
+        let (a, b) = (parse(&fast).unwrap(), parse(&general).unwrap());
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 1);
+        assert_eq!(
+            combined_fast(r#"{"stream":"btcusdt@depth@100ms","data":{"x":1}}"#),
+            Some(("btcusdt@depth@100ms", r#"{"x":1}"#))
+        );
+        assert_eq!(stream_kind("btcusdt@depth@100ms"), "depth");
+        assert_eq!(stream_kind("btcusdt@kline_1m"), "kline_1m");
+    }
+
+    #[test]
+    fn a_fast_path_miss_falls_back_to_the_general_parse() {
+        // Looks like the fast shape, but the "payload" runs into further keys.
+        let venue_error = format!(
+            r#"{{"stream":"btcusdt@trade","data":{TRADE},"code":-1121,"msg":"Invalid symbol."}}"#
+        );
+        assert!(matches!(
+            parse(&venue_error),
+            Err(ParseError::Venue { code: -1121, .. })
+        ));
+        let truncated = r#"{"stream":"btcusdt@trade","data":{"e":"trade","#;
+        assert!(matches!(parse(truncated), Err(ParseError::Malformed(_))));
     }
 }
