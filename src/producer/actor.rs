@@ -1,10 +1,12 @@
 //! `ProducerActor`: one per topic, supervised. It owns the bounded queue and the persistent
 //! stream; the overflow policy is applied here, at the door.
 
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -50,42 +52,51 @@ struct ProducerFailed {
 pub struct ProducerActor {
     topic: Arc<str>,
     deps: Arc<ProducerDeps>,
-    tx: Option<mpsc::Sender<Queued>>,
+    /// Where events enter; rebuilt whenever the queue is opened or closed.
+    door: Rc<Door>,
     stream: Option<JoinHandle<()>>,
     closing: Arc<AtomicBool>,
     failed_generation: Option<u64>,
-    /// Senders waiting for room; while any waits, newcomers queue behind them (FIFO).
     waiting: Arc<AtomicUsize>,
 }
 
 impl ProducerActor {
     /// A producer actor for `topic`; start it under an actix `Supervisor`.
     pub fn new(topic: impl Into<Arc<str>>, deps: Arc<ProducerDeps>) -> ProducerActor {
-        ProducerActor {
-            topic: topic.into(),
-            deps,
+        let topic = topic.into();
+        let closing = Arc::new(AtomicBool::new(false));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let door = Rc::new(Door {
             tx: None,
+            closing: closing.clone(),
+            waiting: waiting.clone(),
+            metric_topic: deps.routing.metric_topic(&topic),
+            deps: deps.clone(),
+        });
+        ProducerActor {
+            topic,
+            deps,
+            door,
             stream: None,
-            closing: Arc::new(AtomicBool::new(false)),
+            closing,
             failed_generation: None,
-            waiting: Arc::new(AtomicUsize::new(0)),
+            waiting,
         }
+    }
+
+    /// Opens (`Some`) or closes (`None`) the door onto the queue.
+    fn set_queue(&mut self, tx: Option<mpsc::Sender<Queued>>) {
+        self.door = Rc::new(Door {
+            tx,
+            closing: self.closing.clone(),
+            waiting: self.waiting.clone(),
+            metric_topic: self.metric_topic(),
+            deps: self.deps.clone(),
+        });
     }
 
     fn metric_topic(&self) -> String {
         self.deps.routing.metric_topic(&self.topic)
-    }
-
-    fn answer_now(&self, reply: Reply, nack: Nack) {
-        self.deps
-            .metrics
-            .errors
-            .get_or_create(&ErrorLabels {
-                topic: self.metric_topic(),
-                reason: nack.reason.kind().to_string(),
-            })
-            .inc();
-        reply.send(Err(nack));
     }
 }
 
@@ -127,7 +138,7 @@ impl Actor for ProducerActor {
         // parking on actix's default of 16.
         ctx.set_mailbox_capacity(cfg.producer.queue_capacity.clamp(16, 1024));
         self.stream = Some(actix::spawn(stream::run(rx, parts, self.closing.clone())));
-        self.tx = Some(tx);
+        self.set_queue(Some(tx));
         tracing::debug!(topic = %self.topic, generation, "producer actor started");
     }
 }
@@ -146,7 +157,7 @@ impl Supervised for ProducerActor {
         if let Some(h) = self.stream.take() {
             h.abort();
         }
-        self.tx = None;
+        self.set_queue(None);
         if let Some(generation) = self.failed_generation.take() {
             if let Err(e) = self.deps.shared.rebuild(generation) {
                 tracing::error!(error = %e, "cannot rebuild the Kafka producer; the next restart retries");
@@ -155,10 +166,37 @@ impl Supervised for ProducerActor {
     }
 }
 
-impl ProducerActor {
+/// The entrance of one producer actor: the queue's sender (none while closed) and what the
+/// overflow policy needs. Shared by reference with in-flight `ProduceEvent` answers.
+struct Door {
+    tx: Option<mpsc::Sender<Queued>>,
+    closing: Arc<AtomicBool>,
+    /// Senders waiting for room; while any waits, newcomers queue behind them (FIFO).
+    waiting: Arc<AtomicUsize>,
+    metric_topic: String,
+    deps: Arc<ProducerDeps>,
+}
+
+impl Door {
+    fn reply(&self, tx: Option<oneshot::Sender<Result<Ack, Nack>>>) -> Reply {
+        Reply::new(tx, self.closing.clone())
+    }
+
+    fn answer_now(&self, reply: Reply, nack: Nack) {
+        self.deps
+            .metrics
+            .errors
+            .get_or_create(&ErrorLabels {
+                topic: self.metric_topic.clone(),
+                reason: nack.reason.kind().to_string(),
+            })
+            .inc();
+        reply.send(Err(nack));
+    }
+
     /// Applies the overflow policy at the door. The answer goes straight to `reply`: the
     /// stream answers it, or it is answered here (closed, full), or on drop.
-    fn accept(&mut self, event: ProduceEvent, reply: Reply) {
+    fn accept(&self, event: ProduceEvent, reply: Reply) {
         let tx = match &self.tx {
             Some(tx) if !self.closing.load(Ordering::Acquire) => tx,
             _ => return self.answer_now(reply, Nack::new(NackReason::ShuttingDown, true)),
@@ -199,24 +237,34 @@ impl ProducerActor {
             }
         }
     }
+}
 
-    fn reply(&self, tx: oneshot::Sender<Result<Ack, Nack>>) -> Reply {
-        Reply::new(tx, self.closing.clone())
+/// The response to a `ProduceEvent`: actix's own reply channel goes into the queue with the
+/// event, so the stream answers the sender directly (no task or extra channel per event).
+pub struct Accepted {
+    door: Rc<Door>,
+    event: ProduceEvent,
+}
+
+impl MessageResponse<ProducerActor, ProduceEvent> for Accepted {
+    fn handle(
+        self,
+        _ctx: &mut Context<ProducerActor>,
+        tx: Option<OneshotSender<Result<Ack, Nack>>>,
+    ) {
+        let reply = self.door.reply(tx);
+        self.door.accept(self.event, reply);
     }
 }
 
 impl Handler<ProduceEvent> for ProducerActor {
-    type Result = ResponseFuture<Result<Ack, Nack>>;
+    type Result = Accepted;
 
-    fn handle(&mut self, event: ProduceEvent, _ctx: &mut Context<Self>) -> Self::Result {
-        let (tx, answer) = oneshot::channel();
-        self.accept(event, self.reply(tx));
-        // A Reply always answers, even when dropped; a closed channel cannot happen.
-        Box::pin(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(Nack::new(NackReason::Interrupted, true)))
-        })
+    fn handle(&mut self, event: ProduceEvent, _ctx: &mut Context<Self>) -> Accepted {
+        Accepted {
+            door: self.door.clone(),
+            event,
+        }
     }
 }
 
@@ -224,8 +272,8 @@ impl Handler<Submit> for ProducerActor {
     type Result = ();
 
     fn handle(&mut self, msg: Submit, _ctx: &mut Context<Self>) {
-        let reply = self.reply(msg.reply);
-        self.accept(msg.event, reply);
+        let reply = self.door.reply(Some(msg.reply));
+        self.door.accept(msg.event, reply);
     }
 }
 
@@ -236,7 +284,7 @@ impl Handler<Shutdown> for ProducerActor {
         self.closing.store(true, Ordering::Release);
         // Closing our sender ends the queue once pending senders are through; the stream then
         // drains and finishes.
-        self.tx = None;
+        self.set_queue(None);
         let stream = self.stream.take();
         let deadline = Duration::from_millis(self.deps.config.producer.shutdown_deadline_ms);
         let topic = self.topic.clone();

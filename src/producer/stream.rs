@@ -34,12 +34,9 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    /// Wraps the channel a caller awaits.
-    pub fn new(tx: oneshot::Sender<Result<Ack, Nack>>, closing: Arc<AtomicBool>) -> Reply {
-        Reply {
-            tx: Some(tx),
-            closing,
-        }
+    /// Wraps the channel a caller awaits (`None`: nobody awaits this answer).
+    pub fn new(tx: Option<oneshot::Sender<Result<Ack, Nack>>>, closing: Arc<AtomicBool>) -> Reply {
+        Reply { tx, closing }
     }
 
     /// Answers the event (a caller that went away has nothing left to hear).
@@ -446,7 +443,14 @@ pub(crate) async fn run(
             in_flight.push(d);
         }
     }
+    let mut turns = 0u32;
     loop {
+        turns = turns.wrapping_add(1);
+        if turns % 64 == 0 {
+            // Answers wake their senders on this same thread: let them run (and send more)
+            // instead of draining a long burst of deliveries first.
+            tokio::task::yield_now().await;
+        }
         tokio::select! {
             biased;
             Some((pending, result)) = in_flight.next(), if !in_flight.is_empty() => {
