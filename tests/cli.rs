@@ -7,11 +7,14 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
+use assert_cmd::cargo::CommandCargoExt;
+
 use prost_reflect::{DescriptorPool, DynamicMessage};
 use tickflow::schema::{wire, DataType, Normalized};
 
 fn tickflow(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tickflow"))
+    Command::cargo_bin("tickflow")
+        .unwrap()
         .args(args)
         .env_remove("RUST_LOG")
         .output()
@@ -189,6 +192,13 @@ fn a_bad_config_exits_2_naming_the_key() {
     let out = tickflow(&["check-config", "config/default.toml"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("bootstrap_servers"));
+    // The same through assert_cmd's assertions: exit code and stderr of a bad value.
+    assert_cmd::Command::cargo_bin("tickflow")
+        .unwrap()
+        .args(["check-config", f.path().to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("producer.overflow"));
 }
 
 #[test]
