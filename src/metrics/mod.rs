@@ -225,6 +225,16 @@ impl Metrics {
         out
     }
 
+    /// Counts one Nack of `reason` (a `NackReason::kind`) on `topic` (its metric label).
+    pub fn count_nack(&self, topic: &str, reason: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                topic: topic.to_string(),
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
     /// Current value of a counter in the rendered text, for tests and progress lines.
     pub fn sample(&self, name_and_labels_prefix: &str) -> f64 {
         self.render()

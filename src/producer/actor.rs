@@ -17,7 +17,7 @@ use super::event::{Ack, Nack, NackReason, ProduceEvent};
 use super::stream::{self, NackLog, Queued, Reply, TopicStream};
 use super::ProducerDeps;
 use crate::config::OverflowPolicy;
-use crate::metrics::{ErrorLabels, TopicLabels};
+use crate::metrics::TopicLabels;
 
 /// Stop accepting, drain, answer every pending event (Ack, or `Nack(ShuttingDown)` after the
 /// configured deadline). Later events are answered `Nack(ShuttingDown)`.
@@ -183,14 +183,8 @@ impl Door {
     }
 
     fn answer_now(&self, reply: Reply, nack: Nack) {
-        self.deps
-            .metrics
-            .errors
-            .get_or_create(&ErrorLabels {
-                topic: self.metric_topic.clone(),
-                reason: nack.reason.kind().to_string(),
-            })
-            .inc();
+        let m = &self.deps.metrics;
+        m.count_nack(&self.metric_topic, nack.reason.kind());
         reply.send(Err(nack));
     }
 

@@ -201,14 +201,8 @@ impl TopicStream {
     }
 
     fn nack(&mut self, reply: Reply, nack: Nack) {
-        self.deps
-            .metrics
-            .errors
-            .get_or_create(&ErrorLabels {
-                topic: self.metric_topic.clone(),
-                reason: nack.reason.kind().to_string(),
-            })
-            .inc();
+        let m = &self.deps.metrics;
+        m.count_nack(&self.metric_topic, nack.reason.kind());
         self.nack_log.record(&self.topic, &nack);
         reply.send(Err(nack));
     }
