@@ -63,25 +63,23 @@ pub struct ProducerActor {
 impl ProducerActor {
     /// A producer actor for `topic`; start it under an actix `Supervisor`.
     pub fn new(topic: impl Into<Arc<str>>, deps: Arc<ProducerDeps>) -> ProducerActor {
-        let topic = topic.into();
-        let closing = Arc::new(AtomicBool::new(false));
-        let waiting = Arc::new(AtomicUsize::new(0));
-        let door = Rc::new(Door {
-            tx: None,
-            closing: closing.clone(),
-            waiting: waiting.clone(),
-            metric_topic: deps.routing.metric_topic(&topic),
-            deps: deps.clone(),
-        });
-        ProducerActor {
-            topic,
+        let mut actor = ProducerActor {
+            topic: topic.into(),
+            door: Rc::new(Door {
+                tx: None,
+                closing: Arc::default(),
+                waiting: Arc::default(),
+                metric_topic: String::new(),
+                deps: deps.clone(),
+            }),
             deps,
-            door,
             stream: None,
-            closing,
+            closing: Arc::default(),
             failed_generation: None,
-            waiting,
-        }
+            waiting: Arc::default(),
+        };
+        actor.set_queue(None);
+        actor
     }
 
     /// Opens (`Some`) or closes (`None`) the door onto the queue.
