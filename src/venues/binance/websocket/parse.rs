@@ -1,8 +1,6 @@
 //! Binance payloads → normalized records. Times are converted from ms to µs; decimals are
 //! passed through as the venue's strings.
 
-use serde_json::value::RawValue;
-
 use super::messages::*;
 use crate::book::{Diff, DiffLevel};
 use crate::schema::v2beta1::{liquidation, trade};
@@ -37,20 +35,8 @@ fn levels(raw: &[[&str; 2]]) -> Vec<DiffLevel> {
         .collect()
 }
 
-/// Parses the payload of stream `kind` (the part after `@`, or the `e` event type).
+/// Parses the payload text `json` of stream `kind` (the part after `@`, or the `e` event type).
 pub fn parse_payload(
-    exchange: &'static str,
-    kind: &str,
-    data: &RawValue,
-    receipt_us: i64,
-    map: &SymbolMap,
-    out: &mut Vec<VenueEvent>,
-) -> Result<(), ParseError> {
-    parse_payload_text(exchange, kind, data.get(), receipt_us, map, out)
-}
-
-/// [`parse_payload`] on the payload's text.
-fn parse_payload_text(
     exchange: &'static str,
     kind: &str,
     json: &str,
@@ -243,7 +229,7 @@ pub fn parse_frame(
     if let Some((stream, data)) = combined_fast(text) {
         // The payload is validated by its typed parse. When that fails (e.g. the "payload" was
         // `{..},"code":1`), the general path below parses the frame and says what is wrong.
-        match parse_payload_text(exchange, stream_kind(stream), data, receipt_us, map, out) {
+        match parse_payload(exchange, stream_kind(stream), data, receipt_us, map, out) {
             Err(ParseError::Malformed(_)) => {}
             done => return done,
         }
@@ -256,9 +242,14 @@ pub fn parse_frame(
         });
     }
     match (env.stream, env.data) {
-        (Some(stream), Some(data)) => {
-            parse_payload(exchange, stream_kind(stream), data, receipt_us, map, out)
-        }
+        (Some(stream), Some(data)) => parse_payload(
+            exchange,
+            stream_kind(stream),
+            data.get(),
+            receipt_us,
+            map,
+            out,
+        ),
         _ if env.id.is_some() => {
             out.push(VenueEvent::Control);
             Ok(())
@@ -271,9 +262,8 @@ pub fn parse_frame(
                 e: Option<&'a str>,
             }
             let k: Kind<'_> = serde_json::from_str(text)?;
-            let raw: &RawValue = serde_json::from_str(text)?;
             match k.e {
-                Some(kind) => parse_payload(exchange, kind, raw, receipt_us, map, out),
+                Some(kind) => parse_payload(exchange, kind, text, receipt_us, map, out),
                 None => Err(ParseError::Unsupported("event without type".into())),
             }
         }
