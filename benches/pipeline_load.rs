@@ -6,7 +6,8 @@
 //!  (c) one event in flight at a time (the per-message pattern),
 //!  (d) the actors at a steady 10 000 events/s.
 //! Prints msgs/s, p50/p99 latency, peak RSS and the ratios b/a and b/c.
-//! `TICKFLOW_LOAD_N` sets the events per phase (default 100 000).
+//! `TICKFLOW_LOAD_N` sets the events per phase (default 100 000); `TICKFLOW_LOAD_ONLY_ACTORS=1`
+//! runs only phase (b), five times (for profiling).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -50,6 +51,70 @@ struct Phase {
     elapsed: Duration,
     latencies: Vec<Duration>,
     nacks: usize,
+    cpu: Cpu,
+}
+
+/// CPU seconds used so far: this process's main thread (callers and actors), its librdkafka
+/// threads, and the broker process (tansu), read from `/proc`.
+#[derive(Debug, Default, Clone, Copy)]
+struct Cpu {
+    main: f64,
+    rdkafka: f64,
+    broker: f64,
+}
+
+impl Cpu {
+    fn ticks(stat: &str) -> Option<(String, f64)> {
+        // comm is in parentheses and may hold spaces; utime and stime are fields 14 and 15.
+        let (head, tail) = stat.rsplit_once(')')?;
+        let comm = head.split_once('(')?.1.to_string();
+        let f: Vec<&str> = tail.split_whitespace().collect();
+        let t = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+        Some((comm, t / 100.0))
+    }
+
+    fn now() -> Cpu {
+        let mut cpu = Cpu::default();
+        let me = std::process::id().to_string();
+        if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+            for t in tasks.flatten() {
+                let Some((comm, s)) = std::fs::read_to_string(t.path().join("stat"))
+                    .ok()
+                    .as_deref()
+                    .and_then(Cpu::ticks)
+                else {
+                    continue;
+                };
+                if t.file_name().to_string_lossy() == me {
+                    cpu.main += s;
+                } else if comm.starts_with("rdk:") || comm.contains("poll") {
+                    cpu.rdkafka += s;
+                }
+            }
+        }
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for p in procs.flatten() {
+                if let Some((comm, s)) = std::fs::read_to_string(p.path().join("stat"))
+                    .ok()
+                    .as_deref()
+                    .and_then(Cpu::ticks)
+                {
+                    if comm == "tansu" {
+                        cpu.broker += s;
+                    }
+                }
+            }
+        }
+        cpu
+    }
+
+    fn since(self, start: Cpu) -> Cpu {
+        Cpu {
+            main: self.main - start.main,
+            rdkafka: self.rdkafka - start.rdkafka,
+            broker: self.broker - start.broker,
+        }
+    }
 }
 
 impl Phase {
@@ -66,15 +131,19 @@ impl Phase {
     }
     fn print(&mut self) {
         let (p50, p99) = (self.pct(0.50), self.pct(0.99));
+        let per = |s: f64| s * 1e6 / self.n as f64;
         println!(
-            "{:<34} {:>9} {:>12.0} {:>9.2} {:>9.2} {:>7} {:>10}",
+            "{:<34} {:>9} {:>12.0} {:>9.2} {:>9.2} {:>7} {:>10}   {:>5.2} {:>5.2} {:>5.2}",
             self.name,
             self.n,
             self.rate(),
             p50,
             p99,
             self.nacks,
-            peak_rss()
+            peak_rss(),
+            per(self.cpu.main),
+            per(self.cpu.rdkafka),
+            per(self.cpu.broker),
         );
     }
 }
@@ -127,6 +196,7 @@ async fn raw(cfg: &Config, events: &[Normalized]) -> Phase {
     let mut latencies = Vec::with_capacity(events.len());
     let mut nacks = 0;
     let wrapped: Vec<ProduceEvent> = events.iter().cloned().map(ProduceEvent::typed).collect();
+    let cpu = Cpu::now();
     let start = Instant::now();
     for (e, w) in events.iter().zip(&wrapped) {
         // Same work and the same record as the actor path: encode + frame, key, headers.
@@ -165,6 +235,7 @@ async fn raw(cfg: &Config, events: &[Normalized]) -> Phase {
         elapsed: start.elapsed(),
         latencies,
         nacks,
+        cpu: Cpu::now().since(cpu),
     }
 }
 
@@ -176,6 +247,7 @@ async fn actors(
     name: &'static str,
 ) -> Phase {
     let n = events.len();
+    let cpu = Cpu::now();
     let start = Instant::now();
     let results: Vec<(bool, Duration)> = stream::iter(events)
         .map(|e| async move {
@@ -191,6 +263,7 @@ async fn actors(
         name,
         n,
         elapsed,
+        cpu: Cpu::now().since(cpu),
         nacks: results.iter().filter(|r| !r.0).count(),
         latencies: results.into_iter().map(|r| r.1).collect(),
     }
@@ -199,6 +272,7 @@ async fn actors(
 async fn steady(handle: &ProducerHandle, t: &str, per_sec: u64, secs: u64) -> Phase {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let total = per_sec * secs;
+    let cpu = Cpu::now();
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(1));
     let mut sent = 0u64;
@@ -229,6 +303,7 @@ async fn steady(handle: &ProducerHandle, t: &str, per_sec: u64, secs: u64) -> Ph
         elapsed: start.elapsed(),
         latencies,
         nacks,
+        cpu: Cpu::now().since(cpu),
     }
 }
 
@@ -243,7 +318,7 @@ fn main() {
         let avg = events.iter().map(|e| e.encode_to_vec().len() + 6).sum::<usize>() / n;
         println!("tickflow pipeline load: {n} Trades/phase, ~{avg} B framed, broker {}, linger.ms={}, max_in_flight={}",
             cfg.kafka.bootstrap_servers, cfg.kafka.linger_ms, cfg.producer.max_in_flight);
-        println!("{:<34} {:>9} {:>12} {:>9} {:>9} {:>7} {:>10}", "phase", "events", "msgs/s", "p50 ms", "p99 ms", "nacks", "peak RSS");
+        println!("{:<34} {:>9} {:>12} {:>9} {:>9} {:>7} {:>10}   CPU µs/event: main rdkafka broker", "phase", "events", "msgs/s", "p50 ms", "p99 ms", "nacks", "peak RSS");
 
         // Warm-up (connections, topic leaders, allocator), not reported.
         raw(&cfg, &events[..n.min(20_000)]).await;
@@ -253,6 +328,14 @@ fn main() {
         // (a) and (b) three times, interleaved; the better of each counts (broker noise is
         // large: tansu's rate for the same load varies several-fold between rounds), and each
         // round's own ratio is printed too.
+        if std::env::var("TICKFLOW_LOAD_ONLY_ACTORS").is_ok() {
+            // For profiling the actor path alone (e.g. under `perf record`).
+            for _ in 0..5 {
+                actors(&handle, &t, events.clone(), cfg.producer.max_in_flight, "(b) ProduceEvent -> Ack via actors").await.print();
+            }
+            handle.shutdown().await;
+            return;
+        }
         let mut best: [Option<Phase>; 2] = [None, None];
         let mut ratios = Vec::new();
         for _round in 0..3 {

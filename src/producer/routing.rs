@@ -48,26 +48,47 @@ impl Routing {
 
     /// The topic an event goes to: its explicit topic, or one derived from its payload.
     pub fn topic_for(&self, ev: &ProduceEvent) -> Result<String, Nack> {
-        let topic = match (&ev.topic, ev.payload.data_type()) {
-            (Some(t), _) => t.clone(),
-            (None, Some(dt)) => match self.mode {
-                TopicMode::Consolidated => self.consolidated_topic(dt),
-                TopicMode::PerSymbol => format!(
-                    "{}.{}.{}.{}",
-                    self.prefix,
-                    slug(dt.as_str()),
-                    slug(ev.payload.exchange()),
-                    slug(ev.payload.symbol())
-                ),
-            },
-            (None, None) => {
-                return Err(Nack::new(
-                    NackReason::Encode("a pre-encoded payload needs an explicit topic".into()),
-                    false,
-                ))
+        match &ev.topic {
+            Some(t) => Self::checked(t).map(str::to_string),
+            None => self.derived_topic(&ev.payload),
+        }
+    }
+
+    /// Fills in the event's topic (derived when absent) and checks it, without copying an
+    /// explicit one.
+    pub fn route(&self, ev: &mut ProduceEvent) -> Result<(), Nack> {
+        match &ev.topic {
+            Some(t) => Self::checked(t).map(|_| ()),
+            None => {
+                ev.topic = Some(self.derived_topic(&ev.payload)?);
+                Ok(())
             }
+        }
+    }
+
+    fn derived_topic(&self, p: &Payload) -> Result<String, Nack> {
+        let Some(dt) = p.data_type() else {
+            return Err(Nack::new(
+                NackReason::Encode("a pre-encoded payload needs an explicit topic".into()),
+                false,
+            ));
         };
-        if valid_topic(&topic) {
+        let topic = match self.mode {
+            TopicMode::Consolidated => self.consolidated_topic(dt),
+            TopicMode::PerSymbol => format!(
+                "{}.{}.{}.{}",
+                self.prefix,
+                slug(dt.as_str()),
+                slug(p.exchange()),
+                slug(p.symbol())
+            ),
+        };
+        Self::checked(&topic)?;
+        Ok(topic)
+    }
+
+    fn checked(topic: &str) -> Result<&str, Nack> {
+        if valid_topic(topic) {
             Ok(topic)
         } else {
             Err(Nack::new(

@@ -7,11 +7,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::future::BoxFuture;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::future_producer::OwnedDeliveryResult;
+use rdkafka::producer::future_producer::{DeliveryFuture, OwnedDeliveryResult};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, oneshot};
 
@@ -67,23 +70,38 @@ pub(crate) struct Queued {
     pub reply: Reply,
 }
 
-/// What a finished delivery needs to be answered.
+/// What a finished delivery needs to be answered. Kept small: it waits in flight with every
+/// other pending delivery.
 struct Pending {
     reply: Reply,
     accepted: Instant,
-    /// (data type, exchange) for the produced counter.
-    labels: (&'static str, String),
+    /// The produced counter of the event's (data type, exchange).
+    produced: Counter,
     /// Kept only when a dead-letter topic is configured.
-    dead_letter: Option<(ProduceEvent, Vec<u8>)>,
+    dead_letter: Option<Box<(ProduceEvent, Vec<u8>)>>,
 }
 
-type Delivery = BoxFuture<
-    'static,
-    (
+/// One record handed to rdkafka, resolving to its pending answer and the delivery result.
+struct InFlight {
+    pending: Option<Pending>,
+    delivery: DeliveryFuture,
+}
+
+impl Future for InFlight {
+    type Output = (
         Pending,
         Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
-    ),
->;
+    );
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = ready!(Pin::new(&mut self.delivery).poll(cx));
+        match self.pending.take() {
+            Some(p) => Poll::Ready((p, result)),
+            // Polled again after completion: FuturesUnordered never does this.
+            None => Poll::Pending,
+        }
+    }
+}
 
 /// Everything the stream of one topic owns.
 pub(crate) struct TopicStream {
@@ -152,11 +170,11 @@ impl TopicStream {
         }
     }
 
-    fn count_produced(&mut self, data_type: &'static str, exchange: &str) {
+    /// The produced counter of (data type, exchange), looked up once per pair.
+    fn produced_counter(&mut self, data_type: &'static str, exchange: &str) -> Counter {
         let h = &mut self.handles.produced;
         if let Some((_, _, c)) = h.iter().find(|(d, e, _)| *d == data_type && e == exchange) {
-            c.inc();
-            return;
+            return c.clone();
         }
         let c = self
             .deps
@@ -168,11 +186,11 @@ impl TopicStream {
                 exchange: exchange.to_string(),
             })
             .clone();
-        c.inc();
         // Bounded: a topic sees few (data type, exchange) pairs; past that, look up each time.
         if h.len() < 64 {
-            h.push((data_type, exchange.to_string(), c));
+            h.push((data_type, exchange.to_string(), c.clone()));
         }
+        c
     }
 
     /// Creates the topic and registers its schema before the first event (best effort: a
@@ -208,7 +226,7 @@ impl TopicStream {
     }
 
     /// Encodes and enqueues one event; returns its pending delivery, or answers it at once.
-    async fn send(&mut self, q: Queued) -> Option<Delivery> {
+    async fn send(&mut self, q: Queued) -> Option<InFlight> {
         if self.deps.shared.generation() != self.generation {
             // Another actor rebuilt the shared producer: switch to it.
             (self.generation, self.producer) = self.deps.shared.get();
@@ -223,7 +241,7 @@ impl TopicStream {
             return None;
         }
         let started = Instant::now();
-        let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(256);
         let encoded = self
             .encoder
             .encode(&self.topic, &q.event.payload, &mut buf)
@@ -271,24 +289,24 @@ impl TopicStream {
                 }
             }
         };
-        let labels = (
-            q.event.payload.data_type_name(),
-            q.event.payload.exchange().to_string(),
-        );
+        let produced =
+            self.produced_counter(q.event.payload.data_type_name(), q.event.payload.exchange());
         let dead_letter = self
             .deps
             .config
             .producer
             .dead_letter_topic
             .is_some()
-            .then_some((q.event, buf));
-        let pending = Pending {
-            reply: q.reply,
-            accepted: q.accepted,
-            labels,
-            dead_letter,
-        };
-        Some(Box::pin(async move { (pending, delivery.await) }))
+            .then(|| Box::new((q.event, buf)));
+        Some(InFlight {
+            pending: Some(Pending {
+                reply: q.reply,
+                accepted: q.accepted,
+                produced,
+                dead_letter,
+            }),
+            delivery,
+        })
     }
 
     /// Classifies a failed delivery (the one place that decides), feeds the broker breaker,
@@ -334,7 +352,7 @@ impl TopicStream {
                 self.broker.success();
                 self.update_circuits();
                 let latency = p.accepted.elapsed();
-                self.count_produced(p.labels.0, &p.labels.1);
+                p.produced.inc();
                 if let Some(h) = &self.handles.produce_latency {
                     h.observe(latency.as_secs_f64());
                 }
@@ -348,7 +366,7 @@ impl TopicStream {
             Ok(Err((e, _msg))) => {
                 let nack = self.delivery_failed(error_code(&e), &e.to_string());
                 if !nack.retriable {
-                    if let Some((ev, bytes)) = &p.dead_letter {
+                    if let Some((ev, bytes)) = p.dead_letter.as_deref() {
                         self.dead_letter(ev, Some(bytes), &nack);
                     }
                 }
@@ -415,6 +433,9 @@ impl TopicStream {
     }
 }
 
+/// Most events taken from the queue per turn of the stream.
+const BATCH: usize = 64;
+
 /// Runs the stream until its queue is closed and drained; every event gets one answer.
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Queued>,
@@ -431,7 +452,7 @@ pub(crate) async fn run(
         .queue_depth
         .get_or_create(&s.topic_labels())
         .clone();
-    let mut in_flight: FuturesUnordered<Delivery> = FuturesUnordered::new();
+    let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
     if let Some(q) = first {
         if let Some(d) = s.send(q).await {
             in_flight.push(d);
@@ -452,10 +473,21 @@ pub(crate) async fn run(
             }
             next = rx.recv(), if in_flight.len() < max_in_flight => match next {
                 Some(q) => {
-                    depth.set(rx.len() as i64);
                     if let Some(d) = s.send(q).await {
                         in_flight.push(d);
                     }
+                    // Take what else is already queued in one go (bounded, so deliveries
+                    // are still answered promptly).
+                    for _ in 0..BATCH {
+                        if in_flight.len() >= max_in_flight {
+                            break;
+                        }
+                        let Ok(q) = rx.try_recv() else { break };
+                        if let Some(d) = s.send(q).await {
+                            in_flight.push(d);
+                        }
+                    }
+                    depth.set(rx.len() as i64);
                 }
                 None => break,
             },

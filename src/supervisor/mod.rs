@@ -163,9 +163,10 @@ impl ProducerHandle {
     /// Produces one event; the answer is its Ack or its Nack. (The event goes to the actor as
     /// a [`Submit`], whose answer the stream sends straight back: no task per event.)
     pub async fn produce(&self, mut event: ProduceEvent) -> Result<Ack, Nack> {
-        let topic = self.deps.routing.topic_for(&event)?;
-        let addr = self.producer_for(&topic).await?;
-        event.topic = Some(topic);
+        self.deps.routing.route(&mut event)?;
+        let addr = self
+            .producer_for(event.topic.as_deref().unwrap_or_default())
+            .await?;
         addr.send(event)
             .await
             .unwrap_or_else(|_| Err(Nack::new(NackReason::ShuttingDown, true)))
@@ -175,12 +176,12 @@ impl ProducerHandle {
     /// how many answers they await (feeds use this for ordered, backpressured production).
     pub async fn submit(&self, mut event: ProduceEvent) -> oneshot::Receiver<Result<Ack, Nack>> {
         let (reply, answer) = oneshot::channel();
-        let addr = match self.deps.routing.topic_for(&event) {
-            Ok(topic) => match self.producer_for(&topic).await {
-                Ok(addr) => {
-                    event.topic = Some(topic);
-                    addr
-                }
+        let addr = match self.deps.routing.route(&mut event) {
+            Ok(()) => match self
+                .producer_for(event.topic.as_deref().unwrap_or_default())
+                .await
+            {
+                Ok(addr) => addr,
                 Err(nack) => {
                     let _ = reply.send(Err(nack));
                     return answer;
