@@ -14,7 +14,7 @@ use tickflow::config::{Config, FeedConfig};
 use tickflow::replay::{ReplayServer, ReplayServerConfig};
 use tickflow::schema::{wire, DataType, Level2Book, Level2Delta, Normalized};
 use tickflow::supervisor::service::Service;
-use tickflow::venues::{binance::Binance, Channel, SymbolMap, Venue, VenueEvent};
+use tickflow::venues::{binance::Binance, Channel, SymbolMap, Venue};
 
 const FIXTURES: &str = "tests/fixtures/binance";
 const BOOK_SYMBOLS: [&str; 4] = ["NKN-USDT", "LRC-BTC", "BLZ-ETH", "RUNE-EUR"];
@@ -141,7 +141,7 @@ fn golden() -> Vec<Normalized> {
                 continue; // a symbol the feeds do not subscribe
             }
             for p in parsed {
-                if let VenueEvent::Record(r) = p {
+                if let Some(r) = p.record() {
                     if subscribed(file, r.symbol()) {
                         out.push(r);
                     }

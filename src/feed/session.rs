@@ -341,13 +341,13 @@ impl Feed {
         let stale = Duration::from_millis(self.cfg.stale_after_ms);
         let mut pending: FuturesUnordered<Answer> = FuturesUnordered::new();
         let mut parsed = Vec::new();
-        let mut backlog: VecDeque<Normalized> = VecDeque::new();
+        let mut backlog: VecDeque<ProduceEvent> = VecDeque::new();
 
         let end = loop {
             // Records waiting for room go first: reading pauses while the producers are behind.
             while pending.len() < self.cfg.max_outstanding {
                 let Some(r) = backlog.pop_front() else { break };
-                pending.push(self.producer.submit(ProduceEvent::typed(r)).await);
+                pending.push(self.producer.submit(r).await);
             }
             let can_read = pending.len() < self.cfg.max_outstanding && backlog.is_empty();
             tokio::select! {
@@ -368,7 +368,7 @@ impl Feed {
                                 if out.need_snapshot && requested.insert(symbol.clone()) {
                                     let _ = snap_req_tx.send(symbol.clone());
                                 }
-                                backlog.extend(out.records);
+                                backlog.extend(out.records.into_iter().map(ProduceEvent::typed));
                             }
                             Err(e) => {
                                 self.error("bad_decimal");
@@ -387,7 +387,7 @@ impl Feed {
                 _ = oi_tick.tick(), if oi => {
                     for (s, v) in &pairs {
                         match self.open_interest(v, &symbols).await {
-                            Ok(r) => backlog.push_back(r),
+                            Ok(r) => backlog.push_back(ProduceEvent::typed(r)),
                             Err(e) => {
                                 self.error(e.kind());
                                 tracing::warn!(symbol = %s, error = %e, "open interest poll failed");
@@ -435,7 +435,8 @@ impl Feed {
                     }
                     for ev in parsed.drain(..) {
                         match ev {
-                            VenueEvent::Record(r) => backlog.push_back(r),
+                            VenueEvent::Record(r) => backlog.push_back(ProduceEvent::typed(r)),
+                            VenueEvent::Encoded(e) => backlog.push_back(ProduceEvent::encoded(e)),
                             VenueEvent::Control => {}
                             VenueEvent::Diff { symbol, diff } => match books.on_diff(&symbol, diff) {
                                 Ok(out) => {
@@ -447,7 +448,7 @@ impl Feed {
                                     if out.need_snapshot && requested.insert(symbol.clone()) {
                                         let _ = snap_req_tx.send(symbol.clone());
                                     }
-                                    backlog.extend(out.records);
+                                    backlog.extend(out.records.into_iter().map(ProduceEvent::typed));
                                 }
                                 Err(e) => {
                                     self.error("bad_decimal");
@@ -461,7 +462,7 @@ impl Feed {
         };
         // Whatever was read is still produced and answered before the session ends.
         for r in backlog.drain(..) {
-            pending.push(self.producer.submit(ProduceEvent::typed(r)).await);
+            pending.push(self.producer.submit(r).await);
         }
         while let Some(answer) = pending.next().await {
             self.count(answer);

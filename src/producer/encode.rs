@@ -77,11 +77,28 @@ impl Encoder {
         }
     }
 
-    fn typed_id(&self, topic: &str, dt: DataType) -> Option<u32> {
+    fn cached_id(&self, topic: &str, dt: DataType) -> Option<u32> {
         match &self.typed {
             Some((t, ids)) if t == topic => ids[dt as usize],
             _ => None,
         }
+    }
+
+    /// The schema id of a normalized data type under `topic` (registered on first use).
+    async fn typed_id(&mut self, topic: &str, dt: DataType) -> Result<u32, Nack> {
+        if let Some(id) = self.cached_id(topic, dt) {
+            return Ok(id);
+        }
+        let subject = self.strategy.subject(topic, dt);
+        let id = self
+            .register(subject, dt.full_name(), dt.proto_source())
+            .await?;
+        let ids = match &mut self.typed {
+            Some((t, ids)) if t == topic => ids,
+            other => &mut other.insert((topic.to_string(), Default::default())).1,
+        };
+        ids[dt as usize] = Some(id);
+        Ok(id)
     }
 
     /// Frames `payload` for `topic` into `buf` (cleared first): header + protobuf bytes.
@@ -94,24 +111,14 @@ impl Encoder {
         buf.clear();
         match payload {
             Payload::Typed(record) => {
-                let dt = record.data_type();
-                let id = match self.typed_id(topic, dt) {
-                    Some(id) => id,
-                    None => {
-                        let subject = self.strategy.subject(topic, dt);
-                        let id = self
-                            .register(subject, dt.full_name(), dt.proto_source())
-                            .await?;
-                        let ids = match &mut self.typed {
-                            Some((t, ids)) if t == topic => ids,
-                            other => &mut other.insert((topic.to_string(), Default::default())).1,
-                        };
-                        ids[dt as usize] = Some(id);
-                        id
-                    }
-                };
+                let id = self.typed_id(topic, record.data_type()).await?;
                 wire::write_header(buf, id, FIRST_MESSAGE);
                 record.encode_into(buf);
+            }
+            Payload::Normalized(record) => {
+                let id = self.typed_id(topic, record.data_type).await?;
+                wire::write_header(buf, id, FIRST_MESSAGE);
+                buf.extend_from_slice(&record.bytes);
             }
             Payload::Encoded { schema, bytes, .. } => {
                 let subject = match self.strategy {

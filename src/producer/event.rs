@@ -6,6 +6,7 @@ use std::time::Duration;
 use actix::Message;
 use thiserror::Error;
 
+use crate::schema::borrowed::EncodedRecord;
 use crate::schema::{DataType, Normalized};
 
 /// A protobuf schema supplied with pre-encoded payloads (registered under the topic's subject).
@@ -26,6 +27,9 @@ pub struct RawSchema {
 pub enum Payload {
     /// A typed normalized record; encoded with its `tickflow.normalized.v2beta1` schema.
     Typed(Normalized),
+    /// A normalized record already encoded (a feed's hot path); framed with its data type's
+    /// `tickflow.normalized.v2beta1` schema, like `Typed`.
+    Normalized(EncodedRecord),
     /// Protobuf bytes already encoded for `schema`.
     Encoded {
         /// The schema the bytes were encoded with.
@@ -44,6 +48,7 @@ impl Payload {
     pub fn exchange(&self) -> &str {
         match self {
             Payload::Typed(n) => n.exchange(),
+            Payload::Normalized(e) => e.exchange,
             Payload::Encoded { exchange, .. } => exchange,
         }
     }
@@ -52,6 +57,7 @@ impl Payload {
     pub fn symbol(&self) -> &str {
         match self {
             Payload::Typed(n) => n.symbol(),
+            Payload::Normalized(e) => &e.symbol,
             Payload::Encoded { symbol, .. } => symbol,
         }
     }
@@ -60,6 +66,7 @@ impl Payload {
     pub fn data_type(&self) -> Option<DataType> {
         match self {
             Payload::Typed(n) => Some(n.data_type()),
+            Payload::Normalized(e) => Some(e.data_type),
             Payload::Encoded { .. } => None,
         }
     }
@@ -91,6 +98,16 @@ impl ProduceEvent {
             key: None,
             headers: Vec::new(),
             payload: Payload::Typed(record),
+        }
+    }
+
+    /// An already-encoded normalized record routed by the config.
+    pub fn encoded(record: EncodedRecord) -> ProduceEvent {
+        ProduceEvent {
+            topic: None,
+            key: None,
+            headers: Vec::new(),
+            payload: Payload::Normalized(record),
         }
     }
 

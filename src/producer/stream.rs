@@ -385,6 +385,7 @@ impl TopicStream {
         let payload = match (framed, &ev.payload) {
             (Some(b), _) => b.to_vec(),
             (None, Payload::Typed(n)) => n.encode_to_vec(),
+            (None, Payload::Normalized(e)) => e.bytes.clone(),
             (None, Payload::Encoded { bytes, .. }) => bytes.clone(),
         };
         let reason = nack.reason.to_string();

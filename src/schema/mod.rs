@@ -1,6 +1,7 @@
 //! Normalized protobuf schemas (`tickflow.normalized.v2beta1`), their registry subjects,
 //! the Confluent wire format and the breaking-change gate.
 
+pub mod borrowed;
 pub mod compat;
 pub mod registry;
 pub mod wire;

@@ -11,6 +11,7 @@ use thiserror::Error;
 pub use symbols::SymbolMap;
 
 use crate::book::{Diff, Rules, Snapshot};
+use crate::schema::borrowed::EncodedRecord;
 use crate::schema::Normalized;
 
 /// A market-data channel a feed can subscribe to.
@@ -42,6 +43,8 @@ pub enum Channel {
 pub enum VenueEvent {
     /// A normalized record, ready to produce.
     Record(Normalized),
+    /// A normalized record encoded straight from the frame (the trade hot path).
+    Encoded(EncodedRecord),
     /// An order-book diff for the symbol's book keeper.
     Diff {
         /// Normalized symbol.
@@ -51,6 +54,18 @@ pub enum VenueEvent {
     },
     /// A control frame (subscription answer); nothing to produce.
     Control,
+}
+
+impl VenueEvent {
+    /// The normalized record this event carries, decoding an encoded one (`None` for diffs
+    /// and control frames).
+    pub fn record(&self) -> Option<Normalized> {
+        match self {
+            VenueEvent::Record(r) => Some(r.clone()),
+            VenueEvent::Encoded(e) => e.decode().ok(),
+            VenueEvent::Diff { .. } | VenueEvent::Control => None,
+        }
+    }
 }
 
 /// A frame that could not be turned into records. None of these stop a feed.

@@ -1,11 +1,14 @@
 //! Venue symbol ↔ normalized `BASE-QUOTE` symbol mapping, pinned from the config.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 /// Maps venue symbols (`BTCUSDT`) to normalized ones (`BTC-USDT`, `BTC-USDT-PERP`).
 #[derive(Debug, Clone, Default)]
 pub struct SymbolMap {
-    to_normalized: HashMap<String, String>,
+    // Looked up once per message: a fast (non-DoS-resistant) hash; the keys come from the config.
+    to_normalized: FxHashMap<String, Arc<str>>,
 }
 
 impl SymbolMap {
@@ -14,14 +17,19 @@ impl SymbolMap {
         SymbolMap {
             to_normalized: pairs
                 .into_iter()
-                .map(|(v, n)| (v.to_ascii_uppercase(), n))
+                .map(|(v, n)| (v.to_ascii_uppercase(), Arc::from(n)))
                 .collect(),
         }
     }
 
     /// The normalized symbol of a venue symbol, if configured.
     pub fn normalized(&self, venue_symbol: &str) -> Option<&str> {
-        self.to_normalized.get(venue_symbol).map(String::as_str)
+        self.to_normalized.get(venue_symbol).map(|s| &**s)
+    }
+
+    /// The normalized symbol of a venue symbol, shared (no copy).
+    pub fn shared(&self, venue_symbol: &str) -> Option<Arc<str>> {
+        self.to_normalized.get(venue_symbol).cloned()
     }
 
     /// Number of symbols.

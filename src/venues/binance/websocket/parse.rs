@@ -3,8 +3,9 @@
 
 use super::messages::*;
 use crate::book::{Diff, DiffLevel};
+use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::{liquidation, trade};
-use crate::schema::{self as s, Normalized};
+use crate::schema::{self as s, DataType, Normalized};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
 fn us(ms: i64) -> i64 {
@@ -15,6 +16,33 @@ fn symbol(map: &SymbolMap, venue_symbol: &str) -> Result<String, ParseError> {
     map.normalized(venue_symbol)
         .map(str::to_string)
         .ok_or_else(|| ParseError::UnknownSymbol(venue_symbol.to_string()))
+}
+
+/// Trades are encoded straight from the borrowed frame (no owned record in between).
+/// `trade` comes without its symbol, which is looked up here.
+fn encoded(
+    exchange: &'static str,
+    map: &SymbolMap,
+    venue_symbol: &str,
+    out: &mut Vec<VenueEvent>,
+    trade: TradeRef<'_>,
+) -> Result<(), ParseError> {
+    let symbol = map
+        .shared(venue_symbol)
+        .ok_or_else(|| ParseError::UnknownSymbol(venue_symbol.to_string()))?;
+    let mut bytes = Vec::with_capacity(128);
+    TradeRef {
+        symbol: &symbol,
+        ..trade
+    }
+    .encode(&mut bytes);
+    out.push(VenueEvent::Encoded(EncodedRecord {
+        data_type: DataType::Trade,
+        exchange,
+        symbol,
+        bytes,
+    }));
+    Ok(())
 }
 
 /// Binance's `m` is "buyer is maker": the taker, whose side the trade carries, sold.
@@ -47,43 +75,51 @@ pub fn parse_payload(
     let record = match kind {
         "trade" => {
             let t: Trade<'_> = serde_json::from_str(json)?;
-            let id = t.trade_id.to_string();
-            Normalized::Trade(s::Trade {
-                exchange: exchange.into(),
-                symbol: symbol(map, t.symbol)?,
-                side: taker_side(t.buyer_is_maker),
-                trade_id: id.clone(),
-                price: t.price.into(),
-                amount: t.quantity.into(),
-                timestamp: us(t.trade_time),
-                raw_id: id,
-                trade_type: t.order_type.map(str::to_string),
-                maker: Some(t.buyer_is_maker),
-                event_time: Some(us(t.event_time)),
-                match_id: None,
-                liquidity_flag: None,
-                receipt_time: receipt_us,
-            })
+            return encoded(
+                exchange,
+                map,
+                t.symbol,
+                out,
+                TradeRef {
+                    exchange,
+                    symbol: "",
+                    side: taker_side(t.buyer_is_maker),
+                    trade_id: IdRef::Num(t.trade_id),
+                    price: t.price,
+                    amount: t.quantity,
+                    timestamp: us(t.trade_time),
+                    trade_type: t.order_type,
+                    maker: Some(t.buyer_is_maker),
+                    event_time: Some(us(t.event_time)),
+                    match_id: None,
+                    liquidity_flag: None,
+                    receipt_time: receipt_us,
+                },
+            );
         }
         "aggTrade" => {
             let t: AggTrade<'_> = serde_json::from_str(json)?;
-            let id = t.agg_id.unwrap_or(t.first_trade_id).to_string();
-            Normalized::Trade(s::Trade {
-                exchange: exchange.into(),
-                symbol: symbol(map, t.symbol)?,
-                side: taker_side(t.buyer_is_maker),
-                trade_id: id.clone(),
-                price: t.price.into(),
-                amount: t.quantity.into(),
-                timestamp: us(t.trade_time),
-                raw_id: id,
-                trade_type: Some("aggregate".into()),
-                maker: Some(t.buyer_is_maker),
-                event_time: Some(us(t.event_time)),
-                match_id: Some(format!("{}-{}", t.first_trade_id, t.last_trade_id)),
-                liquidity_flag: None,
-                receipt_time: receipt_us,
-            })
+            return encoded(
+                exchange,
+                map,
+                t.symbol,
+                out,
+                TradeRef {
+                    exchange,
+                    symbol: "",
+                    side: taker_side(t.buyer_is_maker),
+                    trade_id: IdRef::Num(t.agg_id.unwrap_or(t.first_trade_id)),
+                    price: t.price,
+                    amount: t.quantity,
+                    timestamp: us(t.trade_time),
+                    trade_type: Some("aggregate"),
+                    maker: Some(t.buyer_is_maker),
+                    event_time: Some(us(t.event_time)),
+                    match_id: Some(IdRef::Range(t.first_trade_id, t.last_trade_id)),
+                    liquidity_flag: None,
+                    receipt_time: receipt_us,
+                },
+            );
         }
         "depth" | "depthUpdate" => {
             let d: DepthUpdate<'_> = serde_json::from_str(json)?;

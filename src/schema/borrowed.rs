@@ -1,0 +1,290 @@
+//! Borrowed views of normalized records that encode straight from a venue's frame.
+//!
+//! A feed's hot path parses a frame into borrowed `&str`s; building the owned prost record
+//! would copy each of them into its own `String` only to encode and drop it. These views write
+//! the same protobuf bytes directly (field order, proto3 default skipping and `optional`
+//! presence exactly as prost does), which the tests check byte for byte against prost's own
+//! encoding of [`TradeRef::to_owned`].
+
+use std::sync::Arc;
+
+use prost::encoding::{encode_key, encode_varint, WireType};
+
+use super::{DataType, Normalized, Trade};
+
+/// A normalized record already encoded as protobuf (no framing), with what routing needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedRecord {
+    /// Its message type (and so its schema).
+    pub data_type: DataType,
+    /// Venue name, for headers and keys.
+    pub exchange: &'static str,
+    /// Normalized symbol, for headers and keys.
+    pub symbol: Arc<str>,
+    /// The protobuf bytes of the record.
+    pub bytes: Vec<u8>,
+}
+
+impl EncodedRecord {
+    /// The owned record the bytes encode.
+    pub fn decode(&self) -> Result<Normalized, prost::DecodeError> {
+        Normalized::decode(self.data_type, &self.bytes)
+    }
+}
+
+/// A trade id as the venue gave it: a number (printed in decimal) or text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdRef<'a> {
+    /// A numeric id.
+    Num(i64),
+    /// A textual id.
+    Text(&'a str),
+    /// Two numbers joined by `-` (e.g. Binance aggTrade's first-last trade ids).
+    Range(i64, i64),
+}
+
+impl IdRef<'_> {
+    /// Writes the id's text into `buf` and returns it.
+    fn text<'b>(&'b self, buf: &'b mut IdBuf) -> &'b str {
+        match *self {
+            IdRef::Text(s) => s,
+            IdRef::Num(n) => buf.a.format(n),
+            IdRef::Range(a, b) => {
+                let (a, b) = (buf.a.format(a), buf.b.format(b));
+                let n = a.len();
+                buf.joined[..n].copy_from_slice(a.as_bytes());
+                buf.joined[n] = b'-';
+                buf.joined[n + 1..n + 1 + b.len()].copy_from_slice(b.as_bytes());
+                // Both halves are ASCII digits and a '-'.
+                std::str::from_utf8(&buf.joined[..n + 1 + b.len()]).unwrap_or_default()
+            }
+        }
+    }
+
+    /// The id as an owned string.
+    pub fn to_string_owned(&self) -> String {
+        self.text(&mut IdBuf::default()).to_string()
+    }
+}
+
+/// Scratch space to print ids without allocating.
+struct IdBuf {
+    a: itoa::Buffer,
+    b: itoa::Buffer,
+    joined: [u8; 64],
+}
+
+impl Default for IdBuf {
+    fn default() -> IdBuf {
+        IdBuf {
+            a: itoa::Buffer::new(),
+            b: itoa::Buffer::new(),
+            joined: [0; 64],
+        }
+    }
+}
+
+/// A varint; one-byte values (every tag and most lengths here) inline.
+#[inline(always)]
+fn varint(v: u64, buf: &mut Vec<u8>) {
+    if v < 0x80 {
+        buf.push(v as u8);
+    } else {
+        encode_varint(v, buf);
+    }
+}
+
+/// A field key (tag and wire type).
+#[inline(always)]
+fn key(tag: u32, wire: WireType, buf: &mut Vec<u8>) {
+    if tag < 16 {
+        buf.push(((tag << 3) | wire as u32) as u8);
+    } else {
+        encode_key(tag, wire, buf);
+    }
+}
+
+fn put_str(buf: &mut Vec<u8>, tag: u32, s: &str) {
+    key(tag, WireType::LengthDelimited, buf);
+    varint(s.len() as u64, buf);
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn put_varint(buf: &mut Vec<u8>, tag: u32, v: u64) {
+    key(tag, WireType::Varint, buf);
+    varint(v, buf);
+}
+
+/// A [`Trade`] borrowing its text from the frame it was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TradeRef<'a> {
+    /// Venue name.
+    pub exchange: &'a str,
+    /// Normalized symbol.
+    pub symbol: &'a str,
+    /// Taker side (`trade::Side` as i32).
+    pub side: i32,
+    /// Trade id; also the `raw_id`.
+    pub trade_id: IdRef<'a>,
+    /// Price digits as sent.
+    pub price: &'a str,
+    /// Amount digits as sent.
+    pub amount: &'a str,
+    /// Trade time, µs.
+    pub timestamp: i64,
+    /// Venue trade type.
+    pub trade_type: Option<&'a str>,
+    /// Buyer was the maker.
+    pub maker: Option<bool>,
+    /// Event time, µs.
+    pub event_time: Option<i64>,
+    /// Match id.
+    pub match_id: Option<IdRef<'a>>,
+    /// Liquidity flag.
+    pub liquidity_flag: Option<&'a str>,
+    /// Local receipt time, µs.
+    pub receipt_time: i64,
+}
+
+impl TradeRef<'_> {
+    /// Appends the protobuf encoding of the trade to `buf` (identical to prost's).
+    pub fn encode(&self, buf: &mut Vec<u8>) {
+        let mut ids = IdBuf::default();
+        buf.reserve(64 + self.exchange.len() + self.symbol.len() + 2 * 24);
+        if !self.exchange.is_empty() {
+            put_str(buf, 1, self.exchange);
+        }
+        if !self.symbol.is_empty() {
+            put_str(buf, 2, self.symbol);
+        }
+        if self.side != 0 {
+            // int32 enums are sign-extended varints.
+            put_varint(buf, 3, i64::from(self.side) as u64);
+        }
+        let id = self.trade_id.text(&mut ids);
+        if !id.is_empty() {
+            put_str(buf, 4, id);
+        }
+        if !self.price.is_empty() {
+            put_str(buf, 5, self.price);
+        }
+        if !self.amount.is_empty() {
+            put_str(buf, 6, self.amount);
+        }
+        if self.timestamp != 0 {
+            put_varint(buf, 7, self.timestamp as u64);
+        }
+        if !id.is_empty() {
+            put_str(buf, 8, id);
+        }
+        if let Some(t) = self.trade_type {
+            put_str(buf, 9, t);
+        }
+        if let Some(m) = self.maker {
+            put_varint(buf, 10, u64::from(m));
+        }
+        if let Some(t) = self.event_time {
+            put_varint(buf, 11, t as u64);
+        }
+        if let Some(m) = &self.match_id {
+            put_str(buf, 12, m.text(&mut ids));
+        }
+        if let Some(f) = self.liquidity_flag {
+            put_str(buf, 13, f);
+        }
+        if self.receipt_time != 0 {
+            put_varint(buf, 14, self.receipt_time as u64);
+        }
+    }
+
+    /// The owned prost record with the same content.
+    pub fn to_owned(&self) -> Trade {
+        let id = self.trade_id.to_string_owned();
+        Trade {
+            exchange: self.exchange.to_string(),
+            symbol: self.symbol.to_string(),
+            side: self.side,
+            trade_id: id.clone(),
+            price: self.price.to_string(),
+            amount: self.amount.to_string(),
+            timestamp: self.timestamp,
+            raw_id: id,
+            trade_type: self.trade_type.map(str::to_string),
+            maker: self.maker,
+            event_time: self.event_time,
+            match_id: self.match_id.map(|m| m.to_string_owned()),
+            liquidity_flag: self.liquidity_flag.map(str::to_string),
+            receipt_time: self.receipt_time,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    fn base() -> TradeRef<'static> {
+        TradeRef {
+            exchange: "BINANCE",
+            symbol: "BTC-USDT",
+            side: 2,
+            trade_id: IdRef::Num(1_034_283_941),
+            price: "58850.01000000",
+            amount: "0.00170000",
+            timestamp: 1_619_712_000_123_000,
+            trade_type: None,
+            maker: Some(true),
+            event_time: Some(1_619_712_000_124_000),
+            match_id: None,
+            liquidity_flag: None,
+            receipt_time: 1_619_712_000_130_456,
+        }
+    }
+
+    fn same_as_prost(t: TradeRef<'_>) {
+        let mut direct = Vec::new();
+        t.encode(&mut direct);
+        assert_eq!(direct, t.to_owned().encode_to_vec(), "{t:?}");
+    }
+
+    #[test]
+    fn direct_encoding_equals_prost_for_every_field_shape() {
+        same_as_prost(base());
+        // Defaults are skipped by proto3; optional fields are present even when default.
+        same_as_prost(TradeRef {
+            exchange: "",
+            symbol: "",
+            side: 0,
+            trade_id: IdRef::Text(""),
+            price: "",
+            amount: "",
+            timestamp: 0,
+            trade_type: Some(""),
+            maker: Some(false),
+            event_time: Some(0),
+            match_id: Some(IdRef::Text("")),
+            liquidity_flag: Some(""),
+            receipt_time: 0,
+        });
+        same_as_prost(TradeRef {
+            side: -1,
+            timestamp: -5,
+            event_time: Some(i64::MIN),
+            receipt_time: i64::MAX,
+            trade_id: IdRef::Num(i64::MIN),
+            match_id: Some(IdRef::Range(i64::MIN, i64::MAX)),
+            trade_type: Some("aggregate"),
+            liquidity_flag: Some("maker"),
+            ..base()
+        });
+        // Long strings need multi-byte lengths.
+        let long = "9".repeat(300);
+        same_as_prost(TradeRef {
+            price: &long,
+            trade_id: IdRef::Text(&long),
+            ..base()
+        });
+        assert_eq!(IdRef::Range(3, -4).to_string_owned(), "3--4");
+    }
+}
