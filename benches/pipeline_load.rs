@@ -250,10 +250,11 @@ async fn actors(
     let cpu = Cpu::now();
     let start = Instant::now();
     let results: Vec<(bool, Duration)> = stream::iter(events)
-        .map(|e| async move {
+        .map(|e| {
+            // `produce` hands the event to its actor at once; what is awaited is the answer.
             let t0 = Instant::now();
-            let r = handle.produce(ProduceEvent::typed(e).to_topic(t)).await;
-            (r.is_ok(), t0.elapsed())
+            let answer = handle.produce(ProduceEvent::typed(e).to_topic(t));
+            async move { (answer.await.is_ok(), t0.elapsed()) }
         })
         .buffer_unordered(concurrency)
         .collect()

@@ -5,6 +5,8 @@
 pub mod service;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use actix::prelude::*;
@@ -160,16 +162,91 @@ impl ProducerHandle {
         Ok(addr)
     }
 
-    /// Produces one event; the answer is its Ack or its Nack. (The event goes to the actor as
-    /// a [`Submit`], whose answer the stream sends straight back: no task per event.)
-    pub async fn produce(&self, mut event: ProduceEvent) -> Result<Ack, Nack> {
-        self.deps.routing.route(&mut event)?;
-        let addr = self
-            .producer_for(event.topic.as_deref().unwrap_or_default())
-            .await?;
-        addr.send(event)
-            .await
-            .unwrap_or_else(|_| Err(Nack::new(NackReason::ShuttingDown, true)))
+    /// Produces one event; the answer is its Ack or its Nack.
+    ///
+    /// The event is handed to its producer actor before this returns (as a [`Submit`] whose
+    /// answer the actor's stream sends back), so the returned future holds only the answer's
+    /// receiver: cheap to keep thousands in flight. When the actor's mailbox is full, or the
+    /// topic's actor is not known yet, the future waits for room instead (backpressure).
+    pub fn produce(
+        &self,
+        mut event: ProduceEvent,
+    ) -> impl Future<Output = Result<Ack, Nack>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let slow = match self.deps.routing.route(&mut event) {
+            Err(nack) => {
+                let _ = reply.send(Err(nack));
+                None
+            }
+            Ok(()) => {
+                // Hand the event over under the cache's lock, through the cached address
+                // itself (no clone of it per event).
+                let tried = {
+                    let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+                    match cache.get(event.topic.as_deref().unwrap_or_default()) {
+                        Some(addr) => match addr.try_send(Submit { event, reply }) {
+                            Ok(()) => Ok(None),
+                            Err(SendError::Full(msg)) => Ok(Some((Some(addr.clone()), msg))),
+                            Err(SendError::Closed(msg)) => Err(msg),
+                        },
+                        None => Ok(Some((None, Submit { event, reply }))),
+                    }
+                };
+                match tried {
+                    Ok(None) => None,
+                    Ok(Some((addr, msg))) => Some(self.clone().send_waiting(addr, msg)),
+                    Err(msg) => {
+                        self.forget(msg.event.topic.as_deref().unwrap_or_default());
+                        Some(self.clone().send_waiting(None, msg))
+                    }
+                }
+            }
+        };
+        async move {
+            if let Some(slow) = slow {
+                slow.await;
+            }
+            // Outside tokio's cooperative budget: a caller awaiting thousands of answers in
+            // one task (a `FuturesUnordered`) would otherwise get most of them back as
+            // "pending, wake me again" once the budget is spent, and spin.
+            tokio::task::unconstrained(answer)
+                .await
+                .unwrap_or_else(|_| Err(Nack::new(NackReason::Interrupted, true)))
+        }
+    }
+
+    fn forget(&self, topic: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(topic);
+    }
+
+    /// The slow way in: looks the actor up (spawning it on first use) and waits for room in
+    /// its mailbox. Boxed, so that the common path's future stays small.
+    fn send_waiting(
+        self,
+        addr: Option<Addr<ProducerActor>>,
+        msg: Submit,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let addr = match addr {
+                Some(a) => a,
+                None => {
+                    let topic = msg.event.topic.clone().unwrap_or_default();
+                    match self.producer_for(&topic).await {
+                        Ok(a) => a,
+                        Err(nack) => {
+                            let _ = msg.reply.send(Err(nack));
+                            return;
+                        }
+                    }
+                }
+            };
+            // If the actor is gone, the Submit (and its reply) drops: the caller hears
+            // Interrupted.
+            let _ = addr.send(msg).await;
+        })
     }
 
     /// Enqueues an event in call order and returns the receiver of its answer. Callers bound
