@@ -12,7 +12,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::breaker::Breaker;
-use super::delivery::Window;
 use super::encode::Encoder;
 use super::event::{Ack, Nack, NackReason, ProduceEvent};
 use super::stream::{self, NackLog, Queued, Reply, TopicStream};
@@ -112,22 +111,7 @@ impl Actor for ProducerActor {
         let cb = &cfg.producer.circuit_breaker;
         let breaker = || Breaker::new(cb.failure_threshold, Duration::from_millis(cb.cooldown_ms));
         let me = ctx.address().downgrade();
-        let produce_latency = self
-            .deps
-            .metrics
-            .produce_latency
-            .get_or_create(&TopicLabels {
-                topic: self.metric_topic(),
-            })
-            .clone();
-        let (window, failures) = Window::new(
-            self.topic.clone(),
-            cfg.producer.max_in_flight,
-            produce_latency,
-        );
         let parts = TopicStream {
-            window,
-            seen_delivered: 0,
             topic: self.topic.clone(),
             deps: self.deps.clone(),
             producer,
@@ -151,12 +135,7 @@ impl Actor for ProducerActor {
         // The bounded queue is the real buffer; a larger mailbox only saves the senders from
         // parking on actix's default of 16.
         ctx.set_mailbox_capacity(cfg.producer.queue_capacity.max(16));
-        self.stream = Some(actix::spawn(stream::run(
-            rx,
-            parts,
-            failures,
-            self.closing.clone(),
-        )));
+        self.stream = Some(actix::spawn(stream::run(rx, parts, self.closing.clone())));
         self.set_queue(Some(tx));
         tracing::debug!(topic = %self.topic, generation, "producer actor started");
     }
@@ -301,16 +280,12 @@ impl Handler<Shutdown> for ProducerActor {
         let stream = self.stream.take();
         let deadline = Duration::from_millis(self.deps.config.producer.shutdown_deadline_ms);
         let topic = self.topic.clone();
-        let shared = self.deps.shared.clone();
         Box::pin(async move {
             let Some(stream) = stream else { return };
             let abort = stream.abort_handle();
             if tokio::time::timeout(deadline, stream).await.is_err() {
                 tracing::warn!(%topic, ?deadline, "shutdown deadline passed; answering the rest with ShuttingDown");
                 abort.abort();
-                // Records librdkafka still holds are reported failed at once, and so answered
-                // (the whole system is stopping: this purges every topic's records).
-                shared.purge();
             }
         })
     }

@@ -1,9 +1,5 @@
-//! The rdkafka step: one shared producer for every topic (one connection pool), rebuilt after a
-//! fatal error, and the single place that decides which Kafka errors are retriable.
-//!
-//! The producer is rdkafka's `ThreadedProducer` with [`DeliveryContext`]: the same machinery as
-//! `FutureProducer` (which is a `ThreadedProducer` whose reports complete a future), except that
-//! each report answers its event directly instead of waking a future (ADR 0002).
+//! The rdkafka step: one shared `FutureProducer` for every topic (one connection pool), rebuilt
+//! after a fatal error, and the single place that decides which Kafka errors are retriable.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,12 +8,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{Producer, ThreadedProducer};
-
-use super::delivery::DeliveryContext;
-
-/// The shared rdkafka producer type.
-pub type KafkaProducer = ThreadedProducer<DeliveryContext>;
+use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::ClientConfig;
 
 /// How a Kafka error affects the event and the producer.
@@ -77,7 +68,7 @@ pub fn error_code(e: &KafkaError) -> RDKafkaErrorCode {
 /// several actors seeing the same fatal error rebuild it only once.
 pub struct SharedProducer {
     config: ClientConfig,
-    current: Mutex<(u64, KafkaProducer)>,
+    current: Mutex<(u64, FutureProducer)>,
     generation: AtomicU64,
 }
 
@@ -92,7 +83,7 @@ impl std::fmt::Debug for SharedProducer {
 impl SharedProducer {
     /// Creates the producer from a client config.
     pub fn new(config: ClientConfig) -> Result<Arc<SharedProducer>, KafkaError> {
-        let producer = Self::create(&config)?;
+        let producer: FutureProducer = config.create()?;
         Ok(Arc::new(SharedProducer {
             config,
             current: Mutex::new((0, producer)),
@@ -105,23 +96,18 @@ impl SharedProducer {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// A producer whose delivery reports answer their events.
-    fn create(config: &ClientConfig) -> Result<KafkaProducer, KafkaError> {
-        config.create_with_context(DeliveryContext)
-    }
-
     /// The current producer and its generation.
-    pub fn get(&self) -> (u64, KafkaProducer) {
+    pub fn get(&self) -> (u64, FutureProducer) {
         let g = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         (g.0, g.1.clone())
     }
 
     /// Replaces the producer if `seen` is still the current generation; returns the current one.
     /// Streams of other topics switch to it before their next send.
-    pub fn rebuild(&self, seen: u64) -> Result<(u64, KafkaProducer), KafkaError> {
+    pub fn rebuild(&self, seen: u64) -> Result<(u64, FutureProducer), KafkaError> {
         let mut g = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if g.0 == seen {
-            let fresh = Self::create(&self.config)?;
+            let fresh: FutureProducer = self.config.create()?;
             tracing::warn!(
                 generation = seen + 1,
                 "rebuilt the Kafka producer (the previous one was unusable)"
@@ -133,15 +119,8 @@ impl SharedProducer {
     }
 
     /// Whether the producer reports a fatal error.
-    pub fn is_fatal(producer: &KafkaProducer) -> bool {
+    pub fn is_fatal(producer: &FutureProducer) -> bool {
         producer.client().fatal_error().is_some()
-    }
-
-    /// Gives up on every record the current producer still holds: each is reported failed
-    /// (and so answered) at once. Used when a shutdown deadline passes.
-    pub fn purge(&self) {
-        let (_, producer) = self.get();
-        producer.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
     }
 }
 

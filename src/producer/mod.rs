@@ -1,12 +1,10 @@
 //! The producer pipeline, one step per file: `event` (ProduceEvent → Ack/Nack), `routing`
 //! (topic, key, headers), `encode` (schema id + Confluent framing), `kafka` (shared rdkafka
-//! producer, error classes), `delivery` (librdkafka's reports → answers), `stream` (the
-//! persistent bounded stream), `actor` (the
+//! producer, error classes), `stream` (the persistent bounded stream), `actor` (the
 //! supervised per-topic actor), `breaker` (circuit breakers).
 
 pub mod actor;
 pub mod breaker;
-pub mod delivery;
 pub mod encode;
 pub mod event;
 pub mod kafka;

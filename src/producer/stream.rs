@@ -1,26 +1,27 @@
 //! The persistent stream of one producer actor: a bounded queue feeds one long-lived loop that
-//! encodes, hands records to rdkafka (its `QueueFull` is waited out, never dropped) and keeps at
-//! most `max_in_flight` of them there. Successful deliveries are answered where librdkafka
-//! reports them (`delivery`); failed ones come back here to be classified and Nacked. Every
-//! event is answered exactly once.
+//! encodes, hands records to rdkafka (its `QueueFull` is waited out, never dropped), keeps at
+//! most `max_in_flight` deliveries pending, and answers every event exactly once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::BaseRecord;
+use rdkafka::producer::future_producer::{DeliveryFuture, OwnedDeliveryResult};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use super::breaker::{Breaker, State};
-use super::delivery::{DeadLetterReport, Failed, Outstanding, Pending, Window};
 use super::encode::Encoder;
 use super::event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent};
-use super::kafka::{
-    classify, create_topics, error_code, ErrorClass, KafkaProducer, SharedProducer,
-};
+use super::kafka::{classify, create_topics, error_code, ErrorClass, SharedProducer};
 use super::ProducerDeps;
 use crate::metrics::{CircuitLabels, DependencyLabel, ErrorLabels, RecordLabels, TopicLabels};
 use prometheus_client::metrics::counter::Counter;
@@ -69,15 +70,44 @@ pub(crate) struct Queued {
     pub reply: Reply,
 }
 
+/// What a finished delivery needs to be answered. Kept small: it waits in flight with every
+/// other pending delivery.
+struct Pending {
+    reply: Reply,
+    accepted: Instant,
+    /// The produced counter of the event's (data type, exchange).
+    produced: Counter,
+    /// Kept only when a dead-letter topic is configured.
+    dead_letter: Option<Box<(ProduceEvent, Vec<u8>)>>,
+}
+
+/// One record handed to rdkafka, resolving to its pending answer and the delivery result.
+struct InFlight {
+    pending: Option<Pending>,
+    delivery: DeliveryFuture,
+}
+
+impl Future for InFlight {
+    type Output = (
+        Pending,
+        Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+    );
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = ready!(Pin::new(&mut self.delivery).poll(cx));
+        match self.pending.take() {
+            Some(p) => Poll::Ready((p, result)),
+            // Polled again after completion: FuturesUnordered never does this.
+            None => Poll::Pending,
+        }
+    }
+}
+
 /// Everything the stream of one topic owns.
 pub(crate) struct TopicStream {
     pub topic: Arc<str>,
     pub deps: Arc<ProducerDeps>,
-    pub producer: KafkaProducer,
-    /// The bounded in-flight window (shared with the delivery reports).
-    pub window: Arc<Window>,
-    /// Successful deliveries already fed to the broker breaker.
-    pub seen_delivered: u64,
+    pub producer: FutureProducer,
     pub generation: u64,
     pub encoder: Encoder,
     pub broker: Breaker,
@@ -94,6 +124,7 @@ pub(crate) struct TopicStream {
 pub(crate) struct MetricHandles {
     encode_latency: Option<Histogram>,
     message_bytes: Option<Histogram>,
+    produce_latency: Option<Histogram>,
     circuits: Option<(Gauge, Gauge)>,
     last_states: Option<(State, State)>,
     produced: Vec<(&'static str, String, Counter)>,
@@ -123,6 +154,7 @@ impl TopicStream {
         ));
         self.handles.encode_latency = Some(m.encode_latency.get_or_create(&t).clone());
         self.handles.message_bytes = Some(m.message_bytes.get_or_create(&t).clone());
+        self.handles.produce_latency = Some(m.produce_latency.get_or_create(&t).clone());
     }
 
     /// Publishes the breakers' states when they changed.
@@ -193,32 +225,20 @@ impl TopicStream {
         reply.send(Err(nack));
     }
 
-    /// Feeds the broker breaker with the deliveries reported since the last look.
-    fn sync_delivered(&mut self) {
-        let delivered = self.window.delivered.load(Ordering::Acquire);
-        if delivered != self.seen_delivered {
-            self.seen_delivered = delivered;
-            self.broker.success();
-            self.update_circuits();
-        }
-    }
-
-    /// Encodes one event and hands it to rdkafka (taking a slot of the window), or answers it
-    /// at once.
-    async fn send(&mut self, q: Queued) {
+    /// Encodes and enqueues one event; returns its pending delivery, or answers it at once.
+    async fn send(&mut self, q: Queued) -> Option<InFlight> {
         if self.deps.shared.generation() != self.generation {
             // Another actor rebuilt the shared producer: switch to it.
             (self.generation, self.producer) = self.deps.shared.get();
             self.fatal_reported = false;
         }
-        self.sync_delivered();
         if !self.broker.allow() {
             self.update_circuits();
             self.nack(
                 q.reply,
                 Nack::new(NackReason::CircuitOpen(Dependency::Broker), true),
             );
-            return;
+            return None;
         }
         let started = Instant::now();
         let mut buf = Vec::with_capacity(256);
@@ -232,7 +252,7 @@ impl TopicStream {
                 self.dead_letter(&q.event, None, &nack);
             }
             self.nack(q.reply, nack);
-            return;
+            return None;
         }
         if let (Some(lat), Some(size)) = (&self.handles.encode_latency, &self.handles.message_bytes)
         {
@@ -245,54 +265,48 @@ impl TopicStream {
             .key
             .clone()
             .or_else(|| self.deps.routing.key(&q.event.payload));
-        let headers = self.deps.routing.headers(&q.event);
-        let produced =
-            self.produced_counter(q.event.payload.data_type_name(), q.event.payload.exchange());
-        let keep = self.deps.config.producer.dead_letter_topic.is_some();
-        let (event, dead_letter) = if keep {
-            (None, Some(Box::new((q.event, buf.clone()))))
-        } else {
-            (Some(q.event), None)
-        };
-        let pending = Pending {
-            reply: q.reply,
-            accepted: q.accepted,
-            produced,
-            dead_letter,
-            slot: self.window.take(),
-        };
-        let mut record =
-            BaseRecord::with_opaque_to(&self.topic, Box::new(Outstanding::Event(pending)))
-                .payload(&buf)
-                .headers(headers);
+        let mut record = FutureRecord::to(&self.topic)
+            .payload(&buf)
+            .headers(self.deps.routing.headers(&q.event));
         if let Some(k) = &key {
             record = record.key(k);
         }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => return,
+        let delivery = loop {
+            match self.producer.send_result(record) {
+                Ok(d) => break d,
                 Err((e, r)) if error_code(&e) == RDKafkaErrorCode::QueueFull => {
                     // librdkafka's queue is full: wait for room (backpressure, never loss).
                     record = r;
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                Err((e, r)) => {
-                    let Outstanding::Event(pending) = *r.delivery_opaque else {
-                        return;
-                    };
+                Err((e, _)) => {
                     let nack = self.delivery_failed(error_code(&e), &e.to_string());
                     if !nack.retriable {
-                        if let Some(ev) = &event {
-                            self.dead_letter(ev, Some(&buf), &nack);
-                        } else if let Some((ev, bytes)) = pending.dead_letter.as_deref() {
-                            self.dead_letter(ev, Some(bytes), &nack);
-                        }
+                        self.dead_letter(&q.event, Some(&buf), &nack);
                     }
-                    self.nack(pending.reply, nack);
-                    return;
+                    self.nack(q.reply, nack);
+                    return None;
                 }
             }
-        }
+        };
+        let produced =
+            self.produced_counter(q.event.payload.data_type_name(), q.event.payload.exchange());
+        let dead_letter = self
+            .deps
+            .config
+            .producer
+            .dead_letter_topic
+            .is_some()
+            .then(|| Box::new((q.event, buf)));
+        Some(InFlight {
+            pending: Some(Pending {
+                reply: q.reply,
+                accepted: q.accepted,
+                produced,
+                dead_letter,
+            }),
+            delivery,
+        })
     }
 
     /// Classifies a failed delivery (the one place that decides), feeds the broker breaker,
@@ -328,15 +342,38 @@ impl TopicStream {
         )
     }
 
-    /// Answers a failed delivery reported by librdkafka.
-    fn failed(&mut self, f: Failed) {
-        let nack = self.delivery_failed(f.code, &f.message);
-        if !nack.retriable {
-            if let Some((ev, bytes)) = f.pending.dead_letter.as_deref() {
-                self.dead_letter(ev, Some(bytes), &nack);
+    fn delivered(
+        &mut self,
+        p: Pending,
+        result: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
+    ) {
+        match result {
+            Ok(Ok(d)) => {
+                self.broker.success();
+                self.update_circuits();
+                let latency = p.accepted.elapsed();
+                p.produced.inc();
+                if let Some(h) = &self.handles.produce_latency {
+                    h.observe(latency.as_secs_f64());
+                }
+                p.reply.send(Ok(Ack {
+                    topic: self.topic.clone(),
+                    partition: d.partition,
+                    offset: d.offset,
+                    latency,
+                }));
             }
+            Ok(Err((e, _msg))) => {
+                let nack = self.delivery_failed(error_code(&e), &e.to_string());
+                if !nack.retriable {
+                    if let Some((ev, bytes)) = p.dead_letter.as_deref() {
+                        self.dead_letter(ev, Some(bytes), &nack);
+                    }
+                }
+                self.nack(p.reply, nack);
+            }
+            Err(_canceled) => self.nack(p.reply, Nack::new(NackReason::Interrupted, true)),
         }
-        self.nack(f.pending.reply, nack);
     }
 
     /// Writes an undeliverable event to the dead-letter topic (if configured), with the error
@@ -369,27 +406,30 @@ impl TopicStream {
             .key
             .clone()
             .or_else(|| self.deps.routing.key(&ev.payload));
-        let report = DeadLetterReport {
-            topic: dlq.clone(),
-            written: self
-                .deps
-                .metrics
-                .dead_lettered
-                .get_or_create(&ErrorLabels {
-                    topic: self.metric_topic.clone(),
-                    reason: nack.reason.kind().to_string(),
-                })
-                .clone(),
-        };
-        let mut record =
-            BaseRecord::with_opaque_to(&dlq, Box::new(Outstanding::DeadLetter(report)))
-                .payload(&payload)
-                .headers(headers);
+        let mut record = FutureRecord::to(&dlq).payload(&payload).headers(headers);
         if let Some(k) = &key {
             record = record.key(k);
         }
-        if let Err((e, _)) = self.producer.send(record) {
-            tracing::error!(topic = %dlq, error = %e, "dead-letter write refused");
+        let labels = ErrorLabels {
+            topic: self.metric_topic.clone(),
+            reason: nack.reason.kind().to_string(),
+        };
+        match self.producer.send_result(record) {
+            Ok(delivery) => {
+                let metrics = self.deps.metrics.clone();
+                actix::spawn(async move {
+                    match delivery.await {
+                        Ok(Ok(_)) => {
+                            metrics.dead_lettered.get_or_create(&labels).inc();
+                        }
+                        Ok(Err((e, _))) => {
+                            tracing::error!(topic = %dlq, error = %e, "dead-letter write failed")
+                        }
+                        Err(_) => tracing::error!(topic = %dlq, "dead-letter write cancelled"),
+                    }
+                });
+            }
+            Err((e, _)) => tracing::error!(topic = %dlq, error = %e, "dead-letter write refused"),
         }
     }
 }
@@ -397,50 +437,56 @@ impl TopicStream {
 /// Most events taken from the queue per turn of the stream.
 const BATCH: usize = 64;
 
-/// Runs the stream until its queue is closed and every record it handed to rdkafka has been
-/// reported; every event gets one answer.
+/// Runs the stream until its queue is closed and drained; every event gets one answer.
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Queued>,
     mut s: TopicStream,
-    mut failures: mpsc::UnboundedReceiver<Failed>,
     closing: Arc<AtomicBool>,
 ) {
     s.init_metrics();
     let first = rx.recv().await;
     s.prepare(first.as_ref().map(|q| &q.event.payload)).await;
-    let window = s.window.clone();
+    let max_in_flight = s.deps.config.producer.max_in_flight;
     let depth = s
         .deps
         .metrics
         .queue_depth
         .get_or_create(&s.topic_labels())
         .clone();
+    let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
     if let Some(q) = first {
-        s.send(q).await;
+        if let Some(d) = s.send(q).await {
+            in_flight.push(d);
+        }
     }
     let mut turns = 0u32;
     loop {
         turns = turns.wrapping_add(1);
         if turns % 64 == 0 {
-            // Callers often run on this same thread: let them run (and send more).
+            // Answers wake their senders on this same thread: let them run (and send more)
+            // instead of draining a long burst of deliveries first.
             tokio::task::yield_now().await;
         }
-        let full = window.is_full();
         tokio::select! {
             biased;
-            Some(f) = failures.recv() => s.failed(f),
-            () = window.changed(), if full => {}
-            next = rx.recv(), if !full => match next {
+            Some((pending, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                s.delivered(pending, result);
+            }
+            next = rx.recv(), if in_flight.len() < max_in_flight => match next {
                 Some(q) => {
-                    s.send(q).await;
-                    // Take what else is already queued in one go (bounded, so failures are
-                    // still answered promptly).
+                    if let Some(d) = s.send(q).await {
+                        in_flight.push(d);
+                    }
+                    // Take what else is already queued in one go (bounded, so deliveries
+                    // are still answered promptly).
                     for _ in 0..BATCH {
-                        if window.is_full() {
+                        if in_flight.len() >= max_in_flight {
                             break;
                         }
                         let Ok(q) = rx.try_recv() else { break };
-                        s.send(q).await;
+                        if let Some(d) = s.send(q).await {
+                            in_flight.push(d);
+                        }
                     }
                     depth.set(rx.len() as i64);
                 }
@@ -448,18 +494,9 @@ pub(crate) async fn run(
             },
         }
     }
-    // Flush: wait for the report of every record still held.
-    while !window.is_empty() {
-        tokio::select! {
-            biased;
-            Some(f) = failures.recv() => s.failed(f),
-            () = window.changed() => {}
-        }
+    while let Some((pending, result)) = in_flight.next().await {
+        s.delivered(pending, result);
     }
-    while let Ok(f) = failures.try_recv() {
-        s.failed(f);
-    }
-    s.sync_delivered();
     depth.set(0);
     tracing::debug!(topic = %s.topic, closing = closing.load(Ordering::Relaxed), "producer stream finished");
 }
