@@ -312,7 +312,7 @@ pub async fn smoke(cfg: Config, args: &SmokeArgs) -> Result<Summary, String> {
         .map(|n| {
             let payload = match &payloads {
                 Some(p) if !p.is_empty() => p[(n % p.len() as u64) as usize].clone(),
-                _ => Payload::Typed(generated(dt, n)),
+                _ => Payload::Typed(Box::new(generated(dt, n))),
             };
             let event = ProduceEvent {
                 topic: Some(args.topic.clone()),

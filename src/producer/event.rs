@@ -21,12 +21,12 @@ pub struct RawSchema {
 }
 
 /// What an event carries.
-// The typed variant is the hot path; boxing it would cost an allocation per event.
-#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Payload {
     /// A typed normalized record; encoded with its `tickflow.normalized.v2beta1` schema.
-    Typed(Normalized),
+    /// Boxed: an event is moved several times on its way (mailbox, queue, stream), and a
+    /// record is up to ~300 bytes.
+    Typed(Box<Normalized>),
     /// A normalized record already encoded (a feed's hot path); framed with its data type's
     /// `tickflow.normalized.v2beta1` schema, like `Typed`.
     Normalized(EncodedRecord),
@@ -97,7 +97,7 @@ impl ProduceEvent {
             topic: None,
             key: None,
             headers: Vec::new(),
-            payload: Payload::Typed(record),
+            payload: Payload::Typed(Box::new(record)),
         }
     }
 
