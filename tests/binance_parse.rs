@@ -8,6 +8,8 @@ use std::str::FromStr;
 
 use rust_decimal::Decimal;
 use tickflow::book::{BookSync, Diff, DiffLevel, Rules, Snapshot, Step};
+use tickflow::feed::books::BookKeeper;
+use tickflow::producer::Payload;
 use tickflow::schema::v2beta1::{liquidation, trade};
 use tickflow::schema::{self as s, Normalized};
 use tickflow::venues::{binance::Binance, SymbolMap, Venue, VenueEvent};
@@ -499,12 +501,50 @@ fn check_corpus(venue: &dyn Venue, rules: Rules, diff_file: &str, snap_file: &st
             assert_eq!(sync.on_diff(d.clone()).unwrap(), Step::Buffered);
         }
         assert_eq!(sync.on_snapshot(&snap).unwrap(), Step::Synced, "{sym}");
+        // The feed's book keeper, alongside: each applied diff becomes one Level2Delta, encoded
+        // straight from the diff, byte for byte what prost makes of the same record.
+        let mut keeper = BookKeeper::new(venue.exchange(), rules, 0, None);
+        for d in &diffs[..split] {
+            assert!(keeper.on_diff(&norm, d.clone()).unwrap().records.is_empty());
+        }
+        assert!(keeper.on_snapshot(&norm, &snap, RECEIPT).unwrap().synced);
         for d in &diffs[split..] {
             let step = sync.on_diff(d.clone()).unwrap();
             assert!(
                 matches!(step, Step::Applied | Step::Dropped),
                 "{sym}: {step:?}"
             );
+            let records = keeper.on_diff(&norm, d.clone()).unwrap().records;
+            assert_eq!(records.len(), usize::from(step == Step::Applied), "{sym}");
+            for r in records {
+                let Payload::Normalized(e) = &r.payload else {
+                    panic!("deltas are encoded")
+                };
+                let Normalized::Level2Delta(delta) = e.decode().unwrap() else {
+                    panic!("{sym}: not a Level2Delta")
+                };
+                assert_eq!(prost::Message::encode_to_vec(&delta), e.bytes, "{sym}");
+                assert_eq!(
+                    (delta.bids.as_slice(), delta.asks.as_slice()),
+                    (&d.bids[..], &d.asks[..])
+                );
+                assert_eq!(
+                    (
+                        delta.first_update_id,
+                        delta.last_update_id,
+                        delta.prev_update_id
+                    ),
+                    (Some(d.first), Some(d.last), d.prev)
+                );
+                assert_eq!(
+                    (delta.event_time, delta.timestamp, delta.receipt_time),
+                    (d.event_time, d.timestamp, d.receipt_time)
+                );
+                assert_eq!(
+                    (delta.exchange.as_str(), delta.symbol.as_str()),
+                    (venue.exchange(), norm.as_str())
+                );
+            }
         }
         let (bids, asks) = sync.book().levels(None);
         let (eb, ea) = reconstruct(&snap, &diffs);

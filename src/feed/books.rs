@@ -1,17 +1,20 @@
 //! The book keeper of one feed: one `BookSync` per symbol, turning diffs and snapshots into
 //! `Level2Delta` / `Level2Book` records, and saying when a (re)sync snapshot is needed.
 
-use std::collections::HashMap;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::book::{BookSync, Diff, Rules, Snapshot, Step};
-
-use crate::schema::{Level2Book, Level2Delta, Normalized};
+use crate::producer::ProduceEvent;
+use crate::schema::borrowed::{EncodedRecord, Level2DeltaRef};
+use crate::schema::{DataType, Level2Book, Normalized};
 
 /// What the feed must do after a book step.
 #[derive(Debug, Default)]
 pub struct BookOutput {
-    /// Records to produce, in order.
-    pub records: Vec<Normalized>,
+    /// Records to produce, in order (deltas already encoded, full books typed).
+    pub records: Vec<ProduceEvent>,
     /// A snapshot is needed for this symbol (sync lost or not yet synced).
     pub need_snapshot: bool,
     /// A gap was detected: (expected, got).
@@ -21,6 +24,8 @@ pub struct BookOutput {
 }
 
 struct Entry {
+    /// The normalized symbol, shared by the records.
+    symbol: Arc<str>,
     sync: BookSync,
     deltas_since_book: u32,
     last_event_time: Option<i64>,
@@ -33,7 +38,7 @@ pub struct BookKeeper {
     rules: Rules,
     every: u32,
     depth: Option<usize>,
-    books: HashMap<String, Entry>,
+    books: FxHashMap<String, Entry>,
 }
 
 impl BookKeeper {
@@ -49,7 +54,7 @@ impl BookKeeper {
             rules,
             every,
             depth,
-            books: HashMap::new(),
+            books: FxHashMap::default(),
         }
     }
 
@@ -58,6 +63,7 @@ impl BookKeeper {
         if !self.books.contains_key(symbol) {
             // Allocate the key only for a new symbol, not per diff.
             let fresh = Entry {
+                symbol: Arc::from(symbol),
                 sync: BookSync::new(rules, 50_000),
                 deltas_since_book: 0,
                 last_event_time: None,
@@ -78,9 +84,9 @@ impl BookKeeper {
         }
     }
 
-    fn full_book(&self, symbol: &str, e: &Entry, receipt_us: i64) -> Normalized {
+    fn full_book(&self, symbol: &str, e: &Entry, receipt_us: i64) -> ProduceEvent {
         let (bids, asks) = e.sync.book().levels(self.depth);
-        Normalized::Level2Book(Level2Book {
+        ProduceEvent::typed(Normalized::Level2Book(Level2Book {
             exchange: self.exchange.into(),
             symbol: symbol.into(),
             bids,
@@ -91,7 +97,7 @@ impl BookKeeper {
             event_time: e.last_event_time,
             last_update_id: e.sync.last_update_id(),
             receipt_time: receipt_us,
-        })
+        }))
     }
 
     /// Takes one diff.
@@ -100,7 +106,7 @@ impl BookKeeper {
         symbol: &str,
         diff: Diff,
     ) -> Result<BookOutput, crate::book::levels::BadDecimal> {
-        let every = self.every;
+        let (every, exchange) = (self.every, self.exchange);
         let mut out = BookOutput::default();
         let e = self.entry(symbol);
         match e.sync.take_diff(diff)? {
@@ -111,11 +117,13 @@ impl BookKeeper {
                 e.last_timestamp = diff.timestamp;
                 e.deltas_since_book += 1;
                 let receipt = diff.receipt_time;
-                out.records.push(Normalized::Level2Delta(Level2Delta {
-                    exchange: self.exchange.into(),
-                    symbol: symbol.into(),
-                    bids: diff.bids,
-                    asks: diff.asks,
+                // Encoded straight from the applied diff's levels (no owned record between).
+                let mut bytes = Vec::new();
+                Level2DeltaRef {
+                    exchange,
+                    symbol: &e.symbol,
+                    bids: &diff.bids,
+                    asks: &diff.asks,
                     timestamp: diff.timestamp,
                     sequence: Some(diff.last),
                     checksum: None,
@@ -124,6 +132,13 @@ impl BookKeeper {
                     receipt_time: receipt,
                     first_update_id: Some(diff.first),
                     prev_update_id: diff.prev,
+                }
+                .encode(&mut bytes);
+                out.records.push(ProduceEvent::encoded(EncodedRecord {
+                    data_type: DataType::Level2Delta,
+                    exchange,
+                    symbol: e.symbol.clone(),
+                    bytes,
                 }));
                 let e = &self.books[symbol];
                 if every > 0 && e.deltas_since_book >= every {

@@ -368,7 +368,7 @@ impl Feed {
                                 if out.need_snapshot && requested.insert(symbol.clone()) {
                                     let _ = snap_req_tx.send(symbol.clone());
                                 }
-                                backlog.extend(out.records.into_iter().map(ProduceEvent::typed));
+                                backlog.extend(out.records);
                             }
                             Err(e) => {
                                 self.error("bad_decimal");
@@ -448,7 +448,7 @@ impl Feed {
                                     if out.need_snapshot && requested.insert(symbol.clone()) {
                                         let _ = snap_req_tx.send(symbol.clone());
                                     }
-                                    backlog.extend(out.records.into_iter().map(ProduceEvent::typed));
+                                    backlog.extend(out.records);
                                 }
                                 Err(e) => {
                                     self.error("bad_decimal");

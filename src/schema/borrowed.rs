@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use prost::encoding::{encode_key, encode_varint, WireType};
 
-use super::{DataType, Normalized, Trade};
+use super::v2beta1::level2_delta::PriceLevel;
+use super::{DataType, Level2Delta, Normalized, Trade};
 
 /// A normalized record already encoded as protobuf (no framing), with what routing needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +220,128 @@ impl TradeRef<'_> {
     }
 }
 
+/// Bytes of a varint.
+fn varint_len(v: u64) -> usize {
+    prost::encoding::encoded_len_varint(v)
+}
+
+/// Bytes of a string field (key, length, text); proto3 skips an empty one.
+fn str_field_len(s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        1 + varint_len(s.len() as u64) + s.len()
+    }
+}
+
+fn put_levels(buf: &mut Vec<u8>, tag: u32, levels: &[PriceLevel]) {
+    for l in levels {
+        key(tag, WireType::LengthDelimited, buf);
+        varint(
+            (str_field_len(&l.price) + str_field_len(&l.quantity)) as u64,
+            buf,
+        );
+        if !l.price.is_empty() {
+            put_str(buf, 1, &l.price);
+        }
+        if !l.quantity.is_empty() {
+            put_str(buf, 2, &l.quantity);
+        }
+    }
+}
+
+/// A [`Level2Delta`] borrowing its levels (e.g. from the diff the book just applied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level2DeltaRef<'a> {
+    /// Venue name.
+    pub exchange: &'a str,
+    /// Normalized symbol.
+    pub symbol: &'a str,
+    /// Changed bid levels (quantity `0` deletes).
+    pub bids: &'a [PriceLevel],
+    /// Changed ask levels.
+    pub asks: &'a [PriceLevel],
+    /// Transaction time, µs.
+    pub timestamp: Option<i64>,
+    /// Sequence (last update id).
+    pub sequence: Option<i64>,
+    /// Venue checksum.
+    pub checksum: Option<&'a str>,
+    /// Event time, µs.
+    pub event_time: Option<i64>,
+    /// Last venue update id covered.
+    pub last_update_id: Option<i64>,
+    /// Local receipt time, µs.
+    pub receipt_time: i64,
+    /// First venue update id of the diff.
+    pub first_update_id: Option<i64>,
+    /// Previous diff's last update id.
+    pub prev_update_id: Option<i64>,
+}
+
+impl Level2DeltaRef<'_> {
+    /// Appends the protobuf encoding to `buf` (identical to prost's).
+    pub fn encode(&self, buf: &mut Vec<u8>) {
+        let levels: usize = self
+            .bids
+            .iter()
+            .chain(self.asks)
+            .map(|l| 2 + l.price.len() + l.quantity.len() + 4)
+            .sum();
+        buf.reserve(96 + self.exchange.len() + self.symbol.len() + levels);
+        if !self.exchange.is_empty() {
+            put_str(buf, 1, self.exchange);
+        }
+        if !self.symbol.is_empty() {
+            put_str(buf, 2, self.symbol);
+        }
+        put_levels(buf, 3, self.bids);
+        put_levels(buf, 4, self.asks);
+        if let Some(t) = self.timestamp {
+            put_varint(buf, 5, t as u64);
+        }
+        if let Some(s) = self.sequence {
+            put_varint(buf, 6, s as u64);
+        }
+        if let Some(c) = self.checksum {
+            put_str(buf, 7, c);
+        }
+        if let Some(t) = self.event_time {
+            put_varint(buf, 8, t as u64);
+        }
+        if let Some(u) = self.last_update_id {
+            put_varint(buf, 9, u as u64);
+        }
+        if self.receipt_time != 0 {
+            put_varint(buf, 10, self.receipt_time as u64);
+        }
+        if let Some(u) = self.first_update_id {
+            put_varint(buf, 11, u as u64);
+        }
+        if let Some(u) = self.prev_update_id {
+            put_varint(buf, 12, u as u64);
+        }
+    }
+
+    /// The owned prost record with the same content.
+    pub fn to_owned(&self) -> Level2Delta {
+        Level2Delta {
+            exchange: self.exchange.to_string(),
+            symbol: self.symbol.to_string(),
+            bids: self.bids.to_vec(),
+            asks: self.asks.to_vec(),
+            timestamp: self.timestamp,
+            sequence: self.sequence,
+            checksum: self.checksum.map(str::to_string),
+            event_time: self.event_time,
+            last_update_id: self.last_update_id,
+            receipt_time: self.receipt_time,
+            first_update_id: self.first_update_id,
+            prev_update_id: self.prev_update_id,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,5 +409,59 @@ mod tests {
             ..base()
         });
         assert_eq!(IdRef::Range(3, -4).to_string_owned(), "3--4");
+    }
+
+    fn lvl(p: &str, q: &str) -> PriceLevel {
+        PriceLevel {
+            price: p.into(),
+            quantity: q.into(),
+        }
+    }
+
+    #[test]
+    fn direct_level2_delta_equals_prost() {
+        let long = "1".repeat(200);
+        let bids = [lvl("0.3513", "6195.0"), lvl("", "0"), lvl(&long, "")];
+        let asks = [lvl("0.3525", "0.00000000")];
+        let full = Level2DeltaRef {
+            exchange: "BINANCE_FUTURES",
+            symbol: "SUSHI-USDT-PERP",
+            bids: &bids,
+            asks: &asks,
+            timestamp: Some(1_700_000_000_000_000),
+            sequence: Some(42),
+            checksum: Some("abc"),
+            event_time: Some(-1),
+            last_update_id: Some(42),
+            receipt_time: 7,
+            first_update_id: Some(40),
+            prev_update_id: Some(39),
+        };
+        for d in [
+            full,
+            Level2DeltaRef {
+                exchange: "",
+                symbol: "",
+                bids: &[],
+                asks: &[],
+                timestamp: None,
+                sequence: None,
+                checksum: None,
+                event_time: None,
+                last_update_id: None,
+                receipt_time: 0,
+                first_update_id: None,
+                prev_update_id: None,
+            },
+            Level2DeltaRef {
+                checksum: Some(""),
+                timestamp: Some(0),
+                ..full
+            },
+        ] {
+            let mut direct = Vec::new();
+            d.encode(&mut direct);
+            assert_eq!(direct, d.to_owned().encode_to_vec(), "{d:?}");
+        }
     }
 }
