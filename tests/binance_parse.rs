@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use tickflow::book::{BookSync, Diff, DiffLevel, Rules, Snapshot, Step};
+use tickflow::book::{BookSync, Diff, Levels, Rules, Snapshot, Step};
 use tickflow::feed::books::BookKeeper;
 use tickflow::producer::Payload;
 use tickflow::schema::v2beta1::{liquidation, trade};
@@ -173,9 +173,9 @@ fn depth_update_becomes_a_diff() {
         (diff.first, diff.last, diff.prev),
         (600_859_599_090, 600_859_600_917, Some(600_859_598_061))
     );
-    let pairs = |v: &[DiffLevel]| {
+    let pairs = |v: &Levels| {
         v.iter()
-            .map(|l| (l.price.clone(), l.quantity.clone()))
+            .map(|(p, q)| (p.to_string(), q.to_string()))
             .collect::<Vec<_>>()
     };
     assert_eq!(
@@ -445,10 +445,10 @@ fn snapshots(file: &str) -> Vec<(String, Snapshot)> {
         .collect()
 }
 
-type Levels = Vec<(Decimal, String)>;
+type BookSide = Vec<(Decimal, String)>;
 
 /// An independent reconstruction: a plain map, filtered only by update id.
-fn reconstruct(snap: &Snapshot, diffs: &[Diff]) -> (Levels, Levels) {
+fn reconstruct(snap: &Snapshot, diffs: &[Diff]) -> (BookSide, BookSide) {
     let mut bids: HashMap<Decimal, String> = HashMap::new();
     let mut asks: HashMap<Decimal, String> = HashMap::new();
     let set = |m: &mut HashMap<Decimal, String>, p: &str, q: &str| {
@@ -466,11 +466,11 @@ fn reconstruct(snap: &Snapshot, diffs: &[Diff]) -> (Levels, Levels) {
         set(&mut asks, p, q);
     }
     for d in diffs.iter().filter(|d| d.last > snap.last_update_id) {
-        for l in &d.bids {
-            set(&mut bids, &l.price, &l.quantity);
+        for (p, q) in d.bids.iter() {
+            set(&mut bids, p, q);
         }
-        for l in &d.asks {
-            set(&mut asks, &l.price, &l.quantity);
+        for (p, q) in d.asks.iter() {
+            set(&mut asks, p, q);
         }
     }
     let mut b: Vec<_> = bids.into_iter().collect();
@@ -525,8 +525,8 @@ fn check_corpus(venue: &dyn Venue, rules: Rules, diff_file: &str, snap_file: &st
                 };
                 assert_eq!(prost::Message::encode_to_vec(&delta), e.bytes, "{sym}");
                 assert_eq!(
-                    (delta.bids.as_slice(), delta.asks.as_slice()),
-                    (&d.bids[..], &d.asks[..])
+                    (delta.bids, delta.asks),
+                    (d.bids.to_price_levels(), d.asks.to_price_levels())
                 );
                 assert_eq!(
                     (

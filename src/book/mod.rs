@@ -4,4 +4,4 @@ pub mod levels;
 pub mod sync;
 
 pub use levels::{OrderBook, Side};
-pub use sync::{BookSync, Diff, DiffLevel, Rules, Snapshot, Step};
+pub use sync::{BookSync, Diff, Levels, Rules, Snapshot, Step};

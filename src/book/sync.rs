@@ -9,11 +9,9 @@
 use std::collections::VecDeque;
 
 use super::levels::{BadDecimal, OrderBook, Side};
-use crate::schema::v2beta1::level2_delta;
-
-/// One level of a diff: price and absolute quantity, the venue's digits. It is the
-/// `Level2Delta` level itself, so an applied diff moves into its record without a copy.
-pub type DiffLevel = level2_delta::PriceLevel;
+/// A diff's levels: price and absolute quantity, the venue's digits, one text buffer per side;
+/// the `Level2Delta` record is encoded straight from them.
+pub use crate::schema::borrowed::Levels;
 
 /// Which continuity rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,9 +32,9 @@ pub struct Diff {
     /// Previous diff's final update id (`pu`, futures only).
     pub prev: Option<i64>,
     /// Bid levels (price, absolute quantity).
-    pub bids: Vec<DiffLevel>,
+    pub bids: Levels,
     /// Ask levels (price, absolute quantity).
-    pub asks: Vec<DiffLevel>,
+    pub asks: Levels,
     /// Venue event time, µs.
     pub event_time: Option<i64>,
     /// Venue transaction time, µs (futures `T`).
@@ -185,11 +183,11 @@ impl BookSync {
     }
 
     fn apply(&mut self, d: &Diff) -> Result<(), BadDecimal> {
-        for l in &d.bids {
-            self.book.apply(Side::Bid, &l.price, &l.quantity)?;
+        for (p, q) in d.bids.iter() {
+            self.book.apply(Side::Bid, p, q)?;
         }
-        for l in &d.asks {
-            self.book.apply(Side::Ask, &l.price, &l.quantity)?;
+        for (p, q) in d.asks.iter() {
+            self.book.apply(Side::Ask, p, q)?;
         }
         self.state = State::Synced {
             last: d.last,
@@ -278,10 +276,7 @@ mod tests {
             first,
             last,
             prev,
-            bids: vec![DiffLevel {
-                price: bid.0.into(),
-                quantity: bid.1.into(),
-            }],
+            bids: [bid].into_iter().collect(),
             ..Default::default()
         }
     }

@@ -33,6 +33,76 @@ impl EncodedRecord {
     }
 }
 
+/// One side's price levels (`[price, quantity]` pairs, as the venue wrote them) with all their
+/// text in one buffer: one allocation per side instead of two per level.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Levels {
+    text: String,
+    /// Where each level's price and quantity end in `text` (each starts where the last ended).
+    ends: Vec<(usize, usize)>,
+}
+
+impl Levels {
+    /// Room for `levels` levels of `bytes` text in all.
+    pub fn with_capacity(levels: usize, bytes: usize) -> Levels {
+        Levels {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(levels),
+        }
+    }
+
+    /// Appends a level.
+    pub fn push(&mut self, price: &str, quantity: &str) {
+        self.text.push_str(price);
+        let p = self.text.len();
+        self.text.push_str(quantity);
+        self.ends.push((p, self.text.len()));
+    }
+
+    /// Number of levels.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The levels as `(price, quantity)`.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&(p, q)| {
+            let level = (
+                self.text.get(start..p).unwrap_or_default(),
+                self.text.get(p..q).unwrap_or_default(),
+            );
+            start = q;
+            level
+        })
+    }
+
+    /// The levels as owned protobuf price levels.
+    pub fn to_price_levels(&self) -> Vec<PriceLevel> {
+        self.iter()
+            .map(|(p, q)| PriceLevel {
+                price: p.to_string(),
+                quantity: q.to_string(),
+            })
+            .collect()
+    }
+}
+
+impl<'a> FromIterator<(&'a str, &'a str)> for Levels {
+    fn from_iter<I: IntoIterator<Item = (&'a str, &'a str)>>(iter: I) -> Levels {
+        let mut levels = Levels::default();
+        for (p, q) in iter {
+            levels.push(p, q);
+        }
+        levels
+    }
+}
+
 /// A trade id as the venue gave it: a number (printed in decimal) or text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdRef<'a> {
@@ -234,18 +304,15 @@ fn str_field_len(s: &str) -> usize {
     }
 }
 
-fn put_levels(buf: &mut Vec<u8>, tag: u32, levels: &[PriceLevel]) {
-    for l in levels {
+fn put_levels(buf: &mut Vec<u8>, tag: u32, levels: &Levels) {
+    for (price, quantity) in levels.iter() {
         key(tag, WireType::LengthDelimited, buf);
-        varint(
-            (str_field_len(&l.price) + str_field_len(&l.quantity)) as u64,
-            buf,
-        );
-        if !l.price.is_empty() {
-            put_str(buf, 1, &l.price);
+        varint((str_field_len(price) + str_field_len(quantity)) as u64, buf);
+        if !price.is_empty() {
+            put_str(buf, 1, price);
         }
-        if !l.quantity.is_empty() {
-            put_str(buf, 2, &l.quantity);
+        if !quantity.is_empty() {
+            put_str(buf, 2, quantity);
         }
     }
 }
@@ -258,9 +325,9 @@ pub struct Level2DeltaRef<'a> {
     /// Normalized symbol.
     pub symbol: &'a str,
     /// Changed bid levels (quantity `0` deletes).
-    pub bids: &'a [PriceLevel],
+    pub bids: &'a Levels,
     /// Changed ask levels.
-    pub asks: &'a [PriceLevel],
+    pub asks: &'a Levels,
     /// Transaction time, µs.
     pub timestamp: Option<i64>,
     /// Sequence (last update id).
@@ -282,12 +349,7 @@ pub struct Level2DeltaRef<'a> {
 impl Level2DeltaRef<'_> {
     /// Appends the protobuf encoding to `buf` (identical to prost's).
     pub fn encode(&self, buf: &mut Vec<u8>) {
-        let levels: usize = self
-            .bids
-            .iter()
-            .chain(self.asks)
-            .map(|l| 2 + l.price.len() + l.quantity.len() + 4)
-            .sum();
+        let levels = self.bids.text.len() + self.asks.text.len() + 6 * (self.bids.len() + self.asks.len());
         buf.reserve(96 + self.exchange.len() + self.symbol.len() + levels);
         if !self.exchange.is_empty() {
             put_str(buf, 1, self.exchange);
@@ -328,8 +390,8 @@ impl Level2DeltaRef<'_> {
         Level2Delta {
             exchange: self.exchange.to_string(),
             symbol: self.symbol.to_string(),
-            bids: self.bids.to_vec(),
-            asks: self.asks.to_vec(),
+            bids: self.bids.to_price_levels(),
+            asks: self.asks.to_price_levels(),
             timestamp: self.timestamp,
             sequence: self.sequence,
             checksum: self.checksum.map(str::to_string),
@@ -411,18 +473,18 @@ mod tests {
         assert_eq!(IdRef::Range(3, -4).to_string_owned(), "3--4");
     }
 
-    fn lvl(p: &str, q: &str) -> PriceLevel {
-        PriceLevel {
-            price: p.into(),
-            quantity: q.into(),
-        }
-    }
-
     #[test]
     fn direct_level2_delta_equals_prost() {
         let long = "1".repeat(200);
-        let bids = [lvl("0.3513", "6195.0"), lvl("", "0"), lvl(&long, "")];
-        let asks = [lvl("0.3525", "0.00000000")];
+        let bids: Levels = [("0.3513", "6195.0"), ("", "0"), (long.as_str(), "")]
+            .into_iter()
+            .collect();
+        let asks: Levels = [("0.3525", "0.00000000")].into_iter().collect();
+        let none = Levels::default();
+        assert_eq!(
+            bids.iter().collect::<Vec<_>>(),
+            [("0.3513", "6195.0"), ("", "0"), (long.as_str(), "")]
+        );
         let full = Level2DeltaRef {
             exchange: "BINANCE_FUTURES",
             symbol: "SUSHI-USDT-PERP",
@@ -442,8 +504,8 @@ mod tests {
             Level2DeltaRef {
                 exchange: "",
                 symbol: "",
-                bids: &[],
-                asks: &[],
+                bids: &none,
+                asks: &none,
                 timestamp: None,
                 sequence: None,
                 checksum: None,

@@ -2,7 +2,7 @@
 //! passed through as the venue's strings.
 
 use super::messages::*;
-use crate::book::{Diff, DiffLevel};
+use crate::book::{Diff, Levels};
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::{liquidation, trade};
 use crate::schema::{self as s, DataType, Normalized};
@@ -54,13 +54,13 @@ fn taker_side(buyer_is_maker: bool) -> i32 {
     }
 }
 
-fn levels(raw: &[[&str; 2]]) -> Vec<DiffLevel> {
-    raw.iter()
-        .map(|[p, q]| DiffLevel {
-            price: p.to_string(),
-            quantity: q.to_string(),
-        })
-        .collect()
+fn levels(raw: &[[&str; 2]]) -> Levels {
+    let bytes = raw.iter().map(|[p, q]| p.len() + q.len()).sum();
+    let mut levels = Levels::with_capacity(raw.len(), bytes);
+    for [p, q] in raw {
+        levels.push(p, q);
+    }
+    levels
 }
 
 /// Parses the payload text `json` of stream `kind` (the part after `@`, or the `e` event type).
