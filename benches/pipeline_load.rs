@@ -313,7 +313,7 @@ async fn steady(handle: &ProducerHandle, t: &str, per_sec: u64, secs: u64) -> Ph
 }
 
 /// Interleaved (a)/(b) rounds; broker noise between rounds is large on a 2-core machine.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 9;
 
 fn main() {
     actix_rt::System::new().block_on(async {

@@ -349,7 +349,8 @@ pub struct Level2DeltaRef<'a> {
 impl Level2DeltaRef<'_> {
     /// Appends the protobuf encoding to `buf` (identical to prost's).
     pub fn encode(&self, buf: &mut Vec<u8>) {
-        let levels = self.bids.text.len() + self.asks.text.len() + 6 * (self.bids.len() + self.asks.len());
+        let levels =
+            self.bids.text.len() + self.asks.text.len() + 6 * (self.bids.len() + self.asks.len());
         buf.reserve(96 + self.exchange.len() + self.symbol.len() + levels);
         if !self.exchange.is_empty() {
             put_str(buf, 1, self.exchange);
