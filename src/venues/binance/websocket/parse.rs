@@ -18,6 +18,52 @@ fn symbol(map: &SymbolMap, venue_symbol: &str) -> Result<String, ParseError> {
         .ok_or_else(|| ParseError::UnknownSymbol(venue_symbol.to_string()))
 }
 
+/// What Binance's `trade` and `aggTrade` share.
+struct Taken<'a> {
+    buyer_is_maker: bool,
+    price: &'a str,
+    amount: &'a str,
+    trade_ms: i64,
+    event_ms: i64,
+}
+
+impl<'a> Taken<'a> {
+    fn new(
+        buyer_is_maker: bool,
+        price: &'a str,
+        amount: &'a str,
+        trade_ms: i64,
+        event_ms: i64,
+    ) -> Self {
+        Taken {
+            buyer_is_maker,
+            price,
+            amount,
+            trade_ms,
+            event_ms,
+        }
+    }
+
+    /// The trade record of these fields (symbol filled in by [`encoded`]).
+    fn view(self, exchange: &'a str, id: IdRef<'a>, receipt_us: i64) -> TradeRef<'a> {
+        TradeRef {
+            exchange,
+            symbol: "",
+            side: taker_side(self.buyer_is_maker),
+            trade_id: id,
+            price: self.price,
+            amount: self.amount,
+            timestamp: us(self.trade_ms),
+            trade_type: None,
+            maker: Some(self.buyer_is_maker),
+            event_time: Some(us(self.event_ms)),
+            match_id: None,
+            liquidity_flag: None,
+            receipt_time: receipt_us,
+        }
+    }
+}
+
 /// Trades are encoded straight from the borrowed frame (no owned record in between).
 /// `trade` comes without its symbol, which is looked up here.
 fn encoded(
@@ -75,51 +121,35 @@ pub fn parse_payload(
     let record = match kind {
         "trade" => {
             let t: Trade<'_> = serde_json::from_str(json)?;
-            return encoded(
-                exchange,
-                map,
-                t.symbol,
-                out,
-                TradeRef {
-                    exchange,
-                    symbol: "",
-                    side: taker_side(t.buyer_is_maker),
-                    trade_id: IdRef::Num(t.trade_id),
-                    price: t.price,
-                    amount: t.quantity,
-                    timestamp: us(t.trade_time),
-                    trade_type: t.order_type,
-                    maker: Some(t.buyer_is_maker),
-                    event_time: Some(us(t.event_time)),
-                    match_id: None,
-                    liquidity_flag: None,
-                    receipt_time: receipt_us,
-                },
+            let common = Taken::new(
+                t.buyer_is_maker,
+                t.price,
+                t.quantity,
+                t.trade_time,
+                t.event_time,
             );
+            let trade = TradeRef {
+                trade_type: t.order_type,
+                ..common.view(exchange, IdRef::Num(t.trade_id), receipt_us)
+            };
+            return encoded(exchange, map, t.symbol, out, trade);
         }
         "aggTrade" => {
             let t: AggTrade<'_> = serde_json::from_str(json)?;
-            return encoded(
-                exchange,
-                map,
-                t.symbol,
-                out,
-                TradeRef {
-                    exchange,
-                    symbol: "",
-                    side: taker_side(t.buyer_is_maker),
-                    trade_id: IdRef::Num(t.agg_id.unwrap_or(t.first_trade_id)),
-                    price: t.price,
-                    amount: t.quantity,
-                    timestamp: us(t.trade_time),
-                    trade_type: Some("aggregate"),
-                    maker: Some(t.buyer_is_maker),
-                    event_time: Some(us(t.event_time)),
-                    match_id: Some(IdRef::Range(t.first_trade_id, t.last_trade_id)),
-                    liquidity_flag: None,
-                    receipt_time: receipt_us,
-                },
+            let common = Taken::new(
+                t.buyer_is_maker,
+                t.price,
+                t.quantity,
+                t.trade_time,
+                t.event_time,
             );
+            let id = IdRef::Num(t.agg_id.unwrap_or(t.first_trade_id));
+            let trade = TradeRef {
+                trade_type: Some("aggregate"),
+                match_id: Some(IdRef::Range(t.first_trade_id, t.last_trade_id)),
+                ..common.view(exchange, id, receipt_us)
+            };
+            return encoded(exchange, map, t.symbol, out, trade);
         }
         "depth" | "depthUpdate" => {
             let d: DepthUpdate<'_> = serde_json::from_str(json)?;
