@@ -251,13 +251,18 @@ async fn actors(
     name: &'static str,
 ) -> Phase {
     let n = events.len();
+    // The same input as the raw phase: owned events, built outside the clock.
+    let events: Vec<ProduceEvent> = events
+        .into_iter()
+        .map(|e| ProduceEvent::typed(e).to_topic(t))
+        .collect();
     let cpu = Cpu::now();
     let start = Instant::now();
     let results: Vec<(bool, Duration)> = stream::iter(events)
         .map(|e| {
             // `produce` hands the event to its actor at once; what is awaited is the answer.
             let t0 = Instant::now();
-            let answer = handle.produce(ProduceEvent::typed(e).to_topic(t));
+            let answer = handle.produce(e);
             async move { (answer.await.is_ok(), t0.elapsed()) }
         })
         .buffer_unordered(concurrency)
