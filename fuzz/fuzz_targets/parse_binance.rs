@@ -2,7 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tickflow::book::{BookSync, Rules};
+use tickflow::book::{BookSync, Rules, Snapshot};
+use tickflow::feed::books::BookKeeper;
 use tickflow::venues::{binance::Binance, SymbolMap, Venue, VenueEvent};
 
 fuzz_target!(|data: &[u8]| {
@@ -16,6 +17,15 @@ fuzz_target!(|data: &[u8]| {
         let mut sync = BookSync::new(Rules::Spot, 16);
         for ev in out {
             if let VenueEvent::Diff { diff, .. } = ev {
+                // A book keeper synced just before this diff, so it applies and is encoded
+                // as a Level2Delta record (and a full book, every delta here).
+                let mut keeper = BookKeeper::new("BINANCE", Rules::Spot, 1, Some(5));
+                let snap = Snapshot {
+                    last_update_id: diff.first.saturating_sub(1),
+                    ..Snapshot::default()
+                };
+                let _ = keeper.on_snapshot("BTC-USDT", &snap, 0);
+                let _ = keeper.on_diff("BTC-USDT", diff.clone());
                 let _ = sync.on_diff(diff);
             }
         }
