@@ -132,8 +132,9 @@ impl Actor for ProducerActor {
             nack_log: NackLog::default(),
             handles: Default::default(),
         };
-        // The bounded queue is the real buffer; a larger mailbox only saves the senders from
-        // parking on actix's default of 16.
+        // The mailbox is bounded like the queue, so at most 2 × queue_capacity events wait
+        // in all. A mailbox as large as the queue lets `ProducerHandle::produce` hand events
+        // over without parking on actix's default of 16.
         ctx.set_mailbox_capacity(cfg.producer.queue_capacity.max(16));
         self.stream = Some(actix::spawn(stream::run(rx, parts, self.closing.clone())));
         self.set_queue(Some(tx));
