@@ -46,14 +46,6 @@ impl Routing {
         format!("{}.{}", self.prefix, dt.as_str())
     }
 
-    /// The topic an event goes to: its explicit topic, or one derived from its payload.
-    pub fn topic_for(&self, ev: &ProduceEvent) -> Result<String, Nack> {
-        match &ev.topic {
-            Some(t) => Self::checked(t).map(str::to_string),
-            None => self.derived_topic(&ev.payload),
-        }
-    }
-
     /// Fills in the event's topic (derived when absent) and checks it, without copying an
     /// explicit one.
     pub fn route(&self, ev: &mut ProduceEvent) -> Result<(), Nack> {
@@ -165,9 +157,12 @@ mod tests {
 
     #[test]
     fn topics_keys_and_labels() {
+        let topic_for = |r: &Routing, mut e: ProduceEvent| {
+            r.route(&mut e).map(|()| e.topic.unwrap_or_default())
+        };
         let mut cfg = ProducerConfig::default();
         let r = Routing::new(&cfg);
-        assert_eq!(r.topic_for(&ev()).unwrap(), "tickflow.trade");
+        assert_eq!(topic_for(&r, ev()).unwrap(), "tickflow.trade");
         assert_eq!(
             r.key(&ev().payload).unwrap(),
             b"BINANCE_FUTURES-BTC-USDT-PERP"
@@ -175,10 +170,10 @@ mod tests {
         cfg.topic_mode = TopicMode::PerSymbol;
         cfg.partition_key = PartitionKey::RoundRobin;
         let r = Routing::new(&cfg);
-        let t = r.topic_for(&ev()).unwrap();
+        let t = topic_for(&r, ev()).unwrap();
         assert_eq!(t, "tickflow.trade.binance-futures.btc-usdt-perp");
         assert_eq!(r.metric_topic(&t), "tickflow.trade.binance-futures.*");
         assert_eq!(r.key(&ev().payload), None);
-        assert!(r.topic_for(&ev().to_topic("bad topic!")).is_err());
+        assert!(topic_for(&r, ev().to_topic("bad topic!")).is_err());
     }
 }
