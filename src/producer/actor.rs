@@ -1,7 +1,6 @@
 //! `ProducerActor`: one per topic, supervised. It owns the bounded queue and the persistent
 //! stream; the overflow policy is applied here, at the door.
 
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,8 +52,11 @@ pub struct ProducerActor {
     topic: Arc<str>,
     deps: Arc<ProducerDeps>,
     /// Where events enter; rebuilt whenever the queue is opened or closed.
-    door: Rc<Door>,
+    door: Arc<Door>,
     stream: Option<JoinHandle<()>>,
+    /// Tells the stream to close its queue (shutdown): senders that still hold the old door
+    /// are then refused, and the stream drains what was queued.
+    close: Option<oneshot::Sender<()>>,
     closing: Arc<AtomicBool>,
     failed_generation: Option<u64>,
     waiting: Arc<AtomicUsize>,
@@ -65,7 +67,7 @@ impl ProducerActor {
     pub fn new(topic: impl Into<Arc<str>>, deps: Arc<ProducerDeps>) -> ProducerActor {
         let mut actor = ProducerActor {
             topic: topic.into(),
-            door: Rc::new(Door {
+            door: Arc::new(Door {
                 tx: None,
                 closing: Arc::default(),
                 waiting: Arc::default(),
@@ -74,6 +76,7 @@ impl ProducerActor {
             }),
             deps,
             stream: None,
+            close: None,
             closing: Arc::default(),
             failed_generation: None,
             waiting: Arc::default(),
@@ -84,7 +87,7 @@ impl ProducerActor {
 
     /// Opens (`Some`) or closes (`None`) the door onto the queue.
     fn set_queue(&mut self, tx: Option<mpsc::Sender<Queued>>) {
-        self.door = Rc::new(Door {
+        self.door = Arc::new(Door {
             tx,
             closing: self.closing.clone(),
             waiting: self.waiting.clone(),
@@ -136,7 +139,14 @@ impl Actor for ProducerActor {
         // in all. A mailbox as large as the queue lets `ProducerHandle::produce` hand events
         // over without parking on actix's default of 16.
         ctx.set_mailbox_capacity(cfg.producer.queue_capacity.max(16));
-        self.stream = Some(actix::spawn(stream::run(rx, parts, self.closing.clone())));
+        let (close, closed) = oneshot::channel();
+        self.close = Some(close);
+        self.stream = Some(actix::spawn(stream::run(
+            rx,
+            closed,
+            parts,
+            self.closing.clone(),
+        )));
         self.set_queue(Some(tx));
         tracing::debug!(topic = %self.topic, generation, "producer actor started");
     }
@@ -156,6 +166,7 @@ impl Supervised for ProducerActor {
         if let Some(h) = self.stream.take() {
             h.abort();
         }
+        self.close = None;
         self.set_queue(None);
         if let Some(generation) = self.failed_generation.take() {
             if let Err(e) = self.deps.shared.rebuild(generation) {
@@ -166,8 +177,9 @@ impl Supervised for ProducerActor {
 }
 
 /// The entrance of one producer actor: the queue's sender (none while closed) and what the
-/// overflow policy needs. Shared by reference with in-flight `ProduceEvent` answers.
-struct Door {
+/// overflow policy needs. Shared with `ProducerHandle`s, which put events straight into the
+/// queue (see ADR 0002), and with in-flight `ProduceEvent` answers.
+pub(crate) struct Door {
     tx: Option<mpsc::Sender<Queued>>,
     closing: Arc<AtomicBool>,
     /// Senders waiting for room; while any waits, newcomers queue behind them (FIFO).
@@ -176,8 +188,20 @@ struct Door {
     deps: Arc<ProducerDeps>,
 }
 
+/// What [`Door::offer`] did with an event.
+pub(crate) enum Offered {
+    /// Queued, or answered at once.
+    Taken,
+    /// The queue is full (or others wait for room) and the policy is `backpressure`: wait
+    /// with [`Door::wait`].
+    Full(Queued),
+    /// This door's queue is gone (its actor restarted): ask the actor for its current door.
+    Closed(Queued),
+}
+
 impl Door {
-    fn reply(&self, tx: Option<oneshot::Sender<Result<Ack, Nack>>>) -> Reply {
+    /// An answer slot for one event entering through this door.
+    pub(crate) fn reply(&self, tx: Option<oneshot::Sender<Result<Ack, Nack>>>) -> Reply {
         Reply::new(tx, self.closing.clone())
     }
 
@@ -187,55 +211,87 @@ impl Door {
         reply.send(Err(nack));
     }
 
-    /// Applies the overflow policy at the door. The answer goes straight to `reply`: the
-    /// stream answers it, or it is answered here (closed, full), or on drop.
-    fn accept(&self, event: ProduceEvent, reply: Reply) {
-        let tx = match &self.tx {
-            Some(tx) if !self.closing.load(Ordering::Acquire) => tx,
-            _ => return self.answer_now(reply, Nack::new(NackReason::ShuttingDown, true)),
-        };
+    /// Applies the overflow policy without waiting: the event is queued, or answered here
+    /// (closing: `ShuttingDown`; full under `nack`: `QueueFull`), or handed back.
+    pub(crate) fn offer(&self, event: ProduceEvent, reply: Reply) -> Offered {
         let queued = Queued {
             event,
             accepted: Instant::now(),
             reply,
         };
+        if self.closing.load(Ordering::Acquire) {
+            self.answer_now(queued.reply, Nack::new(NackReason::ShuttingDown, true));
+            return Offered::Taken;
+        }
+        let Some(tx) = &self.tx else {
+            return Offered::Closed(queued);
+        };
         let policy = self.deps.config.producer.overflow;
         // While senders wait for room, newcomers queue behind them so order is kept.
-        let queued = if policy == OverflowPolicy::Backpressure
-            && self.waiting.load(Ordering::Acquire) > 0
-        {
-            queued
-        } else {
-            match tx.try_send(queued) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(queued)) => queued,
-                Err(mpsc::error::TrySendError::Closed(queued)) => {
-                    return self.answer_now(queued.reply, Nack::new(NackReason::Interrupted, true))
+        if policy == OverflowPolicy::Backpressure && self.waiting.load(Ordering::Acquire) > 0 {
+            return Offered::Full(queued);
+        }
+        match tx.try_send(queued) {
+            Ok(()) => Offered::Taken,
+            Err(mpsc::error::TrySendError::Closed(queued)) => Offered::Closed(queued),
+            Err(mpsc::error::TrySendError::Full(queued)) => match policy {
+                OverflowPolicy::Backpressure => Offered::Full(queued),
+                OverflowPolicy::Nack => {
+                    self.answer_now(queued.reply, Nack::new(NackReason::QueueFull, true));
+                    Offered::Taken
                 }
-            }
-        };
-        match policy {
-            OverflowPolicy::Nack => {
-                self.answer_now(queued.reply, Nack::new(NackReason::QueueFull, true))
-            }
-            OverflowPolicy::Backpressure => {
-                let (tx, waiting) = (tx.clone(), self.waiting.clone());
-                waiting.fetch_add(1, Ordering::AcqRel);
-                actix::spawn(async move {
-                    // Wait for room (FIFO): the caller is slowed, nothing is dropped. If the
-                    // queue closes meanwhile, the event's Reply answers it as it drops.
-                    let _ = tx.send(queued).await;
-                    waiting.fetch_sub(1, Ordering::AcqRel);
-                });
+            },
+        }
+    }
+
+    /// Waits for room in the queue (FIFO with other waiters): the caller is slowed, nothing
+    /// is dropped. If the queue closes meanwhile, the event's `Reply` answers it as it drops.
+    pub(crate) async fn wait(&self, queued: Queued) {
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
             }
         }
+        let Some(tx) = &self.tx else { return };
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let _waiting = Waiting(&self.waiting);
+        let _ = tx.send(queued).await;
+    }
+
+    /// The actor's own way in (a `ProduceEvent` or `Submit` message): like [`Door::offer`],
+    /// waiting for room in a task of its own.
+    fn accept(self: &Arc<Self>, event: ProduceEvent, reply: Reply) {
+        match self.offer(event, reply) {
+            Offered::Taken => {}
+            Offered::Full(queued) => {
+                let door = self.clone();
+                actix::spawn(async move { door.wait(queued).await });
+            }
+            Offered::Closed(queued) => {
+                self.answer_now(queued.reply, Nack::new(NackReason::Interrupted, true))
+            }
+        }
+    }
+}
+
+/// Asks a producer actor for its current [`Door`] (after a restart, the old one is closed).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Arc<Door>")]
+pub(crate) struct GetDoor;
+
+impl Handler<GetDoor> for ProducerActor {
+    type Result = MessageResult<GetDoor>;
+
+    fn handle(&mut self, _: GetDoor, _ctx: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.door.clone())
     }
 }
 
 /// The response to a `ProduceEvent`: actix's own reply channel goes into the queue with the
 /// event, so the stream answers the sender directly (no task or extra channel per event).
 pub struct Accepted {
-    door: Rc<Door>,
+    door: Arc<Door>,
     event: ProduceEvent,
 }
 
@@ -275,9 +331,12 @@ impl Handler<Shutdown> for ProducerActor {
 
     fn handle(&mut self, _: Shutdown, _ctx: &mut Context<Self>) -> Self::Result {
         self.closing.store(true, Ordering::Release);
-        // Closing our sender ends the queue once pending senders are through; the stream then
-        // drains and finishes.
+        // The stream closes its queue (senders holding the old door are refused), drains what
+        // was queued and finishes.
         self.set_queue(None);
+        if let Some(close) = self.close.take() {
+            let _ = close.send(());
+        }
         let stream = self.stream.take();
         let deadline = Duration::from_millis(self.deps.config.producer.shutdown_deadline_ms);
         let topic = self.topic.clone();

@@ -50,6 +50,13 @@ impl Reply {
     }
 }
 
+impl Reply {
+    /// Takes the channel back out unanswered (to answer it through another door).
+    pub fn into_tx(mut self) -> Option<oneshot::Sender<Result<Ack, Nack>>> {
+        self.tx.take()
+    }
+}
+
 impl Drop for Reply {
     fn drop(&mut self) {
         if let Some(tx) = self.tx.take() {
@@ -437,14 +444,48 @@ impl TopicStream {
 /// Most events taken from the queue per turn of the stream.
 const BATCH: usize = 64;
 
-/// Runs the stream until its queue is closed and drained; every event gets one answer.
+/// Answers the deliveries that are done, up to [`BATCH`] per call; pending while none is.
+fn deliveries<'a>(
+    s: &'a mut TopicStream,
+    in_flight: &'a mut FuturesUnordered<InFlight>,
+) -> impl Future<Output = ()> + 'a {
+    std::future::poll_fn(move |cx| {
+        let mut answered = 0;
+        while answered < BATCH {
+            match in_flight.poll_next_unpin(cx) {
+                Poll::Ready(Some((pending, result))) => {
+                    s.delivered(pending, result);
+                    answered += 1;
+                }
+                Poll::Ready(None) | Poll::Pending => break,
+            }
+        }
+        if answered > 0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+}
+
+/// Runs the stream until its queue is closed (by `close`, or when every sender is gone) and
+/// drained; every event gets one answer.
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Queued>,
+    mut close: oneshot::Receiver<()>,
     mut s: TopicStream,
     closing: Arc<AtomicBool>,
 ) {
     s.init_metrics();
-    let first = rx.recv().await;
+    let mut closed = false;
+    let first = tokio::select! {
+        q = rx.recv() => q,
+        _ = &mut close => {
+            closed = true;
+            rx.close();
+            rx.recv().await
+        }
+    };
     s.prepare(first.as_ref().map(|q| &q.event.payload)).await;
     let max_in_flight = s.deps.config.producer.max_in_flight;
     let depth = s
@@ -462,15 +503,19 @@ pub(crate) async fn run(
     let mut turns = 0u32;
     loop {
         turns = turns.wrapping_add(1);
-        if turns % 64 == 0 {
+        if turns % 16 == 0 {
             // Answers wake their senders on this same thread: let them run (and send more)
             // instead of draining a long burst of deliveries first.
             tokio::task::yield_now().await;
         }
         tokio::select! {
             biased;
-            Some((pending, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                s.delivered(pending, result);
+            () = deliveries(&mut s, &mut in_flight), if !in_flight.is_empty() => {}
+            _ = &mut close, if !closed => {
+                // Refuse new events (senders still holding this queue are told it is
+                // closed); what is already queued is still sent.
+                closed = true;
+                rx.close();
             }
             next = rx.recv(), if in_flight.len() < max_in_flight => match next {
                 Some(q) => {

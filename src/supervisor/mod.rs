@@ -11,15 +11,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use actix::prelude::*;
 use futures::future::join_all;
+use rustc_hash::FxHashMap;
 use thiserror::Error;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::producer::actor::{Door, GetDoor, Offered};
 use crate::producer::kafka::SharedProducer;
 use crate::producer::routing::Routing;
-use crate::producer::{
-    Ack, Nack, NackReason, ProduceEvent, ProducerActor, ProducerDeps, Shutdown, Submit,
-};
+use crate::producer::{Ack, Nack, NackReason, ProduceEvent, ProducerActor, ProducerDeps, Shutdown};
 use crate::schema::registry::{Registry, RegistryError};
 use tokio::sync::oneshot;
 
@@ -91,7 +91,8 @@ impl Handler<ShutdownAll> for Supervisor {
 pub struct ProducerHandle {
     supervisor: Addr<Supervisor>,
     deps: Arc<ProducerDeps>,
-    cache: Arc<Mutex<HashMap<String, Addr<ProducerActor>>>>,
+    /// The current door of each topic's producer actor, once looked up.
+    doors: Arc<Mutex<FxHashMap<String, Arc<Door>>>>,
 }
 
 impl std::fmt::Debug for ProducerHandle {
@@ -126,7 +127,7 @@ impl ProducerHandle {
         Ok(ProducerHandle {
             supervisor,
             deps,
-            cache: Arc::default(),
+            doors: Arc::default(),
         })
     }
 
@@ -142,65 +143,46 @@ impl ProducerHandle {
 
     /// The producer actor of `topic` (spawned on first use).
     pub async fn producer_for(&self, topic: &str) -> Result<Addr<ProducerActor>, Nack> {
-        if let Some(a) = self
-            .cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(topic)
-        {
-            return Ok(a.clone());
-        }
-        let addr = self
-            .supervisor
+        self.supervisor
             .send(GetProducer(topic.to_string()))
             .await
-            .map_err(|_| Nack::new(NackReason::ShuttingDown, true))?;
-        self.cache
+            .map_err(|_| Nack::new(NackReason::ShuttingDown, true))
+    }
+
+    /// The current door of `topic`'s producer actor, looked up through the supervisor (which
+    /// spawns the actor on first use) and cached.
+    async fn door_for(&self, topic: &str) -> Result<Arc<Door>, Nack> {
+        let door = self
+            .producer_for(topic)
+            .await?
+            .send(GetDoor)
+            .await
+            .map_err(|_| Nack::new(NackReason::Interrupted, true))?;
+        self.doors
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(topic.to_string(), addr.clone());
-        Ok(addr)
+            .insert(topic.to_string(), door.clone());
+        Ok(door)
     }
 
     /// Produces one event; the answer is its Ack or its Nack.
     ///
-    /// The event is handed to its producer actor before this returns (as a [`Submit`] whose
-    /// answer the actor's stream sends back), so the returned future holds only the answer's
-    /// receiver: cheap to keep thousands in flight. When the actor's mailbox is full, or the
-    /// topic's actor is not known yet, the future waits for room instead (backpressure).
+    /// The event goes straight into its producer actor's queue before this returns (through
+    /// the actor's cached door, see ADR 0002), so the returned future holds only the answer's
+    /// receiver: cheap to keep thousands in flight. When the queue is full under the
+    /// `backpressure` policy, or the topic's actor is not known yet, the returned future
+    /// first waits for room (or looks the actor up) instead.
     pub fn produce(
         &self,
         mut event: ProduceEvent,
     ) -> impl Future<Output = Result<Ack, Nack>> + Send + 'static {
-        let (reply, answer) = oneshot::channel();
+        let (tx, answer) = oneshot::channel();
         let slow = match self.deps.routing.route(&mut event) {
             Err(nack) => {
-                let _ = reply.send(Err(nack));
+                let _ = tx.send(Err(nack));
                 None
             }
-            Ok(()) => {
-                // Hand the event over under the cache's lock, through the cached address
-                // itself (no clone of it per event).
-                let tried = {
-                    let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-                    match cache.get(event.topic.as_deref().unwrap_or_default()) {
-                        Some(addr) => match addr.try_send(Submit { event, reply }) {
-                            Ok(()) => Ok(None),
-                            Err(SendError::Full(msg)) => Ok(Some((Some(addr.clone()), msg))),
-                            Err(SendError::Closed(msg)) => Err(msg),
-                        },
-                        None => Ok(Some((None, Submit { event, reply }))),
-                    }
-                };
-                match tried {
-                    Ok(None) => None,
-                    Ok(Some((addr, msg))) => Some(self.clone().send_waiting(addr, msg)),
-                    Err(msg) => {
-                        self.forget(msg.event.topic.as_deref().unwrap_or_default());
-                        Some(self.clone().send_waiting(None, msg))
-                    }
-                }
-            }
+            Ok(()) => self.offer(event, tx),
         };
         async move {
             if let Some(slow) = slow {
@@ -215,63 +197,61 @@ impl ProducerHandle {
         }
     }
 
-    fn forget(&self, topic: &str) {
-        self.cache
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(topic);
-    }
-
-    /// The slow way in: looks the actor up (spawning it on first use) and waits for room in
-    /// its mailbox. Boxed, so that the common path's future stays small.
-    fn send_waiting(
-        self,
-        addr: Option<Addr<ProducerActor>>,
-        msg: Submit,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-        Box::pin(async move {
-            let addr = match addr {
-                Some(a) => a,
-                None => {
-                    let topic = msg.event.topic.clone().unwrap_or_default();
-                    match self.producer_for(&topic).await {
-                        Ok(a) => a,
-                        Err(nack) => {
-                            let _ = msg.reply.send(Err(nack));
-                            return;
-                        }
-                    }
-                }
+    /// Offers a routed event at its topic's cached door; what cannot be done at once is
+    /// returned as a (boxed, so the common path stays small) future to await.
+    fn offer(
+        &self,
+        event: ProduceEvent,
+        tx: oneshot::Sender<Result<Ack, Nack>>,
+    ) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+        let refused = {
+            let doors = self.doors.lock().unwrap_or_else(PoisonError::into_inner);
+            match doors.get(event.topic.as_deref().unwrap_or_default()) {
+                Some(door) => match door.offer(event, door.reply(Some(tx))) {
+                    Offered::Taken => return None,
+                    Offered::Full(queued) => Ok((door.clone(), queued)),
+                    Offered::Closed(queued) => Err((queued.event, queued.reply.into_tx())),
+                },
+                None => Err((event, Some(tx))),
+            }
+        };
+        let this = self.clone();
+        Some(Box::pin(async move {
+            let (event, tx) = match refused {
+                Ok((door, queued)) => return door.wait(queued).await,
+                Err((event, Some(tx))) => (event, tx),
+                Err((_, None)) => return,
             };
-            // If the actor is gone, the Submit (and its reply) drops: the caller hears
-            // Interrupted.
-            let _ = addr.send(msg).await;
-        })
+            // Not looked up yet, or its actor restarted since: ask for its current door.
+            let topic = event.topic.as_deref().unwrap_or_default();
+            match this.door_for(topic).await {
+                Ok(door) => match door.offer(event, door.reply(Some(tx))) {
+                    Offered::Taken => {}
+                    Offered::Full(queued) => door.wait(queued).await,
+                    // Restarted again meanwhile: the Reply answers Interrupted as it drops.
+                    Offered::Closed(_) => {}
+                },
+                Err(nack) => {
+                    let _ = tx.send(Err(nack));
+                }
+            }
+        }))
     }
 
     /// Enqueues an event in call order and returns the receiver of its answer. Callers bound
     /// how many answers they await (feeds use this for ordered, backpressured production).
     pub async fn submit(&self, mut event: ProduceEvent) -> oneshot::Receiver<Result<Ack, Nack>> {
-        let (reply, answer) = oneshot::channel();
-        let addr = match self.deps.routing.route(&mut event) {
-            Ok(()) => match self
-                .producer_for(event.topic.as_deref().unwrap_or_default())
-                .await
-            {
-                Ok(addr) => addr,
-                Err(nack) => {
-                    let _ = reply.send(Err(nack));
-                    return answer;
+        let (tx, answer) = oneshot::channel();
+        match self.deps.routing.route(&mut event) {
+            Ok(()) => {
+                if let Some(slow) = self.offer(event, tx) {
+                    slow.await;
                 }
-            },
-            Err(nack) => {
-                let _ = reply.send(Err(nack));
-                return answer;
             }
-        };
-        // do_send enqueues in call order regardless of the mailbox size; the caller bounds its
-        // outstanding answers. If the actor is gone the reply is dropped (an error at the caller).
-        addr.do_send(Submit { event, reply });
+            Err(nack) => {
+                let _ = tx.send(Err(nack));
+            }
+        }
         answer
     }
 
