@@ -1,10 +1,10 @@
 //! A price-level order book with exact decimal keys. Levels keep the venue's own digits, so
 //! what is emitted is exactly what the venue sent; no float is involved.
 
-use std::cmp::Reverse;
-use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
 use std::str::FromStr;
+
+use rustc_hash::FxHashMap;
 
 use rust_decimal::Decimal;
 use thiserror::Error;
@@ -67,37 +67,61 @@ fn key(price: &str) -> Result<i128, BadDecimal> {
         .ok_or_else(bad)
 }
 
-/// Sets, replaces or deletes one level. A replaced level reuses its strings' buffers, so a
-/// quantity change (the common diff) allocates nothing.
-fn set<K: Ord>(entry: Entry<'_, K, Level>, price: &str, quantity: &str, zero: bool) {
-    match (entry, zero) {
-        (Entry::Occupied(o), true) => {
-            o.remove();
+/// One side of the book, hashed by key: a diff's level is one lookup however deep it is. Order
+/// is only needed when a full book is emitted (on sync and every N deltas), so it is sorted
+/// then. A bid's key is its price, an ask's the negated price: on both sides, the best level
+/// has the highest key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct BookSide {
+    levels: FxHashMap<i128, Level>,
+}
+
+impl BookSide {
+    /// Sets, replaces or deletes one level. A replaced level reuses its strings' buffers, so a
+    /// quantity change (the common diff) allocates nothing.
+    fn set(&mut self, k: i128, price: &str, quantity: &str, zero: bool) {
+        if zero {
+            self.levels.remove(&k);
+            return;
         }
-        (Entry::Vacant(_), true) => {}
-        (Entry::Occupied(mut o), false) => {
-            let level = o.get_mut();
-            if level.price != price {
-                level.price.clear();
-                level.price.push_str(price);
+        match self.levels.entry(k) {
+            Entry::Occupied(mut o) => {
+                let level = o.get_mut();
+                if level.price != price {
+                    level.price.clear();
+                    level.price.push_str(price);
+                }
+                level.quantity.clear();
+                level.quantity.push_str(quantity);
             }
-            level.quantity.clear();
-            level.quantity.push_str(quantity);
+            Entry::Vacant(v) => {
+                v.insert(Level {
+                    price: price.to_string(),
+                    quantity: quantity.to_string(),
+                });
+            }
         }
-        (Entry::Vacant(v), false) => {
-            v.insert(Level {
-                price: price.to_string(),
-                quantity: quantity.to_string(),
-            });
-        }
+    }
+
+    /// The best `n` levels, best first.
+    fn best(&self, n: usize) -> Vec<PriceLevel> {
+        let mut all: Vec<(i128, &Level)> = self.levels.iter().map(|(k, l)| (*k, l)).collect();
+        all.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        all.into_iter()
+            .take(n)
+            .map(|(_, l)| PriceLevel {
+                price: l.price.clone(),
+                quantity: l.quantity.clone(),
+            })
+            .collect()
     }
 }
 
 /// Bids and asks keyed by exact price.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderBook {
-    bids: BTreeMap<Reverse<i128>, Level>,
-    asks: BTreeMap<i128, Level>,
+    bids: BookSide,
+    asks: BookSide,
 }
 
 impl OrderBook {
@@ -108,8 +132,8 @@ impl OrderBook {
 
     /// Removes every level.
     pub fn clear(&mut self) {
-        self.bids.clear();
-        self.asks.clear();
+        self.bids.levels.clear();
+        self.asks.levels.clear();
     }
 
     /// Sets a level to an absolute quantity; a zero quantity deletes it (deleting an unknown
@@ -121,33 +145,31 @@ impl OrderBook {
             return Err(BadDecimal(quantity.to_string()));
         }
         match side {
-            Side::Bid => set(self.bids.entry(Reverse(k)), price, quantity, zero),
-            Side::Ask => set(self.asks.entry(k), price, quantity, zero),
+            Side::Bid => self.bids.set(k, price, quantity, zero),
+            Side::Ask => {
+                let k = k
+                    .checked_neg()
+                    .ok_or_else(|| BadDecimal(price.to_string()))?;
+                self.asks.set(k, price, quantity, zero)
+            }
         }
         Ok(())
     }
 
     /// Number of levels per side.
     pub fn len(&self) -> (usize, usize) {
-        (self.bids.len(), self.asks.len())
+        (self.bids.levels.len(), self.asks.levels.len())
     }
 
     /// Whether both sides are empty.
     pub fn is_empty(&self) -> bool {
-        self.bids.is_empty() && self.asks.is_empty()
+        self.bids.levels.is_empty() && self.asks.levels.is_empty()
     }
 
     /// The best `depth` levels per side (all when `None`), best first.
     pub fn levels(&self, depth: Option<usize>) -> (Vec<PriceLevel>, Vec<PriceLevel>) {
         let n = depth.unwrap_or(usize::MAX);
-        let conv = |l: &Level| PriceLevel {
-            price: l.price.clone(),
-            quantity: l.quantity.clone(),
-        };
-        (
-            self.bids.values().take(n).map(conv).collect(),
-            self.asks.values().take(n).map(conv).collect(),
-        )
+        (self.bids.best(n), self.asks.best(n))
     }
 }
 
