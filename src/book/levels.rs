@@ -106,7 +106,7 @@ impl BookSide {
     /// The best `n` levels, best first.
     fn best(&self, n: usize) -> Vec<PriceLevel> {
         let mut all: Vec<(i128, &Level)> = self.levels.iter().map(|(k, l)| (*k, l)).collect();
-        all.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        all.sort_unstable_by_key(|&(k, _)| std::cmp::Reverse(k));
         all.into_iter()
             .take(n)
             .map(|(_, l)| PriceLevel {
