@@ -252,3 +252,23 @@ async fn graceful_shutdown_answers_everything_and_loses_nothing_acked() {
     );
     assert!(got.len() >= acked, "acked {acked}, consumed {}", got.len());
 }
+
+#[actix_rt::test]
+async fn shutdown_drains_and_ends_while_a_handle_still_holds_the_queue() {
+    // The handle keeps each topic's queue sender (its door), so the queue cannot end by all
+    // senders going away: Shutdown must close it. Were it not closed, the stream would wait
+    // on it until the 60 s deadline.
+    let mut cfg = common::test_config("stopheld");
+    cfg.producer.shutdown_deadline_ms = 60_000;
+    let handle = ProducerHandle::start(cfg).unwrap();
+    handle.produce(event(0)).await.unwrap();
+    let pending: Vec<_> = (1..200).map(|n| handle.produce(event(n))).collect();
+    tokio::time::timeout(Duration::from_secs(20), handle.shutdown())
+        .await
+        .expect("shutdown ends once the queue is drained, long before its deadline");
+    for answer in join_all(pending).await {
+        answer.expect("queued before the shutdown, so delivered");
+    }
+    let late = handle.produce(event(99_999)).await.unwrap_err();
+    assert_eq!(late.reason, NackReason::ShuttingDown);
+}

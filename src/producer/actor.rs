@@ -68,6 +68,7 @@ impl ProducerActor {
         let mut actor = ProducerActor {
             topic: topic.into(),
             door: Arc::new(Door {
+                retired: AtomicBool::new(false),
                 tx: None,
                 closing: Arc::default(),
                 waiting: Arc::default(),
@@ -85,9 +86,13 @@ impl ProducerActor {
         actor
     }
 
-    /// Opens (`Some`) or closes (`None`) the door onto the queue.
+    /// Opens (`Some`) or closes (`None`) the door onto the queue. The old door is retired, so
+    /// handles still holding it ask for the new one instead of queueing into a queue that is
+    /// about to be dropped.
     fn set_queue(&mut self, tx: Option<mpsc::Sender<Queued>>) {
+        self.door.retired.store(true, Ordering::Release);
         self.door = Arc::new(Door {
+            retired: AtomicBool::new(false),
             tx,
             closing: self.closing.clone(),
             waiting: self.waiting.clone(),
@@ -180,6 +185,8 @@ impl Supervised for ProducerActor {
 /// overflow policy needs. Shared with `ProducerHandle`s, which put events straight into the
 /// queue (see ADR 0002), and with in-flight `ProduceEvent` answers.
 pub(crate) struct Door {
+    /// Set when the actor replaced this door (restart, shutdown).
+    retired: AtomicBool,
     tx: Option<mpsc::Sender<Queued>>,
     closing: Arc<AtomicBool>,
     /// Senders waiting for room; while any waits, newcomers queue behind them (FIFO).
@@ -223,7 +230,11 @@ impl Door {
             self.answer_now(queued.reply, Nack::new(NackReason::ShuttingDown, true));
             return Offered::Taken;
         }
-        let Some(tx) = &self.tx else {
+        let Some(tx) = self
+            .tx
+            .as_ref()
+            .filter(|_| !self.retired.load(Ordering::Acquire))
+        else {
             return Offered::Closed(queued);
         };
         let policy = self.deps.config.producer.overflow;
