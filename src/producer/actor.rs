@@ -24,8 +24,9 @@ use crate::metrics::TopicLabels;
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-/// A `ProduceEvent` whose answer goes to `reply`: enqueued with `do_send`, so a feed keeps its
-/// order and bounds its outstanding events itself.
+/// A `ProduceEvent` whose answer goes to `reply`, for users of the actor's address itself:
+/// sent with `do_send`, events keep the sender's order, and the sender bounds how many answers
+/// it awaits. (`ProducerHandle` does not go through the mailbox; see ADR 0002.)
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Submit {
@@ -140,9 +141,10 @@ impl Actor for ProducerActor {
             nack_log: NackLog::default(),
             handles: Default::default(),
         };
-        // The mailbox is bounded like the queue, so at most 2 × queue_capacity events wait
-        // in all. A mailbox as large as the queue lets `ProducerHandle::produce` hand events
-        // over without parking on actix's default of 16.
+        // Events sent to the actor's address (not through a `ProducerHandle`, which uses the
+        // door) wait in the mailbox first: bounded like the queue, so at most
+        // 2 × queue_capacity of them wait, and many can be in flight without parking on
+        // actix's default of 16.
         ctx.set_mailbox_capacity(cfg.producer.queue_capacity.max(16));
         let (close, closed) = oneshot::channel();
         self.close = Some(close);

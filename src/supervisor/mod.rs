@@ -238,8 +238,9 @@ impl ProducerHandle {
         }))
     }
 
-    /// Enqueues an event in call order and returns the receiver of its answer. Callers bound
-    /// how many answers they await (feeds use this for ordered, backpressured production).
+    /// Enqueues an event in call order and returns the receiver of its answer. Under the
+    /// `backpressure` policy it first waits for room in the queue, so a caller that submits
+    /// one event after another (a feed) is slowed by a slow broker and keeps its order.
     pub async fn submit(&self, mut event: ProduceEvent) -> oneshot::Receiver<Result<Ack, Nack>> {
         let (tx, answer) = oneshot::channel();
         match self.deps.routing.route(&mut event) {
