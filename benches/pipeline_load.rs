@@ -6,8 +6,8 @@
 //!  (c) one event in flight at a time (the per-message pattern),
 //!  (d) the actors at a steady 10 000 events/s.
 //! Prints msgs/s, p50/p99 latency, peak RSS and the ratios b/a and b/c.
-//! `TICKFLOW_LOAD_N` sets the events per phase (default 100 000); `TICKFLOW_LOAD_ONLY_ACTORS=1`
-//! runs only phase (b), five times (for profiling).
+//! `TICKFLOW_LOAD_N` sets the events per phase (default 100 000); `TICKFLOW_LOAD_ONLY=actors`
+//! (or `raw`) runs only phase (b) (or (a)), five times (for profiling).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -258,7 +258,9 @@ async fn actors(
         .collect();
     let cpu = Cpu::now();
     let start = Instant::now();
-    let results: Vec<(bool, Duration)> = stream::iter(events)
+    // Answers go into a vector sized up front, as the raw phase's do.
+    let mut results: Vec<(bool, Duration)> = Vec::with_capacity(n);
+    stream::iter(events)
         .map(|e| {
             // `produce` hands the event to its actor at once; what is awaited is the answer.
             let t0 = Instant::now();
@@ -266,7 +268,10 @@ async fn actors(
             async move { (answer.await.is_ok(), t0.elapsed()) }
         })
         .buffer_unordered(concurrency)
-        .collect()
+        .for_each(|r| {
+            results.push(r);
+            std::future::ready(())
+        })
         .await;
     let elapsed = start.elapsed();
     Phase {
@@ -317,7 +322,8 @@ async fn steady(handle: &ProducerHandle, t: &str, per_sec: u64, secs: u64) -> Ph
     }
 }
 
-/// Interleaved (a)/(b) rounds; broker noise between rounds is large on a 2-core machine.
+/// Interleaved (a)/(b) rounds, in alternating order; broker noise between rounds is large on
+/// a 2-core machine.
 const ROUNDS: usize = 9;
 
 fn main() {
@@ -341,20 +347,37 @@ fn main() {
         // (a) and (b) ROUNDS times, interleaved. Broker noise is large (tansu's rate for the
         // same load varies between rounds), so both the best of each and the median of the
         // per-round ratios are printed, with every round's ratio.
-        if std::env::var("TICKFLOW_LOAD_ONLY_ACTORS").is_ok() {
-            // For profiling the actor path alone (e.g. under `perf record`).
+        if let Ok(only) = std::env::var("TICKFLOW_LOAD_ONLY") {
+            // For profiling one path alone (e.g. under `perf record`).
             for _ in 0..5 {
-                actors(&handle, &t, events.clone(), cfg.producer.max_in_flight, "(b) ProduceEvent -> Ack via actors").await.print();
+                let mut p = match only.as_str() {
+                    "raw" => raw(&cfg, &events).await,
+                    _ => actors(&handle, &t, events.clone(), cfg.producer.max_in_flight, "(b) ProduceEvent -> Ack via actors").await,
+                };
+                p.print();
             }
             handle.shutdown().await;
             return;
         }
         let mut best: [Option<Phase>; 2] = [None, None];
         let mut ratios = Vec::new();
-        for _round in 0..ROUNDS {
-            let mut a = raw(&cfg, &events).await;
+        for round in 0..ROUNDS {
+            // Every other round runs (b) first, so neither phase always follows the other;
+            // a short pause lets the previous phase's tail (broker, librdkafka) settle.
+            let settle = || tokio::time::sleep(Duration::from_millis(300));
+            let (mut a, mut b);
+            if round % 2 == 0 {
+                settle().await;
+                a = raw(&cfg, &events).await;
+                settle().await;
+                b = actors(&handle, &t, events.clone(), cfg.producer.max_in_flight, "(b) ProduceEvent -> Ack via actors").await;
+            } else {
+                settle().await;
+                b = actors(&handle, &t, events.clone(), cfg.producer.max_in_flight, "(b) ProduceEvent -> Ack via actors").await;
+                settle().await;
+                a = raw(&cfg, &events).await;
+            }
             a.print();
-            let mut b = actors(&handle, &t, events.clone(), cfg.producer.max_in_flight, "(b) ProduceEvent -> Ack via actors").await;
             b.print();
             ratios.push(b.rate() / a.rate());
             for (slot, p) in best.iter_mut().zip([a, b]) {

@@ -131,6 +131,40 @@ async fn retriable_error_codes_are_retried_and_acked() {
 }
 
 #[actix_rt::test]
+async fn shutdown_past_its_deadline_answers_records_still_in_flight_with_shutting_down() {
+    // With every broker down, delivered records stay in librdkafka (their reports would come
+    // only at message.timeout.ms, 30 s). Shutdown must still end at its deadline and answer
+    // each of them then: Nack(ShuttingDown), never an Ack, none left unanswered.
+    common::init_logs();
+    let mock = MockCluster::new(1).unwrap();
+    let mut cfg = common::test_config("mockdeadline");
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    mock.create_topic(&topic, 3, 1).unwrap();
+    cfg.kafka.bootstrap_servers = mock.bootstrap_servers();
+    cfg.producer.create_topics = false;
+    cfg.producer.shutdown_deadline_ms = 1_000;
+    let handle = ProducerHandle::start(cfg).unwrap();
+    handle.produce(event(0)).await.expect("broker up: acked");
+    mock.broker_down(1).unwrap();
+    let pending: Vec<_> = (1..200).map(|n| handle.produce(event(n))).collect();
+    // Let the stream hand them all to librdkafka before stopping.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), handle.shutdown())
+        .await
+        .expect("shutdown ends at its deadline");
+    let answers = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(pending))
+        .await
+        .expect("every event answered right after the deadline, not at message.timeout.ms");
+    assert!(started.elapsed() < Duration::from_secs(8));
+    assert_eq!(answers.len(), 199);
+    for a in answers {
+        let nack = a.expect_err("undeliverable: never acked");
+        assert_eq!(nack.reason, NackReason::ShuttingDown, "{nack}");
+    }
+}
+
+#[actix_rt::test]
 async fn non_retriable_error_code_is_nacked_and_dead_lettered() {
     common::init_logs();
     let mock = MockCluster::new(1).unwrap();

@@ -1,5 +1,5 @@
-//! The rdkafka step: one shared `FutureProducer` for every topic (one connection pool), rebuilt
-//! after a fatal error, and the single place that decides which Kafka errors are retriable.
+//! The rdkafka step: one shared producer for every topic (one connection pool), rebuilt after
+//! a fatal error, and the single place that decides which Kafka errors are retriable.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,8 +8,10 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::producer::{Producer, PurgeConfig};
 use rdkafka::ClientConfig;
+
+use super::delivery::{KafkaProducer, Reports};
 
 /// How a Kafka error affects the event and the producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +70,7 @@ pub fn error_code(e: &KafkaError) -> RDKafkaErrorCode {
 /// several actors seeing the same fatal error rebuild it only once.
 pub struct SharedProducer {
     config: ClientConfig,
-    current: Mutex<(u64, FutureProducer)>,
+    current: Mutex<(u64, Arc<KafkaProducer>)>,
     generation: AtomicU64,
 }
 
@@ -83,7 +85,7 @@ impl std::fmt::Debug for SharedProducer {
 impl SharedProducer {
     /// Creates the producer from a client config.
     pub fn new(config: ClientConfig) -> Result<Arc<SharedProducer>, KafkaError> {
-        let producer: FutureProducer = config.create()?;
+        let producer = Arc::new(config.create_with_context(Reports)?);
         Ok(Arc::new(SharedProducer {
             config,
             current: Mutex::new((0, producer)),
@@ -97,17 +99,17 @@ impl SharedProducer {
     }
 
     /// The current producer and its generation.
-    pub fn get(&self) -> (u64, FutureProducer) {
+    pub fn get(&self) -> (u64, Arc<KafkaProducer>) {
         let g = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         (g.0, g.1.clone())
     }
 
     /// Replaces the producer if `seen` is still the current generation; returns the current one.
     /// Streams of other topics switch to it before their next send.
-    pub fn rebuild(&self, seen: u64) -> Result<(u64, FutureProducer), KafkaError> {
+    pub fn rebuild(&self, seen: u64) -> Result<(u64, Arc<KafkaProducer>), KafkaError> {
         let mut g = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if g.0 == seen {
-            let fresh: FutureProducer = self.config.create()?;
+            let fresh = Arc::new(self.config.create_with_context(Reports)?);
             tracing::warn!(
                 generation = seen + 1,
                 "rebuilt the Kafka producer (the previous one was unusable)"
@@ -119,8 +121,15 @@ impl SharedProducer {
     }
 
     /// Whether the producer reports a fatal error.
-    pub fn is_fatal(producer: &FutureProducer) -> bool {
+    pub fn is_fatal(producer: &KafkaProducer) -> bool {
         producer.client().fatal_error().is_some()
+    }
+
+    /// Fails every record still queued or in flight in the current producer (each is reported
+    /// as purged, so its event is answered now instead of when it times out).
+    pub fn purge(&self) {
+        let (_, producer) = self.get();
+        producer.purge(PurgeConfig::default().queue().inflight());
     }
 }
 

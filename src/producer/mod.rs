@@ -1,10 +1,12 @@
 //! The producer pipeline, one step per file: `event` (ProduceEvent → Ack/Nack), `routing`
 //! (topic, key, headers), `encode` (schema id + Confluent framing), `kafka` (shared rdkafka
-//! producer, error classes), `stream` (the persistent bounded stream), `actor` (the
-//! supervised per-topic actor), `breaker` (circuit breakers).
+//! producer, error classes), `stream` (the persistent bounded stream), `delivery` (delivery
+//! reports answer events), `actor` (the supervised per-topic actor), `breaker` (circuit
+//! breakers).
 
 pub mod actor;
 pub mod breaker;
+pub mod delivery;
 pub mod encode;
 pub mod event;
 pub mod kafka;

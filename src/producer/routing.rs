@@ -79,7 +79,8 @@ impl Routing {
         Ok(topic)
     }
 
-    fn checked(topic: &str) -> Result<&str, Nack> {
+    /// Checks an explicit topic name (a typed `Nack(Encode)` when Kafka would refuse it).
+    pub fn checked(topic: &str) -> Result<&str, Nack> {
         if valid_topic(topic) {
             Ok(topic)
         } else {

@@ -1,24 +1,20 @@
 //! The persistent stream of one producer actor: a bounded queue feeds one long-lived loop that
-//! encodes, hands records to rdkafka (its `QueueFull` is waited out, never dropped), keeps at
-//! most `max_in_flight` deliveries pending, and answers every event exactly once.
+//! encodes, hands records to rdkafka (its `QueueFull` is waited out, never dropped) and keeps
+//! at most `max_in_flight` of them undelivered. Delivery reports answer the events (see
+//! `delivery`); failed ones come back here, so every event is answered exactly once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
-
-use futures::stream::{FuturesUnordered, StreamExt};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::future_producer::{DeliveryFuture, OwnedDeliveryResult};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::BaseRecord;
 use tokio::sync::{mpsc, oneshot};
 
 use super::breaker::{Breaker, State};
+use super::delivery::{Delivery, Failed, Flight, KafkaProducer, Pending};
 use super::encode::Encoder;
 use super::event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent};
 use super::kafka::{classify, create_topics, error_code, ErrorClass, SharedProducer};
@@ -77,44 +73,11 @@ pub(crate) struct Queued {
     pub reply: Reply,
 }
 
-/// What a finished delivery needs to be answered. Kept small: it waits in flight with every
-/// other pending delivery.
-struct Pending {
-    reply: Reply,
-    accepted: Instant,
-    /// The produced counter of the event's (data type, exchange).
-    produced: Counter,
-    /// Kept only when a dead-letter topic is configured.
-    dead_letter: Option<Box<(ProduceEvent, Vec<u8>)>>,
-}
-
-/// One record handed to rdkafka, resolving to its pending answer and the delivery result.
-struct InFlight {
-    pending: Option<Pending>,
-    delivery: DeliveryFuture,
-}
-
-impl Future for InFlight {
-    type Output = (
-        Pending,
-        Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
-    );
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let result = ready!(Pin::new(&mut self.delivery).poll(cx));
-        match self.pending.take() {
-            Some(p) => Poll::Ready((p, result)),
-            // Polled again after completion: FuturesUnordered never does this.
-            None => Poll::Pending,
-        }
-    }
-}
-
 /// Everything the stream of one topic owns.
 pub(crate) struct TopicStream {
     pub topic: Arc<str>,
     pub deps: Arc<ProducerDeps>,
-    pub producer: FutureProducer,
+    pub producer: Arc<KafkaProducer>,
     pub generation: u64,
     pub encoder: Encoder,
     pub broker: Breaker,
@@ -124,6 +87,12 @@ pub(crate) struct TopicStream {
     pub metric_topic: String,
     pub nack_log: NackLog,
     pub handles: MetricHandles,
+    /// What this stream shares with its records' delivery reports.
+    pub flight: Arc<Flight>,
+    /// Whether the flight was asked to report every success (breaker not closed).
+    pub watching: bool,
+    /// Successful deliveries already counted into the broker breaker.
+    pub succeeded: u64,
 }
 
 /// Metric handles of one topic, looked up once instead of per event.
@@ -131,7 +100,6 @@ pub(crate) struct TopicStream {
 pub(crate) struct MetricHandles {
     encode_latency: Option<Histogram>,
     message_bytes: Option<Histogram>,
-    produce_latency: Option<Histogram>,
     circuits: Option<(Gauge, Gauge)>,
     last_states: Option<(State, State)>,
     produced: Vec<(&'static str, String, Counter)>,
@@ -161,7 +129,6 @@ impl TopicStream {
         ));
         self.handles.encode_latency = Some(m.encode_latency.get_or_create(&t).clone());
         self.handles.message_bytes = Some(m.message_bytes.get_or_create(&t).clone());
-        self.handles.produce_latency = Some(m.produce_latency.get_or_create(&t).clone());
     }
 
     /// Publishes the breakers' states when they changed.
@@ -232,8 +199,9 @@ impl TopicStream {
         reply.send(Err(nack));
     }
 
-    /// Encodes and enqueues one event; returns its pending delivery, or answers it at once.
-    async fn send(&mut self, q: Queued) -> Option<InFlight> {
+    /// Encodes one event and hands it to rdkafka, or answers it at once. Its delivery report
+    /// answers it later (see `delivery`).
+    async fn send(&mut self, q: Queued) {
         if self.deps.shared.generation() != self.generation {
             // Another actor rebuilt the shared producer: switch to it.
             (self.generation, self.producer) = self.deps.shared.get();
@@ -245,7 +213,7 @@ impl TopicStream {
                 q.reply,
                 Nack::new(NackReason::CircuitOpen(Dependency::Broker), true),
             );
-            return None;
+            return;
         }
         let started = Instant::now();
         let mut buf = Vec::with_capacity(256);
@@ -259,7 +227,7 @@ impl TopicStream {
                 self.dead_letter(&q.event, None, &nack);
             }
             self.nack(q.reply, nack);
-            return None;
+            return;
         }
         if let (Some(lat), Some(size)) = (&self.handles.encode_latency, &self.handles.message_bytes)
         {
@@ -272,48 +240,82 @@ impl TopicStream {
             .key
             .clone()
             .or_else(|| self.deps.routing.key(&q.event.payload));
-        let mut record = FutureRecord::to(&self.topic)
-            .payload(&buf)
-            .headers(self.deps.routing.headers(&q.event));
-        if let Some(k) = &key {
-            record = record.key(k);
-        }
-        let delivery = loop {
-            match self.producer.send_result(record) {
-                Ok(d) => break d,
-                Err((e, r)) if error_code(&e) == RDKafkaErrorCode::QueueFull => {
-                    // librdkafka's queue is full: wait for room (backpressure, never loss).
-                    record = r;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((e, _)) => {
-                    let nack = self.delivery_failed(error_code(&e), &e.to_string());
-                    if !nack.retriable {
-                        self.dead_letter(&q.event, Some(&buf), &nack);
-                    }
-                    self.nack(q.reply, nack);
-                    return None;
-                }
-            }
-        };
+        let headers = self.deps.routing.headers(&q.event);
         let produced =
             self.produced_counter(q.event.payload.data_type_name(), q.event.payload.exchange());
+        // The record borrows `buf`, so a dead-letter copy needs bytes of its own.
         let dead_letter = self
             .deps
             .config
             .producer
             .dead_letter_topic
             .is_some()
-            .then(|| Box::new((q.event, buf)));
-        Some(InFlight {
-            pending: Some(Pending {
-                reply: q.reply,
-                accepted: q.accepted,
-                produced,
-                dead_letter,
-            }),
-            delivery,
-        })
+            .then(|| Box::new((q.event, buf.clone())));
+        let pending = Pending {
+            reply: q.reply,
+            accepted: q.accepted,
+            produced,
+            dead_letter,
+            flight: self.flight.clone(),
+        };
+        let mut record =
+            BaseRecord::with_opaque_to(&self.topic, Box::new(Delivery::Event(pending)))
+                .payload(&buf)
+                .headers(headers);
+        if let Some(k) = &key {
+            record = record.key(k);
+        }
+        self.flight.take_off();
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((e, r)) if error_code(&e) == RDKafkaErrorCode::QueueFull => {
+                    // librdkafka's queue is full: wait for room (backpressure, never loss).
+                    record = r;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                Err((e, r)) => {
+                    // Refused outright: no report will come, so it is answered here.
+                    self.flight.land();
+                    let Delivery::Event(p) = *r.delivery_opaque else {
+                        return;
+                    };
+                    self.failed(Failed {
+                        code: error_code(&e),
+                        message: e.to_string(),
+                        pending: p,
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Counts the successful deliveries reported since the last turn into the broker breaker.
+    fn note_successes(&mut self) {
+        let succeeded = self.flight.succeeded();
+        if succeeded != self.succeeded {
+            self.succeeded = succeeded;
+            self.broker.success();
+            self.update_circuits();
+        }
+        let watch = self.broker.state() != State::Closed;
+        if watch != self.watching {
+            self.watching = watch;
+            self.flight.watch_successes(watch);
+        }
+    }
+
+    /// Answers a failed delivery: classified, counted against the breaker, dead-lettered when
+    /// permanent, Nacked.
+    fn failed(&mut self, f: Failed) {
+        let nack = self.delivery_failed(f.code, &f.message);
+        if !nack.retriable {
+            if let Some((ev, bytes)) = f.pending.dead_letter.as_deref() {
+                self.dead_letter(ev, Some(bytes), &nack);
+            }
+        }
+        self.nack(f.pending.reply, nack);
     }
 
     /// Classifies a failed delivery (the one place that decides), feeds the broker breaker,
@@ -349,40 +351,6 @@ impl TopicStream {
         )
     }
 
-    fn delivered(
-        &mut self,
-        p: Pending,
-        result: Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,
-    ) {
-        match result {
-            Ok(Ok(d)) => {
-                self.broker.success();
-                self.update_circuits();
-                let latency = p.accepted.elapsed();
-                p.produced.inc();
-                if let Some(h) = &self.handles.produce_latency {
-                    h.observe(latency.as_secs_f64());
-                }
-                p.reply.send(Ok(Ack {
-                    topic: self.topic.clone(),
-                    partition: d.partition,
-                    offset: d.offset,
-                    latency,
-                }));
-            }
-            Ok(Err((e, _msg))) => {
-                let nack = self.delivery_failed(error_code(&e), &e.to_string());
-                if !nack.retriable {
-                    if let Some((ev, bytes)) = p.dead_letter.as_deref() {
-                        self.dead_letter(ev, Some(bytes), &nack);
-                    }
-                }
-                self.nack(p.reply, nack);
-            }
-            Err(_canceled) => self.nack(p.reply, Nack::new(NackReason::Interrupted, true)),
-        }
-    }
-
     /// Writes an undeliverable event to the dead-letter topic (if configured), with the error
     /// in headers. Its own delivery is awaited in the background and counted.
     fn dead_letter(&self, ev: &ProduceEvent, framed: Option<&[u8]>, nack: &Nack) {
@@ -413,66 +381,41 @@ impl TopicStream {
             .key
             .clone()
             .or_else(|| self.deps.routing.key(&ev.payload));
-        let mut record = FutureRecord::to(&dlq).payload(&payload).headers(headers);
+        let written = self
+            .deps
+            .metrics
+            .dead_lettered
+            .get_or_create(&ErrorLabels {
+                topic: self.metric_topic.clone(),
+                reason: nack.reason.kind().to_string(),
+            })
+            .clone();
+        let delivery = Box::new(Delivery::DeadLetter {
+            topic: dlq.clone(),
+            written,
+        });
+        let mut record = BaseRecord::with_opaque_to(&dlq, delivery)
+            .payload(&payload)
+            .headers(headers);
         if let Some(k) = &key {
             record = record.key(k);
         }
-        let labels = ErrorLabels {
-            topic: self.metric_topic.clone(),
-            reason: nack.reason.kind().to_string(),
-        };
-        match self.producer.send_result(record) {
-            Ok(delivery) => {
-                let metrics = self.deps.metrics.clone();
-                actix::spawn(async move {
-                    match delivery.await {
-                        Ok(Ok(_)) => {
-                            metrics.dead_lettered.get_or_create(&labels).inc();
-                        }
-                        Ok(Err((e, _))) => {
-                            tracing::error!(topic = %dlq, error = %e, "dead-letter write failed")
-                        }
-                        Err(_) => tracing::error!(topic = %dlq, "dead-letter write cancelled"),
-                    }
-                });
-            }
-            Err((e, _)) => tracing::error!(topic = %dlq, error = %e, "dead-letter write refused"),
+        // Its delivery report counts it (or logs the failure).
+        if let Err((e, _)) = self.producer.send(record) {
+            tracing::error!(topic = %dlq, error = %e, "dead-letter write refused");
         }
     }
 }
 
-/// Most events taken from the queue per turn of the stream.
+/// Most events taken from the queue, or failures answered, per turn of the stream.
 const BATCH: usize = 64;
 
-/// Answers the deliveries that are done, up to [`BATCH`] per call; pending while none is.
-fn deliveries<'a>(
-    s: &'a mut TopicStream,
-    in_flight: &'a mut FuturesUnordered<InFlight>,
-) -> impl Future<Output = ()> + 'a {
-    std::future::poll_fn(move |cx| {
-        let mut answered = 0;
-        while answered < BATCH {
-            match in_flight.poll_next_unpin(cx) {
-                Poll::Ready(Some((pending, result))) => {
-                    s.delivered(pending, result);
-                    answered += 1;
-                }
-                Poll::Ready(None) | Poll::Pending => break,
-            }
-        }
-        if answered > 0 {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-}
-
 /// Runs the stream until its queue is closed (by `close`, or when every sender is gone) and
-/// drained; every event gets one answer.
+/// drained, and every record handed to rdkafka is reported; every event gets one answer.
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Queued>,
     mut close: oneshot::Receiver<()>,
+    mut failures: mpsc::UnboundedReceiver<Failed>,
     mut s: TopicStream,
     closing: Arc<AtomicBool>,
 ) {
@@ -487,61 +430,72 @@ pub(crate) async fn run(
         }
     };
     s.prepare(first.as_ref().map(|q| &q.event.payload)).await;
-    let max_in_flight = s.deps.config.producer.max_in_flight;
     let depth = s
         .deps
         .metrics
         .queue_depth
         .get_or_create(&s.topic_labels())
         .clone();
-    let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
     if let Some(q) = first {
-        if let Some(d) = s.send(q).await {
-            in_flight.push(d);
-        }
+        s.send(q).await;
     }
+    let flight = s.flight.clone();
     let mut turns = 0u32;
     loop {
         turns = turns.wrapping_add(1);
         if turns % 16 == 0 {
-            // Answers wake their senders on this same thread: let them run (and send more)
-            // instead of draining a long burst of deliveries first.
+            // Answers wake their senders on this same thread: let them run (and send more).
             tokio::task::yield_now().await;
         }
+        s.note_successes();
+        let room = flight.has_room();
         tokio::select! {
             biased;
-            () = deliveries(&mut s, &mut in_flight), if !in_flight.is_empty() => {}
+            Some(f) = failures.recv() => {
+                s.failed(f);
+                for _ in 0..BATCH {
+                    let Ok(f) = failures.try_recv() else { break };
+                    s.failed(f);
+                }
+            }
             _ = &mut close, if !closed => {
                 // Refuse new events (senders still holding this queue are told it is
                 // closed); what is already queued is still sent.
                 closed = true;
                 rx.close();
             }
-            next = rx.recv(), if in_flight.len() < max_in_flight => match next {
+            next = rx.recv(), if room => match next {
                 Some(q) => {
-                    if let Some(d) = s.send(q).await {
-                        in_flight.push(d);
-                    }
-                    // Take what else is already queued in one go (bounded, so deliveries
+                    s.send(q).await;
+                    // Take what else is already queued in one go (bounded, so failures
                     // are still answered promptly).
                     for _ in 0..BATCH {
-                        if in_flight.len() >= max_in_flight {
+                        if !flight.has_room() {
                             break;
                         }
                         let Ok(q) = rx.try_recv() else { break };
-                        if let Some(d) = s.send(q).await {
-                            in_flight.push(d);
-                        }
+                        s.send(q).await;
                     }
                     depth.set(rx.len() as i64);
                 }
                 None => break,
             },
+            // Room again, or a success the breaker waits for.
+            () = flight.woken() => {}
         }
     }
-    while let Some((pending, result)) = in_flight.next().await {
-        s.delivered(pending, result);
+    // The queue is closed and drained: wait for the reports of what is still in flight.
+    while flight.in_flight() > 0 {
+        tokio::select! {
+            biased;
+            Some(f) = failures.recv() => s.failed(f),
+            () = flight.woken() => {}
+        }
     }
+    while let Ok(f) = failures.try_recv() {
+        s.failed(f);
+    }
+    s.note_successes();
     depth.set(0);
     tracing::debug!(topic = %s.topic, closing = closing.load(Ordering::Relaxed), "producer stream finished");
 }

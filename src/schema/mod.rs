@@ -213,8 +213,8 @@ impl Normalized {
     /// Appends the protobuf encoding of the inner message to `buf`.
     pub fn encode_into(&self, buf: &mut Vec<u8>) {
         with_inner!(self, m => {
-            buf.reserve(prost::Message::encoded_len(m));
-            // Encoding into a Vec cannot run out of space.
+            // No `reserve(encoded_len)` first: `encode` measures the message itself, and a
+            // `Vec` grows as needed (it cannot run out of space).
             let _ = prost::Message::encode(m, buf);
         })
     }

@@ -152,6 +152,8 @@ impl ProducerHandle {
     /// The current door of `topic`'s producer actor, looked up through the supervisor (which
     /// spawns the actor on first use) and cached.
     async fn door_for(&self, topic: &str) -> Result<Arc<Door>, Nack> {
+        // Only topics that pass this check are cached, so a cached door needs no check.
+        Routing::checked(topic)?;
         let door = self
             .producer_for(topic)
             .await?
@@ -177,7 +179,7 @@ impl ProducerHandle {
         mut event: ProduceEvent,
     ) -> impl Future<Output = Result<Ack, Nack>> + Send + 'static {
         let (tx, answer) = oneshot::channel();
-        let slow = match self.deps.routing.route(&mut event) {
+        let slow = match self.route(&mut event) {
             Err(nack) => {
                 let _ = tx.send(Err(nack));
                 None
@@ -195,6 +197,15 @@ impl ProducerHandle {
                 .await
                 .unwrap_or_else(|_| Err(Nack::new(NackReason::Interrupted, true)))
         }
+    }
+
+    /// Derives the topic of an event that has none. An explicit topic is checked when its
+    /// door is first looked up (`door_for`), not per event.
+    fn route(&self, event: &mut ProduceEvent) -> Result<(), Nack> {
+        if event.topic.is_some() {
+            return Ok(());
+        }
+        self.deps.routing.route(event)
     }
 
     /// Offers a routed event at its topic's cached door; what cannot be done at once is
@@ -243,7 +254,7 @@ impl ProducerHandle {
     /// one event after another (a feed) is slowed by a slow broker and keeps its order.
     pub async fn submit(&self, mut event: ProduceEvent) -> oneshot::Receiver<Result<Ack, Nack>> {
         let (tx, answer) = oneshot::channel();
-        match self.deps.routing.route(&mut event) {
+        match self.route(&mut event) {
             Ok(()) => {
                 if let Some(slow) = self.offer(event, tx) {
                     slow.await;
