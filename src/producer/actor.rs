@@ -11,7 +11,6 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::breaker::Breaker;
-use super::delivery::Flight;
 use super::encode::Encoder;
 use super::event::{Ack, Nack, NackReason, ProduceEvent};
 use super::stream::{self, NackLog, Queued, Reply, TopicStream};
@@ -121,19 +120,7 @@ impl Actor for ProducerActor {
         let cb = &cfg.producer.circuit_breaker;
         let breaker = || Breaker::new(cb.failure_threshold, Duration::from_millis(cb.cooldown_ms));
         let me = ctx.address().downgrade();
-        let produce_latency = self
-            .deps
-            .metrics
-            .produce_latency
-            .get_or_create(&TopicLabels {
-                topic: self.metric_topic(),
-            })
-            .clone();
-        let (flight, failures) = Flight::new(
-            self.topic.clone(),
-            produce_latency,
-            cfg.producer.max_in_flight,
-        );
+        let (route, reports) = self.deps.shared.routes().open();
         let parts = TopicStream {
             topic: self.topic.clone(),
             deps: self.deps.clone(),
@@ -154,9 +141,8 @@ impl Actor for ProducerActor {
             metric_topic: self.metric_topic(),
             nack_log: NackLog::default(),
             handles: Default::default(),
-            flight,
-            watching: false,
-            succeeded: 0,
+            route,
+            in_flight: 0,
         };
         // Events sent to the actor's address (not through a `ProducerHandle`, which uses the
         // door) wait in the mailbox first: bounded like the queue, so at most
@@ -168,7 +154,7 @@ impl Actor for ProducerActor {
         self.stream = Some(actix::spawn(stream::run(
             rx,
             closed,
-            failures,
+            reports,
             parts,
             self.closing.clone(),
         )));
@@ -187,9 +173,8 @@ impl Supervised for ProducerActor {
                 topic: self.metric_topic(),
             })
             .inc();
-        // Dropping the stream answers what it held with Nack(Interrupted). Records already
-        // handed to rdkafka are answered by their delivery reports: an Ack, or (the stream
-        // that would classify a failure being gone) Nack(Interrupted).
+        // Dropping the stream answers what it held with Nack(Interrupted): its queue, and
+        // (its route closing) the records still in rdkafka as their reports arrive.
         if let Some(h) = self.stream.take() {
             h.abort();
         }
@@ -383,7 +368,7 @@ impl Handler<Shutdown> for ProducerActor {
                 // Records still in rdkafka are failed now (their reports find the stream
                 // gone and answer ShuttingDown) instead of when they time out. The producer
                 // is shared: other topics' records in flight are failed too (a retriable
-                // Nack); a deadline passes only when the whole system stops.
+                // Nack); in the service a deadline passes only when the whole system stops.
                 shared.purge();
             }
         })

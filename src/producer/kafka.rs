@@ -11,7 +11,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{Producer, PurgeConfig};
 use rdkafka::ClientConfig;
 
-use super::delivery::{KafkaProducer, Reports};
+use super::delivery::{KafkaProducer, Reports, Routes};
 
 /// How a Kafka error affects the event and the producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,8 @@ pub fn error_code(e: &KafkaError) -> RDKafkaErrorCode {
 /// several actors seeing the same fatal error rebuild it only once.
 pub struct SharedProducer {
     config: ClientConfig,
+    /// Where delivery reports go (every generation of the producer reports through it).
+    routes: Arc<Routes>,
     current: Mutex<(u64, Arc<KafkaProducer>)>,
     generation: AtomicU64,
 }
@@ -85,12 +87,19 @@ impl std::fmt::Debug for SharedProducer {
 impl SharedProducer {
     /// Creates the producer from a client config.
     pub fn new(config: ClientConfig) -> Result<Arc<SharedProducer>, KafkaError> {
-        let producer = Arc::new(config.create_with_context(Reports)?);
+        let routes = Arc::new(Routes::default());
+        let producer = Arc::new(config.create_with_context(Reports::new(routes.clone()))?);
         Ok(Arc::new(SharedProducer {
             config,
+            routes,
             current: Mutex::new((0, producer)),
             generation: AtomicU64::new(0),
         }))
+    }
+
+    /// Where streams open the route their delivery reports come back on.
+    pub fn routes(&self) -> &Arc<Routes> {
+        &self.routes
     }
 
     /// The current generation, without locking.
@@ -109,7 +118,10 @@ impl SharedProducer {
     pub fn rebuild(&self, seen: u64) -> Result<(u64, Arc<KafkaProducer>), KafkaError> {
         let mut g = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if g.0 == seen {
-            let fresh = Arc::new(self.config.create_with_context(Reports)?);
+            let fresh = Arc::new(
+                self.config
+                    .create_with_context(Reports::new(self.routes.clone()))?,
+            );
             tracing::warn!(
                 generation = seen + 1,
                 "rebuilt the Kafka producer (the previous one was unusable)"

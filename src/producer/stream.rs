@@ -1,7 +1,7 @@
 //! The persistent stream of one producer actor: a bounded queue feeds one long-lived loop that
 //! encodes, hands records to rdkafka (its `QueueFull` is waited out, never dropped) and keeps
-//! at most `max_in_flight` of them undelivered. Delivery reports answer the events (see
-//! `delivery`); failed ones come back here, so every event is answered exactly once.
+//! at most `max_in_flight` of them unreported. Their delivery reports come back here (see
+//! `delivery`) and answer the events, each exactly once.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,7 @@ use rdkafka::producer::BaseRecord;
 use tokio::sync::{mpsc, oneshot};
 
 use super::breaker::{Breaker, State};
-use super::delivery::{Delivery, Failed, Flight, KafkaProducer, Pending};
+use super::delivery::{Delivery, KafkaProducer, Outcome, Pending, Report, Route};
 use super::encode::Encoder;
 use super::event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent};
 use super::kafka::{classify, create_topics, error_code, ErrorClass, SharedProducer};
@@ -87,12 +87,10 @@ pub(crate) struct TopicStream {
     pub metric_topic: String,
     pub nack_log: NackLog,
     pub handles: MetricHandles,
-    /// What this stream shares with its records' delivery reports.
-    pub flight: Arc<Flight>,
-    /// Whether the flight was asked to report every success (breaker not closed).
-    pub watching: bool,
-    /// Successful deliveries already counted into the broker breaker.
-    pub succeeded: u64,
+    /// Where this stream's delivery reports come back (closed when the stream is dropped).
+    pub route: Route,
+    /// Records handed to rdkafka and not reported yet.
+    pub in_flight: usize,
 }
 
 /// Metric handles of one topic, looked up once instead of per event.
@@ -100,6 +98,7 @@ pub(crate) struct TopicStream {
 pub(crate) struct MetricHandles {
     encode_latency: Option<Histogram>,
     message_bytes: Option<Histogram>,
+    produce_latency: Option<Histogram>,
     circuits: Option<(Gauge, Gauge)>,
     last_states: Option<(State, State)>,
     produced: Vec<(&'static str, String, Counter)>,
@@ -129,6 +128,7 @@ impl TopicStream {
         ));
         self.handles.encode_latency = Some(m.encode_latency.get_or_create(&t).clone());
         self.handles.message_bytes = Some(m.message_bytes.get_or_create(&t).clone());
+        self.handles.produce_latency = Some(m.produce_latency.get_or_create(&t).clone());
     }
 
     /// Publishes the breakers' states when they changed.
@@ -256,19 +256,23 @@ impl TopicStream {
             accepted: q.accepted,
             produced,
             dead_letter,
-            flight: self.flight.clone(),
         };
-        let mut record =
-            BaseRecord::with_opaque_to(&self.topic, Box::new(Delivery::Event(pending)))
-                .payload(&buf)
-                .headers(headers);
+        let delivery = Box::new(Delivery::Event {
+            stream: self.route.id(),
+            pending,
+        });
+        let mut record = BaseRecord::with_opaque_to(&self.topic, delivery)
+            .payload(&buf)
+            .headers(headers);
         if let Some(k) = &key {
             record = record.key(k);
         }
-        self.flight.take_off();
         loop {
             match self.producer.send(record) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.in_flight += 1;
+                    return;
+                }
                 Err((e, r)) if error_code(&e) == RDKafkaErrorCode::QueueFull => {
                     // librdkafka's queue is full: wait for room (backpressure, never loss).
                     record = r;
@@ -276,46 +280,51 @@ impl TopicStream {
                 }
                 Err((e, r)) => {
                     // Refused outright: no report will come, so it is answered here.
-                    self.flight.land();
-                    let Delivery::Event(p) = *r.delivery_opaque else {
+                    let Delivery::Event { pending, .. } = *r.delivery_opaque else {
                         return;
                     };
-                    self.failed(Failed {
-                        code: error_code(&e),
-                        message: e.to_string(),
-                        pending: p,
-                    });
+                    self.failed(pending, error_code(&e), &e.to_string());
                     return;
                 }
             }
         }
     }
 
-    /// Counts the successful deliveries reported since the last turn into the broker breaker.
-    fn note_successes(&mut self) {
-        let succeeded = self.flight.succeeded();
-        if succeeded != self.succeeded {
-            self.succeeded = succeeded;
-            self.broker.success();
-            self.update_circuits();
-        }
-        let watch = self.broker.state() != State::Closed;
-        if watch != self.watching {
-            self.watching = watch;
-            self.flight.watch_successes(watch);
+    /// Answers one reported record: Ack, or (classified, counted against the breaker,
+    /// dead-lettered when permanent) Nack. `now` is read once per batch of reports.
+    fn reported(&mut self, report: Report, now: Instant) {
+        let Delivery::Event { pending, .. } = *report.delivery else {
+            return;
+        };
+        match report.outcome {
+            Outcome::Delivered { partition, offset } => {
+                self.broker.success();
+                self.update_circuits();
+                let latency = now.saturating_duration_since(pending.accepted);
+                pending.produced.inc();
+                if let Some(h) = &self.handles.produce_latency {
+                    h.observe(latency.as_secs_f64());
+                }
+                pending.reply.send(Ok(Ack {
+                    topic: self.topic.clone(),
+                    partition,
+                    offset,
+                    latency,
+                }));
+            }
+            Outcome::Failed { code, message } => self.failed(pending, code, &message),
         }
     }
 
-    /// Answers a failed delivery: classified, counted against the breaker, dead-lettered when
-    /// permanent, Nacked.
-    fn failed(&mut self, f: Failed) {
-        let nack = self.delivery_failed(f.code, &f.message);
+    /// Answers a record that was not written.
+    fn failed(&mut self, pending: Pending, code: RDKafkaErrorCode, message: &str) {
+        let nack = self.delivery_failed(code, message);
         if !nack.retriable {
-            if let Some((ev, bytes)) = f.pending.dead_letter.as_deref() {
+            if let Some((ev, bytes)) = pending.dead_letter.as_deref() {
                 self.dead_letter(ev, Some(bytes), &nack);
             }
         }
-        self.nack(f.pending.reply, nack);
+        self.nack(pending.reply, nack);
     }
 
     /// Classifies a failed delivery (the one place that decides), feeds the broker breaker,
@@ -410,12 +419,30 @@ impl TopicStream {
 /// Most events taken from the queue, or failures answered, per turn of the stream.
 const BATCH: usize = 64;
 
+/// Answers the reports that have come back, up to [`BATCH`]; `None` when the route is gone.
+async fn answer_reports(
+    s: &mut TopicStream,
+    reports: &mut mpsc::UnboundedReceiver<Report>,
+    batch: &mut Vec<Report>,
+) -> Option<()> {
+    if reports.recv_many(batch, BATCH).await == 0 {
+        return None;
+    }
+    // Reports arrive in batches (one produce response): one clock read serves them all.
+    let now = Instant::now();
+    for r in batch.drain(..) {
+        s.in_flight = s.in_flight.saturating_sub(1);
+        s.reported(r, now);
+    }
+    Some(())
+}
+
 /// Runs the stream until its queue is closed (by `close`, or when every sender is gone) and
 /// drained, and every record handed to rdkafka is reported; every event gets one answer.
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Queued>,
     mut close: oneshot::Receiver<()>,
-    mut failures: mpsc::UnboundedReceiver<Failed>,
+    mut reports: mpsc::UnboundedReceiver<Report>,
     mut s: TopicStream,
     closing: Arc<AtomicBool>,
 ) {
@@ -430,6 +457,7 @@ pub(crate) async fn run(
         }
     };
     s.prepare(first.as_ref().map(|q| &q.event.payload)).await;
+    let max_in_flight = s.deps.config.producer.max_in_flight;
     let depth = s
         .deps
         .metrics
@@ -439,38 +467,31 @@ pub(crate) async fn run(
     if let Some(q) = first {
         s.send(q).await;
     }
-    let flight = s.flight.clone();
+    let mut batch = Vec::with_capacity(BATCH);
     let mut turns = 0u32;
     loop {
         turns = turns.wrapping_add(1);
         if turns % 16 == 0 {
-            // Answers wake their senders on this same thread: let them run (and send more).
+            // Answers wake their senders on this same thread: let them run (and send more)
+            // instead of draining a long burst of reports first.
             tokio::task::yield_now().await;
         }
-        s.note_successes();
-        let room = flight.has_room();
         tokio::select! {
             biased;
-            Some(f) = failures.recv() => {
-                s.failed(f);
-                for _ in 0..BATCH {
-                    let Ok(f) = failures.try_recv() else { break };
-                    s.failed(f);
-                }
-            }
+            Some(()) = answer_reports(&mut s, &mut reports, &mut batch), if s.in_flight > 0 => {}
             _ = &mut close, if !closed => {
                 // Refuse new events (senders still holding this queue are told it is
                 // closed); what is already queued is still sent.
                 closed = true;
                 rx.close();
             }
-            next = rx.recv(), if room => match next {
+            next = rx.recv(), if s.in_flight < max_in_flight => match next {
                 Some(q) => {
                     s.send(q).await;
-                    // Take what else is already queued in one go (bounded, so failures
+                    // Take what else is already queued in one go (bounded, so reports
                     // are still answered promptly).
                     for _ in 0..BATCH {
-                        if !flight.has_room() {
+                        if s.in_flight >= max_in_flight {
                             break;
                         }
                         let Ok(q) = rx.try_recv() else { break };
@@ -480,22 +501,17 @@ pub(crate) async fn run(
                 }
                 None => break,
             },
-            // Room again, or a success the breaker waits for.
-            () = flight.woken() => {}
         }
     }
-    // The queue is closed and drained: wait for the reports of what is still in flight.
-    while flight.in_flight() > 0 {
-        tokio::select! {
-            biased;
-            Some(f) = failures.recv() => s.failed(f),
-            () = flight.woken() => {}
+    // The queue is closed and drained: answer what is still in flight as it is reported.
+    while s.in_flight > 0 {
+        if answer_reports(&mut s, &mut reports, &mut batch)
+            .await
+            .is_none()
+        {
+            break;
         }
     }
-    while let Ok(f) = failures.try_recv() {
-        s.failed(f);
-    }
-    s.note_successes();
     depth.set(0);
     tracing::debug!(topic = %s.topic, closing = closing.load(Ordering::Relaxed), "producer stream finished");
 }
