@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use super::breaker::Breaker;
 use super::encode::Encoder;
 use super::event::{Ack, Nack, NackReason, ProduceEvent};
-use super::stream::{self, NackLog, Queued, Reply, TopicStream};
+use super::stream::{self, NackLog, Queued, QueuedEvent, Reply, TopicStream};
 use super::ProducerDeps;
 use crate::config::OverflowPolicy;
 use crate::metrics::TopicLabels;
@@ -228,11 +228,11 @@ impl Door {
     /// Applies the overflow policy without waiting: the event is queued, or answered here
     /// (closing: `ShuttingDown`; full under `nack`: `QueueFull`), or handed back.
     pub(crate) fn offer(&self, event: ProduceEvent, reply: Reply) -> Offered {
-        let queued = Queued {
+        let queued = Box::new(QueuedEvent {
             event,
             accepted: Instant::now(),
             reply,
-        };
+        });
         if self.closing.load(Ordering::Acquire) {
             self.answer_now(queued.reply, Nack::new(NackReason::ShuttingDown, true));
             return Offered::Taken;

@@ -48,9 +48,17 @@ pub struct Pending {
     /// When the event was accepted (the Ack's latency is measured from here).
     pub(crate) accepted: Instant,
     /// The produced counter of the event's (data type, exchange).
-    pub(crate) produced: Counter,
+    pub(crate) produced: Produced,
     /// The event and its framed bytes, kept only when a dead-letter topic is configured.
     pub(crate) dead_letter: Option<Box<(ProduceEvent, Vec<u8>)>>,
+}
+
+/// Which produced counter a delivered record increments.
+pub enum Produced {
+    /// The stream's cached counter at this index.
+    Cached(usize),
+    /// A counter of its own (past the stream's cache).
+    Other(Counter),
 }
 
 /// How a record ended.

@@ -14,7 +14,7 @@ use rdkafka::producer::BaseRecord;
 use tokio::sync::{mpsc, oneshot};
 
 use super::breaker::{Breaker, State};
-use super::delivery::{Delivery, KafkaProducer, Outcome, Pending, Report, Route};
+use super::delivery::{Delivery, KafkaProducer, Outcome, Pending, Produced, Report, Route};
 use super::encode::Encoder;
 use super::event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent};
 use super::kafka::{classify, create_topics, error_code, ErrorClass, SharedProducer};
@@ -67,11 +67,15 @@ impl Drop for Reply {
 }
 
 /// An accepted event waiting in the queue, with the slot its answer goes to.
-pub(crate) struct Queued {
+pub(crate) struct QueuedEvent {
     pub event: ProduceEvent,
     pub accepted: Instant,
     pub reply: Reply,
 }
+
+/// What the queue carries: boxed, so the ~200 bytes are written once and then only a
+/// pointer moves (into the queue, out of it, into the stream's send step).
+pub(crate) type Queued = Box<QueuedEvent>;
 
 /// Everything the stream of one topic owns.
 pub(crate) struct TopicStream {
@@ -144,11 +148,15 @@ impl TopicStream {
         }
     }
 
-    /// The produced counter of (data type, exchange), looked up once per pair.
-    fn produced_counter(&mut self, data_type: &'static str, exchange: &str) -> Counter {
+    /// The produced counter of (data type, exchange), looked up once per pair: a record
+    /// carries the index of its cached counter (no reference count per record).
+    fn produced_counter(&mut self, data_type: &'static str, exchange: &str) -> Produced {
         let h = &mut self.handles.produced;
-        if let Some((_, _, c)) = h.iter().find(|(d, e, _)| *d == data_type && e == exchange) {
-            return c.clone();
+        if let Some(i) = h
+            .iter()
+            .position(|(d, e, _)| *d == data_type && e == exchange)
+        {
+            return Produced::Cached(i);
         }
         let c = self
             .deps
@@ -162,9 +170,10 @@ impl TopicStream {
             .clone();
         // Bounded: a topic sees few (data type, exchange) pairs; past that, look up each time.
         if h.len() < 64 {
-            h.push((data_type, exchange.to_string(), c.clone()));
+            h.push((data_type, exchange.to_string(), c));
+            return Produced::Cached(h.len() - 1);
         }
-        c
+        Produced::Other(c)
     }
 
     /// Creates the topic and registers its schema before the first event (best effort: a
@@ -244,13 +253,11 @@ impl TopicStream {
         let produced =
             self.produced_counter(q.event.payload.data_type_name(), q.event.payload.exchange());
         // The record borrows `buf`, so a dead-letter copy needs bytes of its own.
-        let dead_letter = self
-            .deps
-            .config
-            .producer
-            .dead_letter_topic
-            .is_some()
-            .then(|| Box::new((q.event, buf.clone())));
+        let dead_letter = if self.deps.config.producer.dead_letter_topic.is_some() {
+            Some(Box::new((q.event, buf.clone())))
+        } else {
+            None
+        };
         let pending = Pending {
             reply: q.reply,
             accepted: q.accepted,
@@ -301,7 +308,16 @@ impl TopicStream {
                 self.broker.success();
                 self.update_circuits();
                 let latency = now.saturating_duration_since(pending.accepted);
-                pending.produced.inc();
+                match &pending.produced {
+                    Produced::Cached(i) => {
+                        if let Some((_, _, c)) = self.handles.produced.get(*i) {
+                            c.inc();
+                        }
+                    }
+                    Produced::Other(c) => {
+                        c.inc();
+                    }
+                }
                 if let Some(h) = &self.handles.produce_latency {
                     h.observe(latency.as_secs_f64());
                 }
@@ -468,6 +484,7 @@ pub(crate) async fn run(
         s.send(q).await;
     }
     let mut batch = Vec::with_capacity(BATCH);
+    let mut queued = Vec::with_capacity(BATCH);
     let mut turns = 0u32;
     loop {
         turns = turns.wrapping_add(1);
@@ -476,6 +493,7 @@ pub(crate) async fn run(
             // instead of draining a long burst of reports first.
             tokio::task::yield_now().await;
         }
+        let room = max_in_flight.saturating_sub(s.in_flight).min(BATCH);
         tokio::select! {
             biased;
             Some(()) = answer_reports(&mut s, &mut reports, &mut batch), if s.in_flight > 0 => {}
@@ -485,22 +503,17 @@ pub(crate) async fn run(
                 closed = true;
                 rx.close();
             }
-            next = rx.recv(), if s.in_flight < max_in_flight => match next {
-                Some(q) => {
-                    s.send(q).await;
-                    // Take what else is already queued in one go (bounded, so reports
-                    // are still answered promptly).
-                    for _ in 0..BATCH {
-                        if s.in_flight >= max_in_flight {
-                            break;
-                        }
-                        let Ok(q) = rx.try_recv() else { break };
-                        s.send(q).await;
-                    }
-                    depth.set(rx.len() as i64);
+            // Take what is queued in one go (bounded, so reports are still answered
+            // promptly, and by the room left in flight).
+            n = rx.recv_many(&mut queued, room), if room > 0 => {
+                if n == 0 {
+                    break;
                 }
-                None => break,
-            },
+                for q in queued.drain(..) {
+                    s.send(q).await;
+                }
+                depth.set(rx.len() as i64);
+            }
         }
     }
     // The queue is closed and drained: answer what is still in flight as it is reported.
