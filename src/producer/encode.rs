@@ -101,6 +101,27 @@ impl Encoder {
         Ok(id)
     }
 
+    /// Frames a normalized `payload` whose schema id is already known, without waiting;
+    /// `false` when it needs [`Encoder::encode`] (a first record, or a pre-encoded payload).
+    pub fn encode_cached(&self, topic: &str, payload: &Payload, buf: &mut Vec<u8>) -> bool {
+        let id = match payload {
+            Payload::Typed(record) => self.cached_id(topic, record.data_type()),
+            Payload::Normalized(record) => self.cached_id(topic, record.data_type),
+            Payload::Encoded { .. } => None,
+        };
+        let Some(id) = id else {
+            return false;
+        };
+        buf.clear();
+        wire::write_header(buf, id, FIRST_MESSAGE);
+        match payload {
+            Payload::Typed(record) => record.encode_into(buf),
+            Payload::Normalized(record) => buf.extend_from_slice(&record.bytes),
+            Payload::Encoded { bytes, .. } => buf.extend_from_slice(bytes),
+        }
+        true
+    }
+
     /// Frames `payload` for `topic` into `buf` (cleared first): header + protobuf bytes.
     pub async fn encode(
         &mut self,

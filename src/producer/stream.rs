@@ -226,11 +226,19 @@ impl TopicStream {
         }
         let started = Instant::now();
         let mut buf = Vec::with_capacity(256);
-        let encoded = self
+        let encoded = if self
             .encoder
-            .encode(&self.topic, &q.event.payload, &mut buf)
-            .await;
-        self.update_circuits();
+            .encode_cached(&self.topic, &q.event.payload, &mut buf)
+        {
+            Ok(())
+        } else {
+            let encoded = self
+                .encoder
+                .encode(&self.topic, &q.event.payload, &mut buf)
+                .await;
+            self.update_circuits();
+            encoded
+        };
         if let Err(nack) = encoded {
             if !nack.retriable {
                 self.dead_letter(&q.event, None, &nack);
