@@ -6,8 +6,9 @@
 //!  (c) one event in flight at a time (the per-message pattern),
 //!  (d) the actors at a steady 10 000 events/s.
 //! Prints msgs/s, p50/p99 latency, peak RSS and the ratios b/a and b/c.
-//! `TICKFLOW_LOAD_N` sets the events per phase (default 100 000); `TICKFLOW_LOAD_ONLY=actors`
-//! (or `raw`) runs only phase (b) (or (a)), five times (for profiling).
+//! `TICKFLOW_LOAD_N` sets the events per phase (default 100 000), `TICKFLOW_LOAD_ROUNDS` the
+//! (a)/(b) rounds (default 15); `TICKFLOW_LOAD_ONLY=actors` (or `raw`) runs only phase (b)
+//! (or (a)), five times (for profiling).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::{Duration, Instant};
@@ -322,13 +323,15 @@ async fn steady(handle: &ProducerHandle, t: &str, per_sec: u64, secs: u64) -> Ph
     }
 }
 
-/// Interleaved (a)/(b) rounds, in alternating order; broker noise between rounds is large on
-/// a 2-core machine.
-const ROUNDS: usize = 9;
+/// Interleaved (a)/(b) rounds, in alternating order (`TICKFLOW_LOAD_ROUNDS`, default 15);
+/// the machine's speed varies by tens of percent from one second to the next on a shared
+/// 2-core VM, so one pair of phases says little and many are summed.
+const ROUNDS: usize = 15;
 
 fn main() {
     actix_rt::System::new().block_on(async {
         let n: usize = std::env::var("TICKFLOW_LOAD_N").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+        let rounds: usize = std::env::var("TICKFLOW_LOAD_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(ROUNDS).max(1);
         let mut cfg = Config::load(std::path::Path::new("config/default.toml")).unwrap();
         let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
         cfg.producer.topic_prefix = format!("bench.{stamp}");
@@ -344,9 +347,9 @@ fn main() {
         let handle = ProducerHandle::start(cfg.clone()).unwrap();
         let t = topic(&cfg, "actors").await;
         handle.produce(ProduceEvent::typed(events[0].clone()).to_topic(&t)).await.unwrap();
-        // (a) and (b) ROUNDS times, interleaved. Broker noise is large (tansu's rate for the
-        // same load varies between rounds), so both the best of each and the median of the
-        // per-round ratios are printed, with every round's ratio.
+        // (a) and (b) `rounds` times, interleaved. The rate of the same load varies a lot
+        // between rounds, so the overall rates (all events over all time of each phase), the
+        // median of the per-round ratios and every round's ratio are printed.
         if let Ok(only) = std::env::var("TICKFLOW_LOAD_ONLY") {
             // For profiling one path alone (e.g. under `perf record`).
             for _ in 0..5 {
@@ -361,7 +364,9 @@ fn main() {
         }
         let mut best: [Option<Phase>; 2] = [None, None];
         let mut ratios = Vec::new();
-        for round in 0..ROUNDS {
+        // Time spent by all rounds of each phase: all events over all time is the overall rate.
+        let mut total = [Duration::ZERO; 2];
+        for round in 0..rounds {
             // Every other round runs (b) first, so neither phase always follows the other;
             // a short pause lets the previous phase's tail (broker, librdkafka) settle.
             let settle = || tokio::time::sleep(Duration::from_millis(300));
@@ -380,6 +385,8 @@ fn main() {
             a.print();
             b.print();
             ratios.push(b.rate() / a.rate());
+            total[0] += a.elapsed;
+            total[1] += b.elapsed;
             for (slot, p) in best.iter_mut().zip([a, b]) {
                 if slot.as_ref().is_none_or(|s| p.rate() > s.rate()) {
                     *slot = Some(p);
@@ -393,12 +400,16 @@ fn main() {
         c.print();
         let mut d = steady(&handle, &t, 10_000, 5).await;
         d.print();
+        let overall = |t: Duration| (n * rounds) as f64 / t.as_secs_f64();
         println!(
-            "best of {ROUNDS}: a = {:.0} msgs/s, b = {:.0} msgs/s, ratio b/a = {:.2};  median per-round b/a = {:.2} (target >= 0.9);  per-round b/a (sorted): {};  ratio b/c = {:.1}",
-            a.rate(), b.rate(), b.rate() / a.rate(),
+            "all {rounds} rounds: a = {:.0} msgs/s, b = {:.0} msgs/s, ratio b/a = {:.2} (target >= 0.9);  median per-round b/a = {:.2};  per-round b/a (sorted): {}",
+            overall(total[0]), overall(total[1]), total[0].as_secs_f64() / total[1].as_secs_f64(),
             ratios[ratios.len() / 2],
             ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(" "),
-            b.rate() / c.rate()
+        );
+        println!(
+            "best round: a = {:.0} msgs/s, b = {:.0} msgs/s;  ratio b/c = {:.1}",
+            a.rate(), b.rate(), b.rate() / c.rate()
         );
         handle.shutdown().await;
     });
