@@ -25,7 +25,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 
 /// The answer slot of one event. It is answered exactly once: by [`Reply::send`], or, if it is
-/// dropped unanswered (the stream was aborted by a restart or a shutdown deadline), with
+/// dropped unanswered (the stream was aborted by a restart or a shutdown deadline, or a
+/// delivery report found its stream gone), with
 /// `Nack(ShuttingDown)` while the actor closes and `Nack(Interrupted)` otherwise.
 pub(crate) struct Reply {
     tx: Option<oneshot::Sender<Result<Ack, Nack>>>,
@@ -385,7 +386,7 @@ impl TopicStream {
     }
 
     /// Writes an undeliverable event to the dead-letter topic (if configured), with the error
-    /// in headers. Its own delivery is awaited in the background and counted.
+    /// in headers. Its own delivery report counts it (or logs the failure).
     fn dead_letter(&self, ev: &ProduceEvent, framed: Option<&[u8]>, nack: &Nack) {
         let Some(dlq) = self.deps.config.producer.dead_letter_topic.clone() else {
             return;
