@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
 use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use tickflow::producer::{NackReason, ProduceEvent};
 use tickflow::schema::{wire, DataType, Normalized};
@@ -26,15 +27,29 @@ fn trade_id(value: &[u8]) -> u64 {
     }
 }
 
+/// A one-broker MockCluster holding `<prefix>.trade` with `partitions`, and a test config
+/// pointed at it (topics are the mock's, not created by the producer).
+fn mock_cluster(
+    name: &str,
+    partitions: i32,
+) -> (
+    MockCluster<'static, DefaultProducerContext>,
+    tickflow::config::Config,
+    String,
+) {
+    let mock = MockCluster::new(1).unwrap();
+    let mut cfg = common::test_config(name);
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    mock.create_topic(&topic, partitions, 1).unwrap();
+    cfg.kafka.bootstrap_servers = mock.bootstrap_servers();
+    cfg.producer.create_topics = false;
+    (mock, cfg, topic)
+}
+
 #[actix_rt::test]
 async fn mock_cluster_outage_mid_stream_loses_and_duplicates_nothing() {
     common::init_logs();
-    let mock = MockCluster::new(1).unwrap();
-    let mut cfg = common::test_config("mockdown");
-    let topic = format!("{}.trade", cfg.producer.topic_prefix);
-    mock.create_topic(&topic, 3, 1).unwrap();
-    cfg.kafka.bootstrap_servers = mock.bootstrap_servers();
-    cfg.producer.create_topics = false;
+    let (mock, cfg, topic) = mock_cluster("mockdown", 3);
     let handle = ProducerHandle::start(cfg).unwrap();
 
     const N: u64 = 3_000;
@@ -97,12 +112,7 @@ async fn mock_cluster_outage_mid_stream_loses_and_duplicates_nothing() {
 #[actix_rt::test]
 async fn retriable_error_codes_are_retried_and_acked() {
     common::init_logs();
-    let mock = MockCluster::new(1).unwrap();
-    let mut cfg = common::test_config("mockretry");
-    let topic = format!("{}.trade", cfg.producer.topic_prefix);
-    mock.create_topic(&topic, 1, 1).unwrap();
-    cfg.kafka.bootstrap_servers = mock.bootstrap_servers();
-    cfg.producer.create_topics = false;
+    let (mock, cfg, topic) = mock_cluster("mockretry", 1);
     let handle = ProducerHandle::start(cfg).unwrap();
     handle.produce(event(0)).await.unwrap();
     mock.request_errors(
@@ -136,12 +146,7 @@ async fn shutdown_past_its_deadline_answers_records_still_in_flight_with_shuttin
     // only at message.timeout.ms, 30 s). Shutdown must still end at its deadline and answer
     // each of them then: Nack(ShuttingDown), never an Ack, none left unanswered.
     common::init_logs();
-    let mock = MockCluster::new(1).unwrap();
-    let mut cfg = common::test_config("mockdeadline");
-    let topic = format!("{}.trade", cfg.producer.topic_prefix);
-    mock.create_topic(&topic, 3, 1).unwrap();
-    cfg.kafka.bootstrap_servers = mock.bootstrap_servers();
-    cfg.producer.create_topics = false;
+    let (mock, mut cfg, _) = mock_cluster("mockdeadline", 3);
     cfg.producer.shutdown_deadline_ms = 1_000;
     let handle = ProducerHandle::start(cfg).unwrap();
     handle.produce(event(0)).await.expect("broker up: acked");
@@ -167,14 +172,9 @@ async fn shutdown_past_its_deadline_answers_records_still_in_flight_with_shuttin
 #[actix_rt::test]
 async fn non_retriable_error_code_is_nacked_and_dead_lettered() {
     common::init_logs();
-    let mock = MockCluster::new(1).unwrap();
-    let mut cfg = common::test_config("mockdlq");
-    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let (mock, mut cfg, topic) = mock_cluster("mockdlq", 1);
     let dlq = format!("{}.dlq", cfg.producer.topic_prefix);
-    mock.create_topic(&topic, 1, 1).unwrap();
     mock.create_topic(&dlq, 1, 1).unwrap();
-    cfg.kafka.bootstrap_servers = mock.bootstrap_servers();
-    cfg.producer.create_topics = false;
     cfg.producer.dead_letter_topic = Some(dlq.clone());
     let handle = ProducerHandle::start(cfg).unwrap();
     handle.produce(event(0)).await.unwrap();

@@ -193,3 +193,64 @@ impl ProducerContext for Reports {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use tokio::sync::oneshot;
+
+    use super::*;
+    use crate::producer::event::{Ack, Nack, NackReason};
+
+    fn report(stream: u64) -> (Report, oneshot::Receiver<Result<Ack, Nack>>) {
+        let (tx, rx) = oneshot::channel();
+        let pending = Pending {
+            reply: Reply::new(Some(tx), Arc::new(AtomicBool::new(false))),
+            accepted: Instant::now(),
+            produced: Produced::Other(Counter::default()),
+            dead_letter: None,
+        };
+        let report = Report {
+            delivery: Box::new(Delivery::Event { stream, pending }),
+            outcome: Outcome::Delivered {
+                partition: 0,
+                offset: 7,
+            },
+        };
+        (report, rx)
+    }
+
+    #[test]
+    fn a_report_reaches_its_open_stream_and_answers_interrupted_once_it_is_gone() {
+        let routes = Arc::new(Routes::default());
+        let (route, mut reports) = routes.open();
+        let (other, _other_reports) = routes.open();
+        assert_ne!(route.id(), other.id());
+
+        let (r, mut answer) = report(route.id());
+        routes.deliver(route.id(), r);
+        let got = reports.try_recv().expect("routed to its stream");
+        assert_eq!(
+            got.outcome,
+            Outcome::Delivered {
+                partition: 0,
+                offset: 7
+            }
+        );
+        assert!(
+            answer.try_recv().is_err(),
+            "the stream answers, not the route"
+        );
+
+        drop(route);
+        let (r, mut answer) = report(0);
+        routes.deliver(0, r);
+        let nack = answer.try_recv().expect("answered").expect_err("a Nack");
+        assert_eq!(nack.reason, NackReason::Interrupted);
+        assert!(
+            reports.try_recv().is_err(),
+            "nothing reaches a closed route"
+        );
+    }
+}
