@@ -8,6 +8,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rdkafka::client::ClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::Message;
@@ -18,6 +19,7 @@ use tokio::sync::mpsc;
 use super::event::ProduceEvent;
 use super::kafka::error_code;
 use super::stream::Reply;
+use crate::metrics::ErrorLabels;
 
 /// The rdkafka producer every topic shares: librdkafka's queue and polling thread, with
 /// [`Reports`] routing each delivery report.
@@ -36,8 +38,11 @@ pub enum Delivery {
     DeadLetter {
         /// The dead-letter topic.
         topic: String,
-        /// Counted when the record is written.
-        written: Counter,
+        /// The dead-letter counters; the series of `labels` is counted (and so created)
+        /// only once the record is written.
+        written: Family<ErrorLabels, Counter>,
+        /// The original topic and the reason.
+        labels: ErrorLabels,
     },
 }
 
@@ -183,11 +188,15 @@ impl ProducerContext for Reports {
                 };
                 self.routes.deliver(stream, Report { delivery, outcome });
             }
-            Delivery::DeadLetter { topic, written } => {
+            Delivery::DeadLetter {
+                topic,
+                written,
+                labels,
+            } => {
                 if let Err((e, _)) = result {
                     tracing::error!(%topic, error = %e, "dead-letter write failed");
                 } else {
-                    written.inc();
+                    written.get_or_create(labels).inc();
                 }
             }
         }

@@ -109,50 +109,56 @@ impl Encoder {
             Payload::Normalized(record) => self.cached_id(topic, record.data_type),
             Payload::Encoded { .. } => None,
         };
-        let Some(id) = id else {
-            return false;
-        };
-        buf.clear();
-        wire::write_header(buf, id, FIRST_MESSAGE);
-        match payload {
-            Payload::Typed(record) => record.encode_into(buf),
-            Payload::Normalized(record) => buf.extend_from_slice(&record.bytes),
-            Payload::Encoded { bytes, .. } => buf.extend_from_slice(bytes),
+        match id {
+            Some(id) => {
+                frame(buf, id, payload);
+                true
+            }
+            None => false,
         }
-        true
     }
 
-    /// Frames `payload` for `topic` into `buf` (cleared first): header + protobuf bytes.
+    /// Frames `payload` for `topic` into `buf` (cleared first): header + protobuf bytes,
+    /// registering its schema first when its id is not known yet.
     pub async fn encode(
         &mut self,
         topic: &str,
         payload: &Payload,
         buf: &mut Vec<u8>,
     ) -> Result<(), Nack> {
-        buf.clear();
-        match payload {
-            Payload::Typed(record) => {
-                let id = self.typed_id(topic, record.data_type()).await?;
-                wire::write_header(buf, id, FIRST_MESSAGE);
-                record.encode_into(buf);
-            }
-            Payload::Normalized(record) => {
-                let id = self.typed_id(topic, record.data_type).await?;
-                wire::write_header(buf, id, FIRST_MESSAGE);
-                buf.extend_from_slice(&record.bytes);
-            }
-            Payload::Encoded { schema, bytes, .. } => {
+        let id = match payload {
+            Payload::Typed(record) => self.typed_id(topic, record.data_type()).await?,
+            Payload::Normalized(record) => self.typed_id(topic, record.data_type).await?,
+            Payload::Encoded { schema, .. } => {
                 let subject = match self.strategy {
                     SubjectStrategy::TopicName => format!("{topic}-value"),
                     SubjectStrategy::RecordName => schema.full_name.clone(),
                 };
-                let id = self
-                    .register(subject, schema.full_name.clone(), &schema.proto)
-                    .await?;
-                wire::write_header(buf, id, &schema.message_indexes);
-                buf.extend_from_slice(bytes);
+                self.register(subject, schema.full_name.clone(), &schema.proto)
+                    .await?
             }
-        }
+        };
+        frame(buf, id, payload);
         Ok(())
+    }
+}
+
+/// Writes the Confluent header for schema `id` and the payload's protobuf bytes into `buf`
+/// (cleared first).
+fn frame(buf: &mut Vec<u8>, id: u32, payload: &Payload) {
+    buf.clear();
+    match payload {
+        Payload::Typed(record) => {
+            wire::write_header(buf, id, FIRST_MESSAGE);
+            record.encode_into(buf);
+        }
+        Payload::Normalized(record) => {
+            wire::write_header(buf, id, FIRST_MESSAGE);
+            buf.extend_from_slice(&record.bytes);
+        }
+        Payload::Encoded { schema, bytes, .. } => {
+            wire::write_header(buf, id, &schema.message_indexes);
+            buf.extend_from_slice(bytes);
+        }
     }
 }

@@ -415,18 +415,13 @@ impl TopicStream {
             .key
             .clone()
             .or_else(|| self.deps.routing.key(&ev.payload));
-        let written = self
-            .deps
-            .metrics
-            .dead_lettered
-            .get_or_create(&ErrorLabels {
-                topic: self.metric_topic.clone(),
-                reason: nack.reason.kind().to_string(),
-            })
-            .clone();
         let delivery = Box::new(Delivery::DeadLetter {
             topic: dlq.clone(),
-            written,
+            written: self.deps.metrics.dead_lettered.clone(),
+            labels: ErrorLabels {
+                topic: self.metric_topic.clone(),
+                reason: nack.reason.kind().to_string(),
+            },
         });
         let mut record = BaseRecord::with_opaque_to(&dlq, delivery)
             .payload(&payload)
