@@ -109,6 +109,10 @@ impl Cpu {
         cpu
     }
 
+    fn total(self) -> f64 {
+        self.main + self.rdkafka + self.broker
+    }
+
     fn since(self, start: Cpu) -> Cpu {
         Cpu {
             main: self.main - start.main,
@@ -366,6 +370,8 @@ fn main() {
         let mut ratios = Vec::new();
         // Time spent by all rounds of each phase: all events over all time is the overall rate.
         let mut total = [Duration::ZERO; 2];
+        // CPU seconds (this process's threads and the broker's) of all rounds of each phase.
+        let mut cpu = [0.0f64; 2];
         for round in 0..rounds {
             // Every other round runs (b) first, so neither phase always follows the other;
             // a short pause lets the previous phase's tail (broker, librdkafka) settle.
@@ -387,6 +393,8 @@ fn main() {
             ratios.push(b.rate() / a.rate());
             total[0] += a.elapsed;
             total[1] += b.elapsed;
+            cpu[0] += a.cpu.total();
+            cpu[1] += b.cpu.total();
             for (slot, p) in best.iter_mut().zip([a, b]) {
                 if slot.as_ref().is_none_or(|s| p.rate() > s.rate()) {
                     *slot = Some(p);
@@ -406,6 +414,11 @@ fn main() {
             overall(total[0]), overall(total[1]), total[0].as_secs_f64() / total[1].as_secs_f64(),
             ratios[ratios.len() / 2],
             ratios.iter().map(|r| format!("{r:.2}")).collect::<Vec<_>>().join(" "),
+        );
+        let per_event = |s: f64| s * 1e6 / (n * rounds) as f64;
+        println!(
+            "all {rounds} rounds, CPU per event (process + broker): a = {:.2} µs, b = {:.2} µs, a/b = {:.2} (the b/a rate ratio of a machine whose cores both phases keep busy)",
+            per_event(cpu[0]), per_event(cpu[1]), cpu[0] / cpu[1],
         );
         println!(
             "best round: a = {:.0} msgs/s, b = {:.0} msgs/s;  ratio b/c = {:.1}",
