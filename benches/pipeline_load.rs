@@ -7,7 +7,7 @@
 //!  (d) the actors at a steady 10 000 events/s.
 //! Prints msgs/s, p50/p99 latency, peak RSS and the ratios b/a and b/c.
 //! `TICKFLOW_LOAD_N` sets the events per phase (default 100 000), `TICKFLOW_LOAD_ROUNDS` the
-//! (a)/(b) rounds (default 15); `TICKFLOW_LOAD_ONLY=actors` (or `raw`) runs only phase (b)
+//! (a)/(b) rounds (default 30); `TICKFLOW_LOAD_ONLY=actors` (or `raw`) runs only phase (b)
 //! (or (a)), five times (for profiling).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -174,29 +174,51 @@ async fn topic(cfg: &Config, name: &str) -> String {
     t
 }
 
-async fn raw(cfg: &Config, events: &[Normalized]) -> Phase {
-    let routing = tickflow::producer::routing::Routing::new(&cfg.producer);
-    let t = topic(cfg, "raw").await;
-    let registry = Registry::new(&cfg.schema_registry).unwrap();
-    let id = registry
-        .register(
-            &SubjectStrategy::TopicName.subject(&t, DataType::Trade),
-            DataType::Trade,
-        )
-        .await
-        .unwrap();
-    let producer: FutureProducer = cfg.kafka.client_config().create().unwrap();
-    // Warm the fresh producer (connections, metadata, idempotent producer id) outside the
-    // clock, as the actor phase's producer is warm: otherwise the first ~second of the raw
-    // phase is librdkafka's start-up, not its throughput.
-    producer
-        .send(
-            FutureRecord::<str, [u8]>::to(&t).payload(&wire::frame(id, &events[0].encode_to_vec())),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap();
-    let max = cfg.producer.max_in_flight;
+/// The raw phase's producer: one `FutureProducer`, created and warmed once and used by every
+/// raw round, as the actor phase's shared producer is.
+struct Raw {
+    producer: FutureProducer,
+    topic: String,
+    id: u32,
+    routing: tickflow::producer::routing::Routing,
+    max_in_flight: usize,
+}
+
+impl Raw {
+    async fn new(cfg: &Config, events: &[Normalized]) -> Raw {
+        let t = topic(cfg, "raw").await;
+        let registry = Registry::new(&cfg.schema_registry).unwrap();
+        let id = registry
+            .register(
+                &SubjectStrategy::TopicName.subject(&t, DataType::Trade),
+                DataType::Trade,
+            )
+            .await
+            .unwrap();
+        let producer: FutureProducer = cfg.kafka.client_config().create().unwrap();
+        // Warm the fresh producer (connections, metadata, idempotent producer id) outside the
+        // clock, as the actor phase's producer is warm.
+        producer
+            .send(
+                FutureRecord::<str, [u8]>::to(&t)
+                    .payload(&wire::frame(id, &events[0].encode_to_vec())),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        Raw {
+            producer,
+            topic: t,
+            id,
+            routing: tickflow::producer::routing::Routing::new(&cfg.producer),
+            max_in_flight: cfg.producer.max_in_flight,
+        }
+    }
+}
+
+async fn raw(r: &Raw, events: &[Normalized]) -> Phase {
+    let (producer, t, id, routing) = (&r.producer, &r.topic, r.id, &r.routing);
+    let max = r.max_in_flight;
     let mut inflight = FuturesUnordered::new();
     let mut latencies = Vec::with_capacity(events.len());
     let mut nacks = 0;
@@ -218,7 +240,7 @@ async fn raw(cfg: &Config, events: &[Normalized]) -> Phase {
             latencies.push(lat);
         }
         let t0 = Instant::now();
-        let mut rec = FutureRecord::to(&t)
+        let mut rec = FutureRecord::to(t)
             .key(&key)
             .payload(&payload)
             .headers(headers);
@@ -327,10 +349,10 @@ async fn steady(handle: &ProducerHandle, t: &str, per_sec: u64, secs: u64) -> Ph
     }
 }
 
-/// Interleaved (a)/(b) rounds, in alternating order (`TICKFLOW_LOAD_ROUNDS`, default 15);
+/// Interleaved (a)/(b) rounds, in alternating order (`TICKFLOW_LOAD_ROUNDS`, default 30);
 /// the machine's speed varies by tens of percent from one second to the next on a shared
 /// 2-core VM, so one pair of phases says little and many are summed.
-const ROUNDS: usize = 15;
+const ROUNDS: usize = 30;
 
 fn main() {
     actix_rt::System::new().block_on(async {
@@ -347,7 +369,8 @@ fn main() {
         println!("{:<34} {:>9} {:>12} {:>9} {:>9} {:>7} {:>10}   CPU µs/event: main rdkafka broker", "phase", "events", "msgs/s", "p50 ms", "p99 ms", "nacks", "peak RSS");
 
         // Warm-up (connections, topic leaders, allocator), not reported.
-        raw(&cfg, &events[..n.min(20_000)]).await;
+        let raw_producer = Raw::new(&cfg, &events).await;
+        raw(&raw_producer, &events[..n.min(20_000)]).await;
         let handle = ProducerHandle::start(cfg.clone()).unwrap();
         let t = topic(&cfg, "actors").await;
         handle.produce(ProduceEvent::typed(events[0].clone()).to_topic(&t)).await.unwrap();
@@ -358,7 +381,7 @@ fn main() {
             // For profiling one path alone (e.g. under `perf record`).
             for _ in 0..5 {
                 let mut p = match only.as_str() {
-                    "raw" => raw(&cfg, &events).await,
+                    "raw" => raw(&raw_producer, &events).await,
                     _ => actors(&handle, &t, events.clone(), cfg.producer.max_in_flight, "(b) ProduceEvent -> Ack via actors").await,
                 };
                 p.print();
@@ -379,14 +402,14 @@ fn main() {
             let (mut a, mut b);
             if round % 2 == 0 {
                 settle().await;
-                a = raw(&cfg, &events).await;
+                a = raw(&raw_producer, &events).await;
                 settle().await;
                 b = actors(&handle, &t, events.clone(), cfg.producer.max_in_flight, "(b) ProduceEvent -> Ack via actors").await;
             } else {
                 settle().await;
                 b = actors(&handle, &t, events.clone(), cfg.producer.max_in_flight, "(b) ProduceEvent -> Ack via actors").await;
                 settle().await;
-                a = raw(&cfg, &events).await;
+                a = raw(&raw_producer, &events).await;
             }
             a.print();
             b.print();
