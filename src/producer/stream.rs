@@ -498,8 +498,11 @@ pub(crate) async fn run(
             tokio::task::yield_now().await;
         }
         let room = max_in_flight.saturating_sub(s.in_flight).min(BATCH);
+        // Not `biased`: when reports and queued events are both ready, either may go first
+        // (tokio picks at random), so neither waits for the other to run dry. With reports
+        // always first, a burst of reports held back every queued event until it was all
+        // answered, and the pipeline ran in bursts (ADR 0002, "Fair turns", has the figures).
         tokio::select! {
-            biased;
             Some(()) = answer_reports(&mut s, &mut reports, &mut batch), if s.in_flight > 0 => {}
             _ = &mut close, if !closed => {
                 // Refuse new events (senders still holding this queue are told it is
