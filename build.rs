@@ -12,6 +12,7 @@ const FILES: &[&str] = &[
     "open_interest.proto",
     "liquidation.proto",
     "candle.proto",
+    "feed_event.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

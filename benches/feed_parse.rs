@@ -5,10 +5,11 @@
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use serde::Deserialize;
-use tickflow::book::Rules;
+use std::sync::Arc;
 use tickflow::feed::books::BookKeeper;
 use tickflow::producer::Payload;
 use tickflow::schema::wire;
+use tickflow::venues::binance::Rules;
 use tickflow::venues::{binance::Binance, SymbolMap, Venue, VenueEvent};
 
 // The allocator the `tickflow` binary uses, so the figures are the service's.
@@ -162,7 +163,7 @@ fn bench(c: &mut Criterion) {
     let synced_books = || {
         // A full Level2Book every 1 000 deltas, as `config/default.toml` has it: its cost
         // (sorting the book) is part of the steady state.
-        let mut books = BookKeeper::new("BINANCE_FUTURES", Rules::UsdM, 1000, None);
+        let mut books = BookKeeper::new("BINANCE_FUTURES", Arc::new(Rules::UsdM), 1000, None);
         books.on_snapshot("SUSHI-USDT-PERP", &snap, 1).unwrap();
         books
     };

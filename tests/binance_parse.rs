@@ -7,11 +7,13 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use rust_decimal::Decimal;
-use tickflow::book::{BookSync, Diff, Levels, Rules, Snapshot, Step};
+use std::sync::Arc;
+use tickflow::book::{BookSync, Diff, Levels, Snapshot, Step};
 use tickflow::feed::books::BookKeeper;
 use tickflow::producer::Payload;
 use tickflow::schema::v2beta1::{liquidation, trade};
 use tickflow::schema::{self as s, Normalized};
+use tickflow::venues::binance::Rules;
 use tickflow::venues::{binance::Binance, SymbolMap, Venue, VenueEvent};
 
 const DIR: &str = "tests/fixtures/binance";
@@ -46,7 +48,7 @@ fn symbols(venue: &dyn Venue, files: &[&str]) -> SymbolMap {
     SymbolMap::new(pairs)
 }
 
-fn one(venue: &dyn Venue, file: &str, line: usize, map: &SymbolMap) -> VenueEvent {
+fn one(venue: &Binance, file: &str, line: usize, map: &SymbolMap) -> VenueEvent {
     let mut out = Vec::new();
     venue
         .parse(&lines(file)[line - 1], RECEIPT, map, &mut out)
@@ -356,10 +358,7 @@ fn every_recorded_line_parses() {
         "binance_futures_markPrice.jsonl",
         "binance_futures_forceOrder.jsonl",
     ];
-    for (venue, files) in [
-        (&Binance::spot() as &dyn Venue, &spot[..]),
-        (&Binance::usdm(), &fut[..]),
-    ] {
+    for (venue, files) in [(&Binance::spot(), &spot[..]), (&Binance::usdm(), &fut[..])] {
         let map = symbols(venue, files);
         for f in files {
             for (i, l) in lines(f).iter().enumerate() {
@@ -480,7 +479,7 @@ fn reconstruct(snap: &Snapshot, diffs: &[Diff]) -> (BookSide, BookSide) {
     (b, a)
 }
 
-fn check_corpus(venue: &dyn Venue, rules: Rules, diff_file: &str, snap_file: &str) -> usize {
+fn check_corpus(venue: &Binance, rules: Rules, diff_file: &str, snap_file: &str) -> usize {
     let map = symbols(venue, &[diff_file]);
     let mut per_symbol: HashMap<String, Vec<Diff>> = HashMap::new();
     for l in lines(diff_file) {
@@ -494,7 +493,7 @@ fn check_corpus(venue: &dyn Venue, rules: Rules, diff_file: &str, snap_file: &st
     for (sym, snap) in snapshots(snap_file) {
         let norm = map.normalized(&sym).unwrap().to_string();
         let diffs = per_symbol.remove(&norm).unwrap_or_default();
-        let mut sync = BookSync::new(rules, 10_000);
+        let mut sync = BookSync::new(Arc::new(rules), 10_000);
         // Half the diffs arrive before the snapshot (buffered), the rest after.
         let split = diffs.len() / 2;
         for d in &diffs[..split] {
@@ -503,7 +502,7 @@ fn check_corpus(venue: &dyn Venue, rules: Rules, diff_file: &str, snap_file: &st
         assert_eq!(sync.on_snapshot(&snap).unwrap(), Step::Synced, "{sym}");
         // The feed's book keeper, alongside: each applied diff becomes one Level2Delta, encoded
         // straight from the diff, byte for byte what prost makes of the same record.
-        let mut keeper = BookKeeper::new(venue.exchange(), rules, 0, None);
+        let mut keeper = BookKeeper::new(venue.exchange(), Arc::new(rules), 0, None);
         for d in &diffs[..split] {
             assert!(keeper.on_diff(&norm, d.clone()).unwrap().records.is_empty());
         }
@@ -600,7 +599,7 @@ fn an_injected_gap_is_detected() {
     let v = Binance::spot();
     let map = symbols(&v, &["binance_depthUpdate.jsonl"]);
     let (_, snap) = snapshots("binance_depth_snapshot_rest.jsonl").remove(0);
-    let mut sync = BookSync::new(Rules::Spot, 1000);
+    let mut sync = BookSync::new(Arc::new(Rules::Spot), 1000);
     sync.on_snapshot(&snap).unwrap();
     let mut gaps = 0;
     for (i, l) in lines("binance_depthUpdate.jsonl").iter().enumerate() {
@@ -626,19 +625,16 @@ fn exchange_info_maps_tradable_symbols() {
         {"symbol":"BTCUSDT_250328","status":"TRADING","baseAsset":"BTC","quoteAsset":"USDT","contractType":"CURRENT_QUARTER"},
         {"symbol":"LUNAUSDT","status":"BREAK","baseAsset":"LUNA","quoteAsset":"USDT","contractType":"PERPETUAL"}]}"#;
     assert_eq!(
-        Binance::usdm().parse_exchange_info(body).unwrap(),
+        Binance::usdm().parse_instruments(body).unwrap(),
         vec![("BTCUSDT".to_string(), "BTC-USDT-PERP".to_string())]
     );
     let spot = r#"{"symbols":[{"symbol":"NKNUSDT","status":"TRADING","baseAsset":"NKN","quoteAsset":"USDT"}]}"#;
     assert_eq!(
-        Binance::spot().parse_exchange_info(spot).unwrap(),
+        Binance::spot().parse_instruments(spot).unwrap(),
         vec![("NKNUSDT".to_string(), "NKN-USDT".to_string())]
     );
     assert_eq!(
-        Binance::spot()
-            .parse_exchange_info("{}")
-            .unwrap_err()
-            .kind(),
+        Binance::spot().parse_instruments("{}").unwrap_err().kind(),
         "malformed"
     );
 }

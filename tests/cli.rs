@@ -214,7 +214,8 @@ fn schemas_check_passes_after_register_and_catches_a_breaking_change() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 9);
+    // One subject per value type: the nine market-data types and FeedEvent.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 10);
     let out = tickflow(&["schemas", "check", "--config", path]);
     assert!(
         out.status.success(),

@@ -14,7 +14,7 @@ use tickflow::config::{Config, FeedConfig};
 use tickflow::replay::{ReplayServer, ReplayServerConfig};
 use tickflow::schema::{wire, DataType, Level2Book, Level2Delta, Normalized};
 use tickflow::supervisor::service::Service;
-use tickflow::venues::{binance::Binance, Channel, SymbolMap, Venue};
+use tickflow::venues::{binance::Binance, Channel, Instrument, SymbolMap, Venue};
 
 const FIXTURES: &str = "tests/fixtures/binance";
 const BOOK_SYMBOLS: [&str; 4] = ["NKN-USDT", "LRC-BTC", "BLZ-ETH", "RUNE-EUR"];
@@ -114,7 +114,12 @@ fn consume_books(cfg: &Config) -> (Vec<Level2Book>, Vec<Level2Delta>) {
 fn golden() -> Vec<Normalized> {
     let v = Binance::spot();
     let all: Vec<&str> = BOOK_SYMBOLS.iter().chain(&TRADE_SYMBOLS).copied().collect();
-    let map = SymbolMap::new(all.iter().map(|s| (v.venue_symbol(s), s.to_string())));
+    let map = SymbolMap::new(all.iter().map(|s| {
+        (
+            v.venue_symbol(&Instrument::parse(s).unwrap()),
+            s.to_string(),
+        )
+    }));
     let subscribed = |file: &str, sym: &str| {
         let book = BOOK_SYMBOLS.contains(&sym);
         match file {
@@ -431,7 +436,7 @@ fn replay_config_file(loops: u32) -> (tempfile::NamedTempFile, String) {
     (file, prefix)
 }
 
-const DATA_TYPES: [&str; 9] = [
+const DATA_TYPES: [&str; 10] = [
     "trade",
     "level2_book",
     "level2_delta",
@@ -441,6 +446,7 @@ const DATA_TYPES: [&str; 9] = [
     "funding",
     "liquidation",
     "open_interest",
+    "feed_event",
 ];
 
 #[test]

@@ -2,7 +2,9 @@
 //! every position and with bytes flipped, gives records or a typed error — never a panic.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use tickflow::book::{BookSync, Rules};
+use std::sync::Arc;
+use tickflow::book::BookSync;
+use tickflow::venues::binance::Rules;
 use tickflow::venues::{binance::Binance, SymbolMap, Venue, VenueEvent};
 
 #[test]
@@ -53,7 +55,7 @@ fn mutated_recorded_frames_never_panic() {
                         errors += 1;
                     }
                     let _ = venue.parse_snapshot(s);
-                    let mut sync = BookSync::new(Rules::UsdM, 8);
+                    let mut sync = BookSync::new(Arc::new(Rules::UsdM), 8);
                     for ev in out {
                         if let VenueEvent::Diff { diff, .. } = ev {
                             let _ = sync.on_diff(diff);

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use prost_types::FileDescriptorSet;
 use tickflow::schema::compat::{breaking_changes, decode_set};
-use tickflow::schema::v2beta1::{level2_book::PriceLevel, liquidation, trade};
+use tickflow::schema::v2beta1::{feed_event, level2_book::PriceLevel, liquidation, trade};
 use tickflow::schema::*;
 
 const BASELINE: &str = "proto/baseline/tickflow.normalized.v2beta1.binpb";
@@ -74,6 +74,15 @@ fn samples() -> Vec<Normalized> {
             interval: "1m".into(),
             closed: true,
             trades: Some(0),
+            ..Default::default()
+        }),
+        Normalized::FeedEvent(FeedEvent {
+            exchange: "KRAKEN".into(),
+            symbol: "XMR-USD".into(),
+            kind: feed_event::Kind::ChecksumMismatch as i32,
+            reason: "checksum mismatch: venue 2583817756, local 1822697057".into(),
+            expected_id: Some(-1),
+            since: Some(0),
             ..Default::default()
         }),
     ]

@@ -70,19 +70,36 @@ fn key(price: &str) -> Result<i128, BadDecimal> {
 /// One side of the book, hashed by key: a diff's level is one lookup however deep it is. Order
 /// is only needed when a full book is emitted (on sync and every N deltas), so it is sorted
 /// then. A bid's key is its price, an ask's the negated price: on both sides, the best level
-/// has the highest key.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// has the highest key. The best key is kept up to date as levels come and go (a scan only
+/// when the best level itself is deleted), so the crossed-book check costs O(1) per diff.
+#[derive(Debug, Clone, Default)]
 struct BookSide {
     levels: FxHashMap<i128, Level>,
+    /// The highest key, when `best_known`.
+    best: Option<i128>,
+    best_known: bool,
 }
+
+impl PartialEq for BookSide {
+    fn eq(&self, other: &Self) -> bool {
+        self.levels == other.levels
+    }
+}
+
+impl Eq for BookSide {}
 
 impl BookSide {
     /// Sets, replaces or deletes one level. A replaced level reuses its strings' buffers, so a
     /// quantity change (the common diff) allocates nothing.
     fn set(&mut self, k: i128, price: &str, quantity: &str, zero: bool) {
         if zero {
-            self.levels.remove(&k);
+            if self.levels.remove(&k).is_some() && self.best == Some(k) {
+                self.best_known = false;
+            }
             return;
+        }
+        if self.best_known && self.best.is_none_or(|b| k > b) {
+            self.best = Some(k);
         }
         match self.levels.entry(k) {
             Entry::Occupied(mut o) => {
@@ -103,17 +120,65 @@ impl BookSide {
         }
     }
 
+    fn clear(&mut self) {
+        self.levels.clear();
+        self.best = None;
+        self.best_known = true;
+    }
+
+    /// The highest key.
+    fn best_key(&mut self) -> Option<i128> {
+        if !self.best_known {
+            self.best = self.levels.keys().copied().max();
+            self.best_known = true;
+        }
+        self.best
+    }
+
+    /// Keys sorted best first, at most `n`.
+    fn sorted_keys(&self, n: usize) -> Vec<i128> {
+        let mut keys: Vec<i128> = self.levels.keys().copied().collect();
+        if n < keys.len() {
+            keys.select_nth_unstable_by_key(n, |&k| std::cmp::Reverse(k));
+            keys.truncate(n);
+        }
+        keys.sort_unstable_by_key(|&k| std::cmp::Reverse(k));
+        keys
+    }
+
     /// The best `n` levels, best first.
     fn best(&self, n: usize) -> Vec<PriceLevel> {
-        let mut all: Vec<(i128, &Level)> = self.levels.iter().map(|(k, l)| (*k, l)).collect();
-        all.sort_unstable_by_key(|&(k, _)| std::cmp::Reverse(k));
-        all.into_iter()
-            .take(n)
-            .map(|(_, l)| PriceLevel {
+        self.sorted_keys(n)
+            .into_iter()
+            .filter_map(|k| self.levels.get(&k))
+            .map(|l| PriceLevel {
                 price: l.price.clone(),
                 quantity: l.quantity.clone(),
             })
             .collect()
+    }
+
+    /// The best `n` levels as the venue wrote them, best first (no copy).
+    fn top(&self, n: usize) -> Vec<(&str, &str)> {
+        self.sorted_keys(n)
+            .into_iter()
+            .filter_map(|k| self.levels.get(&k))
+            .map(|l| (l.price.as_str(), l.quantity.as_str()))
+            .collect()
+    }
+
+    /// Deletes the worst levels beyond `depth`; how many were deleted.
+    fn truncate(&mut self, depth: usize) -> usize {
+        let extra = self.levels.len().saturating_sub(depth);
+        if extra == 0 {
+            return 0;
+        }
+        let mut keys: Vec<i128> = self.levels.keys().copied().collect();
+        keys.select_nth_unstable(extra - 1);
+        for k in &keys[..extra] {
+            self.levels.remove(k);
+        }
+        extra
     }
 }
 
@@ -127,13 +192,15 @@ pub struct OrderBook {
 impl OrderBook {
     /// An empty book.
     pub fn new() -> OrderBook {
-        OrderBook::default()
+        let mut b = OrderBook::default();
+        b.clear();
+        b
     }
 
     /// Removes every level.
     pub fn clear(&mut self) {
-        self.bids.levels.clear();
-        self.asks.levels.clear();
+        self.bids.clear();
+        self.asks.clear();
     }
 
     /// Sets a level to an absolute quantity; a zero quantity deletes it (deleting an unknown
@@ -164,6 +231,37 @@ impl OrderBook {
     /// Whether both sides are empty.
     pub fn is_empty(&self) -> bool {
         self.bids.levels.is_empty() && self.asks.levels.is_empty()
+    }
+
+    /// Best bid and best ask price, when both sides have levels and the bid is at or above
+    /// the ask (a crossed or locked book, which no venue's consistent book shows).
+    pub fn crossed(&mut self) -> Option<(String, String)> {
+        let bid = self.bids.best_key()?;
+        let ask = self.asks.best_key()?;
+        // Ask keys are negated prices: bid >= ask  <=>  bid + ask_key >= 0.
+        if bid.checked_add(ask).is_some_and(|s| s >= 0) {
+            let price = |side: &BookSide, k| side.levels.get(&k).map(|l| l.price.clone());
+            return Some((
+                price(&self.bids, bid).unwrap_or_default(),
+                price(&self.asks, ask).unwrap_or_default(),
+            ));
+        }
+        None
+    }
+
+    /// Deletes the levels beyond the best `depth` on each side (venues whose book is a window
+    /// of the subscribed depth, e.g. Kraken); how many levels were deleted.
+    pub fn truncate(&mut self, depth: usize) -> usize {
+        self.bids.truncate(depth) + self.asks.truncate(depth)
+    }
+
+    /// The best `n` levels of one side as the venue wrote them, best first (asks ascending,
+    /// bids descending), for venue checksums.
+    pub fn top(&self, side: Side, n: usize) -> Vec<(&str, &str)> {
+        match side {
+            Side::Bid => self.bids.top(n),
+            Side::Ask => self.asks.top(n),
+        }
     }
 
     /// The best `depth` levels per side (all when `None`), best first.

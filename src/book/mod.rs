@@ -1,7 +1,11 @@
-//! Local order books: exact-decimal price levels (`book`) and venue sync rules (`sync`).
+//! Local order books: the exact-decimal order book (`levels`), the generic driver that keeps
+//! one in sync (`sync`), and what a venue tells that driver (`sequencer`). Venue rules live in
+//! each venue's folder (`src/venues/<venue>/book.rs`).
 
 pub mod levels;
+pub mod sequencer;
 pub mod sync;
 
 pub use levels::{OrderBook, Side};
-pub use sync::{BookSync, Diff, Levels, Rules, Snapshot, Step};
+pub use sequencer::{crc32_top_levels, Decision, Sequencer, SnapshotSource};
+pub use sync::{BookSync, Break, Diff, Levels, Snapshot, Step};

@@ -1,40 +1,35 @@
-//! Local order-book synchronization (Binance rules): buffer diffs, bridge the REST snapshot,
-//! then require contiguous update ids; any break is a gap that asks for a new snapshot.
-//!
-//! - Spot: drop diffs with `u <= lastUpdateId`; the first applied needs
-//!   `U <= lastUpdateId+1 <= u`; afterwards each `U == previous u + 1`.
-//! - USD-M futures: drop `u < lastUpdateId`; the first applied needs `U <= lastUpdateId <= u`;
-//!   afterwards each `pu == previous u`.
+//! The generic book driver: one symbol's book and its sync state. The venue's [`Sequencer`]
+//! says where snapshots come from and how continuity is checked; the driver buffers diffs until
+//! a REST snapshot bridges them (or drops them until an in-band snapshot arrives), applies what
+//! continues the book, checks the venue's checksum and that the book is not crossed after every
+//! update, and reports every break with its reason. A break discards the book: the feed resyncs
+//! it (REST refetch or resubscribe, as the source says).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::levels::{BadDecimal, OrderBook, Side};
+use super::sequencer::{Decision, Sequencer, SnapshotSource};
 /// A diff's levels: price and absolute quantity, the venue's digits, one text buffer per side;
 /// the `Level2Delta` record is encoded straight from them.
 pub use crate::schema::borrowed::Levels;
 
-/// Which continuity rules apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rules {
-    /// Binance spot (`U`/`u`).
-    Spot,
-    /// Binance USD-M futures (`U`/`u`/`pu`).
-    UsdM,
-}
-
 /// One depth diff (owned).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Diff {
-    /// First update id in the diff (`U`).
+    /// First update id in the diff (Binance `U`; 0 where the venue has no ids).
     pub first: i64,
-    /// Final update id in the diff (`u`).
+    /// Final update id in the diff (Binance `u`, OKX `seqId`, Deribit `change_id`).
     pub last: i64,
-    /// Previous diff's final update id (`pu`, futures only).
+    /// Previous diff's final update id (Binance futures `pu`, OKX `prevSeqId`, Deribit
+    /// `prev_change_id`).
     pub prev: Option<i64>,
     /// Bid levels (price, absolute quantity).
     pub bids: Levels,
     /// Ask levels (price, absolute quantity).
     pub asks: Levels,
+    /// The venue's checksum of the book after this diff (Kraken, OKX).
+    pub checksum: Option<u32>,
     /// Venue event time, µs.
     pub event_time: Option<i64>,
     /// Venue transaction time, µs (futures `T`).
@@ -43,15 +38,64 @@ pub struct Diff {
     pub receipt_time: i64,
 }
 
-/// A REST depth snapshot.
+impl Diff {
+    /// Text bytes held by its levels (the buffer's memory bound counts these).
+    pub fn text_bytes(&self) -> usize {
+        self.bids.text_len() + self.asks.text_len() + 64
+    }
+}
+
+/// A depth snapshot (REST or in band).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Snapshot {
-    /// `lastUpdateId`.
+    /// `lastUpdateId` (0 where the venue has no ids).
     pub last_update_id: i64,
     /// Bid levels.
     pub bids: Vec<(String, String)>,
     /// Ask levels.
     pub asks: Vec<(String, String)>,
+    /// The venue's checksum of this book, where it sends one.
+    pub checksum: Option<u32>,
+}
+
+/// Why a book was discarded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Break {
+    /// The venue's checksum disagrees with the book kept here.
+    Checksum {
+        /// The venue's.
+        venue: u32,
+        /// Ours.
+        local: u32,
+    },
+    /// The best bid is at or above the best ask after an update.
+    Crossed {
+        /// Best bid price.
+        bid: String,
+        /// Best ask price.
+        ask: String,
+    },
+}
+
+impl Break {
+    /// Short label for metrics and `FeedEvent.reason`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Break::Checksum { .. } => "checksum_mismatch",
+            Break::Crossed { .. } => "crossed_book",
+        }
+    }
+}
+
+impl std::fmt::Display for Break {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Break::Checksum { venue, local } => {
+                write!(f, "checksum mismatch: venue {venue}, local {local}")
+            }
+            Break::Crossed { bid, ask } => write!(f, "crossed book: bid {bid} >= ask {ask}"),
+        }
+    }
 }
 
 /// What happened to a diff or snapshot.
@@ -59,7 +103,7 @@ pub struct Snapshot {
 pub enum Step {
     /// Kept until a snapshot arrives.
     Buffered,
-    /// Older than the book; ignored.
+    /// Older than the book (or waiting for an in-band snapshot); ignored.
     Dropped,
     /// Applied to the book.
     Applied,
@@ -72,6 +116,10 @@ pub enum Step {
         /// The id that came.
         got: i64,
     },
+    /// The book failed a check after an update: it is discarded and a new snapshot is needed.
+    Broken(Break),
+    /// The diff is impossible and was not applied (the book is kept).
+    Rejected(&'static str),
 }
 
 #[derive(Debug)]
@@ -80,32 +128,48 @@ enum State {
     Synced { last: i64, bridged: bool },
 }
 
-enum Decision {
-    Drop,
-    Apply,
-    Gap { expected: i64, got: i64 },
-}
+/// Default bound of the diffs buffered while a REST snapshot is awaited, in text bytes.
+pub const DEFAULT_BUFFER_BYTES: usize = 16 << 20;
 
 /// The book of one symbol and its sync state.
 #[derive(Debug)]
 pub struct BookSync {
-    rules: Rules,
+    seq: Arc<dyn Sequencer>,
     state: State,
     book: OrderBook,
     buffer: VecDeque<Diff>,
     buffer_limit: usize,
+    buffer_bytes: usize,
+    buffer_byte_limit: usize,
+    /// Diffs pushed out of a full buffer (counted by the feed).
+    overflowed: u64,
 }
 
 impl BookSync {
-    /// An unsynced book; at most `buffer_limit` diffs wait for a snapshot.
-    pub fn new(rules: Rules, buffer_limit: usize) -> BookSync {
+    /// An unsynced book; at most `buffer_limit` diffs (and [`DEFAULT_BUFFER_BYTES`]) wait for
+    /// a snapshot.
+    pub fn new(seq: Arc<dyn Sequencer>, buffer_limit: usize) -> BookSync {
         BookSync {
-            rules,
+            seq,
             state: State::AwaitingSnapshot,
             book: OrderBook::new(),
             buffer: VecDeque::new(),
             buffer_limit: buffer_limit.max(1),
+            buffer_bytes: 0,
+            buffer_byte_limit: DEFAULT_BUFFER_BYTES,
+            overflowed: 0,
         }
+    }
+
+    /// Caps the buffered diffs' text at `bytes`.
+    pub fn with_buffer_bytes(mut self, bytes: usize) -> BookSync {
+        self.buffer_byte_limit = bytes.max(1);
+        self
+    }
+
+    /// The venue's rules.
+    pub fn sequencer(&self) -> &Arc<dyn Sequencer> {
+        &self.seq
     }
 
     /// The book (meaningful when synced).
@@ -126,74 +190,64 @@ impl BookSync {
         }
     }
 
+    /// Diffs buffered now, and their text bytes.
+    pub fn buffered(&self) -> (usize, usize) {
+        (self.buffer.len(), self.buffer_bytes)
+    }
+
+    /// Diffs pushed out of the full buffer so far (and the counter reset).
+    pub fn take_overflowed(&mut self) -> u64 {
+        std::mem::take(&mut self.overflowed)
+    }
+
     /// Forgets the book (e.g. after a reconnect); diffs are buffered until the next snapshot.
     pub fn reset(&mut self) {
         self.state = State::AwaitingSnapshot;
         self.book.clear();
         self.buffer.clear();
+        self.buffer_bytes = 0;
     }
 
-    fn decide(&self, d: &Diff, last: i64, bridged: bool) -> Decision {
-        match (self.rules, bridged) {
-            (Rules::Spot, false) => {
-                if d.last <= last {
-                    Decision::Drop
-                } else if d.first <= last + 1 {
-                    Decision::Apply
-                } else {
-                    Decision::Gap {
-                        expected: last + 1,
-                        got: d.first,
-                    }
-                }
+    fn buffer(&mut self, d: Diff) {
+        let bytes = d.text_bytes();
+        while !self.buffer.is_empty()
+            && (self.buffer.len() >= self.buffer_limit
+                || self.buffer_bytes + bytes > self.buffer_byte_limit)
+        {
+            if let Some(old) = self.buffer.pop_front() {
+                self.buffer_bytes -= old.text_bytes();
+                self.overflowed += 1;
             }
-            (Rules::Spot, true) => {
-                if d.first == last + 1 {
-                    Decision::Apply
-                } else if d.last <= last {
-                    Decision::Drop
-                } else {
-                    Decision::Gap {
-                        expected: last + 1,
-                        got: d.first,
-                    }
-                }
-            }
-            (Rules::UsdM, false) => {
-                if d.last < last {
-                    Decision::Drop
-                } else if d.first <= last {
-                    Decision::Apply
-                } else {
-                    Decision::Gap {
-                        expected: last,
-                        got: d.first,
-                    }
-                }
-            }
-            (Rules::UsdM, true) => match d.prev {
-                Some(pu) if pu == last => Decision::Apply,
-                Some(_) if d.last <= last => Decision::Drop,
-                pu => Decision::Gap {
-                    expected: last,
-                    got: pu.unwrap_or(d.first),
-                },
-            },
         }
+        self.buffer_bytes += bytes;
+        self.buffer.push_back(d);
     }
 
-    fn apply(&mut self, d: &Diff) -> Result<(), BadDecimal> {
+    fn apply_levels(book: &mut OrderBook, d: &Diff) -> Result<(), BadDecimal> {
         for (p, q) in d.bids.iter() {
-            self.book.apply(Side::Bid, p, q)?;
+            book.apply(Side::Bid, p, q)?;
         }
         for (p, q) in d.asks.iter() {
-            self.book.apply(Side::Ask, p, q)?;
+            book.apply(Side::Ask, p, q)?;
         }
-        self.state = State::Synced {
-            last: d.last,
-            bridged: true,
-        };
         Ok(())
+    }
+
+    /// The checks after an update: depth window, checksum, crossed book.
+    fn check(&mut self, checksum: Option<u32>) -> Option<Break> {
+        if let Some(depth) = self.seq.max_depth() {
+            self.book.truncate(depth);
+        }
+        if let Some(venue) = checksum {
+            if let Some(local) = self.seq.checksum(&self.book) {
+                if local != venue {
+                    return Some(Break::Checksum { venue, local });
+                }
+            }
+        }
+        self.book
+            .crossed()
+            .map(|(bid, ask)| Break::Crossed { bid, ask })
     }
 
     /// Takes one diff: buffers it, drops it, applies it, or reports a gap (the book is then
@@ -206,18 +260,37 @@ impl BookSync {
     /// emitted record.
     pub fn take_diff(&mut self, d: Diff) -> Result<(Step, Option<Diff>), BadDecimal> {
         let State::Synced { last, bridged } = self.state else {
-            if self.buffer.len() >= self.buffer_limit {
-                self.buffer.pop_front();
+            if self.seq.source() == SnapshotSource::InBand {
+                // Before its snapshot (e.g. the tail of an old subscription): nothing to keep.
+                return Ok((Step::Dropped, None));
             }
-            self.buffer.push_back(d);
+            self.buffer(d);
             return Ok((Step::Buffered, None));
         };
-        match self.decide(&d, last, bridged) {
+        match self.seq.decide(&d, last, bridged) {
             Decision::Drop => Ok((Step::Dropped, None)),
-            Decision::Apply => self.apply(&d).map(|()| (Step::Applied, Some(d))),
+            Decision::Reject(why) => Ok((Step::Rejected(why), None)),
+            Decision::Apply => {
+                if let Err(e) = Self::apply_levels(&mut self.book, &d) {
+                    // A level the book cannot take leaves it unknown: discard and resync.
+                    self.reset();
+                    return Err(e);
+                }
+                self.state = State::Synced {
+                    last: d.last,
+                    bridged: true,
+                };
+                if let Some(b) = self.check(d.checksum) {
+                    self.reset();
+                    return Ok((Step::Broken(b), None));
+                }
+                Ok((Step::Applied, Some(d)))
+            }
             Decision::Gap { expected, got } => {
                 self.reset();
-                self.buffer.push_back(d);
+                if self.seq.source() == SnapshotSource::Rest {
+                    self.buffer(d);
+                }
                 Ok((Step::Gap { expected, got }, None))
             }
         }
@@ -225,7 +298,8 @@ impl BookSync {
 
     /// Builds the book from a snapshot and bridges the buffered diffs. `Step::Synced` on
     /// success; `Step::Gap` when the snapshot does not bridge the buffer (too old: fetch a newer
-    /// one; the buffer is kept).
+    /// one; the buffer is kept); `Step::Broken` when the snapshot fails its checksum or is
+    /// crossed.
     pub fn on_snapshot(&mut self, s: &Snapshot) -> Result<Step, BadDecimal> {
         let mut book = OrderBook::new();
         for (p, q) in &s.bids {
@@ -238,8 +312,8 @@ impl BookSync {
         // Check the whole buffer before touching the book.
         let mut apply_from = self.buffer.len();
         for (i, d) in self.buffer.iter().enumerate() {
-            match self.decide(d, last, bridged) {
-                Decision::Drop => {}
+            match self.seq.decide(d, last, bridged) {
+                Decision::Drop | Decision::Reject(_) => {}
                 Decision::Apply => {
                     apply_from = apply_from.min(i);
                     (last, bridged) = (d.last, true);
@@ -255,120 +329,30 @@ impl BookSync {
             last: s.last_update_id,
             bridged: false,
         };
+        if let Some(b) = self.check(s.checksum) {
+            self.reset();
+            return Ok(Step::Broken(b));
+        }
         let buffered: Vec<Diff> = self.buffer.drain(..).skip(apply_from).collect();
+        self.buffer_bytes = 0;
         for d in &buffered {
             if let State::Synced { last, bridged } = self.state {
-                if let Decision::Apply = self.decide(d, last, bridged) {
-                    self.apply(d)?;
+                if let Decision::Apply = self.seq.decide(d, last, bridged) {
+                    if let Err(e) = Self::apply_levels(&mut self.book, d) {
+                        self.reset();
+                        return Err(e);
+                    }
+                    self.state = State::Synced {
+                        last: d.last,
+                        bridged: true,
+                    };
+                    if let Some(b) = self.check(d.checksum) {
+                        self.reset();
+                        return Ok(Step::Broken(b));
+                    }
                 }
             }
         }
         Ok(Step::Synced)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn diff(first: i64, last: i64, prev: Option<i64>, bid: (&str, &str)) -> Diff {
-        Diff {
-            first,
-            last,
-            prev,
-            bids: [bid].into_iter().collect(),
-            ..Default::default()
-        }
-    }
-
-    fn snap(id: i64) -> Snapshot {
-        Snapshot {
-            last_update_id: id,
-            bids: vec![("1.0".into(), "5".into())],
-            asks: vec![("2.0".into(), "5".into())],
-        }
-    }
-
-    #[test]
-    fn spot_bridges_drops_old_and_detects_gaps() {
-        let mut s = BookSync::new(Rules::Spot, 100);
-        assert_eq!(
-            s.on_diff(diff(5, 8, None, ("0.9", "1"))).unwrap(),
-            Step::Buffered
-        );
-        assert_eq!(
-            s.on_diff(diff(9, 12, None, ("1.0", "0"))).unwrap(),
-            Step::Buffered
-        );
-        assert_eq!(
-            s.on_diff(diff(13, 13, None, ("0.8", "2"))).unwrap(),
-            Step::Buffered
-        );
-        // lastUpdateId 10: [5,8] dropped, [9,12] bridges 11, [13,13] follows.
-        assert_eq!(s.on_snapshot(&snap(10)).unwrap(), Step::Synced);
-        assert_eq!(s.last_update_id(), Some(13));
-        let (bids, _) = s.book().levels(None);
-        assert_eq!(
-            bids.iter().map(|l| l.price.as_str()).collect::<Vec<_>>(),
-            ["0.8"]
-        );
-        assert_eq!(
-            s.on_diff(diff(14, 15, None, ("0.7", "1"))).unwrap(),
-            Step::Applied
-        );
-        assert_eq!(
-            s.on_diff(diff(17, 18, None, ("0.7", "1"))).unwrap(),
-            Step::Gap {
-                expected: 16,
-                got: 17
-            }
-        );
-        assert!(!s.is_synced());
-    }
-
-    #[test]
-    fn spot_snapshot_too_old_keeps_the_buffer() {
-        let mut s = BookSync::new(Rules::Spot, 100);
-        s.on_diff(diff(20, 25, None, ("1", "1"))).unwrap();
-        assert_eq!(
-            s.on_snapshot(&snap(10)).unwrap(),
-            Step::Gap {
-                expected: 11,
-                got: 20
-            }
-        );
-        assert!(!s.is_synced());
-        assert_eq!(s.on_snapshot(&snap(22)).unwrap(), Step::Synced);
-        assert_eq!(s.last_update_id(), Some(25));
-    }
-
-    #[test]
-    fn usdm_uses_pu_chain() {
-        let mut s = BookSync::new(Rules::UsdM, 100);
-        s.on_diff(diff(90, 99, Some(89), ("1", "1"))).unwrap();
-        s.on_diff(diff(100, 110, Some(99), ("1", "2"))).unwrap();
-        // first applied needs U <= 100 <= u: [100,110]; [90,99] is dropped (u < 100).
-        assert_eq!(s.on_snapshot(&snap(100)).unwrap(), Step::Synced);
-        assert_eq!(s.last_update_id(), Some(110));
-        assert_eq!(
-            s.on_diff(diff(111, 120, Some(110), ("1", "3"))).unwrap(),
-            Step::Applied
-        );
-        assert_eq!(
-            s.on_diff(diff(125, 130, Some(121), ("1", "3"))).unwrap(),
-            Step::Gap {
-                expected: 120,
-                got: 121
-            }
-        );
-    }
-
-    #[test]
-    fn buffer_is_bounded() {
-        let mut s = BookSync::new(Rules::Spot, 2);
-        for i in 0..5 {
-            s.on_diff(diff(i, i, None, ("1", "1"))).unwrap();
-        }
-        assert_eq!(s.buffer.len(), 2);
     }
 }

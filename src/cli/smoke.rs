@@ -201,6 +201,19 @@ pub fn generated(dt: DataType, n: u64) -> Normalized {
             receipt_time: now,
             ..Default::default()
         }),
+        DataType::FeedEvent => Normalized::FeedEvent(s::FeedEvent {
+            exchange,
+            symbol,
+            kind: s::v2beta1::feed_event::Kind::Gap as i32,
+            reason: format!("smoke test event {n}"),
+            expected_id: Some(n as i64),
+            got_id: Some(n as i64 + 2),
+            data_type: "level2_delta".into(),
+            timestamp: now,
+            action: "rest_refetch".into(),
+            receipt_time: now,
+            ..Default::default()
+        }),
     }
 }
 

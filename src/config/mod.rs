@@ -124,9 +124,10 @@ impl Default for HttpConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedConfig {
-    /// `binance` (spot) or `binance_usdm`.
+    /// A registered venue: `binance`, `binance_usdm`, `binance_coinm`, `kraken`, ….
     pub venue: String,
-    /// Normalized symbols, e.g. `BTC-USDT` (perpetuals `BTC-USDT-PERP`).
+    /// Normalized symbols: spot `BTC-USDT`, perpetual `BTC-USDT-PERP`, future
+    /// `BTC-USD-20211231`, option `BTC-USD-20211231-50000-C`.
     pub symbols: Vec<String>,
     /// Channels to subscribe.
     pub channels: Vec<Channel>,
@@ -134,7 +135,8 @@ pub struct FeedConfig {
     pub ws_url: Option<String>,
     /// REST base URL (default: the venue's).
     pub rest_url: Option<String>,
-    /// Levels requested in REST depth snapshots.
+    /// Levels requested in depth snapshots (REST limit, or the subscribed book depth of
+    /// in-band venues, e.g. Kraken 10/25/100/500/1000).
     pub snapshot_limit: u32,
     /// Emit a full `Level2Book` every N applied diffs (0 = only on (re)sync).
     pub book_snapshot_every: u32,
@@ -602,7 +604,11 @@ impl Config {
             let Some(venue) = crate::venues::by_name(&f.venue) else {
                 return Err(ConfigError::invalid(
                     &key("venue"),
-                    format!("unknown venue {:?}; known: binance, binance_usdm", f.venue),
+                    format!(
+                        "unknown venue {:?}; known: {}",
+                        f.venue,
+                        crate::venues::names().join(", ")
+                    ),
                 ));
             };
             if f.symbols.is_empty() {
@@ -611,26 +617,23 @@ impl Config {
                     "list at least one symbol, e.g. \"BTC-USDT\"",
                 ));
             }
-            let perp = venue.exchange() == "BINANCE_FUTURES";
+            let kinds = venue.instrument_kinds();
             for s in &f.symbols {
-                let parts: Vec<&str> = s.split('-').collect();
-                let ok = parts.iter().all(|p| {
-                    !p.is_empty()
-                        && p.chars()
-                            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-                }) && (parts.len() == 2 && !perp
-                    || parts.len() == 3 && perp && parts[2] == "PERP");
-                if !ok {
-                    let want = if perp {
-                        "BASE-QUOTE-PERP, e.g. BTC-USDT-PERP"
-                    } else {
-                        "BASE-QUOTE, e.g. BTC-USDT"
-                    };
+                let instrument = crate::venues::Instrument::parse(s)
+                    .map_err(|e| ConfigError::invalid(&key("symbols"), e))?;
+                if !kinds.contains(&instrument.kind) {
+                    let want: Vec<&str> = kinds.iter().map(|k| k.form()).collect();
                     return Err(ConfigError::invalid(
                         &key("symbols"),
-                        format!("{s:?} is not {want}"),
+                        format!("{s:?} is not {}", want.join(" or ")),
                     ));
                 }
+            }
+            if let Some(c) = f.channels.iter().find(|c| !venue.channels().contains(c)) {
+                return Err(ConfigError::invalid(
+                    &key("channels"),
+                    format!("{} does not offer {c:?}", f.venue),
+                ));
             }
             if f.channels.is_empty() {
                 return Err(ConfigError::invalid(

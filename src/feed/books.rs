@@ -1,24 +1,36 @@
 //! The book keeper of one feed: one `BookSync` per symbol, turning diffs and snapshots into
-//! `Level2Delta` / `Level2Book` records, and saying when a (re)sync snapshot is needed.
+//! `Level2Delta` / `Level2Book` records, and every break of continuity into a `FeedEvent`
+//! record, and saying when a (re)sync snapshot is needed.
 
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::book::{BookSync, Diff, Rules, Snapshot, Step};
+use crate::book::levels::BadDecimal;
+use crate::book::{BookSync, Break, Diff, Sequencer, Snapshot, SnapshotSource, Step};
 use crate::producer::ProduceEvent;
 use crate::schema::borrowed::{EncodedRecord, Level2DeltaRef};
-use crate::schema::{DataType, Level2Book, Normalized};
+use crate::schema::v2beta1::feed_event::Kind;
+use crate::schema::{DataType, FeedEvent, Level2Book, Normalized};
 
 /// What the feed must do after a book step.
 #[derive(Debug, Default)]
 pub struct BookOutput {
-    /// Records to produce, in order (deltas already encoded, full books typed).
+    /// Records to produce, in order (deltas already encoded, full books and feed events typed).
     pub records: Vec<ProduceEvent>,
-    /// A snapshot is needed for this symbol (sync lost or not yet synced).
+    /// A snapshot is needed for this symbol (sync lost or not yet synced): a REST fetch or a
+    /// resubscribe, as the sequencer's source says.
     pub need_snapshot: bool,
     /// A gap was detected: (expected, got).
     pub gap: Option<(i64, i64)>,
+    /// The book failed a check and was discarded.
+    pub broken: Option<Break>,
+    /// An impossible diff was not applied.
+    pub rejected: Option<&'static str>,
+    /// Diffs pushed out of the snapshot-wait buffer.
+    pub overflowed: u64,
+    /// A level the book could not take (the book was discarded).
+    pub bad_decimal: Option<BadDecimal>,
     /// The book (re)synced.
     pub synced: bool,
 }
@@ -35,36 +47,62 @@ struct Entry {
 /// Books of all symbols of one feed.
 pub struct BookKeeper {
     exchange: &'static str,
-    rules: Rules,
+    seq: Arc<dyn Sequencer>,
     every: u32,
     depth: Option<usize>,
     books: FxHashMap<String, Entry>,
 }
 
+/// A `FeedEvent` record.
+pub fn feed_event(
+    exchange: &str,
+    symbol: &str,
+    kind: Kind,
+    reason: String,
+    action: &str,
+    now_us: i64,
+) -> FeedEvent {
+    FeedEvent {
+        exchange: exchange.into(),
+        symbol: symbol.into(),
+        kind: kind as i32,
+        reason,
+        action: action.into(),
+        data_type: DataType::Level2Delta.as_str().into(),
+        timestamp: now_us,
+        receipt_time: now_us,
+        ..FeedEvent::default()
+    }
+}
+
 impl BookKeeper {
-    /// Books for `exchange` with the venue's rules; a full book every `every` deltas.
+    /// Books for `exchange` kept by the venue's sequencer; a full book every `every` deltas.
     pub fn new(
         exchange: &'static str,
-        rules: Rules,
+        seq: Arc<dyn Sequencer>,
         every: u32,
         depth: Option<usize>,
     ) -> BookKeeper {
         BookKeeper {
             exchange,
-            rules,
+            seq,
             every,
             depth,
             books: FxHashMap::default(),
         }
     }
 
+    /// The venue's book rules.
+    pub fn sequencer(&self) -> &Arc<dyn Sequencer> {
+        &self.seq
+    }
+
     fn entry(&mut self, symbol: &str) -> &mut Entry {
-        let rules = self.rules;
         if !self.books.contains_key(symbol) {
             // Allocate the key only for a new symbol, not per diff.
             let fresh = Entry {
                 symbol: Arc::from(symbol),
-                sync: BookSync::new(rules, 50_000),
+                sync: BookSync::new(self.seq.clone(), 50_000),
                 deltas_since_book: 0,
                 last_event_time: None,
                 last_timestamp: None,
@@ -84,39 +122,98 @@ impl BookKeeper {
         }
     }
 
+    /// Forgets one book (e.g. after a delta of it was lost); it needs a new snapshot.
+    pub fn reset(&mut self, symbol: &str) {
+        if let Some(e) = self.books.get_mut(symbol) {
+            e.sync.reset();
+        }
+    }
+
+    /// Symbols with a book.
+    pub fn symbols(&self) -> Vec<String> {
+        self.books.keys().cloned().collect()
+    }
+
     fn full_book(&self, symbol: &str, e: &Entry, receipt_us: i64) -> ProduceEvent {
         let (bids, asks) = e.sync.book().levels(self.depth);
+        let ids = self.seq.has_ids();
         ProduceEvent::typed(Normalized::Level2Book(Level2Book {
             exchange: self.exchange.into(),
             symbol: symbol.into(),
             bids,
             asks,
             timestamp: e.last_timestamp,
-            sequence: e.sync.last_update_id(),
-            checksum: None,
+            sequence: e.sync.last_update_id().filter(|_| ids),
+            checksum: self.seq.checksum(e.sync.book()).map(|c| c.to_string()),
             event_time: e.last_event_time,
-            last_update_id: e.sync.last_update_id(),
+            last_update_id: e.sync.last_update_id().filter(|_| ids),
             receipt_time: receipt_us,
         }))
     }
 
+    /// A full `Level2Book` of a synced symbol now (e.g. to republish after a lost delta).
+    pub fn republish(&self, symbol: &str, receipt_us: i64) -> Option<ProduceEvent> {
+        let e = self.books.get(symbol)?;
+        e.sync
+            .is_synced()
+            .then(|| self.full_book(symbol, e, receipt_us))
+    }
+
+    fn event(&self, symbol: &str, kind: Kind, reason: String, now: i64) -> ProduceEvent {
+        let action = self.seq.source().recovery();
+        ProduceEvent::typed(Normalized::FeedEvent(feed_event(
+            self.exchange,
+            symbol,
+            kind,
+            reason,
+            action,
+            now,
+        )))
+    }
+
     /// Takes one diff.
-    pub fn on_diff(
-        &mut self,
-        symbol: &str,
-        diff: Diff,
-    ) -> Result<BookOutput, crate::book::levels::BadDecimal> {
-        let (every, exchange) = (self.every, self.exchange);
+    pub fn on_diff(&mut self, symbol: &str, diff: Diff) -> Result<BookOutput, BadDecimal> {
+        let (every, exchange, ids) = (self.every, self.exchange, self.seq.has_ids());
         let mut out = BookOutput::default();
+        let receipt = diff.receipt_time;
         let e = self.entry(symbol);
-        match e.sync.take_diff(diff)? {
+        let step = e.sync.take_diff(diff);
+        out.overflowed = e.sync.take_overflowed();
+        let step = match step {
+            Ok(s) => s,
+            Err(bad) => {
+                // The book was discarded: a level it could not take leaves it unknown.
+                out.need_snapshot = true;
+                out.records.push(self.event(
+                    symbol,
+                    Kind::RejectedUpdate,
+                    format!("{bad}; book discarded"),
+                    receipt,
+                ));
+                out.bad_decimal = Some(bad);
+                return Ok(out);
+            }
+        };
+        if out.overflowed > 0 {
+            out.records.push(self.event(
+                symbol,
+                Kind::BufferOverflow,
+                format!(
+                    "{} buffered diffs pushed out while awaiting a snapshot",
+                    out.overflowed
+                ),
+                receipt,
+            ));
+        }
+        let e = self.entry(symbol);
+        match step {
             (Step::Buffered, _) => out.need_snapshot = true,
             (Step::Dropped | Step::Synced, _) | (Step::Applied, None) => {}
             (Step::Applied, Some(diff)) => {
                 e.last_event_time = diff.event_time;
                 e.last_timestamp = diff.timestamp;
                 e.deltas_since_book += 1;
-                let receipt = diff.receipt_time;
+                let checksum = diff.checksum.map(|c| c.to_string());
                 // Encoded straight from the applied diff's levels (no owned record between).
                 let mut bytes = Vec::new();
                 Level2DeltaRef {
@@ -125,13 +222,13 @@ impl BookKeeper {
                     bids: &diff.bids,
                     asks: &diff.asks,
                     timestamp: diff.timestamp,
-                    sequence: Some(diff.last),
-                    checksum: None,
+                    sequence: ids.then_some(diff.last),
+                    checksum: checksum.as_deref(),
                     event_time: diff.event_time,
-                    last_update_id: Some(diff.last),
+                    last_update_id: ids.then_some(diff.last),
                     receipt_time: receipt,
-                    first_update_id: Some(diff.first),
-                    prev_update_id: diff.prev,
+                    first_update_id: ids.then_some(diff.first),
+                    prev_update_id: diff.prev.filter(|_| ids),
                 }
                 .encode(&mut bytes);
                 out.records.push(ProduceEvent::encoded(EncodedRecord {
@@ -140,27 +237,58 @@ impl BookKeeper {
                     symbol: e.symbol.clone(),
                     bytes,
                 }));
-                let e = &self.books[symbol];
                 if every > 0 && e.deltas_since_book >= every {
+                    e.deltas_since_book = 0;
+                    let e = &self.books[symbol];
                     out.records.push(self.full_book(symbol, e, receipt));
-                    self.entry(symbol).deltas_since_book = 0;
                 }
             }
             (Step::Gap { expected, got }, _) => {
                 out.gap = Some((expected, got));
                 out.need_snapshot = true;
+                let mut ev = feed_event(
+                    exchange,
+                    symbol,
+                    Kind::Gap,
+                    format!("update id {got} came where {expected} was due"),
+                    self.seq.source().recovery(),
+                    receipt,
+                );
+                ev.expected_id = Some(expected);
+                ev.got_id = Some(got);
+                out.records
+                    .push(ProduceEvent::typed(Normalized::FeedEvent(ev)));
+            }
+            (Step::Broken(b), _) => {
+                let kind = match b {
+                    Break::Checksum { .. } => Kind::ChecksumMismatch,
+                    Break::Crossed { .. } => Kind::CrossedBook,
+                };
+                out.records
+                    .push(self.event(symbol, kind, b.to_string(), receipt));
+                out.broken = Some(b);
+                out.need_snapshot = true;
+            }
+            (Step::Rejected(why), _) => {
+                out.rejected = Some(why);
+                out.records.push(self.event(
+                    symbol,
+                    Kind::RejectedUpdate,
+                    why.to_string(),
+                    receipt,
+                ));
             }
         }
         Ok(out)
     }
 
-    /// Takes a REST snapshot for `symbol`.
+    /// Takes a snapshot (REST or in band) for `symbol`.
     pub fn on_snapshot(
         &mut self,
         symbol: &str,
         snap: &Snapshot,
         receipt_us: i64,
-    ) -> Result<BookOutput, crate::book::levels::BadDecimal> {
+    ) -> Result<BookOutput, BadDecimal> {
         let mut out = BookOutput::default();
         let e = self.entry(symbol);
         match e.sync.on_snapshot(snap)? {
@@ -169,9 +297,34 @@ impl BookKeeper {
                 out.synced = true;
                 let e = &self.books[symbol];
                 out.records.push(self.full_book(symbol, e, receipt_us));
+                let ids = self.seq.has_ids();
+                let mut ev = feed_event(
+                    self.exchange,
+                    symbol,
+                    Kind::Synced,
+                    match self.seq.source() {
+                        SnapshotSource::Rest => "book built from a REST snapshot".into(),
+                        SnapshotSource::InBand => "book built from an in-band snapshot".into(),
+                    },
+                    "",
+                    receipt_us,
+                );
+                ev.got_id = e.sync.last_update_id().filter(|_| ids);
+                out.records
+                    .push(ProduceEvent::typed(Normalized::FeedEvent(ev)));
             }
             Step::Gap { expected, got } => {
                 out.gap = Some((expected, got));
+                out.need_snapshot = true;
+            }
+            Step::Broken(b) => {
+                let kind = match b {
+                    Break::Checksum { .. } => Kind::ChecksumMismatch,
+                    Break::Crossed { .. } => Kind::CrossedBook,
+                };
+                out.records
+                    .push(self.event(symbol, kind, format!("snapshot: {b}"), receipt_us));
+                out.broken = Some(b);
                 out.need_snapshot = true;
             }
             _ => {}

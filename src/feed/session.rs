@@ -1,6 +1,9 @@
-//! One feed's connection loop: connect, subscribe within the venue's limits, read frames,
-//! keep books in sync (REST snapshots rate-limited and staggered), produce records with a
-//! bounded number awaiting their Ack, and reconnect with exponential backoff and jitter.
+//! One feed's connection loop: connect, let the venue's session subscribe (paced at the
+//! venue's message rate, confirmations awaited with a timeout), send its heartbeat, read text
+//! and binary frames, keep books in sync (REST snapshots rate-limited and staggered, or in-band
+//! snapshots by resubscribing), produce records with a bounded number awaiting their Ack, turn
+//! every break of continuity into a `FeedEvent` record, and reconnect with exponential backoff
+//! and jitter. Open interest is polled beside the frame loop, not inside it.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -15,15 +18,19 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::books::BookKeeper;
+use super::books::{feed_event, BookKeeper, BookOutput};
 use super::FeedStats;
-use crate::book::Snapshot;
+use crate::book::{Snapshot, SnapshotSource};
 use crate::config::{FeedConfig, SymbolSource};
 use crate::metrics::{FeedErrorLabels, FeedLabels, Metrics};
 use crate::producer::{Ack, Nack, ProduceEvent};
-use crate::schema::Normalized;
+use crate::schema::v2beta1::feed_event::Kind;
+use crate::schema::{DataType, Normalized};
 use crate::supervisor::ProducerHandle;
-use crate::venues::{Channel, ParseError, SymbolMap, Venue, VenueEvent};
+use crate::venues::{
+    Channel, Frame, Instrument, ParseError, SessionSpec, Subscription, SymbolMap, Venue,
+    VenueEvent, VenueSession,
+};
 
 /// Why a session ended.
 #[derive(Debug, Error)]
@@ -48,6 +55,9 @@ pub enum SessionError {
     /// The venue refused a request (e.g. a bad subscription).
     #[error("venue refused: {0}")]
     Venue(ParseError),
+    /// Subscriptions were not confirmed in time.
+    #[error("{0} subscription(s) not confirmed within {1:?}")]
+    SubscribeTimeout(usize, Duration),
 }
 
 impl SessionError {
@@ -68,6 +78,16 @@ pub enum SessionEnd {
 }
 
 type Answer = oneshot::Receiver<Result<Ack, Nack>>;
+
+/// An answer and, for a book delta, its symbol (a lost delta must resync the book).
+type Tagged = (
+    Result<Result<Ack, Nack>, oneshot::error::RecvError>,
+    Option<String>,
+);
+
+async fn tagged(answer: Answer, delta_of: Option<String>) -> Tagged {
+    (answer.await, delta_of)
+}
 
 fn now_us() -> i64 {
     std::time::SystemTime::now()
@@ -128,39 +148,30 @@ impl Feed {
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Stream names for (normalized, venue symbol) pairs.
-    fn streams(&self, pairs: &[(String, String)]) -> Vec<String> {
-        pairs
-            .iter()
-            .flat_map(|(_, v)| {
-                self.cfg
-                    .channels
-                    .iter()
-                    .filter_map(move |c| self.venue.stream_name(v, *c))
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
-    /// The (normalized, venue symbol) pairs to subscribe: from the venue's `exchangeInfo`
+    /// The (normalized, venue symbol) pairs to subscribe: from the venue's instrument list
     /// (symbols it does not list are counted and skipped), or pinned from the configured names
-    /// when so configured or when the list cannot be fetched.
+    /// when so configured, when the venue has no list, or when it cannot be fetched.
     async fn resolve_symbols(&self) -> (SymbolMap, Vec<(String, String)>) {
         let pinned = || -> Vec<(String, String)> {
             self.cfg
                 .symbols
                 .iter()
-                .map(|s| (s.clone(), self.venue.venue_symbol(s)))
+                .filter_map(|s| {
+                    Some((
+                        s.clone(),
+                        self.venue.venue_symbol(&Instrument::parse(s).ok()?),
+                    ))
+                })
                 .collect()
         };
-        let pairs = match (self.cfg.symbol_source, self.venue.exchange_info_path()) {
+        let pairs = match (self.cfg.symbol_source, self.venue.instruments_path()) {
             (SymbolSource::ExchangeInfo, Some(path)) => {
                 let listed = get_text(&self.http, &format!("{}{path}", self.rest_base()))
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|body| {
                         self.venue
-                            .parse_exchange_info(&body)
+                            .parse_instruments(&body)
                             .map_err(|e| e.to_string())
                     });
                 match listed {
@@ -204,13 +215,15 @@ impl Feed {
         let mut delays = backoff();
         let mut books = BookKeeper::new(
             self.venue.exchange(),
-            self.venue.book_rules(),
+            self.venue.sequencer(self.cfg.snapshot_limit),
             self.cfg.book_snapshot_every,
             self.cfg.depth_limit,
         );
+        // When the previous connection ended and why: announced once the next one is up.
+        let mut lost: Option<(i64, String)> = None;
         loop {
             let started = Instant::now();
-            let result = self.session(&mut books, &mut stop).await;
+            let result = self.session(&mut books, &mut stop, &mut lost).await;
             self.metrics
                 .feed_connected
                 .get_or_create(&self.labels)
@@ -224,6 +237,10 @@ impl Feed {
                         .feed_reconnects
                         .get_or_create(&self.labels)
                         .inc();
+                    lost.get_or_insert((
+                        now_us(),
+                        "rotated before the venue's forced disconnect".into(),
+                    ));
                     delays = backoff();
                     continue;
                 }
@@ -244,6 +261,7 @@ impl Feed {
                         .inc();
                     self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(exchange = %self.labels.exchange, error = %e, ?delay, "feed disconnected; reconnecting");
+                    lost.get_or_insert((now_us(), e.to_string()));
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = stop.wait_for(|s| *s) => return,
@@ -253,17 +271,99 @@ impl Feed {
         }
     }
 
+    /// The subscriptions of this feed for the resolved (normalized, venue symbol) pairs;
+    /// open interest is polled over REST, not subscribed.
+    fn subscriptions(&self, pairs: &[(String, String)]) -> Vec<Subscription> {
+        pairs
+            .iter()
+            .flat_map(|(n, v)| {
+                self.cfg
+                    .channels
+                    .iter()
+                    .filter(|c| **c != Channel::OpenInterest)
+                    .map(move |c| Subscription {
+                        channel: *c,
+                        symbol: n.clone(),
+                        venue_symbol: v.clone(),
+                    })
+            })
+            .collect()
+    }
+
+    fn feed_event(&self, symbol: &str, kind: Kind, reason: String, action: &str) -> ProduceEvent {
+        ProduceEvent::typed(Normalized::FeedEvent(feed_event(
+            self.venue.exchange(),
+            symbol,
+            kind,
+            reason,
+            action,
+            now_us(),
+        )))
+    }
+
+    /// Counts and logs what a book step reports; asks for a snapshot when needed.
+    fn book_step(
+        &self,
+        symbol: &str,
+        out: BookOutput,
+        backlog: &mut VecDeque<ProduceEvent>,
+        resync: &mut Resync,
+    ) {
+        let ex = &self.labels.exchange;
+        if let Some((expected, got)) = out.gap {
+            self.metrics.book_gaps.get_or_create(&self.labels).inc();
+            self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(exchange = %ex, %symbol, expected, got, "order-book gap; resyncing");
+        }
+        if let Some(b) = &out.broken {
+            self.error(b.kind());
+            self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(exchange = %ex, %symbol, error = %b, "order book discarded; resyncing");
+        }
+        if let Some(why) = out.rejected {
+            self.error("rejected_update");
+            tracing::warn!(exchange = %ex, %symbol, reason = why, "impossible book update rejected");
+        }
+        if out.overflowed > 0 {
+            for _ in 0..out.overflowed {
+                self.error("buffer_overflow");
+            }
+        }
+        if let Some(e) = &out.bad_decimal {
+            self.error("bad_decimal");
+            tracing::warn!(exchange = %ex, %symbol, error = %e, "book level refused; resyncing");
+        }
+        if out.synced {
+            tracing::info!(exchange = %ex, %symbol, "order book synced");
+            self.metrics.book_syncs.get_or_create(&self.labels).inc();
+            self.stats.syncs.fetch_add(1, Ordering::Relaxed);
+            resync.requested.remove(symbol);
+        }
+        if out.need_snapshot {
+            resync.request(symbol);
+        }
+        backlog.extend(out.records);
+    }
+
     async fn session(
         &self,
         books: &mut BookKeeper,
         stop: &mut watch::Receiver<bool>,
+        lost: &mut Option<(i64, String)>,
     ) -> Result<SessionEnd, SessionError> {
+        let (symbols, pairs) = self.resolve_symbols().await;
+        let venue_of: HashMap<String, String> = pairs.iter().cloned().collect();
+        let mut vs: Box<dyn VenueSession> = self.venue.session(SessionSpec {
+            subscriptions: self.subscriptions(&pairs),
+            symbols: symbols.clone(),
+            book_depth: self.cfg.snapshot_limit,
+        });
         let base = self
             .cfg
             .ws_url
             .as_deref()
             .unwrap_or(self.venue.default_ws_url());
-        let url = format!("{}{}", base.trim_end_matches('/'), self.venue.ws_path());
+        let url = format!("{}{}", base.trim_end_matches('/'), vs.path());
         let ws_cfg = WebSocketConfig::default()
             .max_message_size(Some(self.cfg.max_frame_bytes.saturating_mul(4)))
             .max_frame_size(Some(self.cfg.max_frame_bytes.saturating_mul(4)));
@@ -275,101 +375,159 @@ impl Feed {
             })?;
         tracing::info!(exchange = %self.labels.exchange, %url, "feed connected");
 
-        // Subscribe within the venue's limits: streams per message and messages per second.
-        let (symbols, pairs) = self.resolve_symbols().await;
-        let venue_of: HashMap<String, String> = pairs.iter().cloned().collect();
-        let streams = self.streams(&pairs);
-        let per_msg = 200.min(self.venue.max_streams_per_connection());
-        let gap = Duration::from_secs(1) / self.venue.max_messages_per_second().max(1);
-        for (i, chunk) in streams.chunks(per_msg).enumerate() {
+        // Subscribe at the venue's message rate.
+        let limits = self.venue.limits();
+        let gap = Duration::from_secs(1) / limits.max_messages_per_second.max(1);
+        for (i, msg) in vs.subscribe().into_iter().enumerate() {
             if i > 0 {
                 tokio::time::sleep(gap).await;
             }
-            let req = self.venue.subscribe_request(chunk, i as u64 + 1);
-            ws.send(Message::text(req))
+            ws.send(Message::text(msg))
                 .await
                 .map_err(|e| SessionError::Socket(Box::new(e)))?;
         }
+        let confirm_by = tokio::time::sleep(vs.subscribe_timeout());
+        tokio::pin!(confirm_by);
+        let mut confirming = true;
         self.metrics
             .feed_connected
             .get_or_create(&self.labels)
             .set(1);
         self.stats.set_connected(true);
+        let mut backlog: VecDeque<ProduceEvent> = VecDeque::new();
+        if let Some((since, why)) = lost.take() {
+            let mut ev = feed_event(
+                self.venue.exchange(),
+                "",
+                Kind::Reconnect,
+                format!("connection lost: {why}; every book of it resyncs"),
+                "reconnect",
+                now_us(),
+            );
+            ev.since = Some(since);
+            backlog.push_back(ProduceEvent::typed(Normalized::FeedEvent(ev)));
+        }
 
         // A new connection means every book must resync.
         books.reset_all();
         let depth = self.cfg.channels.contains(&Channel::Depth);
+        let source = books.sequencer().source();
         let (snap_req_tx, snap_req_rx) = mpsc::unbounded_channel::<String>();
         let (snap_tx, mut snap_rx) =
             mpsc::unbounded_channel::<(String, Result<Snapshot, String>)>();
-        let fetcher = tokio::spawn(snapshot_fetcher(
-            SnapshotFetcher {
-                http: self.http.clone(),
-                base: self.rest_base(),
-                venue: self.venue.clone(),
-                venue_of: venue_of.clone(),
-                limit: self.cfg.snapshot_limit,
-                spacing: Duration::from_millis(self.cfg.snapshot_interval_ms),
-            },
-            snap_req_rx,
-            snap_tx,
-        ));
-        let _fetcher_guard = AbortOnDrop(fetcher);
-        let mut requested: HashSet<String> = HashSet::new();
-        if depth {
+        let mut _fetcher_guard = None;
+        if source == SnapshotSource::Rest {
+            let fetcher = tokio::spawn(snapshot_fetcher(
+                SnapshotFetcher {
+                    http: self.http.clone(),
+                    base: self.rest_base(),
+                    venue: self.venue.clone(),
+                    venue_of: venue_of.clone(),
+                    limit: self.cfg.snapshot_limit,
+                    spacing: Duration::from_millis(self.cfg.snapshot_interval_ms),
+                },
+                snap_req_rx,
+                snap_tx,
+            ));
+            _fetcher_guard = Some(AbortOnDrop(fetcher));
+        }
+        let mut resync = Resync {
+            source,
+            requested: HashSet::new(),
+            rest: snap_req_tx,
+            inband: Vec::new(),
+            outgoing: Vec::new(),
+        };
+        if depth && source == SnapshotSource::Rest {
             for (s, _) in &pairs {
-                requested.insert(s.clone());
-                let _ = snap_req_tx.send(s.clone());
+                resync.request(s);
             }
         }
-        let oi = self.cfg.channels.contains(&Channel::OpenInterest);
-        let mut oi_tick = tokio::time::interval(Duration::from_millis(
-            self.cfg.open_interest_poll_ms.max(100),
-        ));
+        // Open interest is polled beside the frame loop; its records come back on a channel.
+        let (oi_tx, mut oi_rx) = mpsc::channel::<ProduceEvent>(pairs.len().max(1) * 2);
+        let mut _oi_guard = None;
+        if self.cfg.channels.contains(&Channel::OpenInterest) {
+            _oi_guard = Some(AbortOnDrop(tokio::spawn(open_interest_poller(
+                OiPoller {
+                    http: self.http.clone(),
+                    base: self.rest_base(),
+                    venue: self.venue.clone(),
+                    pairs: pairs.clone(),
+                    symbols: symbols.clone(),
+                    period: Duration::from_millis(self.cfg.open_interest_poll_ms.max(100)),
+                    metrics: self.metrics.clone(),
+                    labels: self.labels.clone(),
+                },
+                oi_tx,
+            ))));
+        }
+        let mut heartbeat = vs.heartbeat_interval().map(tokio::time::interval);
 
         let rotate_after = self
             .cfg
             .rotate_after_ms
             .map(Duration::from_millis)
             .unwrap_or(
-                self.venue
-                    .connection_lifetime()
+                limits
+                    .connection_lifetime
                     .saturating_sub(Duration::from_secs(600)),
             );
         let rotate = tokio::time::sleep(rotate_after);
         tokio::pin!(rotate);
+        // The stale timer measures time since the last frame, whatever else happens.
         let stale = Duration::from_millis(self.cfg.stale_after_ms);
-        let mut pending: FuturesUnordered<Answer> = FuturesUnordered::new();
+        let stale_at = tokio::time::sleep(stale);
+        tokio::pin!(stale_at);
+        let mut pending: FuturesUnordered<_> = FuturesUnordered::new();
         let mut parsed = Vec::new();
-        let mut backlog: VecDeque<ProduceEvent> = VecDeque::new();
 
         let end = loop {
+            // Messages the books asked for (in-band resyncs) go out first.
+            for msg in resync.outgoing.drain(..) {
+                if let Err(e) = ws.send(Message::text(msg)).await {
+                    return Err(SessionError::Socket(Box::new(e)));
+                }
+            }
             // Records waiting for room go first: reading pauses while the producers are behind.
             while pending.len() < self.cfg.max_outstanding {
                 let Some(r) = backlog.pop_front() else { break };
-                pending.push(self.producer.submit(r).await);
+                let delta_of = (r.payload.data_type() == Some(DataType::Level2Delta))
+                    .then(|| r.payload.symbol().to_string());
+                pending.push(tagged(self.producer.submit(r).await, delta_of));
             }
             let can_read = pending.len() < self.cfg.max_outstanding && backlog.is_empty();
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break Ok(SessionEnd::Stopped),
-                Some(answer) = pending.next(), if !pending.is_empty() => self.count(answer),
+                Some((answer, delta_of)) = pending.next(), if !pending.is_empty() => {
+                    if !self.count(answer) {
+                        if let Some(symbol) = delta_of {
+                            self.delta_lost(&symbol, books, &mut backlog, &mut resync);
+                        }
+                    }
+                }
                 () = &mut rotate => break Ok(SessionEnd::Rotated),
+                () = &mut stale_at => break Err(SessionError::Stale(stale)),
+                () = &mut confirm_by, if confirming => {
+                    confirming = false;
+                    let n = vs.unconfirmed();
+                    if n > 0 {
+                        self.error("subscribe_timeout");
+                        break Err(SessionError::SubscribeTimeout(n, vs.subscribe_timeout()));
+                    }
+                }
+                Some(_) = async { heartbeat.as_mut()?.tick().await.into() }, if heartbeat.is_some() => {
+                    if let Some(msg) = vs.heartbeat() {
+                        if let Err(e) = ws.send(Message::text(msg)).await {
+                            break Err(SessionError::Socket(Box::new(e)));
+                        }
+                    }
+                }
                 Some((symbol, snap)) = snap_rx.recv() => {
-                    requested.remove(&symbol);
+                    resync.requested.remove(&symbol);
                     match snap {
                         Ok(snap) => match books.on_snapshot(&symbol, &snap, now_us()) {
-                            Ok(out) => {
-                                if out.synced {
-                                    tracing::info!(exchange = %self.labels.exchange, %symbol, last_update_id = snap.last_update_id, "order book synced");
-                                    self.metrics.book_syncs.get_or_create(&self.labels).inc();
-                                    self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-                                }
-                                if out.need_snapshot && requested.insert(symbol.clone()) {
-                                    let _ = snap_req_tx.send(symbol.clone());
-                                }
-                                backlog.extend(out.records);
-                            }
+                            Ok(out) => self.book_step(&symbol, out, &mut backlog, &mut resync),
                             Err(e) => {
                                 self.error("bad_decimal");
                                 tracing::warn!(%symbol, error = %e, "snapshot refused");
@@ -378,54 +536,43 @@ impl Feed {
                         Err(e) => {
                             self.error("snapshot");
                             tracing::warn!(%symbol, error = %e, "snapshot request failed; retrying");
-                            if requested.insert(symbol.clone()) {
-                                let _ = snap_req_tx.send(symbol);
-                            }
+                            resync.request(&symbol);
                         }
                     }
                 }
-                _ = oi_tick.tick(), if oi => {
-                    for (s, v) in &pairs {
-                        match self.open_interest(v, &symbols).await {
-                            Ok(r) => backlog.push_back(ProduceEvent::typed(r)),
-                            Err(e) => {
-                                self.error(e.kind());
-                                tracing::warn!(symbol = %s, error = %e, "open interest poll failed");
-                            }
-                        }
-                    }
-                }
-                frame = tokio::time::timeout(stale, ws.next()), if can_read => {
+                Some(r) = oi_rx.recv() => backlog.push_back(r),
+                frame = ws.next(), if can_read => {
                     let msg = match frame {
-                        Err(_) => break Err(SessionError::Stale(stale)),
-                        Ok(None) => break Err(SessionError::Closed),
-                        Ok(Some(Err(e))) => {
+                        None => break Err(SessionError::Closed),
+                        Some(Err(e)) => {
                             if matches!(e, tokio_tungstenite::tungstenite::Error::Capacity(_)) {
                                 self.error("oversized");
                             }
                             break Err(SessionError::Socket(Box::new(e)));
                         }
-                        Ok(Some(Ok(m))) => m,
+                        Some(Ok(m)) => m,
                     };
-                    let text = match msg {
-                        Message::Text(t) => t,
+                    stale_at.as_mut().reset(tokio::time::Instant::now() + stale);
+                    let frame = match &msg {
+                        Message::Text(t) => Frame::Text(t.as_str()),
+                        Message::Binary(b) => Frame::Binary(b),
                         Message::Close(_) => break Err(SessionError::Closed),
-                        Message::Binary(_) => {
-                            self.error("unsupported");
-                            continue;
-                        }
                         // Pings are answered by tungstenite itself; pongs need nothing.
                         _ => continue,
                     };
                     self.metrics.feed_frames.get_or_create(&self.labels).inc();
                     self.stats.frames.fetch_add(1, Ordering::Relaxed);
-                    if text.len() > self.cfg.max_frame_bytes {
+                    let len = match frame {
+                        Frame::Text(t) => t.len(),
+                        Frame::Binary(b) => b.len(),
+                    };
+                    if len > self.cfg.max_frame_bytes {
                         self.error("oversized");
-                        tracing::warn!(bytes = text.len(), "oversized frame dropped");
+                        tracing::warn!(bytes = len, "oversized frame dropped");
                         continue;
                     }
                     parsed.clear();
-                    if let Err(e) = self.venue.parse(text.as_str(), now_us(), &symbols, &mut parsed) {
+                    if let Err(e) = vs.on_frame(frame, now_us(), &mut parsed) {
                         self.error(e.kind());
                         if e.is_terminal() {
                             break Err(SessionError::Venue(e));
@@ -433,70 +580,106 @@ impl Feed {
                         tracing::debug!(error = %e, "frame dropped");
                         continue;
                     }
+                    let mut sent = Ok(());
                     for ev in parsed.drain(..) {
                         match ev {
                             VenueEvent::Record(r) => backlog.push_back(ProduceEvent::typed(r)),
                             VenueEvent::Encoded(e) => backlog.push_back(ProduceEvent::encoded(e)),
                             VenueEvent::Control => {}
-                            VenueEvent::Diff { symbol, diff } => match books.on_diff(&symbol, diff) {
-                                Ok(out) => {
-                                    if let Some((expected, got)) = out.gap {
-                                        self.metrics.book_gaps.get_or_create(&self.labels).inc();
-                                        self.stats.gaps.fetch_add(1, Ordering::Relaxed);
-                                        tracing::warn!(exchange = %self.labels.exchange, %symbol, expected, got, "order-book gap; resyncing");
-                                    }
-                                    if out.need_snapshot && requested.insert(symbol.clone()) {
-                                        let _ = snap_req_tx.send(symbol.clone());
-                                    }
-                                    backlog.extend(out.records);
+                            VenueEvent::Send(text) => {
+                                if sent.is_ok() {
+                                    sent = ws.send(Message::text(text)).await;
                                 }
+                            }
+                            VenueEvent::Diff { symbol, diff } => match books.on_diff(&symbol, diff) {
+                                Ok(out) => self.book_step(&symbol, out, &mut backlog, &mut resync),
                                 Err(e) => {
                                     self.error("bad_decimal");
                                     tracing::warn!(%symbol, error = %e, "diff refused");
                                 }
                             },
+                            VenueEvent::Snapshot { symbol, snapshot } => {
+                                match books.on_snapshot(&symbol, &snapshot, now_us()) {
+                                    Ok(out) => self.book_step(&symbol, out, &mut backlog, &mut resync),
+                                    Err(e) => {
+                                        self.error("bad_decimal");
+                                        tracing::warn!(%symbol, error = %e, "snapshot refused");
+                                        resync.request(&symbol);
+                                    }
+                                }
+                            }
                         }
+                    }
+                    if let Err(e) = sent {
+                        break Err(SessionError::Socket(Box::new(e)));
+                    }
+                    // In-band resyncs: the session knows how to ask for a fresh snapshot.
+                    for symbol in resync.take_inband() {
+                        resync.outgoing.extend(vs.resubscribe_book(&symbol));
                     }
                 }
             }
         };
+        if let Err(e) = &end {
+            let kind = if matches!(e, SessionError::Stale(_)) {
+                Kind::Stale
+            } else {
+                Kind::Reconnect
+            };
+            backlog.push_back(self.feed_event("", kind, e.to_string(), "reconnect"));
+        }
         // Whatever was read is still produced and answered before the session ends.
         for r in backlog.drain(..) {
-            pending.push(self.producer.submit(r).await);
+            pending.push(tagged(self.producer.submit(r).await, None));
         }
-        while let Some(answer) = pending.next().await {
+        while let Some((answer, _)) = pending.next().await {
             self.count(answer);
         }
         let _ = ws.close(None).await;
         end
     }
 
-    fn count(&self, answer: Result<Result<Ack, Nack>, oneshot::error::RecvError>) {
+    /// A book delta was not stored: Kafka's delta chain of `symbol` has a hole. The book is
+    /// resynced (a fresh full `Level2Book` follows) and the loss is announced.
+    fn delta_lost(
+        &self,
+        symbol: &str,
+        books: &mut BookKeeper,
+        backlog: &mut VecDeque<ProduceEvent>,
+        resync: &mut Resync,
+    ) {
+        self.error("delta_lost");
+        tracing::warn!(exchange = %self.labels.exchange, %symbol, "a book delta was not stored; resyncing the book");
+        backlog.push_back(self.feed_event(
+            symbol,
+            Kind::RecordLost,
+            "a Level2Delta was nacked; the book is resynced and republished in full".into(),
+            "republish",
+        ));
+        books.reset(symbol);
+        resync.request(symbol);
+    }
+
+    /// Counts an answer; true for an Ack.
+    fn count(&self, answer: Result<Result<Ack, Nack>, oneshot::error::RecvError>) -> bool {
         match answer {
-            Ok(Ok(_)) => self.stats.acked.fetch_add(1, Ordering::Relaxed),
-            _ => self.stats.nacked.fetch_add(1, Ordering::Relaxed),
-        };
+            Ok(Ok(_)) => {
+                self.stats.acked.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            _ => {
+                self.stats.nacked.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
     }
 
     fn rest_base(&self) -> String {
         self.cfg
             .rest_url
             .clone()
-            .unwrap_or_else(|| self.venue.default_rest_url().to_string())
-    }
-
-    async fn open_interest(
-        &self,
-        venue_symbol: &str,
-        symbols: &SymbolMap,
-    ) -> Result<Normalized, ParseError> {
-        let Some(path) = self.venue.open_interest_path(venue_symbol) else {
-            return Err(ParseError::Unsupported("open interest".into()));
-        };
-        let body = get_text(&self.http, &format!("{}{path}", self.rest_base()))
-            .await
-            .map_err(|e| ParseError::Unsupported(format!("REST: {e}")))?;
-        self.venue.parse_open_interest(&body, now_us(), symbols)
+            .or_else(|| self.venue.default_rest_url().map(str::to_string))
+            .unwrap_or_default()
     }
 }
 
@@ -549,15 +732,15 @@ async fn snapshot_fetcher(
             tokio::time::sleep(spacing.saturating_sub(t.elapsed())).await;
         }
         last = Some(Instant::now());
-        let url = format!(
-            "{base}{}",
-            venue.snapshot_path(
-                venue_of
-                    .get(&symbol)
-                    .map_or(symbol.as_str(), String::as_str),
-                limit
-            )
-        );
+        let Some(path) = venue.snapshot_path(
+            venue_of
+                .get(&symbol)
+                .map_or(symbol.as_str(), String::as_str),
+            limit,
+        ) else {
+            return;
+        };
+        let url = format!("{base}{path}");
         let snap = match get_text(&http, &url).await {
             Ok(body) => venue.parse_snapshot(&body).map_err(|e| e.to_string()),
             Err(e) => Err(e),
@@ -573,5 +756,81 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Symbols awaiting a fresh snapshot, and how to ask for one.
+struct Resync {
+    source: SnapshotSource,
+    requested: HashSet<String>,
+    rest: mpsc::UnboundedSender<String>,
+    /// In-band symbols to resubscribe.
+    inband: Vec<String>,
+    /// Messages to send (in-band resubscribes).
+    outgoing: Vec<String>,
+}
+
+impl Resync {
+    /// Asks once for a snapshot of `symbol` (again only after it arrived).
+    fn request(&mut self, symbol: &str) {
+        if !self.requested.insert(symbol.to_string()) {
+            return;
+        }
+        match self.source {
+            SnapshotSource::Rest => {
+                let _ = self.rest.send(symbol.to_string());
+            }
+            SnapshotSource::InBand => self.inband.push(symbol.to_string()),
+        }
+    }
+
+    /// In-band symbols requested and not yet resubscribed.
+    fn take_inband(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.inband)
+    }
+}
+
+/// Polls open interest beside the frame loop.
+struct OiPoller {
+    http: reqwest::Client,
+    base: String,
+    venue: Arc<dyn Venue>,
+    pairs: Vec<(String, String)>,
+    symbols: SymbolMap,
+    period: Duration,
+    metrics: Arc<Metrics>,
+    labels: FeedLabels,
+}
+
+async fn open_interest_poller(p: OiPoller, out: mpsc::Sender<ProduceEvent>) {
+    let mut tick = tokio::time::interval(p.period);
+    loop {
+        tick.tick().await;
+        for (s, v) in &p.pairs {
+            let result = match p.venue.open_interest_path(v) {
+                None => Err(ParseError::Unsupported("open interest".into())),
+                Some(path) => match get_text(&p.http, &format!("{}{path}", p.base)).await {
+                    Ok(body) => p.venue.parse_open_interest(&body, now_us(), &p.symbols),
+                    Err(e) => Err(ParseError::Unsupported(format!("REST: {e}"))),
+                },
+            };
+            match result {
+                Ok(r) => {
+                    if out.send(ProduceEvent::typed(r)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    p.metrics
+                        .feed_errors
+                        .get_or_create(&FeedErrorLabels {
+                            exchange: p.labels.exchange.clone(),
+                            kind: e.kind().to_string(),
+                        })
+                        .inc();
+                    tracing::warn!(symbol = %s, error = %e, "open interest poll failed");
+                }
+            }
+        }
     }
 }

@@ -1,11 +1,16 @@
-//! A replay server: serves a market's recorded messages the way the venue does — same URL
-//! paths, the same SUBSCRIBE handshake, REST depth snapshots and open interest — at recorded
-//! pace or as fast as possible, looping with shifted ids and times when asked for volume.
+//! The replay engine: serves a venue's recorded messages over WebSocket and REST on a local
+//! address, at recorded pace or as fast as possible, looping with shifted ids and times when
+//! asked for volume. What is venue-specific (paths, the subscribe handshake, in-band or REST
+//! snapshots, which fields to shift) is the venue's [`ReplayMock`], in the venue's folder.
 //!
-//! The REST snapshot is the recorded one updated with every diff played so far, so a client
-//! that reconnects mid-stream can resync exactly as against the live venue.
+//! Mocks keep the venue's book as played so far, so a client that reconnects mid-stream can
+//! resync exactly as against the live venue.
 
 pub mod corpus;
+mod mock;
+
+pub use corpus::CorpusError;
+pub use mock::{ClientAnswer, ReplayMock};
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -16,24 +21,20 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use futures::FutureExt;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use thiserror::Error;
 use tokio::sync::watch;
-
-use crate::book::{OrderBook, Side};
-use corpus::{shifted, stream_key, Corpus, CorpusError};
 
 /// One replay server (one venue market on one port).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReplayServerConfig {
-    /// `binance` (spot) or `binance_usdm`.
+    /// A registered venue name (`binance`, `binance_usdm`, `binance_coinm`, `kraken`, …).
     pub venue: String,
     /// Listen address; port 0 picks a free one.
     pub listen: String,
@@ -64,7 +65,7 @@ impl Default for ReplayServerConfig {
 #[derive(Debug, Error)]
 pub enum ReplayError {
     /// Unknown venue.
-    #[error("replay: unknown venue {0:?} (binance, binance_usdm)")]
+    #[error("replay: unknown venue {0:?}")]
     Venue(String),
     /// The recording could not be loaded.
     #[error("replay: {0}")]
@@ -80,15 +81,12 @@ pub enum ReplayError {
 }
 
 struct Market {
-    corpus: Corpus,
-    id_spans: HashMap<String, i64>,
+    mock: Box<dyn ReplayMock>,
     time_span: i64,
     cfg: ReplayServerConfig,
     /// Timeline position (frame index across loops) per subscription set: a client that
     /// subscribes the same streams again (a reconnect) resumes there; `true` once finished.
     positions: Mutex<HashMap<String, (usize, bool)>>,
-    /// Book as played so far, per venue symbol, with its last update id.
-    books: Mutex<HashMap<String, (OrderBook, i64)>>,
     dropped: AtomicBool,
     sent: AtomicU64,
     finished: watch::Sender<bool>,
@@ -100,7 +98,6 @@ pub struct ReplayServer {
     /// Where it listens.
     pub addr: SocketAddr,
     finished: watch::Receiver<bool>,
-    market: Arc<Market>,
 }
 
 impl std::fmt::Debug for Market {
@@ -114,47 +111,30 @@ impl std::fmt::Debug for Market {
 impl ReplayServer {
     /// Loads the recording and starts serving on the current tokio runtime.
     pub async fn start(cfg: ReplayServerConfig) -> Result<ReplayServer, ReplayError> {
-        let corpus = match cfg.venue.as_str() {
-            "binance" => Corpus::load(&cfg.fixtures, "binance_", Some("binance_futures_"))?,
-            "binance_usdm" => Corpus::load(&cfg.fixtures, "binance_futures_", None)?,
-            other => return Err(ReplayError::Venue(other.to_string())),
+        let venue = crate::venues::by_name(&cfg.venue)
+            .ok_or_else(|| ReplayError::Venue(cfg.venue.clone()))?;
+        let mock = venue.replay(&cfg.fixtures)?;
+        let frames = mock.frames();
+        let time_span = match (frames.first(), frames.last()) {
+            (Some(a), Some(b)) => b.time_ms - a.time_ms + 1,
+            _ => 1,
         };
-        let mut books = HashMap::new();
-        for (sym, snap) in &corpus.snapshots {
-            let mut book = OrderBook::new();
-            for (side, key) in [(Side::Bid, "bids"), (Side::Ask, "asks")] {
-                for l in snap[key].as_array().into_iter().flatten() {
-                    if let (Some(p), Some(q)) = (l[0].as_str(), l[1].as_str()) {
-                        let _ = book.apply(side, p, q);
-                    }
-                }
-            }
-            books.insert(
-                sym.clone(),
-                (book, snap["lastUpdateId"].as_i64().unwrap_or(0)),
-            );
-        }
-        let (finished, finished_rx) = watch::channel(corpus.frames.is_empty());
+        let (finished, finished_rx) = watch::channel(frames.is_empty());
+        let paths = mock.ws_paths();
         let market = Arc::new(Market {
-            id_spans: corpus.id_spans(),
-            time_span: corpus.time_span(),
-            corpus,
+            mock,
+            time_span,
             positions: Mutex::new(HashMap::new()),
-            books: Mutex::new(books),
             dropped: AtomicBool::new(false),
             sent: AtomicU64::new(0),
             finished,
             cfg: cfg.clone(),
         });
-        let app = Router::new()
-            .route("/stream", get(ws))
-            .route("/ws", get(ws))
-            .route("/api/v3/depth", get(depth))
-            .route("/fapi/v1/depth", get(depth))
-            .route("/fapi/v1/openInterest", get(open_interest))
-            .route("/api/v3/exchangeInfo", get(exchange_info))
-            .route("/fapi/v1/exchangeInfo", get(exchange_info))
-            .with_state(market.clone());
+        let mut app = Router::new();
+        for path in paths {
+            app = app.route(path, get(ws));
+        }
+        let app = app.fallback(rest).with_state(market.clone());
         let listener = tokio::net::TcpListener::bind(&cfg.listen)
             .await
             .map_err(|source| ReplayError::Bind {
@@ -170,11 +150,10 @@ impl ReplayServer {
                 tracing::error!(error = %e, "replay server stopped");
             }
         });
-        tracing::info!(%addr, venue = %cfg.venue, frames = market.corpus.frames.len(), loops = cfg.loops, "replay server listening");
+        tracing::info!(%addr, venue = %cfg.venue, frames = market.mock.frames().len(), loops = cfg.loops, "replay server listening");
         Ok(ReplayServer {
             addr,
             finished: finished_rx,
-            market,
         })
     }
 
@@ -186,11 +165,6 @@ impl ReplayServer {
     /// REST base URL (`http://host:port`).
     pub fn rest_url(&self) -> String {
         format!("http://{}", self.addr)
-    }
-
-    /// Frames sent so far, over all connections.
-    pub fn frames_sent(&self) -> u64 {
-        self.market.sent.load(Ordering::Relaxed)
     }
 
     /// Resolves once every loop of the recording has been played.
@@ -205,47 +179,61 @@ async fn ws(
     Query(q): Query<HashMap<String, String>>,
     State(m): State<Arc<Market>>,
 ) -> Response {
-    let streams: HashSet<String> = q
-        .get("streams")
-        .map(|s| {
-            s.split('/')
-                .filter(|x| !x.is_empty())
-                .map(stream_key)
-                .collect()
-        })
-        .unwrap_or_default();
+    let streams: HashSet<String> = m.mock.url_subscriptions(&q).into_iter().collect();
     upgrade.on_upgrade(move |socket| serve(socket, m, streams))
+}
+
+/// REST requests go to the venue's mock.
+async fn rest(
+    uri: Uri,
+    Query(q): Query<HashMap<String, String>>,
+    State(m): State<Arc<Market>>,
+) -> Response {
+    match m.mock.rest(uri.path(), &q) {
+        Some((status, body)) => (
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// Sends text frames; false when the client is gone.
+async fn send_all(socket: &mut WebSocket, texts: Vec<String>) -> bool {
+    for t in texts {
+        if socket.send(Message::Text(t.into())).await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Answers a client message; returns false when the client is gone.
 async fn control(
     socket: &mut WebSocket,
+    m: &Market,
     msg: Option<Result<Message, axum::Error>>,
     subs: &mut HashSet<String>,
 ) -> bool {
     match msg {
         Some(Ok(Message::Text(t))) => {
-            let v: Value = serde_json::from_str(t.as_str()).unwrap_or(Value::Null);
-            let id = v["id"].clone();
-            match v["method"].as_str() {
-                Some("SUBSCRIBE") => {
-                    for s in v["params"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(Value::as_str)
-                    {
-                        subs.insert(stream_key(s));
-                    }
-                    let answer = json!({ "result": null, "id": id }).to_string();
-                    socket.send(Message::Text(answer.into())).await.is_ok()
-                }
-                _ => {
-                    let answer =
-                        json!({ "code": 2, "msg": "Invalid request", "id": id }).to_string();
-                    socket.send(Message::Text(answer.into())).await.is_ok()
+            let answer = m.mock.on_client(t.as_str());
+            for key in &answer.unsubscribe {
+                subs.remove(key);
+            }
+            if !send_all(socket, answer.replies).await {
+                return false;
+            }
+            for key in answer.subscribe {
+                let first = m.mock.on_subscribed(&key);
+                subs.insert(key);
+                if !send_all(socket, first).await {
+                    return false;
                 }
             }
+            true
         }
         Some(Ok(Message::Close(_))) | None | Some(Err(_)) => false,
         Some(Ok(_)) => true,
@@ -256,11 +244,12 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>)
     // Nothing is played before the first subscription.
     while subs.is_empty() {
         let msg = socket.recv().await;
-        if !control(&mut socket, msg, &mut subs).await {
+        if !control(&mut socket, &m, msg, &mut subs).await {
             return;
         }
     }
-    let len = m.corpus.frames.len();
+    let frames = m.mock.frames();
+    let len = frames.len();
     let total = len * m.cfg.loops.max(1) as usize;
     let mut set: Vec<&String> = subs.iter().collect();
     set.sort();
@@ -268,16 +257,17 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>)
     let mut idx = m.position(&set_key).0;
     let mut prev_time: Option<i64> = None;
     while idx < total {
-        let frame = &m.corpus.frames[idx % len];
+        let frame = &frames[idx % len];
         let k = (idx / len) as i64;
+        if idx % len == 0 && k > 0 && !send_all(&mut socket, m.mock.on_loop(k, &subs)).await {
+            return;
+        }
         idx += 1;
         m.set_position(&set_key, idx, false);
         if !subs.contains(&frame.key) && m.cfg.speed <= 0.0 {
             continue;
         }
-        let span = m.id_spans.get(&frame.symbol).copied().unwrap_or(0);
-        let value = shifted(frame, k, span, m.time_span);
-        let time = value["data"]["E"].as_i64().unwrap_or(frame.time_ms);
+        let time = frame.time_ms + k * m.time_span;
         if m.cfg.speed > 0.0 {
             if let Some(p) = prev_time {
                 let wait = ((time - p).max(0) as f64 / m.cfg.speed).min(1_000.0);
@@ -301,10 +291,11 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>)
         }
         // Answer whatever the client sent meanwhile (more subscriptions, pings).
         while let Some(msg) = socket.recv().now_or_never() {
-            if !control(&mut socket, msg, &mut subs).await {
+            if !control(&mut socket, &m, msg, &mut subs).await {
                 return;
             }
         }
+        let value = m.mock.render(frame, k);
         if socket
             .send(Message::Text(value.to_string().into()))
             .await
@@ -312,7 +303,7 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>)
         {
             return;
         }
-        m.played(&frame.symbol, &value);
+        m.mock.played(frame, &value);
     }
     m.set_position(&set_key, total, true);
     if m.positions
@@ -326,7 +317,7 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>)
     // Idle like a quiet venue until the client leaves.
     loop {
         let msg = socket.recv().await;
-        if !control(&mut socket, msg, &mut subs).await {
+        if !control(&mut socket, &m, msg, &mut subs).await {
             return;
         }
     }
@@ -347,115 +338,5 @@ impl Market {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         p.insert(set.to_string(), (idx, done));
-    }
-
-    /// Keeps the served book current with every depth frame played.
-    fn played(&self, symbol: &str, value: &Value) {
-        let d = &value["data"];
-        if d["e"].as_str() != Some("depthUpdate") {
-            return;
-        }
-        let mut books = self.books.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some((book, last)) = books.get_mut(symbol) else {
-            return;
-        };
-        let Some(u) = d["u"].as_i64() else { return };
-        if u <= *last {
-            return;
-        }
-        for (side, key) in [(Side::Bid, "b"), (Side::Ask, "a")] {
-            for l in d[key].as_array().into_iter().flatten() {
-                if let (Some(p), Some(q)) = (l[0].as_str(), l[1].as_str()) {
-                    let _ = book.apply(side, p, q);
-                }
-            }
-        }
-        *last = u;
-    }
-}
-
-fn invalid_symbol() -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({ "code": -1121, "msg": "Invalid symbol." })),
-    )
-        .into_response()
-}
-
-async fn depth(Query(q): Query<HashMap<String, String>>, State(m): State<Arc<Market>>) -> Response {
-    let symbol = q.get("symbol").cloned().unwrap_or_default();
-    let limit = q
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .unwrap_or(1000usize);
-    let books = m.books.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some((book, last)) = books.get(&symbol) else {
-        return invalid_symbol();
-    };
-    let (bids, asks) = book.levels(Some(limit));
-    let side = |v: Vec<crate::schema::v2beta1::level2_book::PriceLevel>| {
-        v.into_iter()
-            .map(|l| json!([l.price, l.quantity]))
-            .collect::<Vec<_>>()
-    };
-    Json(json!({ "lastUpdateId": last, "bids": side(bids), "asks": side(asks) })).into_response()
-}
-
-/// Quote assets known to the synthesized symbol list, longest first.
-const QUOTES: [&str; 11] = [
-    "USDT", "BUSD", "USDC", "TUSD", "BTC", "ETH", "BNB", "EUR", "USD", "TRY", "GBP",
-];
-
-/// The venue's symbol list, synthesized from the recorded symbols (no exchangeInfo was
-/// recorded): base/quote split on known quote assets; USD-M symbols with `_` are deliveries.
-async fn exchange_info(State(m): State<Arc<Market>>) -> Response {
-    let mut symbols: Vec<&str> = m
-        .corpus
-        .frames
-        .iter()
-        .map(|f| f.symbol.as_str())
-        .chain(m.corpus.snapshots.keys().map(String::as_str))
-        .chain(m.corpus.open_interest.keys().map(String::as_str))
-        .filter(|s| !s.is_empty())
-        .collect();
-    symbols.sort_unstable();
-    symbols.dedup();
-    let usdm = m.cfg.venue == "binance_usdm";
-    let list: Vec<Value> = symbols
-        .into_iter()
-        .filter_map(|s| {
-            let pair = s.split('_').next().unwrap_or(s);
-            let quote = QUOTES
-                .iter()
-                .find(|q| pair.ends_with(*q) && pair.len() > q.len())?;
-            let base = &pair[..pair.len() - quote.len()];
-            let mut v =
-                json!({ "symbol": s, "status": "TRADING", "baseAsset": base, "quoteAsset": quote });
-            if usdm {
-                v["contractType"] = json!(if s.contains('_') {
-                    "CURRENT_QUARTER"
-                } else {
-                    "PERPETUAL"
-                });
-            }
-            Some(v)
-        })
-        .collect();
-    Json(json!({ "timezone": "UTC", "symbols": list })).into_response()
-}
-
-async fn open_interest(
-    Query(q): Query<HashMap<String, String>>,
-    State(m): State<Arc<Market>>,
-) -> Response {
-    let symbol = q.get("symbol").cloned().unwrap_or_default();
-    match m.corpus.open_interest.get(&symbol) {
-        Some(oi) => {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            Json(json!({ "symbol": symbol, "openInterest": oi, "time": now })).into_response()
-        }
-        None => invalid_symbol(),
     }
 }

@@ -69,6 +69,11 @@ impl Levels {
         self.ends.is_empty()
     }
 
+    /// Bytes of level text held.
+    pub fn text_len(&self) -> usize {
+        self.text.len()
+    }
+
     /// The levels as `(price, quantity)`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         let mut start = 0;

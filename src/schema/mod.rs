@@ -17,7 +17,8 @@ pub mod v2beta1 {
 }
 
 pub use v2beta1::{
-    Candle, Funding, Level2Book, Level2Delta, Liquidation, OpenInterest, Ticker, TopOfBook, Trade,
+    Candle, FeedEvent, Funding, Level2Book, Level2Delta, Liquidation, OpenInterest, Ticker,
+    TopOfBook, Trade,
 };
 
 /// Protobuf package of every normalized message.
@@ -52,11 +53,13 @@ pub enum DataType {
     Liquidation,
     /// OHLCV candle.
     Candle,
+    /// Feed continuity: resyncs, gaps, checksum mismatches, reconnects, lost records.
+    FeedEvent,
 }
 
 impl DataType {
     /// Every data type, in schema-file order.
-    pub const ALL: [DataType; 9] = [
+    pub const ALL: [DataType; 10] = [
         DataType::Trade,
         DataType::Level2Book,
         DataType::Level2Delta,
@@ -66,6 +69,7 @@ impl DataType {
         DataType::OpenInterest,
         DataType::Liquidation,
         DataType::Candle,
+        DataType::FeedEvent,
     ];
 
     /// The snake_case name used in topics, headers and metrics.
@@ -80,6 +84,7 @@ impl DataType {
             DataType::OpenInterest => "open_interest",
             DataType::Liquidation => "liquidation",
             DataType::Candle => "candle",
+            DataType::FeedEvent => "feed_event",
         }
     }
 
@@ -95,6 +100,7 @@ impl DataType {
             DataType::OpenInterest => "OpenInterest",
             DataType::Liquidation => "Liquidation",
             DataType::Candle => "Candle",
+            DataType::FeedEvent => "FeedEvent",
         }
     }
 
@@ -124,6 +130,7 @@ impl DataType {
             DataType::OpenInterest => proto!("open_interest.proto"),
             DataType::Liquidation => proto!("liquidation.proto"),
             DataType::Candle => proto!("candle.proto"),
+            DataType::FeedEvent => proto!("feed_event.proto"),
         }
     }
 
@@ -160,6 +167,8 @@ pub enum Normalized {
     Liquidation(Liquidation),
     /// See [`Candle`].
     Candle(Candle),
+    /// See [`FeedEvent`].
+    FeedEvent(FeedEvent),
 }
 
 /// Applies `$body` to the inner message of a [`Normalized`], whatever its type.
@@ -175,6 +184,7 @@ macro_rules! with_inner {
             Normalized::OpenInterest($m) => $body,
             Normalized::Liquidation($m) => $body,
             Normalized::Candle($m) => $body,
+            Normalized::FeedEvent($m) => $body,
         }
     };
 }
@@ -192,6 +202,7 @@ impl Normalized {
             Normalized::OpenInterest(_) => DataType::OpenInterest,
             Normalized::Liquidation(_) => DataType::Liquidation,
             Normalized::Candle(_) => DataType::Candle,
+            Normalized::FeedEvent(_) => DataType::FeedEvent,
         }
     }
 
@@ -232,6 +243,7 @@ impl Normalized {
             DataType::OpenInterest => Normalized::OpenInterest(OpenInterest::decode(bytes)?),
             DataType::Liquidation => Normalized::Liquidation(Liquidation::decode(bytes)?),
             DataType::Candle => Normalized::Candle(Candle::decode(bytes)?),
+            DataType::FeedEvent => Normalized::FeedEvent(FeedEvent::decode(bytes)?),
         })
     }
 }

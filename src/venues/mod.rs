@@ -1,16 +1,27 @@
-//! Venues: one folder per exchange behind the shared [`Venue`] trait. A venue knows its
-//! endpoints and subscribe messages, parses its raw frames into normalized records or book
-//! diffs, and names its book-sync rules. Adding a venue touches no other venue.
+//! Venues: one folder per exchange behind small traits. A [`Venue`] describes a connection
+//! type (endpoints, limits, symbols, book rules, REST calls, replay mock) and builds one
+//! stateful [`VenueSession`] per WebSocket connection, which produces the subscribe messages,
+//! answers the venue's heartbeat and parses frames. The generic code (config validation, the
+//! feed loop, the book driver, the replay engine) learns everything venue-specific from these
+//! traits and never matches on a venue's name.
+//!
+//! Adding a venue: a folder `src/venues/<venue>/` and one line in [`REGISTRY`].
 
 pub mod binance;
+mod session;
 mod symbols;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use symbols::SymbolMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::book::{Diff, Rules, Snapshot};
+pub use session::{Frame, SessionSpec, Subscription, VenueSession};
+pub use symbols::{Instrument, InstrumentKind, SymbolMap};
+
+use crate::book::{Diff, Sequencer, Snapshot};
+use crate::replay::ReplayMock;
 use crate::schema::borrowed::EncodedRecord;
 use crate::schema::Normalized;
 
@@ -52,7 +63,16 @@ pub enum VenueEvent {
         /// The diff.
         diff: Diff,
     },
-    /// A control frame (subscription answer); nothing to produce.
+    /// A book snapshot sent over the WebSocket (replaces the symbol's book).
+    Snapshot {
+        /// Normalized symbol.
+        symbol: String,
+        /// The snapshot.
+        snapshot: Snapshot,
+    },
+    /// A message the session must send now (a heartbeat answer).
+    Send(String),
+    /// A control frame (subscription answer, heartbeat); nothing to produce.
     Control,
 }
 
@@ -63,7 +83,10 @@ impl VenueEvent {
         match self {
             VenueEvent::Record(r) => Some(r.clone()),
             VenueEvent::Encoded(e) => e.decode().ok(),
-            VenueEvent::Diff { .. } | VenueEvent::Control => None,
+            VenueEvent::Diff { .. }
+            | VenueEvent::Snapshot { .. }
+            | VenueEvent::Send(_)
+            | VenueEvent::Control => None,
         }
     }
 }
@@ -94,6 +117,9 @@ pub enum ParseError {
     /// A decimal that is not a decimal.
     #[error("bad decimal {0:?}")]
     BadDecimal(String),
+    /// A binary frame that could not be read.
+    #[error("undecodable binary frame: {0}")]
+    Binary(String),
 }
 
 impl ParseError {
@@ -112,66 +138,109 @@ impl ParseError {
             ParseError::Oversized(_) => "oversized",
             ParseError::Venue { .. } => "venue_error",
             ParseError::BadDecimal(_) => "bad_decimal",
+            ParseError::Binary(_) => "binary",
         }
     }
 }
 
-/// One exchange connection type (e.g. Binance spot, Binance USD-M).
+/// A venue's published connection and request limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most subscriptions one connection may carry (more symbols open more connections).
+    pub max_streams_per_connection: usize,
+    /// Most subscriptions in one subscribe message.
+    pub max_streams_per_message: usize,
+    /// Most client messages per second on one connection.
+    pub max_messages_per_second: u32,
+    /// How long the venue keeps a connection before closing it (rotated 10 min earlier).
+    pub connection_lifetime: Duration,
+    /// REST weight per minute (the venue's published budget).
+    pub rest_weight_per_minute: u32,
+    /// REST weight one depth snapshot costs.
+    pub snapshot_weight: u32,
+}
+
+/// One exchange connection type (e.g. Binance spot, Kraken): everything the generic code needs
+/// to know about it. Implemented once per venue, in its folder.
 pub trait Venue: Send + Sync + std::fmt::Debug + 'static {
+    /// The name in the config's `venue` key, e.g. `binance_usdm`.
+    fn name(&self) -> &'static str;
     /// The `exchange` value of its records, e.g. `BINANCE`.
     fn exchange(&self) -> &'static str;
     /// Default WebSocket base URL.
     fn default_ws_url(&self) -> &'static str;
-    /// Default REST base URL.
-    fn default_rest_url(&self) -> &'static str;
-    /// Path of the combined-stream WebSocket endpoint.
-    fn ws_path(&self) -> &'static str;
-    /// The venue's stream name for a symbol and channel (`None` if not offered).
-    fn stream_name(&self, venue_symbol: &str, channel: Channel) -> Option<String>;
-    /// A subscribe request for `streams`.
-    fn subscribe_request(&self, streams: &[String], id: u64) -> String;
-    /// Most streams one connection may carry.
-    fn max_streams_per_connection(&self) -> usize;
-    /// Most client messages per second.
-    fn max_messages_per_second(&self) -> u32;
-    /// How long the venue keeps a connection before closing it.
-    fn connection_lifetime(&self) -> std::time::Duration;
-    /// Parses one text frame.
-    fn parse(
-        &self,
-        text: &str,
-        receipt_us: i64,
-        symbols: &SymbolMap,
-        out: &mut Vec<VenueEvent>,
-    ) -> Result<(), ParseError>;
-    /// The book-sync rules of its depth stream.
-    fn book_rules(&self) -> Rules;
-    /// REST path (with query) of a depth snapshot.
-    fn snapshot_path(&self, venue_symbol: &str, limit: u32) -> String;
+    /// Default REST base URL (`None` when the venue needs no REST).
+    fn default_rest_url(&self) -> Option<&'static str>;
+    /// Channels it offers.
+    fn channels(&self) -> &'static [Channel];
+    /// Instrument kinds it lists (the symbol forms the config may name).
+    fn instrument_kinds(&self) -> &'static [InstrumentKind];
+    /// Its connection and request limits.
+    fn limits(&self) -> Limits;
+    /// Venue symbol of a normalized instrument (`BTC-USDT` → `BTCUSDT`), without asking the
+    /// venue (the pinned mapping).
+    fn venue_symbol(&self, instrument: &Instrument) -> String;
+    /// REST path of the venue's instrument list, if it has one.
+    fn instruments_path(&self) -> Option<&'static str> {
+        None
+    }
+    /// Parses the instrument list into (venue symbol, normalized symbol) pairs of tradable
+    /// instruments.
+    fn parse_instruments(&self, body: &str) -> Result<Vec<(String, String)>, ParseError> {
+        let _ = body;
+        Err(ParseError::Unsupported("instrument list".into()))
+    }
+    /// The book rules of its depth channel, for books of `depth` levels.
+    fn sequencer(&self, depth: u32) -> Arc<dyn Sequencer>;
+    /// A session for one connection carrying `spec`'s subscriptions.
+    fn session(&self, spec: SessionSpec) -> Box<dyn VenueSession>;
+    /// REST path (with query) of a depth snapshot, for venues whose snapshots come over REST.
+    fn snapshot_path(&self, venue_symbol: &str, limit: u32) -> Option<String> {
+        let _ = (venue_symbol, limit);
+        None
+    }
     /// Parses a REST depth snapshot.
-    fn parse_snapshot(&self, body: &str) -> Result<Snapshot, ParseError>;
+    fn parse_snapshot(&self, body: &str) -> Result<Snapshot, ParseError> {
+        let _ = body;
+        Err(ParseError::Unsupported("REST snapshot".into()))
+    }
     /// REST path of the open-interest endpoint, if the venue has one.
-    fn open_interest_path(&self, venue_symbol: &str) -> Option<String>;
+    fn open_interest_path(&self, venue_symbol: &str) -> Option<String> {
+        let _ = venue_symbol;
+        None
+    }
     /// Parses an open-interest answer.
     fn parse_open_interest(
         &self,
         body: &str,
         receipt_us: i64,
         symbols: &SymbolMap,
-    ) -> Result<Normalized, ParseError>;
-    /// Venue symbol of a normalized symbol (`BTC-USDT` → `BTCUSDT`), without asking the venue.
-    fn venue_symbol(&self, normalized: &str) -> String;
-    /// REST path of the venue's symbol list, if it has one.
-    fn exchange_info_path(&self) -> Option<&'static str>;
-    /// Parses the symbol list into (venue symbol, normalized symbol) pairs of tradable symbols.
-    fn parse_exchange_info(&self, body: &str) -> Result<Vec<(String, String)>, ParseError>;
+    ) -> Result<Normalized, ParseError> {
+        let _ = (body, receipt_us, symbols);
+        Err(ParseError::Unsupported("open interest".into()))
+    }
+    /// The replay mock that serves this venue's recordings from `fixtures`.
+    fn replay(
+        &self,
+        fixtures: &std::path::Path,
+    ) -> Result<Box<dyn ReplayMock>, crate::replay::CorpusError>;
 }
+
+/// Builds a venue.
+pub type Constructor = fn() -> Box<dyn Venue>;
+
+/// Every venue, by config name: the one place a venue is registered.
+pub static REGISTRY: &[(&str, Constructor)] = &[
+    ("binance", || Box::new(binance::Binance::spot())),
+    ("binance_usdm", || Box::new(binance::Binance::usdm())),
+];
 
 /// The venue implementation for a configured venue name.
 pub fn by_name(name: &str) -> Option<Box<dyn Venue>> {
-    match name {
-        "binance" => Some(Box::new(binance::Binance::spot())),
-        "binance_usdm" => Some(Box::new(binance::Binance::usdm())),
-        _ => None,
-    }
+    REGISTRY.iter().find(|(n, _)| *n == name).map(|(_, f)| f())
+}
+
+/// The registered venue names, for error messages.
+pub fn names() -> Vec<&'static str> {
+    REGISTRY.iter().map(|(n, _)| *n).collect()
 }

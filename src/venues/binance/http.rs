@@ -17,6 +17,7 @@ pub fn parse_snapshot(body: &str) -> Result<Snapshot, ParseError> {
         last_update_id: d.last_update_id,
         bids: conv(&d.bids),
         asks: conv(&d.asks),
+        checksum: None,
     })
 }
 
@@ -47,30 +48,42 @@ struct ExchangeInfo<'a> {
     symbols: Vec<SymbolInfo<'a>>,
 }
 
-#[derive(serde::Deserialize)]
-struct SymbolInfo<'a> {
-    symbol: &'a str,
-    status: Option<&'a str>,
+/// One entry of `exchangeInfo.symbols` (spot, USD-M and COIN-M share these fields).
+#[derive(Debug, serde::Deserialize)]
+pub struct SymbolInfo<'a> {
+    /// Venue symbol, e.g. `BTCUSDT`, `BTCUSD_PERP`.
+    pub symbol: &'a str,
+    /// Spot and USD-M trading status.
+    pub status: Option<&'a str>,
+    /// COIN-M trading status.
+    #[serde(rename = "contractStatus")]
+    pub contract_status: Option<&'a str>,
+    /// Base asset.
     #[serde(rename = "baseAsset")]
-    base: &'a str,
+    pub base: &'a str,
+    /// Quote asset.
     #[serde(rename = "quoteAsset")]
-    quote: &'a str,
+    pub quote: &'a str,
+    /// Futures contract type (`PERPETUAL`, `CURRENT_QUARTER`, …).
     #[serde(rename = "contractType")]
-    contract_type: Option<&'a str>,
+    pub contract_type: Option<&'a str>,
 }
 
 /// Parses `exchangeInfo` into (venue symbol, normalized symbol) pairs of trading symbols;
-/// on USD-M only perpetuals (`BASE-QUOTE-PERP`).
-pub fn parse_exchange_info(body: &str, usdm: bool) -> Result<Vec<(String, String)>, ParseError> {
+/// `normalize` names each listed instrument (`None` skips it).
+pub fn parse_exchange_info(
+    body: &str,
+    normalize: fn(&SymbolInfo<'_>) -> Option<String>,
+) -> Result<Vec<(String, String)>, ParseError> {
     let info: ExchangeInfo<'_> = serde_json::from_str(body)?;
     Ok(info
         .symbols
-        .into_iter()
-        .filter(|s| s.status.is_none_or(|st| st == "TRADING"))
-        .filter(|s| !usdm || s.contract_type == Some("PERPETUAL"))
-        .map(|s| {
-            let norm = format!("{}-{}{}", s.base, s.quote, if usdm { "-PERP" } else { "" });
-            (s.symbol.to_string(), norm)
+        .iter()
+        .filter(|s| {
+            s.status
+                .or(s.contract_status)
+                .is_none_or(|st| st == "TRADING")
         })
+        .filter_map(|s| Some((s.symbol.to_string(), normalize(s)?)))
         .collect())
 }

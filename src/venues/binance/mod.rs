@@ -1,75 +1,179 @@
 //! Binance spot and USD-M futures: the same message shapes with a few extra fields on
-//! futures (`pu`, `T`, `X`), different hosts and book-sync rules.
+//! futures (`pu`, `T`, `X`), different hosts, limits and book-sync rules. Everything that
+//! differs between Binance markets is one [`Spec`], so a further market (COIN-M, in its own
+//! folder) is a `Spec` of its own.
 
+pub mod book;
 pub mod http;
+pub mod replay;
+mod session;
 pub mod websocket;
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::book::{Rules, Snapshot};
+use crate::book::{Sequencer, Snapshot};
+use crate::replay::{CorpusError, ReplayMock};
 use crate::schema::Normalized;
-use crate::venues::{Channel, ParseError, SymbolMap, Venue, VenueEvent};
+use crate::venues::{
+    Channel, Instrument, InstrumentKind, Limits, ParseError, SessionSpec, SymbolMap, Venue,
+    VenueEvent, VenueSession,
+};
+pub use book::Rules;
+pub use session::BinanceSession;
 
-/// Which Binance market.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Market {
-    /// Spot (`stream.binance.com`, `api.binance.com`).
-    Spot,
-    /// USD-M perpetual futures (`fstream.binance.com`, `fapi.binance.com`).
-    UsdM,
+/// Everything that differs between Binance markets.
+#[derive(Debug)]
+pub struct Spec {
+    /// Config name.
+    pub name: &'static str,
+    /// `exchange` of its records.
+    pub exchange: &'static str,
+    /// WebSocket base URL.
+    pub ws_url: &'static str,
+    /// REST base URL.
+    pub rest_url: &'static str,
+    /// REST path prefix (`/api/v3`, `/fapi/v1`, `/dapi/v1`).
+    pub rest_prefix: &'static str,
+    /// REST path of `exchangeInfo`.
+    pub instruments_path: &'static str,
+    /// Book rules.
+    pub rules: Rules,
+    /// Whether futures streams (mark price, liquidations, open interest) exist.
+    pub futures: bool,
+    /// Channels offered.
+    pub channels: &'static [Channel],
+    /// Instrument kinds listed.
+    pub kinds: &'static [InstrumentKind],
+    /// Limits.
+    pub limits: Limits,
+    /// Pinned venue symbol of an instrument.
+    pub venue_symbol: fn(&Instrument) -> String,
+    /// Normalized symbol of an `exchangeInfo` entry (`None`: not offered here).
+    pub normalize: fn(&http::SymbolInfo<'_>) -> Option<String>,
+    /// Replay fixtures: file prefix and prefixes excluded.
+    pub fixtures: (&'static str, &'static [&'static str]),
 }
 
-/// A Binance venue.
+const SPOT_CHANNELS: &[Channel] = &[
+    Channel::Trade,
+    Channel::AggTrade,
+    Channel::Depth,
+    Channel::BookTicker,
+    Channel::Ticker,
+    Channel::Candle,
+];
+
+/// Channels of Binance futures markets.
+pub const FUTURES_CHANNELS: &[Channel] = &[
+    Channel::Trade,
+    Channel::AggTrade,
+    Channel::Depth,
+    Channel::BookTicker,
+    Channel::Ticker,
+    Channel::Candle,
+    Channel::Funding,
+    Channel::Liquidation,
+    Channel::OpenInterest,
+];
+
+/// Binance spot.
+pub static SPOT: Spec = Spec {
+    name: "binance",
+    exchange: "BINANCE",
+    ws_url: "wss://stream.binance.com:9443",
+    rest_url: "https://api.binance.com",
+    rest_prefix: "/api/v3",
+    instruments_path: "/api/v3/exchangeInfo",
+    rules: Rules::Spot,
+    futures: false,
+    channels: SPOT_CHANNELS,
+    kinds: &[InstrumentKind::Spot],
+    // 1024 streams per connection, 5 messages/s, 24 h; REST 6000 weight/min, depth 1000 = 50.
+    limits: Limits {
+        max_streams_per_connection: 1024,
+        max_streams_per_message: 200,
+        max_messages_per_second: 5,
+        connection_lifetime: Duration::from_secs(24 * 3600),
+        rest_weight_per_minute: 6000,
+        snapshot_weight: 50,
+    },
+    venue_symbol: |i| format!("{}{}", i.base, i.quote),
+    normalize: |s| Some(format!("{}-{}", s.base, s.quote)),
+    fixtures: ("binance_", &["binance_futures_", "binance_coinm_"]),
+};
+
+/// Binance USD-M futures (perpetuals).
+pub static USDM: Spec = Spec {
+    name: "binance_usdm",
+    exchange: "BINANCE_FUTURES",
+    ws_url: "wss://fstream.binance.com",
+    rest_url: "https://fapi.binance.com",
+    rest_prefix: "/fapi/v1",
+    instruments_path: "/fapi/v1/exchangeInfo",
+    rules: Rules::UsdM,
+    futures: true,
+    channels: FUTURES_CHANNELS,
+    kinds: &[InstrumentKind::Perpetual],
+    // 200 streams per connection, 10 messages/s, 24 h; REST 2400 weight/min, depth 1000 = 20.
+    limits: Limits {
+        max_streams_per_connection: 200,
+        max_streams_per_message: 200,
+        max_messages_per_second: 10,
+        connection_lifetime: Duration::from_secs(24 * 3600),
+        rest_weight_per_minute: 2400,
+        snapshot_weight: 20,
+    },
+    venue_symbol: |i| format!("{}{}", i.base, i.quote),
+    normalize: |s| {
+        (s.contract_type == Some("PERPETUAL")).then(|| format!("{}-{}-PERP", s.base, s.quote))
+    },
+    fixtures: ("binance_futures_", &[]),
+};
+
+/// A Binance market.
 #[derive(Debug, Clone, Copy)]
 pub struct Binance {
-    market: Market,
+    spec: &'static Spec,
 }
 
 impl Binance {
     /// Binance spot.
     pub fn spot() -> Binance {
-        Binance {
-            market: Market::Spot,
-        }
+        Binance { spec: &SPOT }
     }
 
     /// Binance USD-M futures.
     pub fn usdm() -> Binance {
-        Binance {
-            market: Market::UsdM,
-        }
-    }
-}
-
-impl Venue for Binance {
-    fn exchange(&self) -> &'static str {
-        match self.market {
-            Market::Spot => "BINANCE",
-            Market::UsdM => "BINANCE_FUTURES",
-        }
+        Binance { spec: &USDM }
     }
 
-    fn default_ws_url(&self) -> &'static str {
-        match self.market {
-            Market::Spot => "wss://stream.binance.com:9443",
-            Market::UsdM => "wss://fstream.binance.com",
-        }
+    /// A Binance market described by `spec`.
+    pub fn with_spec(spec: &'static Spec) -> Binance {
+        Binance { spec }
     }
 
-    fn default_rest_url(&self) -> &'static str {
-        match self.market {
-            Market::Spot => "https://api.binance.com",
-            Market::UsdM => "https://fapi.binance.com",
-        }
+    /// The market's description.
+    pub fn spec(&self) -> &'static Spec {
+        self.spec
     }
 
-    fn ws_path(&self) -> &'static str {
-        "/stream"
+    /// Parses one text frame without a session (tests, benches, fuzzing).
+    pub fn parse(
+        &self,
+        text: &str,
+        receipt_us: i64,
+        symbols: &SymbolMap,
+        out: &mut Vec<VenueEvent>,
+    ) -> Result<(), ParseError> {
+        websocket::parse::parse_frame(self.spec.exchange, text, receipt_us, symbols, out)
     }
 
-    fn stream_name(&self, venue_symbol: &str, channel: Channel) -> Option<String> {
+    /// The venue's stream name for a symbol and channel (`None` if not offered).
+    pub fn stream_name(&self, venue_symbol: &str, channel: Channel) -> Option<String> {
         let s = venue_symbol.to_ascii_lowercase();
-        let futures = self.market == Market::UsdM;
+        let futures = self.spec.futures;
         Some(match channel {
             Channel::Trade => format!("{s}@trade"),
             Channel::AggTrade => format!("{s}@aggTrade"),
@@ -82,51 +186,62 @@ impl Venue for Binance {
             Channel::Funding | Channel::Liquidation | Channel::OpenInterest => return None,
         })
     }
+}
 
-    fn subscribe_request(&self, streams: &[String], id: u64) -> String {
-        serde_json::json!({ "method": "SUBSCRIBE", "params": streams, "id": id }).to_string()
+impl Venue for Binance {
+    fn name(&self) -> &'static str {
+        self.spec.name
     }
 
-    fn max_streams_per_connection(&self) -> usize {
-        match self.market {
-            Market::Spot => 1024,
-            Market::UsdM => 200,
-        }
+    fn exchange(&self) -> &'static str {
+        self.spec.exchange
     }
 
-    fn max_messages_per_second(&self) -> u32 {
-        match self.market {
-            Market::Spot => 5,
-            Market::UsdM => 10,
-        }
+    fn default_ws_url(&self) -> &'static str {
+        self.spec.ws_url
     }
 
-    fn connection_lifetime(&self) -> Duration {
-        Duration::from_secs(24 * 3600)
+    fn default_rest_url(&self) -> Option<&'static str> {
+        Some(self.spec.rest_url)
     }
 
-    fn parse(
-        &self,
-        text: &str,
-        receipt_us: i64,
-        symbols: &SymbolMap,
-        out: &mut Vec<VenueEvent>,
-    ) -> Result<(), ParseError> {
-        websocket::parse::parse_frame(self.exchange(), text, receipt_us, symbols, out)
+    fn channels(&self) -> &'static [Channel] {
+        self.spec.channels
     }
 
-    fn book_rules(&self) -> Rules {
-        match self.market {
-            Market::Spot => Rules::Spot,
-            Market::UsdM => Rules::UsdM,
-        }
+    fn instrument_kinds(&self) -> &'static [InstrumentKind] {
+        self.spec.kinds
     }
 
-    fn snapshot_path(&self, venue_symbol: &str, limit: u32) -> String {
-        match self.market {
-            Market::Spot => format!("/api/v3/depth?symbol={venue_symbol}&limit={limit}"),
-            Market::UsdM => format!("/fapi/v1/depth?symbol={venue_symbol}&limit={limit}"),
-        }
+    fn limits(&self) -> Limits {
+        self.spec.limits
+    }
+
+    fn venue_symbol(&self, instrument: &Instrument) -> String {
+        (self.spec.venue_symbol)(instrument)
+    }
+
+    fn instruments_path(&self) -> Option<&'static str> {
+        Some(self.spec.instruments_path)
+    }
+
+    fn parse_instruments(&self, body: &str) -> Result<Vec<(String, String)>, ParseError> {
+        http::parse_exchange_info(body, self.spec.normalize)
+    }
+
+    fn sequencer(&self, _depth: u32) -> Arc<dyn Sequencer> {
+        Arc::new(self.spec.rules)
+    }
+
+    fn session(&self, spec: SessionSpec) -> Box<dyn VenueSession> {
+        Box::new(BinanceSession::new(*self, spec))
+    }
+
+    fn snapshot_path(&self, venue_symbol: &str, limit: u32) -> Option<String> {
+        Some(format!(
+            "{}/depth?symbol={venue_symbol}&limit={limit}",
+            self.spec.rest_prefix
+        ))
     }
 
     fn parse_snapshot(&self, body: &str) -> Result<Snapshot, ParseError> {
@@ -134,8 +249,12 @@ impl Venue for Binance {
     }
 
     fn open_interest_path(&self, venue_symbol: &str) -> Option<String> {
-        (self.market == Market::UsdM)
-            .then(|| format!("/fapi/v1/openInterest?symbol={venue_symbol}"))
+        self.spec.futures.then(|| {
+            format!(
+                "{}/openInterest?symbol={venue_symbol}",
+                self.spec.rest_prefix
+            )
+        })
     }
 
     fn parse_open_interest(
@@ -144,21 +263,16 @@ impl Venue for Binance {
         receipt_us: i64,
         symbols: &SymbolMap,
     ) -> Result<Normalized, ParseError> {
-        http::parse_open_interest(self.exchange(), body, receipt_us, symbols)
+        http::parse_open_interest(self.spec.exchange, body, receipt_us, symbols)
     }
 
-    fn venue_symbol(&self, normalized: &str) -> String {
-        normalized.trim_end_matches("-PERP").replace('-', "")
-    }
-
-    fn exchange_info_path(&self) -> Option<&'static str> {
-        Some(match self.market {
-            Market::Spot => "/api/v3/exchangeInfo",
-            Market::UsdM => "/fapi/v1/exchangeInfo",
-        })
-    }
-
-    fn parse_exchange_info(&self, body: &str) -> Result<Vec<(String, String)>, ParseError> {
-        http::parse_exchange_info(body, self.market == Market::UsdM)
+    fn replay(&self, fixtures: &Path) -> Result<Box<dyn ReplayMock>, CorpusError> {
+        let (prefix, exclude) = self.spec.fixtures;
+        Ok(Box::new(replay::BinanceMock::load(
+            fixtures,
+            prefix,
+            exclude,
+            self.spec.futures,
+        )?))
     }
 }

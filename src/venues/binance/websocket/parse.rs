@@ -161,6 +161,7 @@ pub fn parse_payload(
                     prev: d.prev_final_update_id,
                     bids: levels(&d.bids),
                     asks: levels(&d.asks),
+                    checksum: None,
                     event_time: Some(us(d.event_time)),
                     timestamp: d.transaction_time.map(us),
                     receipt_time: receipt_us,

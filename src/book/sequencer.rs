@@ -1,0 +1,101 @@
+//! What a venue tells the generic book driver ([`crate::book::BookSync`]): where a book's
+//! snapshot comes from, how continuity is checked, the venue's checksum, and what a break costs.
+//! Each venue implements [`Sequencer`] in its own folder (`src/venues/<venue>/book.rs`).
+
+use super::levels::OrderBook;
+use super::sync::Diff;
+
+/// Where a book's snapshot comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotSource {
+    /// A REST request; diffs are buffered until it arrives and bridged onto it (Binance).
+    Rest,
+    /// The WebSocket itself, right after subscribing (Kraken, OKX, Bybit, Deribit).
+    InBand,
+}
+
+impl SnapshotSource {
+    /// What a continuity break costs with this source: a REST refetch or a resubscribe.
+    pub fn recovery(self) -> &'static str {
+        match self {
+            SnapshotSource::Rest => "rest_refetch",
+            SnapshotSource::InBand => "resubscribe",
+        }
+    }
+}
+
+/// What the sequencer decides about one diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Older than the book: ignore it.
+    Drop,
+    /// Continues the book: apply it.
+    Apply,
+    /// Continuity broken: `expected` was due, `got` came.
+    Gap {
+        /// The id the rules expected.
+        expected: i64,
+        /// The id that came.
+        got: i64,
+    },
+    /// The diff itself is impossible (`u < U`, an id past `i64::MAX`, an implausible jump):
+    /// it is not applied and is counted with this reason.
+    Reject(&'static str),
+}
+
+/// A venue's continuity rules for one kind of book. Stateless: the driver keeps the last id.
+pub trait Sequencer: Send + Sync + std::fmt::Debug {
+    /// Where snapshots come from.
+    fn source(&self) -> SnapshotSource;
+
+    /// The decision for `diff` given the last applied id; `bridged` is false while the book is
+    /// still at its snapshot (the first diff after a REST snapshot has looser rules).
+    fn decide(&self, diff: &Diff, last: i64, bridged: bool) -> Decision;
+
+    /// Whether diffs carry venue update ids (written into `Level2Delta`); venues without ids
+    /// (Kraken) rely on their checksum alone.
+    fn has_ids(&self) -> bool {
+        true
+    }
+
+    /// Levels the venue keeps per side; deeper levels are deleted after each update (Kraken's
+    /// book is a window of the subscribed depth). `None` keeps every level.
+    fn max_depth(&self) -> Option<usize> {
+        None
+    }
+
+    /// The venue's checksum of `book`, compared with the one a diff or snapshot carries.
+    /// `None` when the venue has no checksum (or has deprecated it: say so in its folder).
+    fn checksum(&self, book: &OrderBook) -> Option<u32> {
+        let _ = book;
+        None
+    }
+}
+
+/// The checksum Kraken (v1 and v2) and others of its family use: CRC32 of the concatenated
+/// `price` and `quantity` texts of the top `n` asks (best first) then the top `n` bids, each
+/// with its `.` removed and leading zeros stripped.
+pub fn crc32_top_levels(book: &OrderBook, n: usize) -> u32 {
+    use super::levels::Side;
+    let mut h = crc32fast::Hasher::new();
+    let mut put = |s: &str| {
+        let mut leading = true;
+        for b in s.bytes() {
+            if b == b'.' {
+                continue;
+            }
+            if leading && b == b'0' {
+                continue;
+            }
+            leading = false;
+            h.update(&[b]);
+        }
+    };
+    for side in [Side::Ask, Side::Bid] {
+        for (p, q) in book.top(side, n) {
+            put(p);
+            put(q);
+        }
+    }
+    h.finalize()
+}

@@ -1,0 +1,200 @@
+//! Binance's book-sync rules (spot, USD-M and COIN-M futures): buffer diffs, bridge the REST
+//! snapshot, then require contiguous update ids; any break asks for a new snapshot.
+//!
+//! - Spot: drop diffs with `u <= lastUpdateId`; the first applied needs
+//!   `U <= lastUpdateId+1 <= u`; afterwards each `U == previous u + 1`.
+//! - Futures (USD-M, COIN-M): drop `u < lastUpdateId`; the first applied needs
+//!   `U <= lastUpdateId <= u`; afterwards each `pu == previous u`.
+//!
+//! Binance has no book checksum.
+
+use crate::book::{Decision, Diff, Sequencer, SnapshotSource};
+
+/// The most update ids one 100 ms diff may plausibly span; a wider one is rejected.
+pub const MAX_DIFF_SPAN: i64 = 100_000_000;
+
+/// Which continuity rules apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rules {
+    /// Binance spot (`U`/`u`).
+    Spot,
+    /// Binance futures, USD-M and COIN-M (`U`/`u`/`pu`).
+    UsdM,
+}
+
+impl Sequencer for Rules {
+    fn source(&self) -> SnapshotSource {
+        SnapshotSource::Rest
+    }
+
+    fn decide(&self, d: &Diff, last: i64, bridged: bool) -> Decision {
+        if d.last < d.first {
+            return Decision::Reject("u_before_U");
+        }
+        if d.last - d.first > MAX_DIFF_SPAN {
+            return Decision::Reject("implausible_span");
+        }
+        let Some(next) = last.checked_add(1) else {
+            return Decision::Reject("id_overflow");
+        };
+        match (self, bridged) {
+            (Rules::Spot, false) => {
+                if d.last <= last {
+                    Decision::Drop
+                } else if d.first <= next {
+                    Decision::Apply
+                } else {
+                    Decision::Gap {
+                        expected: next,
+                        got: d.first,
+                    }
+                }
+            }
+            (Rules::Spot, true) => {
+                if d.first == next {
+                    Decision::Apply
+                } else if d.last <= last {
+                    Decision::Drop
+                } else {
+                    Decision::Gap {
+                        expected: next,
+                        got: d.first,
+                    }
+                }
+            }
+            (Rules::UsdM, false) => {
+                if d.last < last {
+                    Decision::Drop
+                } else if d.first <= last {
+                    Decision::Apply
+                } else {
+                    Decision::Gap {
+                        expected: last,
+                        got: d.first,
+                    }
+                }
+            }
+            (Rules::UsdM, true) => match d.prev {
+                Some(pu) if pu == last => Decision::Apply,
+                Some(_) if d.last <= last => Decision::Drop,
+                pu => Decision::Gap {
+                    expected: last,
+                    got: pu.unwrap_or(d.first),
+                },
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::{BookSync, Diff, Snapshot, Step};
+    use std::sync::Arc;
+
+    fn sync(r: Rules, n: usize) -> BookSync {
+        BookSync::new(Arc::new(r), n)
+    }
+
+    fn diff(first: i64, last: i64, prev: Option<i64>, bid: (&str, &str)) -> Diff {
+        Diff {
+            first,
+            last,
+            prev,
+            bids: [bid].into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    fn snap(id: i64) -> Snapshot {
+        Snapshot {
+            last_update_id: id,
+            bids: vec![("1.0".into(), "5".into())],
+            asks: vec![("2.0".into(), "5".into())],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn spot_bridges_drops_old_and_detects_gaps() {
+        let mut s = sync(Rules::Spot, 100);
+        assert_eq!(
+            s.on_diff(diff(5, 8, None, ("0.9", "1"))).unwrap(),
+            Step::Buffered
+        );
+        assert_eq!(
+            s.on_diff(diff(9, 12, None, ("1.0", "0"))).unwrap(),
+            Step::Buffered
+        );
+        assert_eq!(
+            s.on_diff(diff(13, 13, None, ("0.8", "2"))).unwrap(),
+            Step::Buffered
+        );
+        // lastUpdateId 10: [5,8] dropped, [9,12] bridges 11, [13,13] follows.
+        assert_eq!(s.on_snapshot(&snap(10)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(13));
+        let (bids, _) = s.book().levels(None);
+        assert_eq!(
+            bids.iter().map(|l| l.price.as_str()).collect::<Vec<_>>(),
+            ["0.8"]
+        );
+        assert_eq!(
+            s.on_diff(diff(14, 15, None, ("0.7", "1"))).unwrap(),
+            Step::Applied
+        );
+        assert_eq!(
+            s.on_diff(diff(17, 18, None, ("0.7", "1"))).unwrap(),
+            Step::Gap {
+                expected: 16,
+                got: 17
+            }
+        );
+        assert!(!s.is_synced());
+    }
+
+    #[test]
+    fn spot_snapshot_too_old_keeps_the_buffer() {
+        let mut s = sync(Rules::Spot, 100);
+        s.on_diff(diff(20, 25, None, ("1", "1"))).unwrap();
+        assert_eq!(
+            s.on_snapshot(&snap(10)).unwrap(),
+            Step::Gap {
+                expected: 11,
+                got: 20
+            }
+        );
+        assert!(!s.is_synced());
+        assert_eq!(s.on_snapshot(&snap(22)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(25));
+    }
+
+    #[test]
+    fn usdm_uses_pu_chain() {
+        let mut s = sync(Rules::UsdM, 100);
+        s.on_diff(diff(90, 99, Some(89), ("1", "1"))).unwrap();
+        s.on_diff(diff(100, 110, Some(99), ("1", "2"))).unwrap();
+        // first applied needs U <= 100 <= u: [100,110]; [90,99] is dropped (u < 100).
+        assert_eq!(s.on_snapshot(&snap(100)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(110));
+        assert_eq!(
+            s.on_diff(diff(111, 120, Some(110), ("1", "3"))).unwrap(),
+            Step::Applied
+        );
+        assert_eq!(
+            s.on_diff(diff(125, 130, Some(121), ("1", "3"))).unwrap(),
+            Step::Gap {
+                expected: 120,
+                got: 121
+            }
+        );
+    }
+
+    #[test]
+    fn buffer_is_bounded() {
+        let mut s = sync(Rules::Spot, 2);
+        for i in 0..5 {
+            s.on_diff(diff(i, i, None, ("1", "1"))).unwrap();
+        }
+        assert_eq!(s.buffered().0, 2);
+    }
+}
