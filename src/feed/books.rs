@@ -68,7 +68,12 @@ pub fn feed_event(
         kind: kind as i32,
         reason,
         action: action.into(),
-        data_type: DataType::Level2Delta.as_str().into(),
+        // Per-symbol events concern its book; connection-wide ones (empty symbol) every channel.
+        data_type: if symbol.is_empty() {
+            String::new()
+        } else {
+            DataType::Level2Delta.as_str().into()
+        },
         timestamp: now_us,
         receipt_time: now_us,
         ..FeedEvent::default()

@@ -84,6 +84,8 @@ pub struct FeedActor {
     pub stats: Arc<FeedStats>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Which start of the actor the running task belongs to.
+    generation: u64,
 }
 
 impl FeedActor {
@@ -101,6 +103,7 @@ impl FeedActor {
             stats,
             stop: watch::channel(false).0,
             task: None,
+            generation: 0,
         }
     }
 }
@@ -119,13 +122,17 @@ impl Actor for FeedActor {
             self.stats.clone(),
         );
         let stop = self.stop.subscribe();
-        let me = ctx.address().downgrade();
+        self.generation += 1;
+        let guard = EndGuard {
+            me: ctx.address().downgrade(),
+            stats: self.stats.clone(),
+            generation: self.generation,
+        };
         self.task = Some(actix::spawn(async move {
+            // The loop only returns when asked to stop; anything else (a panic unwinding
+            // through it included) drops the guard, which tells the actor to restart.
+            let _guard = guard;
             feed.run(stop).await;
-            // The loop only returns when asked to stop; anything else is a failure to restart.
-            if let Some(addr) = me.upgrade() {
-                addr.do_send(Ended);
-            }
         }));
     }
 }
@@ -139,15 +146,35 @@ impl Supervised for FeedActor {
     }
 }
 
+/// The feed task of one generation ended.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct Ended;
+struct Ended(u64);
+
+/// Dropped when the feed task ends, however it ends: the feed is marked disconnected (so
+/// `/readyz` says so) and its actor is told, so the supervisor restarts it.
+struct EndGuard {
+    me: actix::WeakAddr<FeedActor>,
+    stats: Arc<FeedStats>,
+    generation: u64,
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.stats.set_connected(false);
+        if let Some(addr) = self.me.upgrade() {
+            addr.do_send(Ended(self.generation));
+        }
+    }
+}
 
 impl Handler<Ended> for FeedActor {
     type Result = ();
 
-    fn handle(&mut self, _: Ended, ctx: &mut Context<Self>) {
-        if !*self.stop.borrow() {
+    fn handle(&mut self, Ended(generation): Ended, ctx: &mut Context<Self>) {
+        // A task aborted by a restart reports too: only the current one counts.
+        if generation == self.generation && !*self.stop.borrow() {
+            tracing::error!(venue = %self.cfg.venue, "feed task ended unexpectedly; restarting the feed");
             ctx.stop();
         }
     }

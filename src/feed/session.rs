@@ -560,19 +560,25 @@ impl Feed {
                         // Pings are answered by tungstenite itself; pongs need nothing.
                         _ => continue,
                     };
-                    self.metrics.feed_frames.get_or_create(&self.labels).inc();
-                    self.stats.frames.fetch_add(1, Ordering::Relaxed);
                     let len = match frame {
                         Frame::Text(t) => t.len(),
                         Frame::Binary(b) => b.len(),
                     };
                     if len > self.cfg.max_frame_bytes {
+                        self.metrics.feed_frames.get_or_create(&self.labels).inc();
+                        self.stats.frames.fetch_add(1, Ordering::Relaxed);
                         self.error("oversized");
                         tracing::warn!(bytes = len, "oversized frame dropped");
                         continue;
                     }
                     parsed.clear();
-                    if let Err(e) = vs.on_frame(frame, now_us(), &mut parsed) {
+                    let result = vs.on_frame(frame, now_us(), &mut parsed);
+                    // Binary frames count as frames only for venues that speak binary.
+                    if matches!(frame, Frame::Text(_)) || result.is_ok() {
+                        self.metrics.feed_frames.get_or_create(&self.labels).inc();
+                        self.stats.frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Err(e) = result {
                         self.error(e.kind());
                         if e.is_terminal() {
                             break Err(SessionError::Venue(e));

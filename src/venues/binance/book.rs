@@ -197,4 +197,85 @@ mod tests {
         }
         assert_eq!(s.buffered().0, 2);
     }
+
+    #[test]
+    fn impossible_diffs_are_rejected_not_applied() {
+        let mut s = sync(Rules::Spot, 100);
+        assert_eq!(s.on_snapshot(&snap(10)).unwrap(), Step::Synced);
+        // u < U.
+        assert_eq!(
+            s.on_diff(diff(12, 11, None, ("0.5", "1"))).unwrap(),
+            Step::Rejected("u_before_U")
+        );
+        // One 100 ms diff spanning more than 10^8 updates.
+        assert_eq!(
+            s.on_diff(diff(11, 11 + 200_000_000, None, ("0.5", "1")))
+                .unwrap(),
+            Step::Rejected("implausible_span")
+        );
+        // Neither touched the book or its position.
+        assert_eq!(s.last_update_id(), Some(10));
+        assert_eq!(s.book().len(), (1, 1));
+        assert_eq!(
+            s.on_diff(diff(11, 11, None, ("0.5", "1"))).unwrap(),
+            Step::Applied
+        );
+    }
+
+    #[test]
+    fn ids_at_i64_max_do_not_overflow() {
+        for rules in [Rules::Spot, Rules::UsdM] {
+            let mut s = sync(rules, 100);
+            assert_eq!(s.on_snapshot(&snap(i64::MAX)).unwrap(), Step::Synced);
+            assert_eq!(
+                s.on_diff(diff(i64::MAX, i64::MAX, Some(i64::MAX), ("0.5", "1")))
+                    .unwrap(),
+                Step::Rejected("id_overflow")
+            );
+        }
+    }
+
+    #[test]
+    fn a_crossed_book_is_discarded() {
+        let mut s = sync(Rules::Spot, 100);
+        // Book: bid 1.0, ask 2.0. A bid at 2.5 without the ask going: crossed.
+        assert_eq!(s.on_snapshot(&snap(10)).unwrap(), Step::Synced);
+        assert_eq!(
+            s.on_diff(diff(11, 11, None, ("2.5", "3"))).unwrap(),
+            Step::Broken(crate::book::Break::Crossed {
+                bid: "2.5".into(),
+                ask: "2.0".into()
+            })
+        );
+        assert!(!s.is_synced());
+        // A bid equal to the ask (a locked book) is crossed too.
+        let mut s = sync(Rules::Spot, 100);
+        s.on_snapshot(&snap(10)).unwrap();
+        assert!(matches!(
+            s.on_diff(diff(11, 11, None, ("2.00", "3"))).unwrap(),
+            Step::Broken(crate::book::Break::Crossed { .. })
+        ));
+        // Deleting the best ask first, then raising the bid, is fine.
+        let mut s = sync(Rules::Spot, 100);
+        s.on_snapshot(&snap(10)).unwrap();
+        let mut d = diff(11, 11, None, ("2.5", "3"));
+        d.asks.push("2.0", "0");
+        d.asks.push("3.0", "1");
+        assert_eq!(s.on_diff(d).unwrap(), Step::Applied);
+    }
+
+    #[test]
+    fn the_snapshot_wait_buffer_is_capped_in_bytes() {
+        let mut s = sync(Rules::Spot, 1_000_000).with_buffer_bytes(1_000);
+        let big = "9".repeat(200);
+        for i in 0..20 {
+            let d = diff(i, i, None, (big.as_str(), "1"));
+            assert_eq!(s.on_diff(d).unwrap(), Step::Buffered);
+        }
+        // Each diff holds 201 bytes of level text (+64 of bookkeeping): at most 3 fit.
+        let (n, bytes) = s.buffered();
+        assert_eq!(n, 3);
+        assert!(bytes <= 1_000, "{bytes}");
+        assert_eq!(s.take_overflowed(), 17);
+    }
 }

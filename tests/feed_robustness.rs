@@ -1,0 +1,116 @@
+//! Feed robustness found by review, each against a real WebSocket server, broker and registry:
+//! the stale timer counts time since the last frame (open-interest polling does not reset
+//! it), and the loss is announced as a `FeedEvent` record.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use tickflow::config::{FeedConfig, SymbolSource};
+use tickflow::schema::v2beta1::feed_event::Kind;
+use tickflow::schema::{wire, DataType, Normalized};
+use tickflow::supervisor::service::Service;
+use tickflow::venues::Channel;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A venue that confirms every subscription and then sends nothing, on every connection.
+async fn silent_venue() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                    return;
+                };
+                while let Some(Ok(m)) = ws.next().await {
+                    if let Message::Text(t) = m {
+                        let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap();
+                        let answer = serde_json::json!({ "result": null, "id": v["id"] });
+                        if ws.send(Message::text(answer.to_string())).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, server)
+}
+
+#[actix_rt::test]
+async fn a_silent_connection_goes_stale_even_while_open_interest_is_polled() {
+    let (addr, server) = silent_venue().await;
+    let mut cfg = common::test_config("stale");
+    cfg.feeds = vec![FeedConfig {
+        venue: "binance_usdm".into(),
+        symbols: vec!["BTC-USDT-PERP".into()],
+        channels: vec![Channel::Trade, Channel::OpenInterest],
+        ws_url: Some(format!("ws://{addr}")),
+        // Nothing listens here: every poll fails at once, many times per stale period. Before
+        // the fix each poll restarted the frame timeout, so the feed never went stale.
+        rest_url: Some("http://127.0.0.1:1".into()),
+        open_interest_poll_ms: 100,
+        stale_after_ms: 1_500,
+        reconnect_min_ms: 100,
+        reconnect_max_ms: 200,
+        symbol_source: SymbolSource::Pinned,
+        ..Default::default()
+    }];
+    cfg.validate().unwrap();
+    let topic = format!("{}.feed_event", cfg.producer.topic_prefix);
+    let service = Service::start(cfg).await.unwrap();
+    let stats = service.feeds[0].stats.clone();
+    let started = Instant::now();
+    while stats.reconnects.load(Ordering::Relaxed) == 0
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waited = started.elapsed();
+    assert!(
+        stats.reconnects.load(Ordering::Relaxed) >= 1,
+        "no stale reconnect in {waited:?}"
+    );
+    // Stale after 1.5 s of silence (plus connect time), not much later.
+    assert!(waited < Duration::from_secs(5), "{waited:?}");
+    // Wait for the next connection: it announces the reconnect.
+    while !stats.connected.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    service.shutdown().await;
+    server.abort();
+    // The stale timeout is announced as a record, and so is the reconnect that followed.
+    let got = common::consume(&common::kafka_addr(), &topic, 3, 2, Duration::from_secs(20));
+    let events: Vec<_> = got
+        .iter()
+        .map(|r| {
+            let Normalized::FeedEvent(e) =
+                Normalized::decode(DataType::FeedEvent, wire::parse(&r.value).unwrap().payload)
+                    .unwrap()
+            else {
+                panic!()
+            };
+            e
+        })
+        .collect();
+    let stale = events
+        .iter()
+        .find(|e| e.kind == Kind::Stale as i32)
+        .unwrap_or_else(|| panic!("no STALE event in {events:?}"));
+    assert_eq!(stale.exchange, "BINANCE_FUTURES");
+    assert_eq!((stale.symbol.as_str(), stale.data_type.as_str()), ("", ""));
+    assert!(stale.reason.contains("stale"), "{}", stale.reason);
+    let reconnect = events
+        .iter()
+        .find(|e| e.kind == Kind::Reconnect as i32)
+        .unwrap_or_else(|| panic!("no RECONNECT event in {events:?}"));
+    let since = reconnect.since.unwrap();
+    assert!(since <= reconnect.timestamp && since >= stale.timestamp - 1_000_000);
+}
