@@ -114,3 +114,76 @@ async fn a_silent_connection_goes_stale_even_while_open_interest_is_polled() {
     let since = reconnect.since.unwrap();
     assert!(since <= reconnect.timestamp && since >= stale.timestamp - 1_000_000);
 }
+
+#[actix_rt::test]
+async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
+    use tickflow::config::OverflowPolicy;
+    use tickflow::replay::{ReplayServer, ReplayServerConfig};
+    let replay = ReplayServer::start(ReplayServerConfig {
+        venue: "binance".into(),
+        fixtures: "tests/fixtures/binance".into(),
+        loops: 3,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let url = replay.addr.to_string();
+    let mut cfg = common::test_config("lostdelta");
+    // A one-slot queue that nacks when full: under the replay's burst, deltas are nacked.
+    cfg.producer.overflow = OverflowPolicy::Nack;
+    cfg.producer.queue_capacity = 1;
+    cfg.feeds = vec![FeedConfig {
+        venue: "binance".into(),
+        symbols: vec!["NKN-USDT".into()],
+        channels: vec![Channel::Depth],
+        ws_url: Some(format!("ws://{url}")),
+        rest_url: Some(format!("http://{url}")),
+        snapshot_interval_ms: 10,
+        book_snapshot_every: 0,
+        ..Default::default()
+    }];
+    cfg.validate().unwrap();
+    let prefix = cfg.producer.topic_prefix.clone();
+    let service = Service::start(cfg).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), replay.finished())
+        .await
+        .expect("replay played");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = service.feeds[0].stats.clone();
+    let nacked = stats.nacked.load(Ordering::Relaxed);
+    let m = service.producer.metrics();
+    let lost = m.sample("tickflow_feed_errors_total{exchange=\"BINANCE\",kind=\"delta_lost\"}");
+    service.shutdown().await;
+    assert!(nacked > 0, "the one-slot queue nacked something");
+    assert!(lost >= 1.0, "a lost delta was counted: {}", m.render());
+    // The feed events say which symbol lost a delta, and that its book synced again after.
+    let got = common::consume(
+        &common::kafka_addr(),
+        &format!("{prefix}.feed_event"),
+        3,
+        10_000,
+        Duration::from_secs(8),
+    );
+    let mut events: Vec<_> = got
+        .iter()
+        .filter_map(|r| {
+            match Normalized::decode(DataType::FeedEvent, wire::parse(&r.value).ok()?.payload) {
+                Ok(Normalized::FeedEvent(e)) => Some(e),
+                _ => None,
+            }
+        })
+        .collect();
+    events.sort_by_key(|e| e.timestamp);
+    let first_lost = events
+        .iter()
+        .position(|e| e.kind == Kind::RecordLost as i32)
+        .unwrap_or_else(|| panic!("no RECORD_LOST among {} events", events.len()));
+    assert_eq!(events[first_lost].symbol, "NKN-USDT");
+    assert_eq!(events[first_lost].action, "republish");
+    assert!(
+        events[first_lost..]
+            .iter()
+            .any(|e| e.kind == Kind::Synced as i32 && e.symbol == "NKN-USDT"),
+        "the book synced again after the loss"
+    );
+}
