@@ -13,4 +13,5 @@ pub mod producer;
 pub mod replay;
 pub mod schema;
 pub mod supervisor;
+pub mod transport;
 pub mod venues;

@@ -27,6 +27,7 @@ use crate::producer::{Ack, Nack, ProduceEvent};
 use crate::schema::v2beta1::feed_event::Kind;
 use crate::schema::{DataType, Normalized};
 use crate::supervisor::ProducerHandle;
+use crate::transport::{snapshot_backoff, RestBudget, RestClient, RestError};
 use crate::venues::{
     Channel, Frame, Instrument, ParseError, SessionSpec, Subscription, SymbolMap, Venue,
     VenueEvent, VenueSession,
@@ -108,7 +109,8 @@ pub struct Feed {
     /// Counters for progress and readiness.
     pub stats: Arc<FeedStats>,
     labels: FeedLabels,
-    http: reqwest::Client,
+    /// The venue's REST budget, shared by every request of this feed.
+    http: RestClient,
 }
 
 impl Feed {
@@ -126,6 +128,15 @@ impl Feed {
         let labels = FeedLabels {
             exchange: venue.exchange().to_string(),
         };
+        let http = {
+            let limits = venue.limits();
+            // The venue's published weight per minute; a burst of a tenth of it.
+            let budget = RestBudget {
+                weight_per_minute: limits.rest_weight_per_minute,
+                burst: (limits.rest_weight_per_minute / 10).max(limits.snapshot_weight),
+            };
+            RestClient::new(budget, REST_BODY_LIMIT, Duration::from_secs(10))
+        };
         Feed {
             cfg,
             venue,
@@ -133,7 +144,7 @@ impl Feed {
             metrics,
             stats,
             labels,
-            http: reqwest::Client::new(),
+            http,
         }
     }
 
@@ -166,14 +177,18 @@ impl Feed {
         };
         let pairs = match (self.cfg.symbol_source, self.venue.instruments_path()) {
             (SymbolSource::ExchangeInfo, Some(path)) => {
-                let listed = get_text(&self.http, &format!("{}{path}", self.rest_base()))
-                    .await
-                    .map_err(|e| e.to_string())
-                    .and_then(|body| {
-                        self.venue
-                            .parse_instruments(&body)
-                            .map_err(|e| e.to_string())
-                    });
+                let listed = get_text(
+                    &self.http,
+                    &format!("{}{path}", self.rest_base()),
+                    INSTRUMENTS_WEIGHT,
+                )
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|body| {
+                    self.venue
+                        .parse_instruments(&body)
+                        .map_err(|e| e.to_string())
+                });
                 match listed {
                     Ok(list) => {
                         let by_norm: HashMap<String, String> =
@@ -337,7 +352,7 @@ impl Feed {
             tracing::info!(exchange = %ex, %symbol, "order book synced");
             self.metrics.book_syncs.get_or_create(&self.labels).inc();
             self.stats.syncs.fetch_add(1, Ordering::Relaxed);
-            resync.requested.remove(symbol);
+            resync.synced(symbol);
         }
         if out.need_snapshot {
             resync.request(symbol);
@@ -434,6 +449,9 @@ impl Feed {
         let mut resync = Resync {
             source,
             requested: HashSet::new(),
+            retries: HashMap::new(),
+            retry_min: Duration::from_millis(self.cfg.reconnect_min_ms),
+            retry_max: Duration::from_millis(self.cfg.reconnect_max_ms),
             rest: snap_req_tx,
             inband: Vec::new(),
             outgoing: Vec::new(),
@@ -524,9 +542,11 @@ impl Feed {
                     }
                 }
                 Some((symbol, snap)) = snap_rx.recv() => {
-                    resync.requested.remove(&symbol);
                     match snap {
-                        Ok(snap) => match books.on_snapshot(&symbol, &snap, now_us()) {
+                        Ok(snap) => match {
+                            resync.requested.remove(&symbol);
+                            books.on_snapshot(&symbol, &snap, now_us())
+                        } {
                             Ok(out) => self.book_step(&symbol, out, &mut backlog, &mut resync),
                             Err(e) => {
                                 self.error("bad_decimal");
@@ -535,8 +555,8 @@ impl Feed {
                         },
                         Err(e) => {
                             self.error("snapshot");
-                            tracing::warn!(%symbol, error = %e, "snapshot request failed; retrying");
-                            resync.request(&symbol);
+                            let delay = resync.retry_later(&symbol);
+                            tracing::warn!(%symbol, error = %e, ?delay, "snapshot request failed; retrying");
                         }
                     }
                 }
@@ -689,29 +709,21 @@ impl Feed {
     }
 }
 
-async fn get_text(http: &reqwest::Client, url: &str) -> Result<String, String> {
-    let resp = http
-        .get(url)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = resp.status();
-    let body = resp.text().await.map_err(|e| e.to_string())?;
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(format!(
-            "HTTP {status}: {}",
-            body.chars().take(200).collect::<String>()
-        ))
-    }
+/// Largest REST answer accepted (a 5000-level depth snapshot is ~250 KB; instrument lists
+/// of the largest venues a few MB).
+const REST_BODY_LIMIT: usize = 16 << 20;
+
+/// REST weight of an instrument list (Binance `exchangeInfo`: 10 on spot and USD-M).
+const INSTRUMENTS_WEIGHT: u32 = 10;
+
+async fn get_text(http: &RestClient, url: &str, weight: u32) -> Result<String, RestError> {
+    http.get(url, weight).await
 }
 
 /// Fetches snapshots one at a time, at most one per `spacing` (so many symbols resyncing at
 /// once do not hit the venue's rate limit), and sends them back to the session.
 struct SnapshotFetcher {
-    http: reqwest::Client,
+    http: RestClient,
     base: String,
     venue: Arc<dyn Venue>,
     venue_of: HashMap<String, String>,
@@ -747,9 +759,10 @@ async fn snapshot_fetcher(
             return;
         };
         let url = format!("{base}{path}");
-        let snap = match get_text(&http, &url).await {
+        let weight = venue.limits().snapshot_weight;
+        let snap = match get_text(&http, &url, weight).await {
             Ok(body) => venue.parse_snapshot(&body).map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         };
         if results.send((symbol, snap)).is_err() {
             return;
@@ -769,6 +782,10 @@ impl Drop for AbortOnDrop {
 struct Resync {
     source: SnapshotSource,
     requested: HashSet<String>,
+    /// Per-symbol snapshot retry delays (exponential with jitter), reset when it syncs.
+    retries: HashMap<String, Box<dyn Iterator<Item = Duration> + Send>>,
+    retry_min: Duration,
+    retry_max: Duration,
     rest: mpsc::UnboundedSender<String>,
     /// In-band symbols to resubscribe.
     inband: Vec<String>,
@@ -790,6 +807,31 @@ impl Resync {
         }
     }
 
+    /// A snapshot of `symbol` failed: it is fetched again after the symbol's next backoff
+    /// delay (other symbols are not held up). Returns the delay.
+    fn retry_later(&mut self, symbol: &str) -> Duration {
+        let (min, max) = (self.retry_min, self.retry_max);
+        let delay = self
+            .retries
+            .entry(symbol.to_string())
+            .or_insert_with(|| Box::new(snapshot_backoff(min, max)))
+            .next()
+            .unwrap_or(max);
+        let (tx, symbol) = (self.rest.clone(), symbol.to_string());
+        // Still marked requested: nothing else asks for it meanwhile.
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(symbol);
+        });
+        delay
+    }
+
+    /// `symbol` synced: its retry delays start over.
+    fn synced(&mut self, symbol: &str) {
+        self.requested.remove(symbol);
+        self.retries.remove(symbol);
+    }
+
     /// In-band symbols requested and not yet resubscribed.
     fn take_inband(&mut self) -> Vec<String> {
         std::mem::take(&mut self.inband)
@@ -798,7 +840,7 @@ impl Resync {
 
 /// Polls open interest beside the frame loop.
 struct OiPoller {
-    http: reqwest::Client,
+    http: RestClient,
     base: String,
     venue: Arc<dyn Venue>,
     pairs: Vec<(String, String)>,
@@ -815,7 +857,7 @@ async fn open_interest_poller(p: OiPoller, out: mpsc::Sender<ProduceEvent>) {
         for (s, v) in &p.pairs {
             let result = match p.venue.open_interest_path(v) {
                 None => Err(ParseError::Unsupported("open interest".into())),
-                Some(path) => match get_text(&p.http, &format!("{}{path}", p.base)).await {
+                Some(path) => match get_text(&p.http, &format!("{}{path}", p.base), 1).await {
                     Ok(body) => p.venue.parse_open_interest(&body, now_us(), &p.symbols),
                     Err(e) => Err(ParseError::Unsupported(format!("REST: {e}"))),
                 },
