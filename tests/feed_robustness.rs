@@ -187,3 +187,63 @@ async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
         "the book synced again after the loss"
     );
 }
+
+#[actix_rt::test]
+async fn two_hundred_symbols_resyncing_at_once_stay_inside_the_rest_budget() {
+    use tickflow::replay::{ReplayServer, ReplayServerConfig};
+    let replay = ReplayServer::start(ReplayServerConfig {
+        venue: "binance_usdm".into(),
+        fixtures: "tests/fixtures/binance".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let url = replay.addr.to_string();
+    let mut cfg = common::test_config("budget");
+    // 24 000 weight a minute = 400 a second, bursts of a tenth (2 400); a USD-M depth
+    // snapshot of 1000 levels weighs 20: 120 requests at once, then 20 a second.
+    let (per_minute, weight) = (24_000.0, 20.0);
+    let (burst, per_second) = (per_minute / 10.0, per_minute / 60.0);
+    cfg.feeds = vec![FeedConfig {
+        venue: "binance_usdm".into(),
+        // Symbols the recording does not have: every snapshot is refused (HTTP 400) and asked
+        // again later, as after Binance's 24 h disconnect with a venue under load.
+        symbols: (0..200).map(|i| format!("X{i}-USDT-PERP")).collect(),
+        channels: vec![Channel::Depth],
+        ws_url: Some(format!("ws://{url}")),
+        rest_url: Some(format!("http://{url}")),
+        snapshot_interval_ms: 0,
+        rest_weight_per_minute: Some(per_minute as u32),
+        symbol_source: SymbolSource::Pinned,
+        ..Default::default()
+    }];
+    cfg.validate().unwrap();
+    let service = Service::start(cfg).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    service.shutdown().await;
+    let arrivals = replay.rest_requests();
+    assert!(
+        arrivals.len() >= 200,
+        "every symbol asked for its snapshot: {}",
+        arrivals.len()
+    );
+    // In any 1 s window, at most the burst plus a second of refill arrived; and by any time t
+    // after the first request, at most the burst plus t of refill.
+    let first = arrivals[0];
+    for (i, a) in arrivals.iter().enumerate() {
+        let in_window = arrivals[i..]
+            .iter()
+            .take_while(|b| b.duration_since(*a) < Duration::from_secs(1))
+            .count() as f64;
+        assert!(
+            in_window * weight <= burst + per_second + weight,
+            "{in_window} requests in 1 s from request {i}"
+        );
+        let t = a.duration_since(first).as_secs_f64();
+        assert!(
+            (i + 1) as f64 * weight <= burst + per_second * t + weight,
+            "{} requests by {t:.2} s",
+            i + 1
+        );
+    }
+}

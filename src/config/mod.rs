@@ -152,8 +152,11 @@ pub struct FeedConfig {
     pub max_frame_bytes: usize,
     /// Open-interest REST poll period.
     pub open_interest_poll_ms: u64,
-    /// Minimum spacing of REST snapshot requests (rate limit, staggering).
+    /// Minimum spacing of REST snapshot requests (staggering, on top of the weight budget).
     pub snapshot_interval_ms: u64,
+    /// REST weight budget per minute (default: the venue's published limit, e.g. Binance
+    /// spot 6000, USD-M and COIN-M 2400); every REST call of the feed waits for its weight.
+    pub rest_weight_per_minute: Option<u32>,
     /// Most produced events awaiting their Ack; reading pauses beyond (backpressure).
     pub max_outstanding: usize,
     /// Reconnect before the venue's forced disconnect (default: 23h50m for Binance).
@@ -191,6 +194,7 @@ impl Default for FeedConfig {
             max_frame_bytes: 1 << 20,
             open_interest_poll_ms: 60_000,
             snapshot_interval_ms: 250,
+            rest_weight_per_minute: None,
             max_outstanding: 10_000,
             rotate_after_ms: None,
             symbol_source: SymbolSource::ExchangeInfo,
@@ -639,6 +643,12 @@ impl Config {
                 return Err(ConfigError::invalid(
                     &key("channels"),
                     "list at least one channel",
+                ));
+            }
+            if f.rest_weight_per_minute == Some(0) {
+                return Err(ConfigError::invalid(
+                    &key("rest_weight_per_minute"),
+                    "must be at least 1",
                 ));
             }
             if f.max_outstanding == 0 {

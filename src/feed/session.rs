@@ -130,10 +130,14 @@ impl Feed {
         };
         let http = {
             let limits = venue.limits();
-            // The venue's published weight per minute; a burst of a tenth of it.
+            // The venue's published weight per minute (or the configured one); a burst of a
+            // tenth of it.
+            let per_minute = cfg
+                .rest_weight_per_minute
+                .unwrap_or(limits.rest_weight_per_minute);
             let budget = RestBudget {
-                weight_per_minute: limits.rest_weight_per_minute,
-                burst: (limits.rest_weight_per_minute / 10).max(limits.snapshot_weight),
+                weight_per_minute: per_minute,
+                burst: (per_minute / 10).max(limits.snapshot_weight),
             };
             RestClient::new(budget, REST_BODY_LIMIT, Duration::from_secs(10))
         };

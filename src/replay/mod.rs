@@ -90,6 +90,8 @@ struct Market {
     dropped: AtomicBool,
     sent: AtomicU64,
     finished: watch::Sender<bool>,
+    /// When each REST request arrived.
+    rest_log: Mutex<Vec<std::time::Instant>>,
 }
 
 /// A running replay server.
@@ -98,6 +100,7 @@ pub struct ReplayServer {
     /// Where it listens.
     pub addr: SocketAddr,
     finished: watch::Receiver<bool>,
+    market: Arc<Market>,
 }
 
 impl std::fmt::Debug for Market {
@@ -128,6 +131,7 @@ impl ReplayServer {
             dropped: AtomicBool::new(false),
             sent: AtomicU64::new(0),
             finished,
+            rest_log: Mutex::new(Vec::new()),
             cfg: cfg.clone(),
         });
         let mut app = Router::new();
@@ -154,6 +158,7 @@ impl ReplayServer {
         Ok(ReplayServer {
             addr,
             finished: finished_rx,
+            market,
         })
     }
 
@@ -165,6 +170,15 @@ impl ReplayServer {
     /// REST base URL (`http://host:port`).
     pub fn rest_url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// When each REST request arrived (for tests of clients' rate limits).
+    pub fn rest_requests(&self) -> Vec<std::time::Instant> {
+        self.market
+            .rest_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Resolves once every loop of the recording has been played.
@@ -189,6 +203,10 @@ async fn rest(
     Query(q): Query<HashMap<String, String>>,
     State(m): State<Arc<Market>>,
 ) -> Response {
+    m.rest_log
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(std::time::Instant::now());
     match m.mock.rest(uri.path(), &q) {
         Some((status, body)) => (
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
