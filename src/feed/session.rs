@@ -547,16 +547,17 @@ impl Feed {
                 }
                 Some((symbol, snap)) = snap_rx.recv() => {
                     match snap {
-                        Ok(snap) => match {
+                        Ok(snap) => {
                             resync.requested.remove(&symbol);
-                            books.on_snapshot(&symbol, &snap, now_us())
-                        } {
-                            Ok(out) => self.book_step(&symbol, out, &mut backlog, &mut resync),
-                            Err(e) => {
-                                self.error("bad_decimal");
-                                tracing::warn!(%symbol, error = %e, "snapshot refused");
+                            match books.on_snapshot(&symbol, &snap, now_us()) {
+                                Ok(out) => self.book_step(&symbol, out, &mut backlog, &mut resync),
+                                Err(e) => {
+                                    self.error("bad_decimal");
+                                    tracing::warn!(%symbol, error = %e, "snapshot refused");
+                                    resync.request(&symbol);
+                                }
                             }
-                        },
+                        }
                         Err(e) => {
                             self.error("snapshot");
                             let delay = resync.retry_later(&symbol);
