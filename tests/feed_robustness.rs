@@ -209,7 +209,9 @@ async fn two_hundred_symbols_resyncing_at_once_stay_inside_the_rest_budget() {
         // Symbols the recording does not have: every snapshot is refused (HTTP 400) and asked
         // again later, as after Binance's 24 h disconnect with a venue under load.
         symbols: (0..200).map(|i| format!("X{i}-USDT-PERP")).collect(),
-        channels: vec![Channel::Depth],
+        // Two streams per symbol: 400 streams, two connections of USD-M's 200, sharing one
+        // REST budget.
+        channels: vec![Channel::Depth, Channel::Trade],
         ws_url: Some(format!("ws://{url}")),
         rest_url: Some(format!("http://{url}")),
         snapshot_interval_ms: 0,
@@ -219,6 +221,11 @@ async fn two_hundred_symbols_resyncing_at_once_stay_inside_the_rest_budget() {
     }];
     cfg.validate().unwrap();
     let service = Service::start(cfg).await.unwrap();
+    assert_eq!(service.feeds.len(), 2, "one feed actor per connection");
+    assert!(service.feeds[0].name.ends_with(",X99-USDT-PERP]"));
+    assert!(service.feeds[1]
+        .name
+        .starts_with("binance_usdm[X100-USDT-PERP,"));
     tokio::time::sleep(Duration::from_secs(9)).await;
     service.shutdown().await;
     let arrivals = replay.rest_requests();
@@ -228,7 +235,9 @@ async fn two_hundred_symbols_resyncing_at_once_stay_inside_the_rest_budget() {
         arrivals.len()
     );
     // In any 1 s window, at most the burst plus a second of refill arrived; and by any time t
-    // after the first request, at most the burst plus t of refill.
+    // after the first request, at most the burst plus t of refill. Arrival times are measured
+    // here, at the server, after each request's connection set-up: 250 ms of slack for that.
+    let slack = 0.25;
     let first = arrivals[0];
     for (i, a) in arrivals.iter().enumerate() {
         let in_window = arrivals[i..]
@@ -236,12 +245,12 @@ async fn two_hundred_symbols_resyncing_at_once_stay_inside_the_rest_budget() {
             .take_while(|b| b.duration_since(*a) < Duration::from_secs(1))
             .count() as f64;
         assert!(
-            in_window * weight <= burst + per_second + weight,
+            in_window * weight <= burst + per_second * (1.0 + slack) + weight,
             "{in_window} requests in 1 s from request {i}"
         );
         let t = a.duration_since(first).as_secs_f64();
         assert!(
-            (i + 1) as f64 * weight <= burst + per_second * t + weight,
+            (i + 1) as f64 * weight <= burst + per_second * (t + slack) + weight,
             "{} requests by {t:.2} s",
             i + 1
         );

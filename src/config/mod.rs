@@ -155,7 +155,8 @@ pub struct FeedConfig {
     /// Minimum spacing of REST snapshot requests (staggering, on top of the weight budget).
     pub snapshot_interval_ms: u64,
     /// REST weight budget per minute (default: the venue's published limit, e.g. Binance
-    /// spot 6000, USD-M and COIN-M 2400); every REST call of the feed waits for its weight.
+    /// spot 6000, USD-M and COIN-M 2400); every REST call waits for its weight. All feeds of
+    /// one venue share one budget (the limit is the venue's, per IP): the smallest configured.
     pub rest_weight_per_minute: Option<u32>,
     /// Most produced events awaiting their Ack; reading pauses beyond (backpressure).
     pub max_outstanding: usize,

@@ -82,6 +82,7 @@ pub struct FeedActor {
     producer: ProducerHandle,
     /// Shared with whoever reports progress.
     pub stats: Arc<FeedStats>,
+    http: crate::transport::RestClient,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     /// Which start of the actor the running task belongs to.
@@ -95,12 +96,14 @@ impl FeedActor {
         venue: Arc<dyn Venue>,
         producer: ProducerHandle,
         stats: Arc<FeedStats>,
+        http: crate::transport::RestClient,
     ) -> FeedActor {
         FeedActor {
             cfg,
             venue,
             producer,
             stats,
+            http,
             stop: watch::channel(false).0,
             task: None,
             generation: 0,
@@ -120,6 +123,7 @@ impl Actor for FeedActor {
             self.venue.clone(),
             self.producer.clone(),
             self.stats.clone(),
+            self.http.clone(),
         );
         let stop = self.stop.subscribe();
         self.generation += 1;

@@ -109,17 +109,30 @@ pub struct Feed {
     /// Counters for progress and readiness.
     pub stats: Arc<FeedStats>,
     labels: FeedLabels,
-    /// The venue's REST budget, shared by every request of this feed.
+    /// The venue's REST budget, shared by every connection to the venue.
     http: RestClient,
 }
 
+/// The REST client of a venue: its published weight budget (or `rest_weight_per_minute`, the
+/// smallest configured for it), bursts of a tenth of it. One per venue, shared by all its feeds.
+pub fn rest_client(venue: &dyn Venue, configured: Option<u32>) -> RestClient {
+    let limits = venue.limits();
+    let per_minute = configured.unwrap_or(limits.rest_weight_per_minute);
+    let budget = RestBudget {
+        weight_per_minute: per_minute,
+        burst: (per_minute / 10).max(limits.snapshot_weight),
+    };
+    RestClient::new(budget, REST_BODY_LIMIT, Duration::from_secs(10))
+}
+
 impl Feed {
-    /// A feed for `cfg` (validated).
+    /// A feed for `cfg` (validated); REST calls go through `http`, the venue's budget.
     pub fn new(
         cfg: FeedConfig,
         venue: Arc<dyn Venue>,
         producer: ProducerHandle,
         stats: Arc<FeedStats>,
+        http: RestClient,
     ) -> Feed {
         // TLS for wss:// is rustls with the ring provider (set once per process; later calls
         // find it installed).
@@ -127,19 +140,6 @@ impl Feed {
         let metrics = producer.metrics();
         let labels = FeedLabels {
             exchange: venue.exchange().to_string(),
-        };
-        let http = {
-            let limits = venue.limits();
-            // The venue's published weight per minute (or the configured one); a burst of a
-            // tenth of it.
-            let per_minute = cfg
-                .rest_weight_per_minute
-                .unwrap_or(limits.rest_weight_per_minute);
-            let budget = RestBudget {
-                weight_per_minute: per_minute,
-                burst: (per_minute / 10).max(limits.snapshot_weight),
-            };
-            RestClient::new(budget, REST_BODY_LIMIT, Duration::from_secs(10))
         };
         Feed {
             cfg,

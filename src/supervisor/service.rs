@@ -1,5 +1,6 @@
 //! The whole service: replay servers (when configured), producer actors, and one supervised
-//! feed actor per `[[feeds]]` entry; progress lines; graceful stop.
+//! feed actor per exchange connection (a `[[feeds]]` entry with more streams than the venue
+//! allows on one connection opens several); progress lines; graceful stop.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -63,18 +64,48 @@ impl Service {
         }
         let producer = ProducerHandle::start(config.clone())?;
         let mut feeds = Vec::new();
+        let mut budgets = Vec::new();
+        // One REST budget per venue (it is the venue's limit per IP), shared by its feeds.
+        let mut rest: std::collections::HashMap<&str, crate::transport::RestClient> =
+            std::collections::HashMap::new();
         for f in &config.feeds {
             let venue: Arc<dyn venues::Venue> = venues::by_name(&f.venue)
                 .ok_or_else(|| ServiceError::Venue(f.venue.clone()))?
                 .into();
-            let stats = Arc::new(FeedStats::new());
-            let (cfg, p, s) = (f.clone(), producer.clone(), stats.clone());
-            let addr = actix::Supervisor::start(move |_| FeedActor::new(cfg, venue, p, s));
-            feeds.push(RunningFeed {
-                name: format!("{}[{}]", f.venue, f.symbols.join(",")),
-                addr,
-                stats,
-            });
+            // One connection carries at most the venue's streams per connection: more symbols
+            // open more connections, each its own supervised feed actor.
+            let streams_per_symbol = f
+                .channels
+                .iter()
+                .filter(|c| **c != venues::Channel::OpenInterest)
+                .count()
+                .max(1);
+            let per_connection =
+                (venue.limits().max_streams_per_connection / streams_per_symbol).max(1);
+            let http = rest
+                .entry(f.venue.as_str())
+                .or_insert_with(|| {
+                    let configured = config
+                        .feeds
+                        .iter()
+                        .filter(|g| g.venue == f.venue)
+                        .filter_map(|g| g.rest_weight_per_minute)
+                        .min();
+                    crate::feed::session::rest_client(venue.as_ref(), configured)
+                })
+                .clone();
+            for symbols in f.symbols.chunks(per_connection) {
+                let mut cfg = f.clone();
+                cfg.symbols = symbols.to_vec();
+                let stats = Arc::new(FeedStats::new());
+                let name = format!("{}[{}]", f.venue, cfg.symbols.join(","));
+                let (v, p, s, h) = (venue.clone(), producer.clone(), stats.clone(), http.clone());
+                let addr = actix::Supervisor::start(move |_| FeedActor::new(cfg, v, p, s, h));
+                budgets.push(Duration::from_millis(
+                    f.stale_after_ms + 2 * f.reconnect_max_ms,
+                ));
+                feeds.push(RunningFeed { name, addr, stats });
+            }
         }
         let http = if config.http.enabled {
             let observed = crate::http::Observed {
@@ -82,12 +113,8 @@ impl Service {
                 config: config.clone(),
                 feeds: feeds
                     .iter()
-                    .zip(&config.feeds)
-                    .map(|(f, c)| {
-                        let budget =
-                            Duration::from_millis(c.stale_after_ms + 2 * c.reconnect_max_ms);
-                        (f.name.clone(), f.stats.clone(), budget)
-                    })
+                    .zip(&budgets)
+                    .map(|(f, budget)| (f.name.clone(), f.stats.clone(), *budget))
                     .collect(),
             };
             Some(
