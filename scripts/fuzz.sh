@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the parser fuzz target briefly (FUZZ_SECONDS, default 30). cargo-fuzz needs a nightly
+# Runs every fuzz target (fuzz/Cargo.toml's [[bin]]s: each venue's parser, the book
+# sequencers) briefly, FUZZ_SECONDS each (default 30). cargo-fuzz needs a nightly
 # toolchain; where none is installed this says so and exits 0 (the stable mutation test in
 # tests/parse_robustness.rs still runs in every `make test`).
 source "$(dirname "$0")/lib.sh"
@@ -13,9 +14,12 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
   log "installing cargo-fuzz"
   cargo install cargo-fuzz --locked >&2
 fi
-mkdir -p "$RUN/fuzz-corpus"
-cp -n fuzz/corpus/parse_binance/* "$RUN/fuzz-corpus/" 2>/dev/null || true
-log "fuzzing parse_binance for ${secs}s"
-cargo +nightly fuzz run parse_binance "$RUN/fuzz-corpus" -- -max_total_time="$secs" -max_len=4096 >"$RUN/fuzz.log" 2>&1 \
-  || { tail -40 "$RUN/fuzz.log" >&2; exit 1; }
-grep -E 'Done [0-9]+ runs' "$RUN/fuzz.log" | tail -1 >&2 || true
+for target in $(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^tickflow-fuzz$'); do
+  corpus="$RUN/fuzz-corpus/$target"
+  mkdir -p "$corpus"
+  cp -n fuzz/corpus/"$target"/* "$corpus/" 2>/dev/null || true
+  log "fuzzing $target for ${secs}s"
+  cargo +nightly fuzz run "$target" "$corpus" -- -max_total_time="$secs" -max_len=4096 >"$RUN/fuzz-$target.log" 2>&1 \
+    || { tail -40 "$RUN/fuzz-$target.log" >&2; exit 1; }
+  grep -E 'Done [0-9]+ runs' "$RUN/fuzz-$target.log" | tail -1 >&2 || true
+done

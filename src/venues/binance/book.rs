@@ -31,7 +31,10 @@ impl Sequencer for Rules {
         if d.last < d.first {
             return Decision::Reject("u_before_U");
         }
-        if d.last - d.first > MAX_DIFF_SPAN {
+        if d.last
+            .checked_sub(d.first)
+            .is_none_or(|span| span > MAX_DIFF_SPAN)
+        {
             return Decision::Reject("implausible_span");
         }
         let Some(next) = last.checked_add(1) else {
@@ -211,6 +214,11 @@ mod tests {
         assert_eq!(
             s.on_diff(diff(11, 11 + 200_000_000, None, ("0.5", "1")))
                 .unwrap(),
+            Step::Rejected("implausible_span")
+        );
+        // A span past i64's range (found by the book_sequences fuzz target).
+        assert_eq!(
+            s.on_diff(diff(i64::MIN, 11, None, ("0.5", "1"))).unwrap(),
             Step::Rejected("implausible_span")
         );
         // Neither touched the book or its position.

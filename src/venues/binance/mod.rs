@@ -54,6 +54,8 @@ pub struct Spec {
     pub normalize: fn(&http::SymbolInfo<'_>) -> Option<String>,
     /// Replay fixtures: file prefix and prefixes excluded.
     pub fixtures: (&'static str, &'static [&'static str]),
+    /// Quote assets of its symbols, longest first (the replay splits recorded symbols on them).
+    pub quotes: &'static [&'static str],
 }
 
 const SPOT_CHANNELS: &[Channel] = &[
@@ -102,6 +104,9 @@ pub static SPOT: Spec = Spec {
     venue_symbol: |i| format!("{}{}", i.base, i.quote),
     normalize: |s| Some(format!("{}-{}", s.base, s.quote)),
     fixtures: ("binance_", &["binance_futures_", "binance_coinm_"]),
+    quotes: &[
+        "USDT", "BUSD", "USDC", "TUSD", "BTC", "ETH", "BNB", "EUR", "USD", "TRY", "GBP",
+    ],
 };
 
 /// Binance USD-M futures (perpetuals).
@@ -130,6 +135,7 @@ pub static USDM: Spec = Spec {
         (s.contract_type == Some("PERPETUAL")).then(|| format!("{}-{}-PERP", s.base, s.quote))
     },
     fixtures: ("binance_futures_", &[]),
+    quotes: &["USDT", "BUSD", "USDC"],
 };
 
 /// A Binance market.
@@ -273,6 +279,7 @@ impl Venue for Binance {
             prefix,
             exclude,
             self.spec.futures,
+            self.spec.quotes,
         )?))
     }
 }

@@ -164,6 +164,8 @@ pub struct BinanceMock {
     time_span: i64,
     /// Perpetual/delivery contract types in the synthesized symbol list.
     futures: bool,
+    /// The market's quote assets, longest first (to split recorded symbols).
+    quotes: &'static [&'static str],
     /// Book as played so far, per venue symbol, with its last update id.
     books: Mutex<HashMap<String, (OrderBook, i64)>>,
 }
@@ -175,6 +177,7 @@ impl BinanceMock {
         prefix: &str,
         exclude: &[&str],
         futures: bool,
+        quotes: &'static [&'static str],
     ) -> Result<BinanceMock, CorpusError> {
         let corpus = Corpus::load(dir, prefix, exclude)?;
         let mut books = HashMap::new();
@@ -197,6 +200,7 @@ impl BinanceMock {
             time_span: corpus.time_span(),
             corpus,
             futures,
+            quotes,
             books: Mutex::new(books),
         })
     }
@@ -222,7 +226,7 @@ impl BinanceMock {
     }
 
     /// The venue's symbol list, synthesized from the recorded symbols (no exchangeInfo was
-    /// recorded): base/quote split on known quote assets; futures symbols with `_` are
+    /// recorded): base/quote split on the market's quote assets; futures symbols with `_` are
     /// deliveries (`BTCUSD_211231`), the others perpetuals.
     fn exchange_info(&self) -> (u16, String) {
         let c = &self.corpus;
@@ -243,7 +247,8 @@ impl BinanceMock {
                     Some((p, d)) => (p, Some(d)),
                     None => (s, None),
                 };
-                let quote = QUOTES
+                let quote = self
+                    .quotes
                     .iter()
                     .find(|q| pair.ends_with(*q) && pair.len() > q.len())?;
                 let base = &pair[..pair.len() - quote.len()];
@@ -288,11 +293,6 @@ fn invalid_symbol() -> (u16, String) {
         json!({ "code": -1121, "msg": "Invalid symbol." }).to_string(),
     )
 }
-
-/// Quote assets known to the synthesized symbol list, longest first.
-const QUOTES: [&str; 11] = [
-    "USDT", "BUSD", "USDC", "TUSD", "BTC", "ETH", "BNB", "EUR", "USD", "TRY", "GBP",
-];
 
 impl ReplayMock for BinanceMock {
     fn frames(&self) -> &[Frame] {

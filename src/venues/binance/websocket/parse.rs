@@ -209,7 +209,8 @@ pub fn parse_payload(
                 symbol: symbol(map, m.symbol)?,
                 mark_price: m.mark_price.into(),
                 rate: m.funding_rate.into(),
-                next_funding_time: Some(us(m.next_funding_time)),
+                // Delivery contracts (COIN-M quarterlies) send `"T":0`: no funding.
+                next_funding_time: (m.next_funding_time > 0).then(|| us(m.next_funding_time)),
                 predicted_rate: None,
                 timestamp: Some(us(m.event_time)),
                 event_time: Some(us(m.event_time)),
