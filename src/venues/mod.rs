@@ -8,6 +8,7 @@
 //! Adding a venue: a folder `src/venues/<venue>/` and one line in [`REGISTRY`].
 
 pub mod binance;
+pub mod binance_coinm;
 mod session;
 mod symbols;
 
@@ -233,6 +234,7 @@ pub type Constructor = fn() -> Box<dyn Venue>;
 pub static REGISTRY: &[(&str, Constructor)] = &[
     ("binance", || Box::new(binance::Binance::spot())),
     ("binance_usdm", || Box::new(binance::Binance::usdm())),
+    ("binance_coinm", || Box::new(binance_coinm::coinm())),
 ];
 
 /// The venue implementation for a configured venue name.
