@@ -154,6 +154,7 @@ fn session_subscribes_the_lower_case_coin_m_streams() {
             ("BTCUSD_211231", "BTC-USD-20211231"),
         ]),
         book_depth: 1000,
+        ws_url: String::new(),
     });
     assert_eq!(session.path(), "/stream");
     let msgs = session.subscribe();

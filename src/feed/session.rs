@@ -372,16 +372,17 @@ impl Feed {
     ) -> Result<SessionEnd, SessionError> {
         let (symbols, pairs) = self.resolve_symbols().await;
         let venue_of: HashMap<String, String> = pairs.iter().cloned().collect();
-        let mut vs: Box<dyn VenueSession> = self.venue.session(SessionSpec {
-            subscriptions: self.subscriptions(&pairs),
-            symbols: symbols.clone(),
-            book_depth: self.cfg.snapshot_limit,
-        });
         let base = self
             .cfg
             .ws_url
             .as_deref()
             .unwrap_or(self.venue.default_ws_url());
+        let mut vs: Box<dyn VenueSession> = self.venue.session(SessionSpec {
+            subscriptions: self.subscriptions(&pairs),
+            symbols: symbols.clone(),
+            book_depth: self.cfg.snapshot_limit,
+            ws_url: base.to_string(),
+        });
         let url = format!("{}{}", base.trim_end_matches('/'), vs.path());
         let ws_cfg = WebSocketConfig::default()
             .max_message_size(Some(self.cfg.max_frame_bytes.saturating_mul(4)))

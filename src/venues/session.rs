@@ -34,6 +34,9 @@ pub struct SessionSpec {
     pub symbols: SymbolMap,
     /// Levels per side of subscribed books (venues whose book channel takes a depth).
     pub book_depth: u32,
+    /// The WebSocket base URL this connection uses (a venue may pick its API version from
+    /// it); empty when not known.
+    pub ws_url: String,
 }
 
 /// The state of one connection. Built by [`super::Venue::session`]; the feed loop owns it
