@@ -9,6 +9,7 @@
 
 pub mod binance;
 pub mod binance_coinm;
+pub mod kraken;
 mod session;
 mod symbols;
 
@@ -235,6 +236,7 @@ pub static REGISTRY: &[(&str, Constructor)] = &[
     ("binance", || Box::new(binance::Binance::spot())),
     ("binance_usdm", || Box::new(binance::Binance::usdm())),
     ("binance_coinm", || Box::new(binance_coinm::coinm())),
+    ("kraken", || Box::new(kraken::Kraken::new())),
 ];
 
 /// The venue implementation for a configured venue name.
