@@ -82,6 +82,9 @@ pub enum ReplayError {
 
 struct Market {
     mock: Box<dyn ReplayMock>,
+    /// How long a client may take between its subscribe messages (the venue's message
+    /// spacing, plus margin): playing starts once it has been quiet that long.
+    settle: Duration,
     time_span: i64,
     cfg: ReplayServerConfig,
     /// Timeline position (frame index across loops) per subscription set: a client that
@@ -124,8 +127,10 @@ impl ReplayServer {
         };
         let (finished, finished_rx) = watch::channel(frames.is_empty());
         let paths = mock.ws_paths();
+        let spacing = Duration::from_secs(1) / venue.limits().max_messages_per_second.max(1);
         let market = Arc::new(Market {
             mock,
+            settle: spacing + Duration::from_millis(100),
             time_span,
             positions: Mutex::new(HashMap::new()),
             dropped: AtomicBool::new(false),
@@ -259,9 +264,15 @@ async fn control(
 }
 
 async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>) {
-    // Nothing is played before the first subscription.
+    // Nothing is played before the first subscription, nor while more subscribe messages
+    // are still coming (a venue subscribed over several messages, paced).
     while subs.is_empty() {
         let msg = socket.recv().await;
+        if !control(&mut socket, &m, msg, &mut subs).await {
+            return;
+        }
+    }
+    while let Ok(msg) = tokio::time::timeout(m.settle, socket.recv()).await {
         if !control(&mut socket, &m, msg, &mut subs).await {
             return;
         }
@@ -305,7 +316,10 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>)
                 frames = n,
                 "replay: dropping the connection (fault injection)"
             );
-            return; // no close frame: an abrupt drop; this frame is lost like on a real network
+            // The venue's state moved on with this frame (a snapshot taken later includes it);
+            // only this client never gets it, like a frame lost on a real network.
+            m.mock.played(frame, &m.mock.render(frame, k));
+            return; // no close frame: an abrupt drop
         }
         // Answer whatever the client sent meanwhile (more subscriptions, pings).
         while let Some(msg) = socket.recv().now_or_never() {
