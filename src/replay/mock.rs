@@ -49,8 +49,9 @@ pub trait ReplayMock: Send + Sync + 'static {
         Vec::new()
     }
 
-    /// The frame as sent in loop `k` (0 = as recorded; later loops shift ids and times).
-    fn render(&self, frame: &Frame, k: i64) -> Value;
+    /// The frame as sent in loop `k` (0 = as recorded; later loops shift ids and times);
+    /// `None` when it is not played in that loop.
+    fn render(&self, frame: &Frame, k: i64) -> Option<Value>;
 
     /// Keeps the mock's venue state current with a frame just played (as rendered).
     fn played(&self, frame: &Frame, value: &Value) {

@@ -296,6 +296,9 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>)
         if !subs.contains(&frame.key) && m.cfg.speed <= 0.0 {
             continue;
         }
+        let Some(value) = m.mock.render(frame, k) else {
+            continue;
+        };
         let time = frame.time_ms + k * m.time_span;
         if m.cfg.speed > 0.0 {
             if let Some(p) = prev_time {
@@ -318,7 +321,7 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>)
             );
             // The venue's state moved on with this frame (a snapshot taken later includes it);
             // only this client never gets it, like a frame lost on a real network.
-            m.mock.played(frame, &m.mock.render(frame, k));
+            m.mock.played(frame, &value);
             return; // no close frame: an abrupt drop
         }
         // Answer whatever the client sent meanwhile (more subscriptions, pings).
@@ -327,7 +330,6 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>)
                 return;
             }
         }
-        let value = m.mock.render(frame, k);
         if socket
             .send(Message::Text(value.to_string().into()))
             .await

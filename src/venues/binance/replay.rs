@@ -3,7 +3,7 @@
 //! synthesized from the recorded symbols. Between loops, update ids continue the chain and
 //! trade ids and times move forward.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 
@@ -101,10 +101,9 @@ impl Corpus {
         Ok(corpus)
     }
 
-    /// Per-symbol id shift between loops: the first diff of the next loop must continue the
-    /// last of this one (spot: `U' = last u + 1`; USD-M: `pu' = last u`).
-    pub fn id_spans(&self) -> HashMap<String, i64> {
-        // (first U, first pu, highest u) per symbol.
+    /// Per-symbol ids of the recording, for the shift between loops: (first `U`, first `pu`,
+    /// highest `u`).
+    fn id_ranges(&self) -> HashMap<String, (i64, Option<i64>, i64)> {
         let mut seen: HashMap<String, (i64, Option<i64>, i64)> = HashMap::new();
         for f in &self.frames {
             let d = &f.value["data"];
@@ -115,9 +114,7 @@ impl Corpus {
                 e.2 = e.2.max(u1);
             }
         }
-        seen.into_iter()
-            .map(|(s, (first, pu, hi))| (s, hi - pu.unwrap_or(first - 1)))
-            .collect()
+        seen
     }
 
     /// Time span of the frames, ms.
@@ -157,10 +154,30 @@ pub fn shifted(frame: &Frame, k: i64, id_span: i64, time_span: i64) -> Value {
     v
 }
 
+/// How one symbol's update ids move between loops.
+///
+/// Replaying the diffs again onto the book they left would not give the venue's book (a level
+/// the recording never deletes stays, and the book ends up crossed). So every later loop starts
+/// from the recorded snapshot again: one synthesized diff (sent when the loop starts) sets the
+/// book back to the snapshot, and the loop replays only the diffs after the snapshot. Ids
+/// continue across all of it, so a client sees one unbroken chain.
+#[derive(Debug, Clone, Copy)]
+struct LoopIds {
+    /// Id shift per loop.
+    span: i64,
+    /// Highest `u` of the recording.
+    hi: i64,
+    /// With a recorded snapshot: its `lastUpdateId` and the id the synthesized diff ends at
+    /// (the first kept diff's `pu`, or its `U - 1` on spot).
+    reset: Option<(i64, i64)>,
+}
+
 /// The replay mock of one Binance market.
 pub struct BinanceMock {
     corpus: Corpus,
-    id_spans: HashMap<String, i64>,
+    ids: HashMap<String, LoopIds>,
+    /// Recorded snapshot books, by venue symbol.
+    initial: HashMap<String, OrderBook>,
     time_span: i64,
     /// Perpetual/delivery contract types in the synthesized symbol list.
     futures: bool,
@@ -195,8 +212,48 @@ impl BinanceMock {
                 (book, snap["lastUpdateId"].as_i64().unwrap_or(0)),
             );
         }
+        let mut ids = HashMap::new();
+        for (sym, (first, pu, hi)) in corpus.id_ranges() {
+            let span = hi - pu.unwrap_or(first - 1);
+            let last = books.get(&sym).map(|(_, l)| *l);
+            // The first diff a client keeps after the snapshot (futures: u >= L; spot: u > L).
+            let kept = last.and_then(|l| {
+                corpus
+                    .frames
+                    .iter()
+                    .filter(|f| f.symbol == sym)
+                    .map(|f| &f.value["data"])
+                    .filter(|d| d["e"] == "depthUpdate")
+                    .find(|d| {
+                        d["u"]
+                            .as_i64()
+                            .is_some_and(|u| if futures { u >= l } else { u > l })
+                    })
+                    .and_then(|d| {
+                        let anchor = match d["pu"].as_i64() {
+                            Some(pu) => pu,
+                            None => d["U"].as_i64()? - 1,
+                        };
+                        Some((l, anchor))
+                    })
+            });
+            let span = if kept.is_some() { span + 1 } else { span };
+            ids.insert(
+                sym,
+                LoopIds {
+                    span,
+                    hi,
+                    reset: kept,
+                },
+            );
+        }
+        let initial = books
+            .iter()
+            .map(|(s, (b, _))| (s.clone(), b.clone()))
+            .collect();
         Ok(BinanceMock {
-            id_spans: corpus.id_spans(),
+            ids,
+            initial,
             time_span: corpus.time_span(),
             corpus,
             futures,
@@ -345,9 +402,83 @@ impl ReplayMock for BinanceMock {
         }
     }
 
-    fn render(&self, frame: &Frame, k: i64) -> Value {
-        let span = self.id_spans.get(&frame.symbol).copied().unwrap_or(0);
-        shifted(frame, k, span, self.time_span)
+    fn render(&self, frame: &Frame, k: i64) -> Option<Value> {
+        let ids = self.ids.get(&frame.symbol).copied();
+        if k > 0 {
+            // Later loops start from the snapshot: the diffs before it are not played again.
+            let d = &frame.value["data"];
+            if let (Some((l, _)), Some(u), true) = (
+                ids.and_then(|i| i.reset),
+                d["u"].as_i64(),
+                d["e"] == "depthUpdate",
+            ) {
+                if if self.futures { u < l } else { u <= l } {
+                    return None;
+                }
+            }
+        }
+        Some(shifted(frame, k, ids.map_or(0, |i| i.span), self.time_span))
+    }
+
+    /// Each depth stream subscribed gets one synthesized diff setting the book back to the
+    /// recorded snapshot, ids continuing the chain (see [`LoopIds`]); the served book follows.
+    fn on_loop(&self, k: i64, subs: &HashSet<String>) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut books = self.books.lock().unwrap_or_else(PoisonError::into_inner);
+        let start = self.corpus.frames.first().map_or(0, |f| f.time_ms) + k * self.time_span;
+        let mut symbols: Vec<&String> = self.ids.keys().collect();
+        symbols.sort();
+        for sym in symbols {
+            let (Some(ids), Some(initial)) = (self.ids.get(sym), self.initial.get(sym)) else {
+                continue;
+            };
+            let Some((_, anchor)) = ids.reset else {
+                continue;
+            };
+            let stream = format!("{}@depth", sym.to_ascii_lowercase());
+            // The connection that plays this depth stream moves the served book with it.
+            if !subs.contains(&stream) {
+                continue;
+            }
+            let Some((book, last)) = books.get_mut(sym) else {
+                continue;
+            };
+            let prev = ids.hi + (k - 1) * ids.span;
+            let u = anchor + k * ids.span;
+            // Levels of the current book not in the snapshot go to zero; the snapshot's are set.
+            let side = |s: Side| -> Vec<Value> {
+                let (now, want) = match s {
+                    Side::Bid => (book.levels(None).0, initial.levels(None).0),
+                    Side::Ask => (book.levels(None).1, initial.levels(None).1),
+                };
+                let keep: HashSet<String> = want
+                    .iter()
+                    .filter_map(|l| l.price.parse::<rust_decimal::Decimal>().ok())
+                    .map(|d| d.normalize().to_string())
+                    .collect();
+                now.iter()
+                    .filter(|l| {
+                        l.price
+                            .parse::<rust_decimal::Decimal>()
+                            .is_ok_and(|d| !keep.contains(&d.normalize().to_string()))
+                    })
+                    .map(|l| json!([l.price, "0"]))
+                    .chain(want.iter().map(|l| json!([l.price, l.quantity])))
+                    .collect()
+            };
+            let (b, a) = (side(Side::Bid), side(Side::Ask));
+            let mut data = json!({
+                "e": "depthUpdate", "E": start, "s": sym, "U": prev + 1, "u": u, "b": b, "a": a,
+            });
+            if self.futures {
+                data["pu"] = json!(prev);
+                data["T"] = json!(start);
+            }
+            *book = initial.clone();
+            *last = u;
+            out.push(json!({ "stream": format!("{stream}@100ms"), "data": data }).to_string());
+        }
+        out
     }
 
     /// Keeps the served book current with every depth frame played.

@@ -17,6 +17,7 @@
 //! functions, `session` the stateful connection, `book` the sequencer, `replay` the mock.
 
 pub mod book;
+pub mod http;
 pub mod replay;
 mod session;
 pub mod websocket;
@@ -191,7 +192,15 @@ impl Venue for Kraken {
     }
 
     fn default_rest_url(&self) -> Option<&'static str> {
-        None
+        Some("https://api.kraken.com")
+    }
+
+    fn instruments_path(&self) -> Option<&'static str> {
+        Some("/0/public/AssetPairs")
+    }
+
+    fn parse_instruments(&self, body: &str) -> Result<Vec<(String, String)>, ParseError> {
+        http::parse_asset_pairs(body)
     }
 
     fn channels(&self) -> &'static [Channel] {

@@ -7,7 +7,7 @@
 //! a snapshot its following checksums agree with. `{"event":"ping"}` is answered
 //! `{"event":"pong"}`. When a loop starts, every subscribed book is sent the recorded snapshot
 //! again (the mock's book is reset to it), and the times of later loops are shifted by the
-//! recording's span. No REST.
+//! recording's span. REST: `AssetPairs`, synthesized from the recorded pairs.
 //!
 //! Pacing: book frames are timed by their latest level, trade frames by their latest trade;
 //! ticker frames carry no time (the recording dropped receipt times), so they are spread
@@ -510,12 +510,12 @@ impl ReplayMock for KrakenMock {
             .collect()
     }
 
-    fn render(&self, frame: &Frame, k: i64) -> Value {
+    fn render(&self, frame: &Frame, k: i64) -> Option<Value> {
         let mut v = frame.value.clone();
         if k > 0 {
             shift_times(&mut v, k * self.span_us);
         }
-        v
+        Some(v)
     }
 
     /// Keeps the served book current with every update played (once per timeline position,
@@ -533,8 +533,27 @@ impl ReplayMock for KrakenMock {
         }
     }
 
-    fn rest(&self, _path: &str, _query: &HashMap<String, String>) -> Option<(u16, String)> {
-        None
+    /// `AssetPairs`, synthesized from the recorded pairs (no instrument list was recorded).
+    fn rest(&self, path: &str, _query: &HashMap<String, String>) -> Option<(u16, String)> {
+        if path != "/0/public/AssetPairs" {
+            return None;
+        }
+        let mut pairs: Vec<&str> = self.frames.iter().map(|f| f.symbol.as_str()).collect();
+        pairs.extend(self.recorded.keys().map(String::as_str));
+        pairs.sort_unstable();
+        pairs.dedup();
+        let result: serde_json::Map<String, Value> = pairs
+            .into_iter()
+            .filter(|p| p.contains('/'))
+            .map(|p| {
+                let alt = p.replace('/', "");
+                (
+                    alt.clone(),
+                    json!({ "altname": alt, "wsname": p, "status": "online" }),
+                )
+            })
+            .collect();
+        Some((200, json!({ "error": [], "result": result }).to_string()))
     }
 }
 
