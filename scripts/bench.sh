@@ -3,7 +3,11 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 cargo bench --bench encode -- --noplot
-cargo bench --bench feed_parse -- --noplot
+cargo bench --bench feed_parse -- --noplot 2>&1 | "$PY" scripts/criterion-ratios.py
+# Every venue on the framework, beside a plain serde_json parse of the same input.
+cargo bench --bench venues_parse -- --noplot 2>&1 | "$PY" scripts/criterion-ratios.py
+# The framework must cost Binance nothing: the code before it, built and measured in this run.
+"$ROOT/scripts/bench-feed-ab.sh"
 # A fresh broker: tansu keeps every record in memory, and a broker already holding earlier
 # runs' data is slower, which would skew the pipeline figures run to run.
 "$ROOT/scripts/dev-down.sh"

@@ -974,7 +974,9 @@ fn the_venue_describes_itself() {
     let k = tickflow::venues::by_name("kraken").unwrap();
     assert_eq!(k.exchange(), "KRAKEN");
     assert_eq!(k.default_ws_url(), "wss://ws.kraken.com/v2");
-    assert_eq!(k.default_rest_url(), None);
+    // REST only for the instrument list (Kraken's public AssetPairs endpoint).
+    assert_eq!(k.default_rest_url(), Some("https://api.kraken.com"));
+    assert_eq!(k.instruments_path(), Some("/0/public/AssetPairs"));
     assert!(k.channels().contains(&Channel::Depth));
     assert_eq!(
         k.instrument_kinds(),

@@ -2,6 +2,7 @@
 //! what is emitted is exactly what the venue sent; no float is involved.
 
 use std::collections::hash_map::Entry;
+use std::collections::BTreeSet;
 use std::str::FromStr;
 
 use rustc_hash::FxHashMap;
@@ -78,6 +79,9 @@ struct BookSide {
     /// The highest key, when `best_known`.
     best: Option<i128>,
     best_known: bool,
+    /// The keys in order, for books read in order after every update (venue checksums over
+    /// the top levels, depth windows): O(log n) per change instead of a scan per read.
+    order: Option<BTreeSet<i128>>,
 }
 
 impl PartialEq for BookSide {
@@ -93,8 +97,13 @@ impl BookSide {
     /// quantity change (the common diff) allocates nothing.
     fn set(&mut self, k: i128, price: &str, quantity: &str, zero: bool) {
         if zero {
-            if self.levels.remove(&k).is_some() && self.best == Some(k) {
-                self.best_known = false;
+            if self.levels.remove(&k).is_some() {
+                if self.best == Some(k) {
+                    self.best_known = false;
+                }
+                if let Some(o) = &mut self.order {
+                    o.remove(&k);
+                }
             }
             return;
         }
@@ -116,6 +125,9 @@ impl BookSide {
                     price: price.to_string(),
                     quantity: quantity.to_string(),
                 });
+                if let Some(o) = &mut self.order {
+                    o.insert(k);
+                }
             }
         }
     }
@@ -124,6 +136,9 @@ impl BookSide {
         self.levels.clear();
         self.best = None;
         self.best_known = true;
+        if let Some(o) = &mut self.order {
+            o.clear();
+        }
     }
 
     /// The highest key.
@@ -137,6 +152,9 @@ impl BookSide {
 
     /// Keys sorted best first, at most `n`.
     fn sorted_keys(&self, n: usize) -> Vec<i128> {
+        if let Some(o) = &self.order {
+            return o.iter().rev().take(n).copied().collect();
+        }
         let mut keys: Vec<i128> = self.levels.keys().copied().collect();
         if n < keys.len() {
             keys.select_nth_unstable_by_key(n, |&k| std::cmp::Reverse(k));
@@ -173,6 +191,14 @@ impl BookSide {
         if extra == 0 {
             return 0;
         }
+        if let Some(o) = &mut self.order {
+            for _ in 0..extra {
+                if let Some(k) = o.pop_first() {
+                    self.levels.remove(&k);
+                }
+            }
+            return extra;
+        }
         let mut keys: Vec<i128> = self.levels.keys().copied().collect();
         keys.select_nth_unstable(extra - 1);
         for k in &keys[..extra] {
@@ -194,6 +220,15 @@ impl OrderBook {
     pub fn new() -> OrderBook {
         let mut b = OrderBook::default();
         b.clear();
+        b
+    }
+
+    /// An empty book that also keeps its price order, for books read in order after every
+    /// update (top-N checksums, depth windows).
+    pub fn ordered() -> OrderBook {
+        let mut b = OrderBook::new();
+        b.bids.order = Some(BTreeSet::new());
+        b.asks.order = Some(BTreeSet::new());
         b
     }
 
@@ -303,5 +338,40 @@ mod tests {
             .apply(Side::Ask, "99999999999999999999999999999", "1")
             .is_err());
         assert!(b.apply(Side::Ask, "1", "1e").is_err());
+    }
+
+    #[test]
+    fn the_ordered_book_reads_like_the_hashed_one() {
+        let (mut a, mut b) = (OrderBook::new(), OrderBook::ordered());
+        let ops = [
+            (Side::Bid, "10.5", "1"),
+            (Side::Bid, "10.40", "2"),
+            (Side::Bid, "10.6", "3"),
+            (Side::Ask, "11", "1"),
+            (Side::Ask, "10.9", "1"),
+            (Side::Ask, "11.5", "4"),
+            (Side::Bid, "10.6", "0"),
+            (Side::Bid, "9", "5"),
+            (Side::Ask, "10.9", "0.000"),
+            (Side::Ask, "12", "1"),
+        ];
+        for (side, p, q) in ops {
+            a.apply(side, p, q).unwrap();
+            b.apply(side, p, q).unwrap();
+            assert_eq!(a.top(Side::Bid, 2), b.top(Side::Bid, 2));
+            assert_eq!(a.top(Side::Ask, 2), b.top(Side::Ask, 2));
+        }
+        // Best first: bids descending, asks ascending.
+        assert_eq!(
+            b.top(Side::Bid, 9),
+            [("10.5", "1"), ("10.40", "2"), ("9", "5")]
+        );
+        assert_eq!(b.top(Side::Ask, 1), [("11", "1")]);
+        // A window of two levels keeps the best two on each side.
+        assert_eq!(a.truncate(2), 2);
+        assert_eq!(b.truncate(2), 2);
+        assert_eq!(a.levels(None), b.levels(None));
+        assert_eq!(b.top(Side::Ask, 9), [("11", "1"), ("11.5", "4")]);
+        assert_eq!(b.top(Side::Bid, 9), [("10.5", "1"), ("10.40", "2")]);
     }
 }

@@ -64,6 +64,12 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Whether the book is read in price order after every update (a depth window or a
+    /// top-N checksum): it then keeps an ordered index beside its hash map.
+    fn ordered_book(&self) -> bool {
+        self.max_depth().is_some()
+    }
+
     /// The venue's checksum of `book`, compared with the one a diff or snapshot carries.
     /// `None` when the venue has no checksum (or has deprecated it: say so in its folder).
     fn checksum(&self, book: &OrderBook) -> Option<u32> {

@@ -149,10 +149,15 @@ impl BookSync {
     /// An unsynced book; at most `buffer_limit` diffs (and [`DEFAULT_BUFFER_BYTES`]) wait for
     /// a snapshot.
     pub fn new(seq: Arc<dyn Sequencer>, buffer_limit: usize) -> BookSync {
+        let book = if seq.ordered_book() {
+            OrderBook::ordered()
+        } else {
+            OrderBook::new()
+        };
         BookSync {
             seq,
             state: State::AwaitingSnapshot,
-            book: OrderBook::new(),
+            book,
             buffer: VecDeque::new(),
             buffer_limit: buffer_limit.max(1),
             buffer_bytes: 0,
@@ -301,7 +306,11 @@ impl BookSync {
     /// one; the buffer is kept); `Step::Broken` when the snapshot fails its checksum or is
     /// crossed.
     pub fn on_snapshot(&mut self, s: &Snapshot) -> Result<Step, BadDecimal> {
-        let mut book = OrderBook::new();
+        let mut book = if self.seq.ordered_book() {
+            OrderBook::ordered()
+        } else {
+            OrderBook::new()
+        };
         for (p, q) in &s.bids {
             book.apply(Side::Bid, p, q)?;
         }
