@@ -31,6 +31,8 @@ pub struct BookOutput {
     pub overflowed: u64,
     /// A level the book could not take (the book was discarded).
     pub bad_decimal: Option<BadDecimal>,
+    /// The diff was older than the book (or came before an in-band snapshot): not applied.
+    pub dropped: bool,
     /// The book (re)synced.
     pub synced: bool,
 }
@@ -213,7 +215,8 @@ impl BookKeeper {
         let e = self.entry(symbol);
         match step {
             (Step::Buffered, _) => out.need_snapshot = true,
-            (Step::Dropped | Step::Synced, _) | (Step::Applied, None) => {}
+            (Step::Dropped, _) => out.dropped = true,
+            (Step::Synced, _) | (Step::Applied, None) => {}
             (Step::Applied, Some(diff)) => {
                 e.last_event_time = diff.event_time;
                 e.last_timestamp = diff.timestamp;

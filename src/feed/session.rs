@@ -343,6 +343,12 @@ impl Feed {
             self.error("rejected_update");
             tracing::warn!(exchange = %ex, %symbol, reason = why, "impossible book update rejected");
         }
+        if out.dropped {
+            self.metrics
+                .book_diffs_dropped
+                .get_or_create(&self.labels)
+                .inc();
+        }
         if out.overflowed > 0 {
             for _ in 0..out.overflowed {
                 self.error("buffer_overflow");

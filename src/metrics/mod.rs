@@ -116,8 +116,10 @@ pub struct Metrics {
     pub feed_connected: Family<FeedLabels, Gauge>,
     /// Sequence gaps detected in order books.
     pub book_gaps: Family<FeedLabels, Counter>,
-    /// Order-book (re)syncs from a REST snapshot.
+    /// Order-book (re)syncs from a snapshot (REST or in band).
     pub book_syncs: Family<FeedLabels, Counter>,
+    /// Diffs older than the book (or arriving before an in-band snapshot), not applied.
+    pub book_diffs_dropped: Family<FeedLabels, Counter>,
 }
 
 impl Metrics {
@@ -140,6 +142,7 @@ impl Metrics {
             feed_connected: Family::default(),
             book_gaps: Family::default(),
             book_syncs: Family::default(),
+            book_diffs_dropped: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -210,8 +213,13 @@ impl Metrics {
         registry.register("book_gaps", "Order-book sequence gaps", m.book_gaps.clone());
         registry.register(
             "book_syncs",
-            "Order-book (re)syncs from a REST snapshot",
+            "Order-book (re)syncs from a snapshot (REST or in band)",
             m.book_syncs.clone(),
+        );
+        registry.register(
+            "book_diffs_dropped",
+            "Order-book diffs older than the book or before its snapshot, not applied",
+            m.book_diffs_dropped.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }
