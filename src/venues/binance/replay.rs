@@ -421,7 +421,7 @@ impl ReplayMock for BinanceMock {
     }
 
     /// Each depth stream subscribed gets one synthesized diff setting the book back to the
-    /// recorded snapshot, ids continuing the chain (see [`LoopIds`]); the served book follows.
+    /// recorded snapshot, ids continuing the chain (see `LoopIds`); the served book follows.
     fn on_loop(&self, k: i64, subs: &HashSet<String>) -> Vec<String> {
         let mut out = Vec::new();
         let mut books = self.books.lock().unwrap_or_else(PoisonError::into_inner);
