@@ -94,7 +94,7 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
     cfg.feeds = vec![FeedConfig {
         venue: "kraken".into(),
         symbols: KRAKEN_PAIRS.iter().map(|s| s.to_string()).collect(),
-        channels: vec![Channel::Depth, Channel::Trade],
+        channels: vec![Channel::Depth, Channel::Trade, Channel::Ticker],
         // Not `/v2`: the recordings are WebSocket v1.
         ws_url: Some(format!("ws://{}", replay.addr)),
         snapshot_limit: 1000,
@@ -236,6 +236,42 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
             "duplicate {t:?}"
         );
     }
+    // Tickers: Kraken v1 sends today's and the last 24 hours' figures; the record carries the
+    // 24 h ones. [996,{"a":["355.24000000",..],"b":["354.32000000",..],"c":["355.23000000",..],
+    // "v":[..,"33470.74135600"],"l":[..,"333.87000000"],"h":[..,"368.00000000"],
+    // "o":[..,"335.21000000"]},"ticker","XMR/USD"]
+    let tickers: Vec<_> = consume(&cfg, DataType::Ticker)
+        .into_iter()
+        .map(|r| match r {
+            Normalized::Ticker(t) => t,
+            _ => unreachable!(),
+        })
+        .collect();
+    let t = tickers
+        .iter()
+        .find(|t| t.symbol == "XMR-USD" && t.bid == "354.32000000")
+        .unwrap_or_else(|| panic!("XMR ticker missing: {tickers:?}"));
+    assert_eq!(
+        (
+            t.exchange.as_str(),
+            t.ask.as_str(),
+            t.last.as_str(),
+            t.open.as_str(),
+            t.high.as_str(),
+            t.low.as_str(),
+            t.volume.as_str()
+        ),
+        (
+            "KRAKEN",
+            "355.24000000",
+            "355.23000000",
+            "335.21000000",
+            "368.00000000",
+            "333.87000000",
+            "33470.74135600"
+        )
+    );
+
     // [993,[["354.11000000","0.89594024","1618678142.557535","s","l",""]],"trade","XMR/USD"]:
     // a taker sell ("s") at a limit ("l") order's price; time in seconds with 6 decimals.
     let t = trades

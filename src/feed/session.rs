@@ -15,7 +15,6 @@ use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use super::books::{feed_event, BookKeeper, BookOutput};
@@ -134,9 +133,6 @@ impl Feed {
         stats: Arc<FeedStats>,
         http: RestClient,
     ) -> Feed {
-        // TLS for wss:// is rustls with the ring provider (set once per process; later calls
-        // find it installed).
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let metrics = producer.metrics();
         let labels = FeedLabels {
             exchange: venue.exchange().to_string(),
@@ -390,10 +386,7 @@ impl Feed {
             ws_url: base.to_string(),
         });
         let url = format!("{}{}", base.trim_end_matches('/'), vs.path());
-        let ws_cfg = WebSocketConfig::default()
-            .max_message_size(Some(self.cfg.max_frame_bytes.saturating_mul(4)))
-            .max_frame_size(Some(self.cfg.max_frame_bytes.saturating_mul(4)));
-        let (mut ws, _) = tokio_tungstenite::connect_async_with_config(&url, Some(ws_cfg), false)
+        let mut ws = crate::transport::ws::connect(&url, self.cfg.max_frame_bytes)
             .await
             .map_err(|e| SessionError::Connect {
                 url: url.clone(),
