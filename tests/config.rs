@@ -77,9 +77,75 @@ fn acks_other_than_all_with_idempotence_is_rejected_with_the_reason() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("kafka.acks"), "{err}");
-    // Fine once idempotence is off.
-    let cfg = load("[kafka]\nacks = \"1\"\nenable_idempotence = false\n").unwrap();
+    // With idempotence off, leader-only acks need an explicit opt-in; acks = 0 never passes.
+    let err = load("[kafka]\nacks = \"1\"\nenable_idempotence = false\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("allow_leader_only_acks"), "{err}");
+    let cfg =
+        load("[kafka]\nacks = \"1\"\nenable_idempotence = false\nallow_leader_only_acks = true\n")
+            .unwrap();
     assert_eq!(cfg.kafka.librdkafka_properties()["acks"], "1");
+    for zero in [
+        "[kafka]\nacks = \"0\"\nenable_idempotence = false\nallow_leader_only_acks = true\n",
+        "[kafka]\nenable_idempotence = false\n[kafka.properties]\nacks = \"0\"\n",
+    ] {
+        let err = load(zero).unwrap_err().to_string();
+        assert!(err.contains("kafka.acks") && err.contains("\"0\""), "{err}");
+    }
+}
+
+#[test]
+fn every_config_section_can_be_overridden_from_the_environment() {
+    // Walk the config struct: its top-level sections are exactly the ones read from the env.
+    let table = toml::Value::try_from(Config::default()).unwrap();
+    let mut sections: Vec<&str> = table
+        .as_table()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    sections.sort_unstable();
+    let mut read: Vec<&str> = tickflow::config::SECTIONS.to_vec();
+    read.sort_unstable();
+    assert_eq!(sections, read);
+    // And one that was missing before: `[http]`.
+    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let f = write("[http]\nlisten = \"127.0.0.1:1\"\n");
+    std::env::set_var("TICKFLOW_HTTP__LISTEN", "127.0.0.1:9899");
+    let cfg = Config::load(f.path());
+    std::env::remove_var("TICKFLOW_HTTP__LISTEN");
+    assert_eq!(cfg.unwrap().http.listen, "127.0.0.1:9899");
+}
+
+#[test]
+fn numeric_and_boolean_secrets_are_taken_verbatim_and_never_echoed() {
+    let _g = ENV.lock().unwrap_or_else(|e| e.into_inner());
+    let f = write("[kafka.sasl]\nusername = \"u\"\nmechanism = \"PLAIN\"\n");
+    // ("true" is also a word the rendered config uses, so it is checked verbatim only.)
+    for secret in ["12345678", "00731", "TRUE", "1e400", "true"] {
+        std::env::set_var("TICKFLOW_KAFKA__SASL__PASSWORD", secret);
+        std::env::set_var("TICKFLOW_SCHEMA_REGISTRY__PASSWORD", secret);
+        let cfg = Config::load(f.path());
+        // An invalid config elsewhere: its error must not show the secret either.
+        std::env::set_var("TICKFLOW_PRODUCER__QUEUE_CAPACITY", "0");
+        let err = Config::load(f.path()).unwrap_err().to_string();
+        std::env::remove_var("TICKFLOW_PRODUCER__QUEUE_CAPACITY");
+        std::env::remove_var("TICKFLOW_KAFKA__SASL__PASSWORD");
+        std::env::remove_var("TICKFLOW_SCHEMA_REGISTRY__PASSWORD");
+        let cfg = cfg.unwrap();
+        assert_eq!(cfg.kafka.librdkafka_properties()["sasl.password"], secret);
+        assert_eq!(
+            cfg.schema_registry.password.as_ref().unwrap().expose(),
+            secret
+        );
+        if secret == "true" {
+            continue;
+        }
+        for shown in [format!("{cfg:?}"), cfg.to_redacted_toml(), err] {
+            assert!(!shown.contains(secret), "secret {secret} shown: {shown}");
+        }
+    }
 }
 
 #[test]

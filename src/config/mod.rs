@@ -20,14 +20,16 @@ use crate::venues::Channel;
 /// Environment prefix of every override.
 pub const ENV_PREFIX: &str = "TICKFLOW_";
 
-/// Top-level config sections, the only ones read from the environment.
-const SECTIONS: &[&str] = &[
+/// Top-level config sections, the only ones read from the environment: every section of
+/// [`Config`] (a test walks the struct and fails when one is missing here).
+pub const SECTIONS: &[&str] = &[
     "kafka",
     "schema_registry",
     "producer",
     "feeds",
     "replay",
     "run",
+    "http",
 ];
 
 /// Keys that hold secrets: they may come from the environment only.
@@ -253,6 +255,10 @@ pub struct KafkaConfig {
     pub bootstrap_servers: String,
     /// `acks`; must be `all` when idempotence is on.
     pub acks: String,
+    /// Accept `acks = "1"` (the partition leader alone acknowledges): an Ack then means the
+    /// leader stored the record, which a leader failure before replication can still lose.
+    /// Off by default; `acks = "0"` is never accepted.
+    pub allow_leader_only_acks: bool,
     /// `enable.idempotence`.
     pub enable_idempotence: bool,
     /// `linger.ms`.
@@ -276,6 +282,7 @@ impl Default for KafkaConfig {
         KafkaConfig {
             bootstrap_servers: "127.0.0.1:9092".into(),
             acks: "all".into(),
+            allow_leader_only_acks: false,
             enable_idempotence: true,
             linger_ms: 5,
             batch_size: 65536,
@@ -478,31 +485,61 @@ impl Config {
         let file = Figment::from(Toml::file(path));
         for key in SECRET_KEYS {
             if file.find_value(key).is_ok() {
-                let env = format!(
-                    "{ENV_PREFIX}{}",
-                    key.replace('.', "__").to_ascii_uppercase()
-                );
+                let env = Self::secret_var(key);
                 return Err(ConfigError::invalid(
                     key,
                     format!("secrets may not be written in a file; set the environment variable {env} instead"),
                 ));
             }
         }
-        Self::from_figment(
-            Figment::from(Serialized::defaults(Config::default()))
-                .merge(file)
-                .merge(Self::env()),
-        )
+        let mut cfg: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(file)
+            .merge(Self::env())
+            .extract()?;
+        cfg.env_secrets()?;
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     /// `TICKFLOW_<SECTION>__…` variables of the known sections. Other `TICKFLOW_*` variables
     /// (tooling, scripts) are not config and are ignored; typos inside a section are errors.
+    /// Secrets are not read here: they are taken verbatim by [`Config::env_secrets`], so a
+    /// numeric or boolean password is neither reinterpreted (`007` → 7) nor echoed in an error.
     fn env() -> Env {
         Env::prefixed(ENV_PREFIX).split("__").filter(|key| {
-            let section = key.as_str().split('.').next().unwrap_or_default();
+            let k = key.as_str();
+            let section = k.split('.').next().unwrap_or_default();
             let section = section.split("__").next().unwrap_or_default();
             SECTIONS.iter().any(|s| s.eq_ignore_ascii_case(section))
+                && !SECRET_KEYS.iter().any(|s| s.eq_ignore_ascii_case(k))
         })
+    }
+
+    /// The environment variable of a secret key (`kafka.sasl.password` →
+    /// `TICKFLOW_KAFKA__SASL__PASSWORD`).
+    fn secret_var(key: &str) -> String {
+        format!(
+            "{ENV_PREFIX}{}",
+            key.replace('.', "__").to_ascii_uppercase()
+        )
+    }
+
+    /// Sets the secrets from their environment variables, verbatim (any text).
+    fn env_secrets(&mut self) -> Result<(), ConfigError> {
+        for key in SECRET_KEYS {
+            let Some(value) = std::env::var_os(Self::secret_var(key)) else {
+                continue;
+            };
+            let Some(value) = value.to_str() else {
+                return Err(ConfigError::invalid(key, "is not valid UTF-8"));
+            };
+            let secret = Some(Secret::new(value));
+            match *key {
+                "kafka.sasl.password" => self.kafka.sasl.password = secret,
+                _ => self.schema_registry.password = secret,
+            }
+        }
+        Ok(())
     }
 
     /// Builds a config from TOML text (no environment), for tests and embedding.
@@ -539,6 +576,30 @@ impl Config {
                     get("acks")
                 ),
             ));
+        }
+        match get("acks") {
+            "0" => {
+                return Err(ConfigError::invalid(
+                    "kafka.acks",
+                    "\"0\" is not accepted: the broker would acknowledge nothing and every \
+                     record would be answered Ack unstored; use \"all\"",
+                ))
+            }
+            "1" if !self.kafka.allow_leader_only_acks => {
+                return Err(ConfigError::invalid(
+                    "kafka.acks",
+                    "\"1\" acknowledges once the partition leader alone has the record (lost if \
+                     it fails before replicating); use \"all\", or set \
+                     kafka.allow_leader_only_acks = true to accept that",
+                ))
+            }
+            "all" | "-1" | "1" => {}
+            other => {
+                return Err(ConfigError::invalid(
+                    "kafka.acks",
+                    format!("{other:?} is not one of \"all\", \"-1\" (or \"1\" with allow_leader_only_acks)"),
+                ))
+            }
         }
         if !matches!(
             get("compression.type"),

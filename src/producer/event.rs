@@ -122,7 +122,9 @@ impl Message for ProduceEvent {
     type Result = Result<Ack, Nack>;
 }
 
-/// The broker stored the record.
+/// The broker stored the record: with `acks = all` (the default, and required with
+/// idempotence) every in-sync replica has it; with `acks = 1`, accepted only with
+/// `kafka.allow_leader_only_acks`, only the partition leader had it when it answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ack {
     /// Topic written.
