@@ -61,6 +61,23 @@ fn smoke_with_a_built_in_type_produces_decodable_records() {
     for k in ["p50_ms", "p95_ms", "p99_ms", "max_ms", "events_per_s"] {
         assert!(s[k].as_f64().unwrap() > 0.0, "{k}: {s}");
     }
+    // Milliseconds to the microsecond: at most three decimals as printed.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for k in ["p50_ms", "p95_ms", "p99_ms", "max_ms"] {
+        let text = stdout
+            .split(&format!("\"{k}\":"))
+            .nth(1)
+            .and_then(|r| r.split([',', '}']).next())
+            .unwrap();
+        let decimals = text.split('.').nth(1).map_or(0, str::len);
+        assert!(decimals <= 3, "{k} = {text}");
+    }
+    // Logs to a pipe carry no terminal colour codes.
+    assert!(
+        !out.stderr.contains(&0x1b),
+        "ANSI escape in piped logs: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         s["events_per_s"].as_f64().unwrap() < 4000.0,
         "--rate is honoured: {s}"

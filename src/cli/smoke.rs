@@ -300,7 +300,12 @@ fn dynamic_payloads(
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len().max(1)) - 1;
-    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    sorted.get(i).map_or(0.0, |d| ms(*d))
+}
+
+/// Milliseconds rounded to the microsecond (what the clock resolves; no float noise).
+fn ms(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1e3
 }
 
 /// Runs the smoke test inside an actix system; returns the summary.
@@ -376,7 +381,7 @@ pub async fn smoke(cfg: Config, args: &SmokeArgs) -> Result<Summary, String> {
         p50_ms: pct(&lat, 0.50),
         p95_ms: pct(&lat, 0.95),
         p99_ms: pct(&lat, 0.99),
-        max_ms: lat.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        max_ms: lat.last().map_or(0.0, |d| ms(*d)),
         events_per_s: args.count as f64 / elapsed.as_secs_f64().max(1e-9),
     })
 }
