@@ -24,18 +24,6 @@ use crate::metrics::TopicLabels;
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-/// A `ProduceEvent` whose answer goes to `reply`, for users of the actor's address itself:
-/// sent with `do_send`, events keep the sender's order, and the sender bounds how many answers
-/// it awaits. (`ProducerHandle` does not go through the mailbox; see ADR 0002.)
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Submit {
-    /// The event.
-    pub event: ProduceEvent,
-    /// Where its Ack or Nack goes.
-    pub reply: oneshot::Sender<Result<Ack, Nack>>,
-}
-
 /// Test hook: makes the actor fail, so its supervisor restarts it.
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
@@ -277,7 +265,7 @@ impl Door {
         let _ = tx.send(queued).await;
     }
 
-    /// The actor's own way in (a `ProduceEvent` or `Submit` message): like [`Door::offer`],
+    /// The actor's own way in (a `ProduceEvent` message): like [`Door::offer`],
     /// waiting for room in a task of its own.
     fn accept(self: &Arc<Self>, event: ProduceEvent, reply: Reply) {
         match self.offer(event, reply) {
@@ -332,15 +320,6 @@ impl Handler<ProduceEvent> for ProducerActor {
             door: self.door.clone(),
             event,
         }
-    }
-}
-
-impl Handler<Submit> for ProducerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: Submit, _ctx: &mut Context<Self>) {
-        let reply = self.door.reply(Some(msg.reply));
-        self.door.accept(msg.event, reply);
     }
 }
 

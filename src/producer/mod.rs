@@ -15,7 +15,7 @@ mod stream;
 
 use std::sync::Arc;
 
-pub use actor::{InjectFailure, ProducerActor, Shutdown, Submit};
+pub use actor::{InjectFailure, ProducerActor, Shutdown};
 pub use event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent, RawSchema};
 
 use crate::config::Config;
