@@ -223,3 +223,53 @@ fn missing_file_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn urls_are_checked_per_use_and_credentials_are_never_echoed() {
+    let bad = |text: &str, key: &str| {
+        let err = load(text).unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+        err
+    };
+    // Scheme per use.
+    bad(
+        "[schema_registry]\nurl = \"ftp://r:8081\"\n",
+        "schema_registry.url",
+    );
+    bad(
+        "[[feeds]]\nvenue = \"binance\"\nsymbols = [\"BTC-USDT\"]\nws_url = \"http://x:1\"\n",
+        "feeds[0].ws_url",
+    );
+    bad(
+        "[[feeds]]\nvenue = \"binance\"\nsymbols = [\"BTC-USDT\"]\nrest_url = \"wss://x:1\"\n",
+        "feeds[0].rest_url",
+    );
+    bad(
+        "[schema_registry]\nurl = \"http://\"\n",
+        "schema_registry.url",
+    );
+    // Credentials in a URL: refused, and the error does not repeat them.
+    let err = bad(
+        "[schema_registry]\nurl = \"https://admin:hunter2@registry.example:8081\"\n",
+        "schema_registry.url",
+    );
+    assert!(!err.contains("hunter2") && !err.contains("admin"), "{err}");
+    let err = bad(
+        "[[feeds]]\nvenue = \"binance\"\nsymbols = [\"BTC-USDT\"]\nws_url = \"wss://k:s3cret@stream.example\"\n",
+        "feeds[0].ws_url",
+    );
+    assert!(!err.contains("s3cret"), "{err}");
+    // Basic auth over plain http: only to loopback.
+    bad(
+        "[schema_registry]\nurl = \"http://registry.example:8081\"\nusername = \"u\"\n",
+        "schema_registry.url",
+    );
+    load("[schema_registry]\nurl = \"http://127.0.0.1:8081\"\nusername = \"u\"\n").unwrap();
+    load("[schema_registry]\nurl = \"https://registry.example:8081\"\nusername = \"u\"\n").unwrap();
+    // Listen addresses are IP:port.
+    bad("[http]\nlisten = \"everywhere\"\n", "http.listen");
+    bad(
+        "[[replay.servers]]\nvenue = \"binance\"\nlisten = \"localhost\"\n",
+        "replay.servers[0].listen",
+    );
+}

@@ -2,6 +2,7 @@
 //! variables (`__` separates nesting levels, e.g. `TICKFLOW_KAFKA__BOOTSTRAP_SERVERS`).
 
 mod secret;
+pub mod urls;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -610,14 +611,22 @@ impl Config {
                 "must be one of none, gzip, snappy, lz4, zstd",
             ));
         }
-        if !self.schema_registry.url.starts_with("http://")
-            && !self.schema_registry.url.starts_with("https://")
+        let registry = urls::check(
+            "schema_registry.url",
+            &self.schema_registry.url,
+            urls::Use::Http,
+        )?;
+        if self.schema_registry.username.is_some()
+            && registry.scheme() == "http"
+            && !urls::is_loopback(&registry)
         {
             return Err(ConfigError::invalid(
                 "schema_registry.url",
-                "must start with http:// or https://",
+                "basic auth over plain http would send the password in clear: use https \
+                 (plain http is accepted only to a loopback registry)",
             ));
         }
+        urls::check_listen("http.listen", &self.http.listen)?;
         if let Some(k) = self.kafka.properties.keys().find(|k| {
             let k = k.to_ascii_lowercase();
             k.contains("password") || k.contains("secret") || k.contains("key.pem")
@@ -701,6 +710,12 @@ impl Config {
                     format!("{} does not offer {c:?}", f.venue),
                 ));
             }
+            if let Some(u) = &f.ws_url {
+                urls::check(&key("ws_url"), u, urls::Use::WebSocket)?;
+            }
+            if let Some(u) = &f.rest_url {
+                urls::check(&key("rest_url"), u, urls::Use::Http)?;
+            }
             if f.channels.is_empty() {
                 return Err(ConfigError::invalid(
                     &key("channels"),
@@ -721,6 +736,7 @@ impl Config {
             }
         }
         for (i, r) in self.replay.servers.iter().enumerate() {
+            urls::check_listen(&format!("replay.servers[{i}].listen"), &r.listen)?;
             if crate::venues::by_name(&r.venue).is_none() {
                 return Err(ConfigError::invalid(
                     &format!("replay.servers[{i}].venue"),
