@@ -9,6 +9,7 @@
 
 pub mod binance;
 pub mod binance_coinm;
+pub mod decimal;
 pub mod kraken;
 mod session;
 mod symbols;

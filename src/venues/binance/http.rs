@@ -3,20 +3,21 @@
 use super::websocket::messages::{DepthSnapshot, OpenInterest};
 use crate::book::Snapshot;
 use crate::schema::{self as s, Normalized};
+use crate::venues::decimal::unsigned;
 use crate::venues::{ParseError, SymbolMap};
 
 /// Parses `/api/v3/depth` or `/fapi/v1/depth`.
 pub fn parse_snapshot(body: &str) -> Result<Snapshot, ParseError> {
     let d: DepthSnapshot<'_> = serde_json::from_str(body)?;
-    let conv = |v: &[[&str; 2]]| {
+    let conv = |v: &[[&str; 2]]| -> Result<Vec<(String, String)>, ParseError> {
         v.iter()
-            .map(|[p, q]| (p.to_string(), q.to_string()))
+            .map(|[p, q]| Ok((unsigned(p)?.to_string(), unsigned(q)?.to_string())))
             .collect()
     };
     Ok(Snapshot {
         last_update_id: d.last_update_id,
-        bids: conv(&d.bids),
-        asks: conv(&d.asks),
+        bids: conv(&d.bids)?,
+        asks: conv(&d.asks)?,
         checksum: None,
     })
 }
@@ -35,7 +36,7 @@ pub fn parse_open_interest(
     Ok(Normalized::OpenInterest(s::OpenInterest {
         exchange: exchange.into(),
         symbol: symbol.to_string(),
-        open_interest: oi.open_interest.into(),
+        open_interest: unsigned(oi.open_interest)?.into(),
         timestamp: oi.time.map(|t| t.saturating_mul(1000)),
         event_time: None,
         receipt_time: receipt_us,

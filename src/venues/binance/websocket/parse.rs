@@ -6,6 +6,7 @@ use crate::book::{Diff, Levels};
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::{liquidation, trade};
 use crate::schema::{self as s, DataType, Normalized};
+use crate::venues::decimal::{signed, unsigned};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
 fn us(ms: i64) -> i64 {
@@ -100,13 +101,13 @@ fn taker_side(buyer_is_maker: bool) -> i32 {
     }
 }
 
-fn levels(raw: &[[&str; 2]]) -> Levels {
+fn levels(raw: &[[&str; 2]]) -> Result<Levels, ParseError> {
     let bytes = raw.iter().map(|[p, q]| p.len() + q.len()).sum();
     let mut levels = Levels::with_capacity(raw.len(), bytes);
     for [p, q] in raw {
-        levels.push(p, q);
+        levels.push(unsigned(p)?, unsigned(q)?);
     }
-    levels
+    Ok(levels)
 }
 
 /// Parses the payload text `json` of stream `kind` (the part after `@`, or the `e` event type).
@@ -123,8 +124,8 @@ pub fn parse_payload(
             let t: Trade<'_> = serde_json::from_str(json)?;
             let common = Taken::new(
                 t.buyer_is_maker,
-                t.price,
-                t.quantity,
+                unsigned(t.price)?,
+                unsigned(t.quantity)?,
                 t.trade_time,
                 t.event_time,
             );
@@ -138,8 +139,8 @@ pub fn parse_payload(
             let t: AggTrade<'_> = serde_json::from_str(json)?;
             let common = Taken::new(
                 t.buyer_is_maker,
-                t.price,
-                t.quantity,
+                unsigned(t.price)?,
+                unsigned(t.quantity)?,
                 t.trade_time,
                 t.event_time,
             );
@@ -159,8 +160,8 @@ pub fn parse_payload(
                     first: d.first_update_id,
                     last: d.final_update_id,
                     prev: d.prev_final_update_id,
-                    bids: levels(&d.bids),
-                    asks: levels(&d.asks),
+                    bids: levels(&d.bids)?,
+                    asks: levels(&d.asks)?,
                     checksum: None,
                     event_time: Some(us(d.event_time)),
                     timestamp: d.transaction_time.map(us),
@@ -174,10 +175,10 @@ pub fn parse_payload(
             Normalized::TopOfBook(s::TopOfBook {
                 exchange: exchange.into(),
                 symbol: symbol(map, b.symbol)?,
-                bid_price: b.bid_price.into(),
-                bid_size: b.bid_qty.into(),
-                ask_price: b.ask_price.into(),
-                ask_size: b.ask_qty.into(),
+                bid_price: unsigned(b.bid_price)?.into(),
+                bid_size: unsigned(b.bid_qty)?.into(),
+                ask_price: unsigned(b.ask_price)?.into(),
+                ask_size: unsigned(b.ask_qty)?.into(),
                 timestamp: b.transaction_time.map(us),
                 event_time: b.event_time.map(us),
                 receipt_time: receipt_us,
@@ -189,17 +190,17 @@ pub fn parse_payload(
             Normalized::Ticker(s::Ticker {
                 exchange: exchange.into(),
                 symbol: symbol(map, t.symbol)?,
-                bid: t.bid.unwrap_or_default().into(),
-                ask: t.ask.unwrap_or_default().into(),
+                bid: t.bid.map(unsigned).transpose()?.unwrap_or_default().into(),
+                ask: t.ask.map(unsigned).transpose()?.unwrap_or_default().into(),
                 timestamp: Some(us(t.close_time)),
                 event_time: Some(us(t.event_time)),
                 receipt_time: receipt_us,
-                last: t.last.into(),
-                open: t.open.into(),
-                high: t.high.into(),
-                low: t.low.into(),
-                volume: t.volume.into(),
-                quote_volume: t.quote_volume.into(),
+                last: unsigned(t.last)?.into(),
+                open: unsigned(t.open)?.into(),
+                high: unsigned(t.high)?.into(),
+                low: unsigned(t.low)?.into(),
+                volume: unsigned(t.volume)?.into(),
+                quote_volume: unsigned(t.quote_volume)?.into(),
             })
         }
         "markPrice" | "markPriceUpdate" => {
@@ -207,15 +208,20 @@ pub fn parse_payload(
             Normalized::Funding(s::Funding {
                 exchange: exchange.into(),
                 symbol: symbol(map, m.symbol)?,
-                mark_price: m.mark_price.into(),
-                rate: m.funding_rate.into(),
+                mark_price: unsigned(m.mark_price)?.into(),
+                // Delivery contracts (COIN-M quarterlies) have no funding: `"r":""`.
+                rate: if m.funding_rate.is_empty() {
+                    String::new()
+                } else {
+                    signed(m.funding_rate)?.into()
+                },
                 // Delivery contracts (COIN-M quarterlies) send `"T":0`: no funding.
                 next_funding_time: (m.next_funding_time > 0).then(|| us(m.next_funding_time)),
                 predicted_rate: None,
                 timestamp: Some(us(m.event_time)),
                 event_time: Some(us(m.event_time)),
                 receipt_time: receipt_us,
-                index_price: m.index_price.map(str::to_string),
+                index_price: m.index_price.map(unsigned).transpose()?.map(str::to_string),
             })
         }
         "forceOrder" => {
@@ -230,8 +236,8 @@ pub fn parse_payload(
                 exchange: exchange.into(),
                 symbol: symbol(map, o.symbol)?,
                 side: side as i32,
-                quantity: o.quantity.into(),
-                price: o.price.into(),
+                quantity: unsigned(o.quantity)?.into(),
+                price: unsigned(o.price)?.into(),
                 id: String::new(),
                 status: o.status.into(),
                 timestamp: Some(us(o.trade_time)),
@@ -249,16 +255,20 @@ pub fn parse_payload(
                 stop: us(k.stop),
                 interval: k.interval.into(),
                 trades: Some(k.trades),
-                open: k.open.into(),
-                close: k.close.into(),
-                high: k.high.into(),
-                low: k.low.into(),
-                volume: k.volume.into(),
+                open: unsigned(k.open)?.into(),
+                close: unsigned(k.close)?.into(),
+                high: unsigned(k.high)?.into(),
+                low: unsigned(k.low)?.into(),
+                volume: unsigned(k.volume)?.into(),
                 closed: k.closed,
                 timestamp: Some(us(k.stop)),
                 event_time: Some(us(e.event_time)),
                 receipt_time: receipt_us,
-                quote_volume: k.quote_volume.map(str::to_string),
+                quote_volume: k
+                    .quote_volume
+                    .map(unsigned)
+                    .transpose()?
+                    .map(str::to_string),
             })
         }
         other => return Err(ParseError::Unsupported(other.to_string())),

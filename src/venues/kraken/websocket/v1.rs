@@ -11,6 +11,7 @@ use crate::book::{Diff, Levels, Snapshot};
 use crate::schema::borrowed::{IdRef, TradeRef};
 use crate::schema::v2beta1::trade;
 use crate::schema::{self as s, Normalized};
+use crate::venues::decimal::unsigned;
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
 /// The client heartbeat (answered `{"event":"pong"}`).
@@ -104,7 +105,7 @@ pub fn parse_event(text: &str) -> Result<Control, ParseError> {
 fn levels(raw: &[V1Level<'_>], into: &mut Levels) -> Result<i64, ParseError> {
     let mut latest = 0;
     for l in raw {
-        let (p, q) = (l.text(0)?, l.text(1)?);
+        let (p, q) = (unsigned(l.text(0)?)?, unsigned(l.text(1)?)?);
         latest = latest.max(secs_to_us(l.text(2)?)?);
         into.push(p, q);
     }
@@ -202,8 +203,8 @@ fn trades(
             symbol: "",
             side: side as i32,
             trade_id: IdRef::Text(""),
-            price: t.text(0)?,
-            amount: t.text(1)?,
+            price: unsigned(t.text(0)?)?,
+            amount: unsigned(t.text(1)?)?,
             timestamp: secs_to_us(t.text(2)?)?,
             trade_type: (!trade_type.is_empty()).then_some(trade_type),
             maker: buyer_maker,
@@ -229,16 +230,16 @@ fn ticker(
     out.push(VenueEvent::Record(Normalized::Ticker(s::Ticker {
         exchange: EXCHANGE.into(),
         symbol: symbol(map, pair)?.to_string(),
-        bid: t.b.text(0)?.into(),
-        ask: t.a.text(0)?.into(),
+        bid: unsigned(t.b.text(0)?)?.into(),
+        ask: unsigned(t.a.text(0)?)?.into(),
         timestamp: None,
         event_time: None,
         receipt_time: receipt_us,
-        last: t.c.text(0)?.into(),
-        open: t.o.text(1)?.into(),
-        high: t.h.text(1)?.into(),
-        low: t.l.text(1)?.into(),
-        volume: t.v.text(1)?.into(),
+        last: unsigned(t.c.text(0)?)?.into(),
+        open: unsigned(t.o.text(1)?)?.into(),
+        high: unsigned(t.h.text(1)?)?.into(),
+        low: unsigned(t.l.text(1)?)?.into(),
+        volume: unsigned(t.v.text(1)?)?.into(),
         quote_volume: String::new(),
     })));
     Ok(())
@@ -255,10 +256,20 @@ fn spread(
     out.push(VenueEvent::Record(Normalized::TopOfBook(s::TopOfBook {
         exchange: EXCHANGE.into(),
         symbol: symbol(map, pair)?.to_string(),
-        bid_price: sp.text(0)?.into(),
-        bid_size: sp.opt_text(3)?.unwrap_or_default().into(),
-        ask_price: sp.text(1)?.into(),
-        ask_size: sp.opt_text(4)?.unwrap_or_default().into(),
+        bid_price: unsigned(sp.text(0)?)?.into(),
+        bid_size: sp
+            .opt_text(3)?
+            .map(unsigned)
+            .transpose()?
+            .unwrap_or_default()
+            .into(),
+        ask_price: unsigned(sp.text(1)?)?.into(),
+        ask_size: sp
+            .opt_text(4)?
+            .map(unsigned)
+            .transpose()?
+            .unwrap_or_default()
+            .into(),
         timestamp: Some(secs_to_us(sp.text(2)?)?),
         event_time: None,
         receipt_time: receipt_us,
@@ -294,11 +305,11 @@ fn ohlc(
                 .parse()
                 .map_err(|_| ParseError::BadDecimal(trades.to_string()))?,
         ),
-        open: c.text(2)?.into(),
-        close: c.text(5)?.into(),
-        high: c.text(3)?.into(),
-        low: c.text(4)?.into(),
-        volume: c.text(7)?.into(),
+        open: unsigned(c.text(2)?)?.into(),
+        close: unsigned(c.text(5)?)?.into(),
+        high: unsigned(c.text(3)?)?.into(),
+        low: unsigned(c.text(4)?)?.into(),
+        volume: unsigned(c.text(7)?)?.into(),
         // v1 sends the running candle; it is never marked final.
         closed: false,
         timestamp: Some(secs_to_us(c.text(0)?)?),

@@ -16,6 +16,7 @@ use crate::book::{Diff, Levels, Snapshot};
 use crate::schema::borrowed::{IdRef, TradeRef};
 use crate::schema::v2beta1::trade;
 use crate::schema::{self as s, Normalized};
+use crate::venues::decimal::unsigned;
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
 use super::EXCHANGE;
@@ -124,10 +125,12 @@ pub fn parse_frame(
 /// A level's text: with the pair's precision when known, else the literal.
 fn level_text(raw: &RawValue, places: Option<u32>) -> Result<String, ParseError> {
     let t = scalar(raw)?;
-    match places {
-        Some(p) => fixed(t, p),
-        None => Ok(t.to_string()),
-    }
+    let text = match places {
+        Some(p) => fixed(t, p)?,
+        None => t.to_string(),
+    };
+    unsigned(&text)?;
+    Ok(text)
 }
 
 fn levels(
@@ -213,8 +216,8 @@ fn trades(
             symbol: "",
             side: side as i32,
             trade_id: t.trade_id.map_or(IdRef::Text(""), IdRef::Num),
-            price: scalar(t.price)?,
-            amount: scalar(t.qty)?,
+            price: unsigned(scalar(t.price)?)?,
+            amount: unsigned(scalar(t.qty)?)?,
             timestamp: rfc3339_to_us(t.timestamp)?,
             trade_type: t.ord_type,
             maker: buyer_maker,
@@ -229,7 +232,10 @@ fn trades(
 }
 
 fn text_of(raw: Option<&RawValue>) -> Result<String, ParseError> {
-    Ok(raw.map(scalar).transpose()?.unwrap_or_default().to_string())
+    match raw {
+        Some(r) => Ok(unsigned(scalar(r)?)?.to_string()),
+        None => Ok(String::new()),
+    }
 }
 
 /// `last - change`, exactly (v2 sends no open price); empty when either is missing.
@@ -249,7 +255,9 @@ fn open_of(last: Option<&RawValue>, change: Option<&RawValue>) -> Result<String,
     let open = dec(last)?
         .checked_sub(dec(change)?)
         .ok_or_else(|| ParseError::BadDecimal(scalar(last).unwrap_or_default().to_string()))?;
-    Ok(open.to_string())
+    let open = open.to_string();
+    unsigned(&open)?;
+    Ok(open)
 }
 
 /// A ticker message gives both records: the session keeps the ones its subscriptions asked
@@ -328,11 +336,11 @@ fn ohlc(
             stop: start + c.interval * 60_000_000,
             interval: format!("{}m", c.interval),
             trades,
-            open: scalar(c.open)?.into(),
-            close: scalar(c.close)?.into(),
-            high: scalar(c.high)?.into(),
-            low: scalar(c.low)?.into(),
-            volume: scalar(c.volume)?.into(),
+            open: unsigned(scalar(c.open)?)?.into(),
+            close: unsigned(scalar(c.close)?)?.into(),
+            high: unsigned(scalar(c.high)?)?.into(),
+            low: unsigned(scalar(c.low)?)?.into(),
+            volume: unsigned(scalar(c.volume)?)?.into(),
             closed: false,
             timestamp: time,
             event_time: None,
