@@ -255,6 +255,25 @@ impl BookSync {
             .map(|(bid, ask)| Break::Crossed { bid, ask })
     }
 
+    /// Applies a diff the rules accepted, then checks the book. A level the book cannot take
+    /// or a failed check leaves the book unknown: it is discarded (reset) and the reason
+    /// returned.
+    fn apply_checked(&mut self, d: &Diff) -> Result<Option<Break>, BadDecimal> {
+        if let Err(e) = Self::apply_levels(&mut self.book, d) {
+            self.reset();
+            return Err(e);
+        }
+        self.state = State::Synced {
+            last: d.last,
+            bridged: true,
+        };
+        let broken = self.check(d.checksum);
+        if broken.is_some() {
+            self.reset();
+        }
+        Ok(broken)
+    }
+
     /// Takes one diff: buffers it, drops it, applies it, or reports a gap (the book is then
     /// reset and this diff starts the new buffer).
     pub fn on_diff(&mut self, d: Diff) -> Result<Step, BadDecimal> {
@@ -275,22 +294,10 @@ impl BookSync {
         match self.seq.decide(&d, last, bridged) {
             Decision::Drop => Ok((Step::Dropped, None)),
             Decision::Reject(why) => Ok((Step::Rejected(why), None)),
-            Decision::Apply => {
-                if let Err(e) = Self::apply_levels(&mut self.book, &d) {
-                    // A level the book cannot take leaves it unknown: discard and resync.
-                    self.reset();
-                    return Err(e);
-                }
-                self.state = State::Synced {
-                    last: d.last,
-                    bridged: true,
-                };
-                if let Some(b) = self.check(d.checksum) {
-                    self.reset();
-                    return Ok((Step::Broken(b), None));
-                }
-                Ok((Step::Applied, Some(d)))
-            }
+            Decision::Apply => match self.apply_checked(&d)? {
+                Some(b) => Ok((Step::Broken(b), None)),
+                None => Ok((Step::Applied, Some(d))),
+            },
             Decision::Gap { expected, got } => {
                 self.reset();
                 if self.seq.source() == SnapshotSource::Rest {
@@ -347,16 +354,7 @@ impl BookSync {
         for d in &buffered {
             if let State::Synced { last, bridged } = self.state {
                 if let Decision::Apply = self.seq.decide(d, last, bridged) {
-                    if let Err(e) = Self::apply_levels(&mut self.book, d) {
-                        self.reset();
-                        return Err(e);
-                    }
-                    self.state = State::Synced {
-                        last: d.last,
-                        bridged: true,
-                    };
-                    if let Some(b) = self.check(d.checksum) {
-                        self.reset();
+                    if let Some(b) = self.apply_checked(d)? {
                         return Ok(Step::Broken(b));
                     }
                 }

@@ -12,24 +12,36 @@ pub const MAX_DIGITS: usize = 28;
 /// Fractional digits a decimal may have (the book's exact key scale).
 pub const MAX_FRACTION: usize = crate::book::levels::KEY_SCALE as usize;
 
+/// One pass over the bytes (this runs for every level of every diff on the hot path).
 fn check(s: &str, negative_ok: bool) -> Result<&str, ParseError> {
     let bad = || ParseError::BadDecimal(s.chars().take(48).collect());
-    let body = match s.strip_prefix('-') {
-        Some(rest) if negative_ok => rest,
-        Some(_) => return Err(bad()),
-        None => s,
-    };
-    let (int, frac) = match body.split_once('.') {
-        Some((i, f)) => (i, Some(f)),
-        None => (body, None),
-    };
-    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+    let b = s.as_bytes();
+    let start = usize::from(b.first() == Some(&b'-'));
+    if start == 1 && !negative_ok {
         return Err(bad());
     }
-    let frac_len = frac.map_or(0, str::len);
-    let significant = int.trim_start_matches('0').len() + frac_len;
-    if frac_len > MAX_FRACTION || significant > MAX_DIGITS {
+    let (mut dot, mut significant, mut leading) = (None, 0usize, true);
+    for (i, &c) in b.iter().enumerate().skip(start) {
+        match c {
+            b'0'..=b'9' => {
+                // Leading zeros of the integer part are not significant; every fraction digit is.
+                if !(leading && c == b'0' && dot.is_none()) {
+                    leading = false;
+                    significant += 1;
+                }
+            }
+            b'.' if dot.is_none() => dot = Some(i),
+            _ => return Err(bad()),
+        }
+    }
+    let fraction = match dot {
+        // Digits on both sides of the point.
+        Some(d) if d == start || d + 1 == b.len() => return Err(bad()),
+        Some(d) => b.len() - d - 1,
+        None if start == b.len() => return Err(bad()),
+        None => 0,
+    };
+    if fraction > MAX_FRACTION || significant > MAX_DIGITS {
         return Err(bad());
     }
     Ok(s)
