@@ -3,11 +3,9 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::BTreeSet;
-use std::str::FromStr;
 
 use rustc_hash::FxHashMap;
 
-use rust_decimal::Decimal;
 use thiserror::Error;
 
 use crate::schema::v2beta1::level2_book::PriceLevel;
@@ -54,16 +52,32 @@ pub const KEY_SCALE: u32 = 18;
 
 /// A price as an exact fixed-point integer (units of 10^-[`KEY_SCALE`]): equal prices written
 /// with different digits (`"7.609"`, `"7.6090"`) get the same key, and comparing two keys is
-/// one integer comparison. `rust_decimal` parses; a price with more than 18 decimal places or
-/// too large for the scale is refused (typed error, counted), never rounded.
+/// one integer comparison. Parsed in one pass over plain digits with an optional fraction; a
+/// price with more than 18 decimal places, too large for the scale, or not plain digits is
+/// refused (typed error, counted), never rounded.
 fn key(price: &str) -> Result<i128, BadDecimal> {
     let bad = || BadDecimal(price.to_string());
-    let d = Decimal::from_str(price).map_err(|_| bad())?;
-    let scale = d.scale();
-    if scale > KEY_SCALE {
+    let (mut mantissa, mut scale, mut dot, mut digits) = (0i128, 0u32, false, 0usize);
+    for &c in price.as_bytes() {
+        match c {
+            b'0'..=b'9' => {
+                mantissa = mantissa
+                    .checked_mul(10)
+                    .and_then(|m| m.checked_add(i128::from(c - b'0')))
+                    .ok_or_else(bad)?;
+                digits += 1;
+                if dot {
+                    scale += 1;
+                }
+            }
+            b'.' if !dot && digits > 0 => dot = true,
+            _ => return Err(bad()),
+        }
+    }
+    if digits == 0 || (dot && scale == 0) || scale > KEY_SCALE {
         return Err(bad());
     }
-    d.mantissa()
+    mantissa
         .checked_mul(10i128.pow(KEY_SCALE - scale))
         .ok_or_else(bad)
 }
@@ -373,5 +387,40 @@ mod tests {
         assert_eq!(a.levels(None), b.levels(None));
         assert_eq!(b.top(Side::Ask, 9), [("11", "1"), ("11.5", "4")]);
         assert_eq!(b.top(Side::Bid, 9), [("10.5", "1"), ("10.40", "2")]);
+    }
+
+    #[test]
+    fn keys_are_the_exact_fixed_point_value() {
+        use rust_decimal::Decimal;
+        use std::str::FromStr;
+        for p in [
+            "0",
+            "1",
+            "7.609",
+            "7.6090",
+            "0.000000000000000001",
+            "123456789.12345678",
+            "00.50",
+        ] {
+            let d = Decimal::from_str(p).unwrap();
+            let want = d.mantissa() * 10i128.pow(KEY_SCALE - d.scale());
+            assert_eq!(key(p).unwrap(), want, "{p}");
+        }
+        assert_eq!(key("7.609").unwrap(), key("7.6090").unwrap());
+        for p in [
+            "",
+            ".",
+            "1.",
+            ".5",
+            "-1",
+            "+1",
+            "1e5",
+            "1.2.3",
+            " 1",
+            "NaN",
+            "0.0000000000000000001",
+        ] {
+            assert!(key(p).is_err(), "{p:?}");
+        }
     }
 }
