@@ -85,14 +85,17 @@ fn key(price: &str) -> Result<i128, BadDecimal> {
 /// One side of the book, hashed by key: a diff's level is one lookup however deep it is. Order
 /// is only needed when a full book is emitted (on sync and every N deltas), so it is sorted
 /// then. A bid's key is its price, an ask's the negated price: on both sides, the best level
-/// has the highest key. The best key is kept up to date as levels come and go (a scan only
-/// when the best level itself is deleted), so the crossed-book check costs O(1) per diff.
+/// has the highest key. Each side keeps an upper bound of its best key (exact until the best
+/// level is deleted), so the crossed-book check is O(1) per diff: bounds that do not cross
+/// prove the book is not crossed, and a side is rescanned only when its bound says "maybe".
 #[derive(Debug, Clone, Default)]
 struct BookSide {
     levels: FxHashMap<i128, Level>,
-    /// The highest key, when `best_known`.
+    /// An upper bound of the highest key (`None` with `best_exact`: the side is empty; `None`
+    /// otherwise: unknown).
     best: Option<i128>,
-    best_known: bool,
+    /// Whether `best` is the highest key itself.
+    best_exact: bool,
     /// The keys in order, for books read in order after every update (venue checksums over
     /// the top levels, depth windows): O(log n) per change instead of a scan per read.
     order: Option<BTreeSet<i128>>,
@@ -113,7 +116,8 @@ impl BookSide {
         if zero {
             if self.levels.remove(&k).is_some() {
                 if self.best == Some(k) {
-                    self.best_known = false;
+                    // Still an upper bound of the new best.
+                    self.best_exact = false;
                 }
                 if let Some(o) = &mut self.order {
                     o.remove(&k);
@@ -121,8 +125,14 @@ impl BookSide {
             }
             return;
         }
-        if self.best_known && self.best.is_none_or(|b| k > b) {
-            self.best = Some(k);
+        match self.best {
+            // Above the bound: above the best, so the new best.
+            Some(b) if k > b => {
+                self.best = Some(k);
+                self.best_exact = true;
+            }
+            None if self.best_exact => self.best = Some(k),
+            _ => {}
         }
         match self.levels.entry(k) {
             Entry::Occupied(mut o) => {
@@ -149,18 +159,23 @@ impl BookSide {
     fn clear(&mut self) {
         self.levels.clear();
         self.best = None;
-        self.best_known = true;
+        self.best_exact = true;
         if let Some(o) = &mut self.order {
             o.clear();
         }
     }
 
-    /// The highest key.
+    /// The highest key (a scan when only a bound is known).
     fn best_key(&mut self) -> Option<i128> {
-        if !self.best_known {
+        if !self.best_exact {
             self.best = self.levels.keys().copied().max();
-            self.best_known = true;
+            self.best_exact = true;
         }
+        self.best
+    }
+
+    /// An upper bound of the highest key, without a scan (`None`: empty or unknown).
+    fn best_bound(&self) -> Option<i128> {
         self.best
     }
 
@@ -211,12 +226,17 @@ impl BookSide {
                     self.levels.remove(&k);
                 }
             }
-            return extra;
+        } else {
+            let mut keys: Vec<i128> = self.levels.keys().copied().collect();
+            keys.select_nth_unstable(extra - 1);
+            for k in &keys[..extra] {
+                self.levels.remove(k);
+            }
         }
-        let mut keys: Vec<i128> = self.levels.keys().copied().collect();
-        keys.select_nth_unstable(extra - 1);
-        for k in &keys[..extra] {
-            self.levels.remove(k);
+        // Only the worst levels went; with depth 0 the best did too.
+        if self.levels.is_empty() {
+            self.best = None;
+            self.best_exact = true;
         }
         extra
     }
@@ -285,6 +305,13 @@ impl OrderBook {
     /// Best bid and best ask price, when both sides have levels and the bid is at or above
     /// the ask (a crossed or locked book, which no venue's consistent book shows).
     pub fn crossed(&mut self) -> Option<(String, String)> {
+        // Bounds that do not cross prove the best levels do not (ask keys are negated prices:
+        // bid >= ask  <=>  bid + ask_key >= 0).
+        if let (Some(b), Some(a)) = (self.bids.best_bound(), self.asks.best_bound()) {
+            if b.checked_add(a).is_some_and(|s| s < 0) {
+                return None;
+            }
+        }
         let bid = self.bids.best_key()?;
         let ask = self.asks.best_key()?;
         // Ask keys are negated prices: bid >= ask  <=>  bid + ask_key >= 0.
@@ -422,5 +449,33 @@ mod tests {
         ] {
             assert!(key(p).is_err(), "{p:?}");
         }
+    }
+
+    #[test]
+    fn crossed_is_exact_after_the_best_level_goes() {
+        let mut b = OrderBook::new();
+        for (side, p) in [
+            (Side::Bid, "10"),
+            (Side::Bid, "9"),
+            (Side::Ask, "11"),
+            (Side::Ask, "12"),
+        ] {
+            b.apply(side, p, "1").unwrap();
+        }
+        assert_eq!(b.crossed(), None);
+        // The best ask goes: its price stays only as a bound; a bid between 11 and 12 is fine.
+        b.apply(Side::Ask, "11", "0").unwrap();
+        b.apply(Side::Bid, "11.5", "1").unwrap();
+        assert_eq!(b.crossed(), None);
+        b.apply(Side::Bid, "12", "1").unwrap();
+        assert_eq!(b.crossed(), Some(("12".into(), "12".into())));
+        // Emptied and refilled sides.
+        let mut e = OrderBook::new();
+        e.apply(Side::Bid, "5", "1").unwrap();
+        e.apply(Side::Bid, "5", "0").unwrap();
+        e.apply(Side::Ask, "4", "1").unwrap();
+        assert_eq!(e.crossed(), None, "no bids: not crossed");
+        e.apply(Side::Bid, "4", "1").unwrap();
+        assert_eq!(e.crossed(), Some(("4".into(), "4".into())));
     }
 }
