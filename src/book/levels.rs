@@ -30,21 +30,19 @@ struct Level {
     quantity: String,
 }
 
-/// Whether a venue quantity string means zero (`"0"`, `"0.00000000"`).
-pub fn is_zero(q: &str) -> bool {
-    !q.is_empty() && q.bytes().all(|b| b == b'0' || b == b'.')
-}
-
-/// Digits with at most one `.` — the venues' quantity format (no sign, no exponent).
-fn is_plain_decimal(q: &str) -> bool {
-    let mut dots = 0;
-    !q.is_empty()
-        && q.bytes().all(|b| {
-            dots += usize::from(b == b'.');
-            b.is_ascii_digit() || b == b'.'
-        })
-        && dots <= 1
-        && q != "."
+/// One pass over a quantity: `Some(true)` for zero, `Some(false)` for another plain decimal,
+/// `None` for anything else.
+fn quantity_is_zero(q: &str) -> Option<bool> {
+    let (mut dots, mut zero) = (0u8, true);
+    for &b in q.as_bytes() {
+        match b {
+            b'0' => {}
+            b'1'..=b'9' => zero = false,
+            b'.' => dots += 1,
+            _ => return None,
+        }
+    }
+    (!q.is_empty() && dots <= 1 && q != ".").then_some(zero)
 }
 
 /// Decimal places of a book key: prices are keyed as exact integers of 10^-18.
@@ -57,14 +55,31 @@ pub const KEY_SCALE: u32 = 18;
 /// refused (typed error, counted), never rounded.
 fn key(price: &str) -> Result<i128, BadDecimal> {
     let bad = || BadDecimal(price.to_string());
-    let (mut mantissa, mut scale, mut dot, mut digits) = (0i128, 0u32, false, 0usize);
+    // Up to 19 digits fit a u64 (the common case: cheap arithmetic); longer ones go on in i128.
+    let (mut small, mut wide): (u64, Option<i128>) = (0, None);
+    let (mut scale, mut dot, mut digits) = (0u32, false, 0usize);
     for &c in price.as_bytes() {
         match c {
             b'0'..=b'9' => {
-                mantissa = mantissa
-                    .checked_mul(10)
-                    .and_then(|m| m.checked_add(i128::from(c - b'0')))
-                    .ok_or_else(bad)?;
+                let d = c - b'0';
+                match wide {
+                    None if digits < 19 => small = small * 10 + u64::from(d),
+                    None => {
+                        wide = i128::from(small)
+                            .checked_mul(10)
+                            .and_then(|m| m.checked_add(i128::from(d)));
+                        if wide.is_none() {
+                            return Err(bad());
+                        }
+                    }
+                    Some(w) => {
+                        wide = Some(
+                            w.checked_mul(10)
+                                .and_then(|m| m.checked_add(i128::from(d)))
+                                .ok_or_else(bad)?,
+                        );
+                    }
+                }
                 digits += 1;
                 if dot {
                     scale += 1;
@@ -77,7 +92,7 @@ fn key(price: &str) -> Result<i128, BadDecimal> {
     if digits == 0 || (dot && scale == 0) || scale > KEY_SCALE {
         return Err(bad());
     }
-    mantissa
+    wide.unwrap_or(i128::from(small))
         .checked_mul(10i128.pow(KEY_SCALE - scale))
         .ok_or_else(bad)
 }
@@ -276,10 +291,7 @@ impl OrderBook {
     /// level is normal).
     pub fn apply(&mut self, side: Side, price: &str, quantity: &str) -> Result<(), BadDecimal> {
         let k = key(price)?;
-        let zero = is_zero(quantity);
-        if !zero && !is_plain_decimal(quantity) {
-            return Err(BadDecimal(quantity.to_string()));
-        }
+        let zero = quantity_is_zero(quantity).ok_or_else(|| BadDecimal(quantity.to_string()))?;
         match side {
             Side::Bid => self.bids.set(k, price, quantity, zero),
             Side::Ask => {
