@@ -6,11 +6,22 @@
 use std::sync::Arc;
 
 use futures::{SinkExt, StreamExt};
-use tickflow::book::{BookSync, Step};
+use tickflow::book::{BookSync, Snapshot, Step};
 use tickflow::replay::{ReplayServer, ReplayServerConfig};
 use tickflow::venues::binance::{Binance, Rules};
 use tickflow::venues::{SymbolMap, Venue, VenueEvent};
 use tokio_tungstenite::tungstenite::Message;
+
+/// The depth snapshot the replay server serves now (the book as played so far).
+async fn served(server: &ReplayServer, binance: Binance, symbol: &str) -> Snapshot {
+    let url = format!(
+        "{}{}",
+        server.rest_url(),
+        binance.snapshot_path(symbol, 5000).unwrap()
+    );
+    let body = reqwest::get(url).await.unwrap().text().await.unwrap();
+    binance.parse_snapshot(&body).unwrap()
+}
 
 async fn check(venue: &str, binance: Binance, rules: Rules, symbol: &str, norm: &str) {
     let server = ReplayServer::start(ReplayServerConfig {
@@ -52,17 +63,7 @@ async fn check(venue: &str, binance: Binance, rules: Rules, symbol: &str, norm: 
         }
         if !synced {
             // The snapshot as served now (the book as played so far).
-            let body = reqwest::get(format!(
-                "{}{}",
-                server.rest_url(),
-                binance.snapshot_path(symbol, 5000).unwrap()
-            ))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-            let snap = binance.parse_snapshot(&body).unwrap();
+            let snap = served(&server, binance, symbol).await;
             assert_eq!(sync.on_snapshot(&snap).unwrap(), Step::Synced);
             synced = true;
         }
@@ -75,17 +76,7 @@ async fn check(venue: &str, binance: Binance, rules: Rules, symbol: &str, norm: 
         .await
         .expect("the replay played every loop");
     // The book kept equals the book the server now serves.
-    let body = reqwest::get(format!(
-        "{}{}",
-        server.rest_url(),
-        binance.snapshot_path(symbol, 5000).unwrap()
-    ))
-    .await
-    .unwrap()
-    .text()
-    .await
-    .unwrap();
-    let served = binance.parse_snapshot(&body).unwrap();
+    let served = served(&server, binance, symbol).await;
     assert_eq!(Some(served.last_update_id), sync.last_update_id());
     let (bids, asks) = sync.book().levels(None);
     let pairs = |v: Vec<tickflow::schema::v2beta1::level2_book::PriceLevel>| {
