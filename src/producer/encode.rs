@@ -162,3 +162,42 @@ fn frame(buf: &mut Vec<u8>, id: u32, payload: &Payload) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::SchemaRegistryConfig;
+    use crate::schema::Normalized;
+
+    /// The registry is down and its URL carries credentials and a query: the Nack a feed gets
+    /// back (and logs, and counts) says the registry failed without repeating either.
+    #[tokio::test]
+    async fn a_registry_nack_reason_names_no_credentials_or_query() {
+        let cfg = SchemaRegistryConfig {
+            url: "http://dave:pa55word@127.0.0.1:1/?token=tok314".into(),
+            timeout_ms: 2_000,
+            ..SchemaRegistryConfig::default()
+        };
+        let mut enc = Encoder::new(
+            Registry::new(&cfg).unwrap(),
+            SubjectStrategy::TopicName,
+            Breaker::new(5, Duration::from_secs(1)),
+        );
+        let payload = Payload::Typed(Box::new(Normalized::Trade(Default::default())));
+        let nack = enc
+            .encode("t.trade", &payload, &mut Vec::new())
+            .await
+            .unwrap_err();
+        assert!(nack.retriable);
+        let NackReason::SchemaRegistry(why) = &nack.reason else {
+            panic!("not a registry nack: {nack:?}")
+        };
+        let shown = nack.to_string();
+        assert!(shown.contains("127.0.0.1:1"), "{shown}");
+        for secret in ["dave", "pa55word", "token", "tok314"] {
+            assert!(!why.contains(secret) && !shown.contains(secret), "{shown}");
+        }
+    }
+}

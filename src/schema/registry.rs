@@ -44,12 +44,15 @@ pub struct RegistryError {
 }
 
 impl From<SRCError> for RegistryError {
+    /// The client's text names the URL it failed on (a reqwest error's `for url (…)`): every URL
+    /// in it loses its userinfo and query before the message goes anywhere.
     fn from(e: SRCError) -> Self {
+        let message = match e.cause {
+            Some(c) => format!("{} ({c})", e.error),
+            None => e.error,
+        };
         RegistryError {
-            message: match e.cause {
-                Some(c) => format!("{} ({c})", e.error),
-                None => e.error,
-            },
+            message: crate::redact::redact(&message),
             retriable: e.retriable,
         }
     }
@@ -96,5 +99,31 @@ impl Registry {
     pub async fn register(&self, subject: &str, data_type: DataType) -> Result<u32, RegistryError> {
         self.register_proto(subject, &data_type.full_name(), data_type.proto_source())
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registry that is down, addressed with credentials and a query in its URL (the config
+    /// refuses such a URL; the client must not leak it either).
+    #[tokio::test]
+    async fn a_registry_error_names_no_credentials_or_query() {
+        let cfg = SchemaRegistryConfig {
+            url: "http://carol:s3cr3t@127.0.0.1:1/?api_key=tok789".into(),
+            timeout_ms: 2_000,
+            ..SchemaRegistryConfig::default()
+        };
+        let err = Registry::new(&cfg)
+            .unwrap()
+            .register("t-value", DataType::Trade)
+            .await
+            .unwrap_err();
+        assert!(err.retriable, "{err:?}");
+        assert!(err.message.contains("127.0.0.1:1"), "{}", err.message);
+        for secret in ["carol", "s3cr3t", "api_key", "tok789"] {
+            assert!(!err.message.contains(secret), "{secret} in {}", err.message);
+        }
     }
 }
