@@ -38,9 +38,15 @@ tansu_bin() {
 tansu_durable_bin() {
   local b="$CACHE/tansu-$TANSU_VERSION-libsql/bin/tansu"
   if [ ! -x "$b" ]; then
-    log "building tansu $TANSU_VERSION with sqlite storage (first time only, ~12 min)"
-    cargo install tansu --version "$TANSU_VERSION" --locked --features libsql \
-      --root "$CACHE/tansu-$TANSU_VERSION-libsql" >&2
+    # One build at a time (two scripts may ask at once); the second finds the binary.
+    exec 9>"$CACHE/tansu-libsql.lock"
+    flock 9
+    if [ ! -x "$b" ]; then
+      log "building tansu $TANSU_VERSION with sqlite storage (first time only, ~12 min)"
+      cargo install tansu --version "$TANSU_VERSION" --locked --features libsql \
+        --root "$CACHE/tansu-$TANSU_VERSION-libsql" >&2
+    fi
+    exec 9>&-
   fi
   echo "$b"
 }
