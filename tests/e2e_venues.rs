@@ -6,12 +6,13 @@
 //! records equal the values typed from Binance's documentation.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod books;
 mod common;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use rust_decimal::Decimal;
+use books::{kraken_crc, set, truncate, Side};
 use tickflow::config::{Config, FeedConfig, SymbolSource};
 use tickflow::replay::{ReplayServer, ReplayServerConfig};
 use tickflow::schema::v2beta1::feed_event::Kind;
@@ -56,26 +57,6 @@ fn consume(cfg: &Config, dt: DataType) -> Vec<Normalized> {
     .iter()
     .map(|r| Normalized::decode(dt, wire::parse(&r.value).unwrap().payload).unwrap())
     .collect()
-}
-
-/// Kraken's checksum, written here from its documentation: the top 10 asks (lowest first)
-/// then the top 10 bids (highest first), each price and quantity with the `.` removed and
-/// leading zeros stripped, concatenated, CRC32.
-fn kraken_crc(
-    bids: &BTreeMap<Decimal, (String, String)>,
-    asks: &BTreeMap<Decimal, (String, String)>,
-) -> u32 {
-    let strip = |s: &str| s.replace('.', "").trim_start_matches('0').to_string();
-    let mut text = String::new();
-    for (p, q) in asks.values().take(10) {
-        text += &strip(p);
-        text += &strip(q);
-    }
-    for (p, q) in bids.values().rev().take(10) {
-        text += &strip(p);
-        text += &strip(q);
-    }
-    crc32fast::hash(text.as_bytes())
 }
 
 #[actix_rt::test]
@@ -129,17 +110,8 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
         Normalized::Level2Delta(d) => (d.symbol.clone(), d.receipt_time, 1),
         _ => unreachable!(),
     });
-    type Side = BTreeMap<Decimal, (String, String)>;
     let mut books: HashMap<String, (Side, Side)> = HashMap::new();
     let (mut checked, mut full_books) = (0, HashMap::<String, usize>::new());
-    let set = |side: &mut Side, p: &str, q: &str| {
-        let k: Decimal = p.parse().unwrap();
-        if q.parse::<Decimal>().unwrap().is_zero() {
-            side.remove(&k);
-        } else {
-            side.insert(k, (p.to_string(), q.to_string()));
-        }
-    };
     for r in &records {
         match r {
             Normalized::Level2Book(b) => {
@@ -175,12 +147,7 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
                     set(asks, &l.price, &l.quantity);
                 }
                 // The subscribed depth is a window: levels past 1000 are gone.
-                while bids.len() > 1000 {
-                    bids.pop_first();
-                }
-                while asks.len() > 1000 {
-                    asks.pop_last();
-                }
+                truncate(bids, asks, 1000);
                 let venue: u32 = d.checksum.as_deref().unwrap().parse().unwrap();
                 assert_eq!(venue, kraken_crc(bids, asks), "{} delta {:?}", d.symbol, d);
                 checked += 1;

@@ -152,7 +152,9 @@ async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
     let stats = service.feeds[0].stats.clone();
     let nacked = stats.nacked.load(Ordering::Relaxed);
     let m = service.producer.metrics();
-    let lost = m.sample("tickflow_feed_errors_total{exchange=\"BINANCE\",kind=\"delta_lost\"}");
+    let lost = m.sample(
+        "tickflow_feed_records_lost_total{exchange=\"BINANCE\",data_type=\"level2_delta\",cause=\"nacked\"}",
+    );
     service.shutdown().await;
     assert!(nacked > 0, "the one-slot queue nacked something");
     assert!(lost >= 1.0, "a lost delta was counted: {}", m.render());
@@ -174,18 +176,37 @@ async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
         })
         .collect();
     events.sort_by_key(|e| e.timestamp);
+    // The interval is announced for the connection, with counts, and for the book.
+    let interval = events
+        .iter()
+        .find(|e| e.kind == Kind::RecordLost as i32 && e.symbol.is_empty())
+        .unwrap_or_else(|| panic!("no connection-wide RECORD_LOST among {events:?}"));
+    assert_eq!(interval.action, "republish");
+    assert!(interval.reason.contains("level2_delta nacked"), "{}", interval.reason);
+    let since = interval.since.expect("the interval has a start");
+    assert!(since <= interval.timestamp);
     let first_lost = events
         .iter()
-        .position(|e| e.kind == Kind::RecordLost as i32)
-        .unwrap_or_else(|| panic!("no RECORD_LOST among {} events", events.len()));
-    assert_eq!(events[first_lost].symbol, "NKN-USDT");
+        .position(|e| e.kind == Kind::RecordLost as i32 && e.symbol == "NKN-USDT")
+        .unwrap_or_else(|| panic!("no RECORD_LOST of NKN-USDT among {} events", events.len()));
     assert_eq!(events[first_lost].action, "republish");
-    assert!(
-        events[first_lost..]
-            .iter()
-            .any(|e| e.kind == Kind::Synced as i32 && e.symbol == "NKN-USDT"),
-        "the book synced again after the loss"
+    assert_eq!(events[first_lost].since, Some(since));
+    // The book is published again in full after the announcement.
+    let lost_at = events[first_lost].timestamp;
+    let books = common::consume(
+        &common::kafka_addr(),
+        &format!("{prefix}.level2_book"),
+        3,
+        10_000,
+        Duration::from_secs(4),
     );
+    let republished = books.iter().any(|r| {
+        match Normalized::decode(DataType::Level2Book, wire::parse(&r.value).unwrap().payload) {
+            Ok(Normalized::Level2Book(b)) => b.symbol == "NKN-USDT" && b.receipt_time >= lost_at,
+            _ => false,
+        }
+    });
+    assert!(republished, "a full NKN-USDT book follows the announcement");
 }
 
 #[actix_rt::test]

@@ -163,6 +163,11 @@ pub struct FeedConfig {
     pub rest_weight_per_minute: Option<u32>,
     /// Most produced events awaiting their Ack; reading pauses beyond (backpressure).
     pub max_outstanding: usize,
+    /// How long the feed may wait with no Ack before it sheds load: past it (or at the first
+    /// Nack) it keeps reading, sends one probe record at a time, counts what it drops, and
+    /// once an Ack comes back announces the interval in a `FeedEvent` and resyncs every book
+    /// concerned.
+    pub shed_after_ms: u64,
     /// Reconnect before the venue's forced disconnect (default: 23h50m for Binance).
     pub rotate_after_ms: Option<u64>,
     /// Where venue symbols come from: the venue's `exchangeInfo` (falls back to pinned when it
@@ -200,6 +205,7 @@ impl Default for FeedConfig {
             snapshot_interval_ms: 250,
             rest_weight_per_minute: None,
             max_outstanding: 10_000,
+            shed_after_ms: 5_000,
             rotate_after_ms: None,
             symbol_source: SymbolSource::ExchangeInfo,
         }
@@ -313,6 +319,10 @@ impl KafkaConfig {
             "message.timeout.ms".into(),
             self.message_timeout_ms.to_string(),
         );
+        // Reconnect to a restarted broker within a second (librdkafka's default backs off to
+        // 10 s); `properties` may override.
+        p.insert("reconnect.backoff.ms".into(), "100".into());
+        p.insert("reconnect.backoff.max.ms".into(), "1000".into());
         if let Some(v) = &self.security_protocol {
             p.insert("security.protocol".into(), v.clone());
         }
@@ -425,6 +435,29 @@ impl Default for BreakerConfig {
     }
 }
 
+/// How the producer recovers after the broker stops taking records (see `producer::recovery`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecoveryConfig {
+    /// How often the broker is probed while deliveries are stalled.
+    pub probe_interval_ms: u64,
+    /// Records in flight with no delivery for this long count as a stall.
+    pub stall_after_ms: u64,
+    /// Once the broker answers again, how long the producer may still deliver nothing
+    /// before it is rebuilt.
+    pub grace_ms: u64,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            probe_interval_ms: 250,
+            stall_after_ms: 2_000,
+            grace_ms: 1_500,
+        }
+    }
+}
+
 /// Producer-actor settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -453,6 +486,8 @@ pub struct ProducerConfig {
     pub dead_letter_topic: Option<String>,
     /// Circuit breakers.
     pub circuit_breaker: BreakerConfig,
+    /// Broker-restart recovery.
+    pub recovery: RecoveryConfig,
 }
 
 impl Default for ProducerConfig {
@@ -470,6 +505,7 @@ impl Default for ProducerConfig {
             replication_factor: 1,
             dead_letter_topic: None,
             circuit_breaker: BreakerConfig::default(),
+            recovery: RecoveryConfig::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! `session`, the order books in `books`.
 
 pub mod books;
+pub mod outage;
 pub mod session;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

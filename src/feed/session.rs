@@ -18,13 +18,14 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::books::{feed_event, BookKeeper, BookOutput};
+use super::outage::{Cause, Episode, Outage, Sent};
 use super::FeedStats;
 use crate::book::{Snapshot, SnapshotSource};
 use crate::config::{FeedConfig, SymbolSource};
-use crate::metrics::{FeedErrorLabels, FeedLabels, Metrics};
+use crate::metrics::{FeedErrorLabels, FeedLabels, LostLabels, Metrics};
 use crate::producer::{Ack, Nack, ProduceEvent};
 use crate::schema::v2beta1::feed_event::Kind;
-use crate::schema::{DataType, Normalized};
+use crate::schema::Normalized;
 use crate::supervisor::ProducerHandle;
 use crate::transport::{snapshot_backoff, RestBudget, RestClient, RestError};
 use crate::venues::{
@@ -79,14 +80,25 @@ pub enum SessionEnd {
 
 type Answer = oneshot::Receiver<Result<Ack, Nack>>;
 
-/// An answer and, for a book delta, its symbol (a lost delta must resync the book).
-type Tagged = (
-    Result<Result<Ack, Nack>, oneshot::error::RecvError>,
-    Option<String>,
-);
+/// An answer and what was sent (a lost record is counted; a lost book record resyncs it).
+type Tagged = (Result<Result<Ack, Nack>, oneshot::error::RecvError>, Sent);
 
-async fn tagged(answer: Answer, delta_of: Option<String>) -> Tagged {
-    (answer.await, delta_of)
+/// Awaits one answer and hands back what was sent with it.
+struct Awaited {
+    answer: Answer,
+    sent: Option<Sent>,
+}
+
+impl std::future::Future for Awaited {
+    type Output = Tagged;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Tagged> {
+        let answer = std::task::ready!(std::pin::Pin::new(&mut self.answer).poll(cx));
+        std::task::Poll::Ready((answer, self.sent.take().unwrap_or_default()))
+    }
 }
 
 fn now_us() -> i64 {
@@ -236,9 +248,12 @@ impl Feed {
         );
         // When the previous connection ended and why: announced once the next one is up.
         let mut lost: Option<(i64, String)> = None;
+        let mut outage = Outage::new(Duration::from_millis(self.cfg.shed_after_ms), now_us());
         loop {
             let started = Instant::now();
-            let result = self.session(&mut books, &mut stop, &mut lost).await;
+            let result = self
+                .session(&mut books, &mut stop, &mut lost, &mut outage)
+                .await;
             self.metrics
                 .feed_connected
                 .get_or_create(&self.labels)
@@ -371,6 +386,7 @@ impl Feed {
         books: &mut BookKeeper,
         stop: &mut watch::Receiver<bool>,
         lost: &mut Option<(i64, String)>,
+        outage: &mut Outage,
     ) -> Result<SessionEnd, SessionError> {
         let (symbols, pairs) = self.resolve_symbols().await;
         let venue_of: HashMap<String, String> = pairs.iter().cloned().collect();
@@ -500,7 +516,11 @@ impl Feed {
         let stale = Duration::from_millis(self.cfg.stale_after_ms);
         let stale_at = tokio::time::sleep(stale);
         tokio::pin!(stale_at);
-        let mut pending: FuturesUnordered<_> = FuturesUnordered::new();
+        let mut pending: FuturesUnordered<Awaited> = FuturesUnordered::new();
+        // Whether records have waited too long is checked a few times a second (a timer
+        // reset on every answer would cost more than the check).
+        let mut stall_check = tokio::time::interval(STALL_CHECK);
+        stall_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut parsed = Vec::new();
 
         let end = loop {
@@ -510,23 +530,23 @@ impl Feed {
                     return Err(SessionError::Socket(Box::new(e)));
                 }
             }
-            // Records waiting for room go first: reading pauses while the producers are behind.
+            // Records waiting for room go first: reading pauses while the producers are behind
+            // (for at most `shed_after_ms` without an answer; then the feed sheds).
             while pending.len() < self.cfg.max_outstanding {
                 let Some(r) = backlog.pop_front() else { break };
-                let delta_of = (r.payload.data_type() == Some(DataType::Level2Delta))
-                    .then(|| r.payload.symbol().to_string());
-                pending.push(tagged(self.producer.submit(r).await, delta_of));
+                self.send(r, &mut pending, outage).await;
             }
             let can_read = pending.len() < self.cfg.max_outstanding && backlog.is_empty();
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break Ok(SessionEnd::Stopped),
-                Some((answer, delta_of)) = pending.next(), if !pending.is_empty() => {
-                    if !self.count(answer) {
-                        if let Some(symbol) = delta_of {
-                            self.delta_lost(&symbol, books, &mut backlog, &mut resync);
-                        }
+                Some((answer, sent)) = pending.next(), if !pending.is_empty() => {
+                    if let Some(ep) = self.answered(answer, &sent, outage) {
+                        self.recovered(ep, books, &mut backlog, &mut resync);
                     }
+                }
+                _ = stall_check.tick(), if !pending.is_empty() && !outage.shedding() => {
+                    outage.stalled();
                 }
                 () = &mut rotate => break Ok(SessionEnd::Rotated),
                 () = &mut stale_at => break Err(SessionError::Stale(stale)),
@@ -659,48 +679,119 @@ impl Feed {
             };
             backlog.push_back(self.feed_event("", kind, e.to_string(), "reconnect"));
         }
-        // Whatever was read is still produced and answered before the session ends.
+        // Whatever was read is still produced (or, while shedding, counted) and answered
+        // before the session ends.
         for r in backlog.drain(..) {
-            pending.push(tagged(self.producer.submit(r).await, None));
+            self.send(r, &mut pending, outage).await;
         }
-        while let Some((answer, _)) = pending.next().await {
-            self.count(answer);
+        while let Some((answer, sent)) = pending.next().await {
+            if let Some(ep) = self.answered(answer, &sent, outage) {
+                // Announced on the next connection, at its first Ack.
+                outage.carry(ep);
+            }
         }
         let _ = ws.close(None).await;
         end
     }
 
-    /// A book delta was not stored: Kafka's delta chain of `symbol` has a hole. The book is
-    /// resynced (a fresh full `Level2Book` follows) and the loss is announced.
-    fn delta_lost(
+    /// Sends `r` (or, while shedding, sends it as a probe or counts it as shed).
+    async fn send(
         &self,
-        symbol: &str,
+        r: ProduceEvent,
+        pending: &mut FuturesUnordered<Awaited>,
+        outage: &mut Outage,
+    ) {
+        let sent = Sent::of(&r, now_us());
+        if outage.shedding() && !outage.probe_now(pending.len()) {
+            self.lost(&sent, Cause::Shed, outage);
+            return;
+        }
+        if pending.is_empty() {
+            outage.waiting();
+        }
+        pending.push(Awaited {
+            answer: self.producer.submit(r).await,
+            sent: Some(sent),
+        });
+    }
+
+    /// Counts a lost record (metric, episode).
+    fn lost(&self, sent: &Sent, cause: Cause, outage: &mut Outage) {
+        self.metrics
+            .feed_records_lost
+            .get_or_create(&LostLabels {
+                exchange: self.labels.exchange.clone(),
+                data_type: sent.data_type.to_string(),
+                cause: cause.as_str().to_string(),
+            })
+            .inc();
+        outage.lost(sent, cause);
+    }
+
+    /// Counts an answer; an Ack that ends a loss episode returns it.
+    fn answered(
+        &self,
+        answer: Result<Result<Ack, Nack>, oneshot::error::RecvError>,
+        sent: &Sent,
+        outage: &mut Outage,
+    ) -> Option<Episode> {
+        let acked = matches!(answer, Ok(Ok(_)));
+        if acked {
+            self.stats.acked.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.nacked.fetch_add(1, Ordering::Relaxed);
+            self.lost(sent, Cause::Nacked, outage);
+        }
+        outage.answered(acked, now_us())
+    }
+
+    /// Kafka takes records again after a loss episode: the interval is announced, and every
+    /// book of the connection is published again in full — a consumer cannot know which of
+    /// its books lost a record (a broker restarted on empty storage lost them all). A synced
+    /// book is exact (it kept applying diffs, with every check, while records were shed), so
+    /// it is republished now; one still syncing publishes its full book when it syncs.
+    fn recovered(
+        &self,
+        ep: Episode,
         books: &mut BookKeeper,
         backlog: &mut VecDeque<ProduceEvent>,
         resync: &mut Resync,
     ) {
-        self.error("delta_lost");
-        tracing::warn!(exchange = %self.labels.exchange, %symbol, "a book delta was not stored; resyncing the book");
-        backlog.push_back(self.feed_event(
-            symbol,
-            Kind::RecordLost,
-            "a Level2Delta was nacked; the book is resynced and republished in full".into(),
-            "republish",
-        ));
-        books.reset(symbol);
-        resync.request(symbol);
-    }
-
-    /// Counts an answer; true for an Ack.
-    fn count(&self, answer: Result<Result<Ack, Nack>, oneshot::error::RecvError>) -> bool {
-        match answer {
-            Ok(Ok(_)) => {
-                self.stats.acked.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            _ => {
-                self.stats.nacked.fetch_add(1, Ordering::Relaxed);
-                false
+        let summary = ep.summary();
+        let now = now_us();
+        tracing::warn!(exchange = %self.labels.exchange, since_us = ep.since_us, %summary, "Kafka takes records again; announcing the lost interval");
+        let announce = |symbol: &str, reason: String, action: &str| {
+            let mut ev = feed_event(
+                self.venue.exchange(),
+                symbol,
+                Kind::RecordLost,
+                reason,
+                action,
+                now,
+            );
+            ev.since = Some(ep.since_us);
+            ProduceEvent::typed(Normalized::FeedEvent(ev))
+        };
+        backlog.push_back(announce("", summary, "republish"));
+        let mut symbols = books.symbols();
+        symbols.sort();
+        for symbol in symbols {
+            let lost = if ep.books.contains(&symbol) {
+                "records of this book were not stored"
+            } else {
+                "records of this connection were not stored"
+            };
+            backlog.push_back(announce(
+                &symbol,
+                format!("{lost}; the book is published again in full"),
+                "republish",
+            ));
+            match books.republish(&symbol, now) {
+                Some(full) => backlog.push_back(full),
+                None => {
+                    books.reset(&symbol);
+                    resync.request(&symbol);
+                }
             }
         }
     }
@@ -713,6 +804,9 @@ impl Feed {
             .unwrap_or_default()
     }
 }
+
+/// How often a feed checks whether its records have waited longer than `shed_after_ms`.
+const STALL_CHECK: Duration = Duration::from_millis(100);
 
 /// Largest REST answer accepted (a 5000-level depth snapshot is ~250 KB; instrument lists
 /// of the largest venues a few MB).

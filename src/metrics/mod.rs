@@ -56,6 +56,17 @@ pub struct CircuitLabels {
     pub dependency: DependencyLabel,
 }
 
+/// Labels of the lost-record counter of a feed.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LostLabels {
+    /// Venue.
+    pub exchange: String,
+    /// Normalized data type of the lost record.
+    pub data_type: String,
+    /// `nacked` (answered with a Nack) or `shed` (not sent: Kafka was unavailable).
+    pub cause: String,
+}
+
 /// Labels of per-feed counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeedLabels {
@@ -120,6 +131,12 @@ pub struct Metrics {
     pub book_syncs: Family<FeedLabels, Counter>,
     /// Diffs older than the book (or arriving before an in-band snapshot), not applied.
     pub book_diffs_dropped: Family<FeedLabels, Counter>,
+    /// Records a feed could not deliver, by data type and cause (`nacked`, `shed`).
+    pub feed_records_lost: Family<LostLabels, Counter>,
+    /// Times the broker stopped taking records (the recovery watcher started probing it).
+    pub broker_outages: Counter,
+    /// Shared producers rebuilt after the broker came back and the old one delivered nothing.
+    pub producer_rebuilds: Counter,
 }
 
 impl Metrics {
@@ -143,6 +160,9 @@ impl Metrics {
             book_gaps: Family::default(),
             book_syncs: Family::default(),
             book_diffs_dropped: Family::default(),
+            feed_records_lost: Family::default(),
+            broker_outages: Counter::default(),
+            producer_rebuilds: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -220,6 +240,21 @@ impl Metrics {
             "book_diffs_dropped",
             "Order-book diffs older than the book or before its snapshot, not applied",
             m.book_diffs_dropped.clone(),
+        );
+        registry.register(
+            "feed_records_lost",
+            "Records a feed could not deliver (nacked, or shed while Kafka was unavailable)",
+            m.feed_records_lost.clone(),
+        );
+        registry.register(
+            "broker_outages",
+            "Times the broker stopped taking records",
+            m.broker_outages.clone(),
+        );
+        registry.register(
+            "producer_rebuilds",
+            "Kafka producers rebuilt after a broker came back and the old one delivered nothing",
+            m.producer_rebuilds.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }

@@ -131,6 +131,7 @@ impl Actor for ProducerActor {
             handles: Default::default(),
             route,
             in_flight: 0,
+            epoch: self.deps.shared.health.epoch(),
         };
         // Events sent to the actor's address (not through a `ProducerHandle`, which uses the
         // door) wait in the mailbox first: bounded like the queue, so at most

@@ -12,6 +12,7 @@ use rdkafka::producer::{Producer, PurgeConfig};
 use rdkafka::ClientConfig;
 
 use super::delivery::{KafkaProducer, Reports, Routes};
+use super::recovery::Health;
 
 /// How a Kafka error affects the event and the producer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +75,8 @@ pub struct SharedProducer {
     routes: Arc<Routes>,
     current: Mutex<(u64, Arc<KafkaProducer>)>,
     generation: AtomicU64,
+    /// Delivery progress and recovery epoch, shared with the recovery watcher.
+    pub health: Health,
 }
 
 impl std::fmt::Debug for SharedProducer {
@@ -94,6 +97,7 @@ impl SharedProducer {
             routes,
             current: Mutex::new((0, producer)),
             generation: AtomicU64::new(0),
+            health: Health::default(),
         }))
     }
 

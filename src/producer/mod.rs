@@ -2,7 +2,7 @@
 //! (topic, key, headers), `encode` (schema id + Confluent framing), `kafka` (shared rdkafka
 //! producer, error classes), `stream` (the persistent bounded stream), `delivery` (delivery
 //! reports answer events), `actor` (the supervised per-topic actor), `breaker` (circuit
-//! breakers).
+//! breakers), `recovery` (notices a broker outage and makes deliveries resume after it).
 
 pub mod actor;
 pub mod breaker;
@@ -10,6 +10,7 @@ pub mod delivery;
 pub mod encode;
 pub mod event;
 pub mod kafka;
+pub mod recovery;
 pub mod routing;
 mod stream;
 

@@ -96,6 +96,8 @@ pub(crate) struct TopicStream {
     pub route: Route,
     /// Records handed to rdkafka and not reported yet.
     pub in_flight: usize,
+    /// The recovery epoch last seen (see `recovery`).
+    pub epoch: u64,
 }
 
 /// Metric handles of one topic, looked up once instead of per event.
@@ -180,6 +182,7 @@ impl TopicStream {
     /// Creates the topic and registers its schema before the first event (best effort: a
     /// failure here is retried per event, and answered with a typed Nack).
     async fn prepare(&mut self, first: Option<&Payload>) {
+        self.deps.shared.health.topic(&self.topic);
         let p = &self.deps.config.producer;
         if p.create_topics {
             let cfg = self.deps.config.kafka.client_config();
@@ -216,6 +219,14 @@ impl TopicStream {
             // Another actor rebuilt the shared producer: switch to it.
             (self.generation, self.producer) = self.deps.shared.get();
             self.fatal_reported = false;
+        }
+        let epoch = self.deps.shared.health.epoch();
+        if epoch != self.epoch {
+            // The recovery watcher saw the broker take records again: close the breaker now
+            // rather than after a half-open probe.
+            self.epoch = epoch;
+            self.broker.success();
+            self.update_circuits();
         }
         if !self.broker.allow() {
             self.update_circuits();
@@ -360,19 +371,19 @@ impl TopicStream {
         } else {
             classify(code)
         };
-        // A half-open probe that times out means the broker has been failing for a whole
-        // cool-down and the producer still cannot deliver. After a broker restart that lost its
-        // state, librdkafka's idempotent producer can stay in this state without ever raising a
-        // fatal error, so it is treated as one: a fresh producer (new producer id) recovers.
-        let stuck = class == ErrorClass::Retriable
-            && code == RDKafkaErrorCode::MessageTimedOut
-            && self.broker.state() == State::HalfOpen;
-        if class != ErrorClass::Permanent {
+        // A purge is ours (shutdown deadline, or the recovery watcher replacing a producer
+        // that delivered nothing): it says nothing about the broker.
+        let purged = matches!(
+            code,
+            RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight
+        );
+        if class != ErrorClass::Permanent && !purged {
             self.broker.failure();
+            self.deps.shared.health.failed();
         }
-        if (class == ErrorClass::Fatal || stuck) && !self.fatal_reported {
+        if class == ErrorClass::Fatal && !self.fatal_reported {
             self.fatal_reported = true;
-            tracing::error!(topic = %self.topic, ?code, message, stuck, "producer unusable; restarting the producer actor to rebuild it");
+            tracing::error!(topic = %self.topic, ?code, message, "producer unusable; restarting the producer actor to rebuild it");
             (self.on_fatal)(self.generation);
         }
         self.update_circuits();
@@ -450,10 +461,13 @@ async fn answer_reports(
     }
     // Reports arrive in batches (one produce response): one clock read serves them all.
     let now = Instant::now();
+    let mut delivered = 0;
     for r in batch.drain(..) {
         s.in_flight = s.in_flight.saturating_sub(1);
+        delivered += u64::from(matches!(r.outcome, Outcome::Delivered { .. }));
         s.reported(r, now);
     }
+    s.deps.shared.health.delivered(delivered);
     Some(())
 }
 

@@ -52,6 +52,14 @@ pub struct Supervisor {
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Context<Self>) {
+        // Ends by itself once the system's dependencies are gone.
+        actix::spawn(crate::producer::recovery::watch(
+            Arc::downgrade(&self.deps),
+            self.deps.config.producer.recovery.clone(),
+        ));
+    }
 }
 
 impl Handler<GetProducer> for Supervisor {
