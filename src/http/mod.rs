@@ -1,5 +1,7 @@
 //! The observability endpoint: `/metrics` (Prometheus text), `/healthz` (alive) and `/readyz`
 //! (broker and registry reachable, every feed connected or within its reconnect budget).
+//! `/readyz` reuses one Kafka and one HTTP client and checks broker and registry at most once
+//! per [`READY_CHECK_PERIOD`], however many requests come (see [`ReadyState`]).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
