@@ -80,7 +80,7 @@ fn decode_all(bootstrap: &str, prefix: &str, dt: DataType) -> Vec<Normalized> {
         bootstrap,
         &format!("{prefix}.{}", dt.as_str()),
         3,
-        usize::MAX,
+        1_000_000,
         Duration::from_secs(4),
     )
     .iter()

@@ -15,7 +15,6 @@ use thiserror::Error;
 pub use secret::Secret;
 
 use crate::replay::ReplayServerConfig;
-use crate::schema::registry::SubjectStrategy;
 use crate::venues::Channel;
 
 /// Environment prefix of every override.
@@ -377,6 +376,17 @@ impl Default for SchemaRegistryConfig {
             subject_strategy: SubjectStrategy::TopicName,
         }
     }
+}
+
+/// How a value schema's subject is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectStrategy {
+    /// `<topic>-value` (Confluent's TopicNameStrategy).
+    #[default]
+    TopicName,
+    /// The fully qualified message name (Confluent's RecordNameStrategy).
+    RecordName,
 }
 
 /// What a producer actor does when its queue is full.

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
@@ -12,10 +12,10 @@ use tokio::task::JoinHandle;
 
 use super::breaker::Breaker;
 use super::encode::Encoder;
-use super::event::{Ack, Nack, NackReason, ProduceEvent};
-use super::stream::{self, NackLog, Queued, QueuedEvent, Reply, TopicStream};
+use super::event::{Ack, Nack, ProduceEvent};
+use super::client::{Door, GetDoor, Queued};
+use super::stream::{self, NackLog, TopicStream};
 use super::ProducerDeps;
-use crate::config::OverflowPolicy;
 use crate::metrics::TopicLabels;
 
 /// Stop accepting, drain, answer every pending event (Ack, or `Nack(ShuttingDown)` after the
@@ -56,14 +56,13 @@ impl ProducerActor {
     pub fn new(topic: impl Into<Arc<str>>, deps: Arc<ProducerDeps>) -> ProducerActor {
         let mut actor = ProducerActor {
             topic: topic.into(),
-            door: Arc::new(Door {
-                retired: AtomicBool::new(false),
-                tx: None,
-                closing: Arc::default(),
-                waiting: Arc::default(),
-                metric_topic: String::new(),
-                deps: deps.clone(),
-            }),
+            door: Arc::new(Door::new(
+                None,
+                Arc::default(),
+                Arc::default(),
+                String::new(),
+                deps.clone(),
+            )),
             deps,
             stream: None,
             close: None,
@@ -79,15 +78,14 @@ impl ProducerActor {
     /// handles still holding it ask for the new one instead of queueing into a queue that is
     /// about to be dropped.
     fn set_queue(&mut self, tx: Option<mpsc::Sender<Queued>>) {
-        self.door.retired.store(true, Ordering::Release);
-        self.door = Arc::new(Door {
-            retired: AtomicBool::new(false),
+        self.door.retire();
+        self.door = Arc::new(Door::new(
             tx,
-            closing: self.closing.clone(),
-            waiting: self.waiting.clone(),
-            metric_topic: self.metric_topic(),
-            deps: self.deps.clone(),
-        });
+            self.closing.clone(),
+            self.waiting.clone(),
+            self.metric_topic(),
+            self.deps.clone(),
+        ));
     }
 
     fn metric_topic(&self) -> String {
@@ -176,116 +174,6 @@ impl Supervised for ProducerActor {
         }
     }
 }
-
-/// The entrance of one producer actor: the queue's sender (none while closed) and what the
-/// overflow policy needs. Shared with `ProducerHandle`s, which put events straight into the
-/// queue (see ADR 0002), and with in-flight `ProduceEvent` answers.
-pub(crate) struct Door {
-    /// Set when the actor replaced this door (restart, shutdown).
-    retired: AtomicBool,
-    tx: Option<mpsc::Sender<Queued>>,
-    closing: Arc<AtomicBool>,
-    /// Senders waiting for room; while any waits, newcomers queue behind them (FIFO).
-    waiting: Arc<AtomicUsize>,
-    metric_topic: String,
-    deps: Arc<ProducerDeps>,
-}
-
-/// What [`Door::offer`] did with an event.
-pub(crate) enum Offered {
-    /// Queued, or answered at once.
-    Taken,
-    /// The queue is full (or others wait for room) and the policy is `backpressure`: wait
-    /// with [`Door::wait`].
-    Full(Queued),
-    /// This door's queue is gone (its actor restarted): ask the actor for its current door.
-    Closed(Queued),
-}
-
-impl Door {
-    /// An answer slot for one event entering through this door.
-    pub(crate) fn reply(&self, tx: Option<oneshot::Sender<Result<Ack, Nack>>>) -> Reply {
-        Reply::new(tx, self.closing.clone())
-    }
-
-    fn answer_now(&self, reply: Reply, nack: Nack) {
-        let m = &self.deps.metrics;
-        m.count_nack(&self.metric_topic, nack.reason.kind());
-        reply.send(Err(nack));
-    }
-
-    /// Applies the overflow policy without waiting: the event is queued, or answered here
-    /// (closing: `ShuttingDown`; full under `nack`: `QueueFull`), or handed back.
-    pub(crate) fn offer(&self, event: ProduceEvent, reply: Reply) -> Offered {
-        let queued = Box::new(QueuedEvent {
-            event,
-            accepted: Instant::now(),
-            reply,
-        });
-        if self.closing.load(Ordering::Acquire) {
-            self.answer_now(queued.reply, Nack::new(NackReason::ShuttingDown, true));
-            return Offered::Taken;
-        }
-        let Some(tx) = self
-            .tx
-            .as_ref()
-            .filter(|_| !self.retired.load(Ordering::Acquire))
-        else {
-            return Offered::Closed(queued);
-        };
-        let policy = self.deps.config.producer.overflow;
-        // While senders wait for room, newcomers queue behind them so order is kept.
-        if policy == OverflowPolicy::Backpressure && self.waiting.load(Ordering::Acquire) > 0 {
-            return Offered::Full(queued);
-        }
-        match tx.try_send(queued) {
-            Ok(()) => Offered::Taken,
-            Err(mpsc::error::TrySendError::Closed(queued)) => Offered::Closed(queued),
-            Err(mpsc::error::TrySendError::Full(queued)) => match policy {
-                OverflowPolicy::Backpressure => Offered::Full(queued),
-                OverflowPolicy::Nack => {
-                    self.answer_now(queued.reply, Nack::new(NackReason::QueueFull, true));
-                    Offered::Taken
-                }
-            },
-        }
-    }
-
-    /// Waits for room in the queue (FIFO with other waiters): the caller is slowed, nothing
-    /// is dropped. If the queue closes meanwhile, the event's `Reply` answers it as it drops.
-    pub(crate) async fn wait(&self, queued: Queued) {
-        struct Waiting<'a>(&'a AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-        let Some(tx) = &self.tx else { return };
-        self.waiting.fetch_add(1, Ordering::AcqRel);
-        let _waiting = Waiting(&self.waiting);
-        let _ = tx.send(queued).await;
-    }
-
-    /// The actor's own way in (a `ProduceEvent` message): like [`Door::offer`],
-    /// waiting for room in a task of its own.
-    fn accept(self: &Arc<Self>, event: ProduceEvent, reply: Reply) {
-        match self.offer(event, reply) {
-            Offered::Taken => {}
-            Offered::Full(queued) => {
-                let door = self.clone();
-                actix::spawn(async move { door.wait(queued).await });
-            }
-            Offered::Closed(queued) => {
-                self.answer_now(queued.reply, Nack::new(NackReason::Interrupted, true))
-            }
-        }
-    }
-}
-
-/// Asks a producer actor for its current [`Door`] (after a restart, the old one is closed).
-#[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Arc<Door>")]
-pub(crate) struct GetDoor;
 
 impl Handler<GetDoor> for ProducerActor {
     type Result = MessageResult<GetDoor>;

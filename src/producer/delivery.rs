@@ -17,8 +17,8 @@ use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
 use super::event::ProduceEvent;
-use super::kafka::error_code;
-use super::stream::Reply;
+use super::classify::error_code;
+use super::client::Reply;
 use crate::metrics::ErrorLabels;
 
 /// The rdkafka producer every topic shares: librdkafka's queue and polling thread, with
@@ -55,7 +55,7 @@ pub struct Pending {
     /// The produced counter of the event's (data type, exchange).
     pub(crate) produced: Produced,
     /// The event and its framed bytes, kept only when a dead-letter topic is configured.
-    pub(crate) dead_letter: Option<Box<(ProduceEvent, Vec<u8>)>>,
+    pub(crate) dead_letter: Option<Box<(ProduceEvent, bytes::Bytes)>>,
 }
 
 /// Which produced counter a delivered record increments.

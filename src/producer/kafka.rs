@@ -1,5 +1,5 @@
 //! The rdkafka step: one shared producer for every topic (one connection pool), rebuilt after
-//! a fatal error, and the single place that decides which Kafka errors are retriable.
+//! a fatal error or by the recovery watcher, and topic creation.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,59 +13,6 @@ use rdkafka::ClientConfig;
 
 use super::delivery::{KafkaProducer, Reports, Routes};
 use super::recovery::Health;
-
-/// How a Kafka error affects the event and the producer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// The broker or network failed; the same event may succeed later. Counts against the
-    /// broker circuit breaker.
-    Retriable,
-    /// The record itself was refused (too large, not authorized, invalid); retrying will not
-    /// help. Goes to the dead-letter topic.
-    Permanent,
-    /// The producer instance is unusable (e.g. idempotence state lost); it must be rebuilt.
-    Fatal,
-}
-
-/// Classifies an rdkafka error code. Every retry/DLQ/rebuild decision uses this.
-pub fn classify(code: RDKafkaErrorCode) -> ErrorClass {
-    use RDKafkaErrorCode as C;
-    match code {
-        C::Fatal
-        | C::UnknownProducerId
-        | C::OutOfOrderSequenceNumber
-        | C::InvalidProducerEpoch
-        | C::ProducerFenced => ErrorClass::Fatal,
-        C::MessageTimedOut
-        | C::QueueFull
-        | C::AllBrokersDown
-        | C::BrokerTransportFailure
-        | C::Resolve
-        | C::OperationTimedOut
-        | C::TimedOutQueue
-        | C::PurgeQueue
-        | C::PurgeInflight
-        | C::NotEnoughReplicas
-        | C::NotEnoughReplicasAfterAppend
-        | C::LeaderNotAvailable
-        | C::NotLeaderForPartition
-        | C::RequestTimedOut
-        | C::NetworkException
-        | C::UnknownTopicOrPartition
-        | C::BrokerNotAvailable
-        | C::CoordinatorLoadInProgress
-        | C::KafkaStorageError
-        | C::UnknownLeaderEpoch
-        | C::FencedLeaderEpoch
-        | C::ThrottlingQuotaExceeded => ErrorClass::Retriable,
-        _ => ErrorClass::Permanent,
-    }
-}
-
-/// The code of a Kafka error (`Fail` when it carries none).
-pub fn error_code(e: &KafkaError) -> RDKafkaErrorCode {
-    e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)
-}
 
 /// One rdkafka producer shared by all producer actors, with a generation number so that
 /// several actors seeing the same fatal error rebuild it only once.

@@ -9,74 +9,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::BaseRecord;
+use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::breaker::{Breaker, State};
+use super::client::{Queued, Reply};
 use super::delivery::{Delivery, KafkaProducer, Outcome, Pending, Produced, Report, Route};
 use super::encode::Encoder;
+use super::record::Record;
 use super::event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent};
-use super::kafka::{classify, create_topics, error_code, ErrorClass, SharedProducer};
+use super::classify::{classify, error_code, ErrorClass};
+use super::kafka::{create_topics, SharedProducer};
 use super::ProducerDeps;
-use crate::metrics::{CircuitLabels, DependencyLabel, ErrorLabels, RecordLabels, TopicLabels};
+use crate::metrics::{CircuitLabels, DependencyLabel, RecordLabels, TopicLabels};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-
-/// The answer slot of one event. It is answered exactly once: by [`Reply::send`], or, if it is
-/// dropped unanswered (the stream was aborted by a restart or a shutdown deadline, or a
-/// delivery report found its stream gone), with
-/// `Nack(ShuttingDown)` while the actor closes and `Nack(Interrupted)` otherwise.
-pub(crate) struct Reply {
-    tx: Option<oneshot::Sender<Result<Ack, Nack>>>,
-    closing: Arc<AtomicBool>,
-}
-
-impl Reply {
-    /// Wraps the channel a caller awaits (`None`: nobody awaits this answer).
-    pub fn new(tx: Option<oneshot::Sender<Result<Ack, Nack>>>, closing: Arc<AtomicBool>) -> Reply {
-        Reply { tx, closing }
-    }
-
-    /// Answers the event (a caller that went away has nothing left to hear).
-    pub fn send(mut self, answer: Result<Ack, Nack>) {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(answer);
-        }
-    }
-}
-
-impl Reply {
-    /// Takes the channel back out unanswered (to answer it through another door).
-    pub fn into_tx(mut self) -> Option<oneshot::Sender<Result<Ack, Nack>>> {
-        self.tx.take()
-    }
-}
-
-impl Drop for Reply {
-    fn drop(&mut self) {
-        if let Some(tx) = self.tx.take() {
-            let reason = if self.closing.load(Ordering::Acquire) {
-                NackReason::ShuttingDown
-            } else {
-                NackReason::Interrupted
-            };
-            let _ = tx.send(Err(Nack::new(reason, true)));
-        }
-    }
-}
-
-/// An accepted event waiting in the queue, with the slot its answer goes to.
-pub(crate) struct QueuedEvent {
-    pub event: ProduceEvent,
-    pub accepted: Instant,
-    pub reply: Reply,
-}
-
-/// What the queue carries: boxed, so the ~200 bytes are written once and then only a
-/// pointer moves (into the queue, out of it, into the stream's send step).
-pub(crate) type Queued = Box<QueuedEvent>;
 
 /// Everything the stream of one topic owns.
 pub(crate) struct TopicStream {
@@ -264,36 +212,19 @@ impl TopicStream {
             size.observe(buf.len() as f64);
         }
 
-        let key = q
-            .event
-            .key
-            .clone()
-            .or_else(|| self.deps.routing.key(&q.event.payload));
-        let headers = self.deps.routing.headers(&q.event);
         let produced =
             self.produced_counter(q.event.payload.data_type_name(), q.event.payload.exchange());
-        // The record borrows `buf`, so a dead-letter copy needs bytes of its own.
-        let dead_letter = if self.deps.config.producer.dead_letter_topic.is_some() {
-            Some(Box::new((q.event, buf.clone())))
-        } else {
-            None
-        };
-        let pending = Pending {
-            reply: q.reply,
-            accepted: q.accepted,
-            produced,
-            dead_letter,
-        };
-        let delivery = Box::new(Delivery::Event {
-            stream: self.route.id(),
-            pending,
-        });
-        let mut record = BaseRecord::with_opaque_to(&self.topic, delivery)
-            .payload(&buf)
-            .headers(headers);
-        if let Some(k) = &key {
-            record = record.key(k);
+        let value = Bytes::from(buf);
+        if let Some(tap) = &self.deps.tap {
+            tap.framed(&self.topic, &q.event, &value);
         }
+        let Record {
+            key,
+            value,
+            headers,
+            delivery,
+        } = Record::event(&self.deps, self.route.id(), *q, value, produced);
+        let mut record = Record::base(&self.topic, &key, &value, headers, delivery);
         loop {
             match self.producer.send(record) {
                 Ok(()) => {
@@ -396,51 +327,15 @@ impl TopicStream {
         )
     }
 
-    /// Writes an undeliverable event to the dead-letter topic (if configured), with the error
-    /// in headers. Its own delivery report counts it (or logs the failure).
-    fn dead_letter(&self, ev: &ProduceEvent, framed: Option<&[u8]>, nack: &Nack) {
-        let Some(dlq) = self.deps.config.producer.dead_letter_topic.clone() else {
+    /// Writes an undeliverable event to the dead-letter topic (if configured). Its own
+    /// delivery report counts it (or logs the failure).
+    fn dead_letter(&self, ev: &ProduceEvent, framed: Option<&Bytes>, nack: &Nack) {
+        let Some((dlq, r)) =
+            Record::dead_letter(&self.deps, &self.topic, &self.metric_topic, ev, framed, nack)
+        else {
             return;
         };
-        let payload = match (framed, &ev.payload) {
-            (Some(b), _) => b.to_vec(),
-            (None, Payload::Typed(n)) => n.encode_to_vec(),
-            (None, Payload::Normalized(e)) => e.bytes.clone(),
-            (None, Payload::Encoded { bytes, .. }) => bytes.clone(),
-        };
-        let reason = nack.reason.to_string();
-        let headers: OwnedHeaders = self.deps.routing.headers(ev);
-        let headers = [
-            ("error", reason.as_str()),
-            ("error_kind", nack.reason.kind()),
-            ("original_topic", &*self.topic),
-        ]
-        .into_iter()
-        .fold(headers, |h, (key, v)| {
-            h.insert(Header {
-                key,
-                value: Some(v),
-            })
-        });
-        let key = ev
-            .key
-            .clone()
-            .or_else(|| self.deps.routing.key(&ev.payload));
-        let delivery = Box::new(Delivery::DeadLetter {
-            topic: dlq.clone(),
-            written: self.deps.metrics.dead_lettered.clone(),
-            labels: ErrorLabels {
-                topic: self.metric_topic.clone(),
-                reason: nack.reason.kind().to_string(),
-            },
-        });
-        let mut record = BaseRecord::with_opaque_to(&dlq, delivery)
-            .payload(&payload)
-            .headers(headers);
-        if let Some(k) = &key {
-            record = record.key(k);
-        }
-        // Its delivery report counts it (or logs the failure).
+        let record = Record::base(&dlq, &r.key, &r.value, r.headers, r.delivery);
         if let Err((e, _)) = self.producer.send(record) {
             tracing::error!(topic = %dlq, error = %e, "dead-letter write refused");
         }

@@ -6,22 +6,11 @@ use std::time::Duration;
 use schema_registry_converter::async_impl::schema_registry::{post_schema, SrSettings};
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::DataType;
+pub use crate::config::SubjectStrategy;
 use crate::config::SchemaRegistryConfig;
-
-/// How a value schema's subject is named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SubjectStrategy {
-    /// `<topic>-value` (Confluent's TopicNameStrategy).
-    #[default]
-    TopicName,
-    /// The fully qualified message name (Confluent's RecordNameStrategy).
-    RecordName,
-}
 
 impl SubjectStrategy {
     /// The subject for a value of `data_type` written to `topic`.

@@ -16,9 +16,10 @@ use thiserror::Error;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::producer::actor::{Door, GetDoor, Offered};
+use crate::producer::client::{Door, GetDoor, Offered};
 use crate::producer::kafka::SharedProducer;
 use crate::producer::routing::Routing;
+use crate::producer::tap::RecordTap;
 use crate::producer::{Ack, Nack, NackReason, ProduceEvent, ProducerActor, ProducerDeps, Shutdown};
 use crate::schema::registry::{Registry, RegistryError};
 use tokio::sync::oneshot;
@@ -120,12 +121,22 @@ impl ProducerHandle {
         config: Config,
         metrics: Arc<Metrics>,
     ) -> Result<ProducerHandle, StartError> {
+        Self::start_with_tap(config, metrics, None)
+    }
+
+    /// Like [`ProducerHandle::start_with_metrics`]; `tap` also sees every produced record.
+    pub fn start_with_tap(
+        config: Config,
+        metrics: Arc<Metrics>,
+        tap: Option<Arc<dyn RecordTap>>,
+    ) -> Result<ProducerHandle, StartError> {
         let deps = Arc::new(ProducerDeps {
             shared: SharedProducer::new(config.kafka.client_config())?,
             registry: Registry::new(&config.schema_registry)?,
             routing: Routing::new(&config.producer),
             metrics,
             config,
+            tap,
         });
         let supervisor = Supervisor {
             deps: deps.clone(),
