@@ -273,3 +273,24 @@ fn urls_are_checked_per_use_and_credentials_are_never_echoed() {
         "replay.servers[0].listen",
     );
 }
+
+#[test]
+fn acks_and_compression_are_typed_and_a_bad_value_names_its_key() {
+    let err = load("[kafka]\ncompression_type = \"brotli\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("compression_type") && err.contains("brotli"),
+        "{err}"
+    );
+    let err = load("[kafka]\nacks = \"most\"\n").unwrap_err().to_string();
+    assert!(err.contains("acks") && err.contains("most"), "{err}");
+    // A number is read as librdkafka writes it.
+    let cfg = load(
+        "[kafka]\nacks = 1\nenable_idempotence = false\nallow_leader_only_acks = true\ncompression_type = \"zstd\"\n",
+    )
+    .unwrap();
+    assert_eq!(cfg.kafka.acks, tickflow::config::Acks::Leader);
+    assert_eq!(cfg.kafka.librdkafka_properties()["acks"], "1");
+    assert_eq!(cfg.kafka.librdkafka_properties()["compression.type"], "zstd");
+}

@@ -253,6 +253,91 @@ pub struct SaslConfig {
     pub password: Option<Secret>,
 }
 
+/// Who must have a record before the broker acknowledges it (`acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "AcksText", into = "String")]
+pub enum Acks {
+    /// `all` (or `-1`): every in-sync replica. The only value idempotence allows.
+    All,
+    /// `1`: the partition leader alone (needs `allow_leader_only_acks`).
+    Leader,
+    /// `0`: nobody; never accepted (an Ack would mean nothing), kept to say so clearly.
+    None,
+}
+
+impl Acks {
+    /// librdkafka's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Acks::All => "all",
+            Acks::Leader => "1",
+            Acks::None => "0",
+        }
+    }
+}
+
+/// `acks` as written: text (`"all"`, `"1"`) or a number (`1`, or from the environment).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AcksText {
+    Text(String),
+    Number(i64),
+}
+
+impl TryFrom<AcksText> for Acks {
+    type Error = String;
+
+    fn try_from(v: AcksText) -> Result<Acks, String> {
+        let text = match v {
+            AcksText::Text(t) => t,
+            AcksText::Number(n) => n.to_string(),
+        };
+        match text.as_str() {
+            "all" | "-1" => Ok(Acks::All),
+            "1" => Ok(Acks::Leader),
+            "0" => Ok(Acks::None),
+            other => Err(format!(
+                "acks {other:?} is not one of \"all\", \"-1\", \"1\""
+            )),
+        }
+    }
+}
+
+impl From<Acks> for String {
+    fn from(a: Acks) -> String {
+        a.as_str().into()
+    }
+}
+
+/// `compression.type` of produced batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    /// Uncompressed.
+    None,
+    /// gzip.
+    Gzip,
+    /// Snappy.
+    Snappy,
+    /// LZ4 (the default: cheap on CPU, good on repetitive market data).
+    Lz4,
+    /// Zstandard.
+    Zstd,
+}
+
+impl Compression {
+    /// librdkafka's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
+}
+
 /// Kafka producer settings; `properties` passes any other librdkafka property through.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -260,7 +345,7 @@ pub struct KafkaConfig {
     /// `bootstrap.servers`.
     pub bootstrap_servers: String,
     /// `acks`; must be `all` when idempotence is on.
-    pub acks: String,
+    pub acks: Acks,
     /// Accept `acks = "1"` (the partition leader alone acknowledges): an Ack then means the
     /// leader stored the record, which a leader failure before replication can still lose.
     /// Off by default; `acks = "0"` is never accepted.
@@ -271,8 +356,8 @@ pub struct KafkaConfig {
     pub linger_ms: u32,
     /// `batch.size` in bytes.
     pub batch_size: u32,
-    /// `compression.type`: none, gzip, snappy, lz4, zstd.
-    pub compression_type: String,
+    /// `compression.type`.
+    pub compression_type: Compression,
     /// `message.timeout.ms`: how long librdkafka retries a message before failing it.
     pub message_timeout_ms: u32,
     /// `security.protocol`, e.g. `plaintext`, `sasl_ssl`.
@@ -287,12 +372,12 @@ impl Default for KafkaConfig {
     fn default() -> Self {
         KafkaConfig {
             bootstrap_servers: "127.0.0.1:9092".into(),
-            acks: "all".into(),
+            acks: Acks::All,
             allow_leader_only_acks: false,
             enable_idempotence: true,
             linger_ms: 5,
             batch_size: 65536,
-            compression_type: "lz4".into(),
+            compression_type: Compression::Lz4,
             message_timeout_ms: 30_000,
             security_protocol: None,
             sasl: SaslConfig::default(),
@@ -306,14 +391,17 @@ impl KafkaConfig {
     pub fn librdkafka_properties(&self) -> BTreeMap<String, String> {
         let mut p = BTreeMap::new();
         p.insert("bootstrap.servers".into(), self.bootstrap_servers.clone());
-        p.insert("acks".into(), self.acks.clone());
+        p.insert("acks".into(), self.acks.as_str().into());
         p.insert(
             "enable.idempotence".into(),
             self.enable_idempotence.to_string(),
         );
         p.insert("linger.ms".into(), self.linger_ms.to_string());
         p.insert("batch.size".into(), self.batch_size.to_string());
-        p.insert("compression.type".into(), self.compression_type.clone());
+        p.insert(
+            "compression.type".into(),
+            self.compression_type.as_str().into(),
+        );
         p.insert(
             "message.timeout.ms".into(),
             self.message_timeout_ms.to_string(),
