@@ -89,6 +89,7 @@ fn decode_all(bootstrap: &str, prefix: &str, dt: DataType) -> Vec<Normalized> {
 }
 
 async fn restart_mid_replay(storage: Storage) {
+    let durable = matches!(storage, Storage::Sqlite(_));
     common::init_logs();
     let port = common::free_port();
     let mut broker = Broker::start(port, storage);
@@ -253,6 +254,7 @@ async fn restart_mid_replay(storage: Storage) {
         _ => unreachable!(),
     });
     let mut books: HashMap<String, Option<(Side, Side)>> = HashMap::new();
+    let mut first_book: HashMap<String, i64> = HashMap::new();
     let (mut checked_after, mut unchecked, mut full_after) = (0, 0, HashMap::<String, u32>::new());
     for r in &records {
         match r {
@@ -270,6 +272,7 @@ async fn restart_mid_replay(storage: Storage) {
                     "{}: a full book disagrees with its own checksum",
                     b.symbol
                 );
+                first_book.entry(b.symbol.clone()).or_insert(b.receipt_time);
                 if b.receipt_time >= back_us {
                     *full_after.entry(b.symbol.clone()).or_default() += 1;
                 }
@@ -319,6 +322,17 @@ async fn restart_mid_replay(storage: Storage) {
             full_after.get(pair).is_some_and(|n| *n >= 1),
             "{pair}: no full book after the outage"
         );
+    }
+    if durable {
+        // What was stored before the kill is still there: every book's first full book
+        // predates the kill, and every delta follows a full book (nothing was wiped).
+        for pair in KRAKEN_PAIRS {
+            assert!(
+                first_book.get(pair).is_some_and(|t| *t < killed_us),
+                "{pair}: the full book stored before the kill is gone"
+            );
+        }
+        assert_eq!(unchecked, 0, "deltas stored before the kill are gone");
     }
     assert!(
         checked_after > 100,
