@@ -365,7 +365,7 @@ fn main() {
         let events: Vec<Normalized> = (0..n as u64).map(|i| Normalized::Trade(trade(i))).collect();
         let avg = events.iter().map(|e| e.encode_to_vec().len() + 6).sum::<usize>() / n;
         println!("tickflow pipeline load: {n} Trades/phase, ~{avg} B framed, broker {}, linger.ms={}, max_in_flight={}",
-            cfg.kafka.bootstrap_servers, cfg.kafka.linger_ms, cfg.producer.max_in_flight);
+            cfg.kafka.bootstrap_servers, cfg.kafka.linger.as_millis(), cfg.producer.max_in_flight);
         println!("{:<34} {:>9} {:>12} {:>9} {:>9} {:>7} {:>10}   CPU µs/event: main rdkafka broker", "phase", "events", "msgs/s", "p50 ms", "p99 ms", "nacks", "peak RSS");
 
         // Warm-up (connections, topic leaders, allocator), not reported.

@@ -111,7 +111,7 @@ async fn restart_mid_replay(storage: Storage) {
         ws_url: Some(format!("ws://{}", replay.addr)),
         snapshot_limit: 1000,
         book_snapshot_every: 0,
-        shed_after_ms: SHED_AFTER.as_millis() as u64,
+        shed_after: SHED_AFTER,
         symbol_source: SymbolSource::Pinned,
         ..Default::default()
     }];

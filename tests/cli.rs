@@ -275,7 +275,7 @@ async fn metrics_move_and_readyz_follows_the_broker() {
     let mut broker = common::start_tansu(port);
     let mut cfg = common::test_config("http");
     cfg.kafka.bootstrap_servers = format!("127.0.0.1:{port}");
-    cfg.kafka.message_timeout_ms = 3000;
+    cfg.kafka.message_timeout = Duration::from_millis(3000);
     let handle = tickflow::supervisor::ProducerHandle::start(cfg.clone()).unwrap();
     let observed = tickflow::http::Observed {
         metrics: handle.metrics(),

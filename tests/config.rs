@@ -292,5 +292,33 @@ fn acks_and_compression_are_typed_and_a_bad_value_names_its_key() {
     .unwrap();
     assert_eq!(cfg.kafka.acks, tickflow::config::Acks::Leader);
     assert_eq!(cfg.kafka.librdkafka_properties()["acks"], "1");
-    assert_eq!(cfg.kafka.librdkafka_properties()["compression.type"], "zstd");
+    assert_eq!(
+        cfg.kafka.librdkafka_properties()["compression.type"],
+        "zstd"
+    );
+}
+
+#[test]
+fn durations_are_typed_milliseconds_and_a_bad_one_names_its_key() {
+    let cfg = load(
+        "[producer]\nshutdown_deadline_ms = 2500\n[producer.recovery]\ngrace_ms = 700\n[kafka]\nlinger_ms = 7\n",
+    )
+    .unwrap();
+    assert_eq!(
+        cfg.producer.shutdown_deadline,
+        std::time::Duration::from_millis(2500)
+    );
+    assert_eq!(
+        cfg.producer.recovery.grace,
+        std::time::Duration::from_millis(700)
+    );
+    assert_eq!(cfg.kafka.librdkafka_properties()["linger.ms"], "7");
+    let err = load("[producer]\nshutdown_deadline_ms = -5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shutdown_deadline_ms"), "{err}");
+    let err = load("[producer]\nshutdown_deadline_ms = \"soon\"\n")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("shutdown_deadline_ms"), "{err}");
 }

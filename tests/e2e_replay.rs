@@ -32,10 +32,10 @@ fn feeds(url: &str) -> Vec<FeedConfig> {
         channels,
         ws_url: Some(format!("ws://{url}")),
         rest_url: Some(format!("http://{url}")),
-        snapshot_interval_ms: 10,
+        snapshot_interval: Duration::from_millis(10),
         book_snapshot_every: 50,
-        reconnect_min_ms: 100,
-        reconnect_max_ms: 500,
+        reconnect_min: Duration::from_millis(100),
+        reconnect_max: Duration::from_millis(500),
         ..Default::default()
     };
     vec![

@@ -80,8 +80,8 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
         ws_url: Some(format!("ws://{}", replay.addr)),
         snapshot_limit: 1000,
         book_snapshot_every: 0,
-        reconnect_min_ms: 100,
-        reconnect_max_ms: 300,
+        reconnect_min: Duration::from_millis(100),
+        reconnect_max: Duration::from_millis(300),
         symbol_source: SymbolSource::Pinned,
         ..Default::default()
     }];

@@ -56,10 +56,10 @@ async fn a_silent_connection_goes_stale_even_while_open_interest_is_polled() {
         // Nothing listens here: every poll fails at once, many times per stale period. Before
         // the fix each poll restarted the frame timeout, so the feed never went stale.
         rest_url: Some("http://127.0.0.1:1".into()),
-        open_interest_poll_ms: 100,
-        stale_after_ms: 1_500,
-        reconnect_min_ms: 100,
-        reconnect_max_ms: 200,
+        open_interest_poll: Duration::from_millis(100),
+        stale_after: Duration::from_millis(1_500),
+        reconnect_min: Duration::from_millis(100),
+        reconnect_max: Duration::from_millis(200),
         symbol_source: SymbolSource::Pinned,
         ..Default::default()
     }];
@@ -138,7 +138,7 @@ async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
         channels: vec![Channel::Depth],
         ws_url: Some(format!("ws://{url}")),
         rest_url: Some(format!("http://{url}")),
-        snapshot_interval_ms: 10,
+        snapshot_interval: Duration::from_millis(10),
         book_snapshot_every: 0,
         ..Default::default()
     }];
@@ -182,7 +182,11 @@ async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
         .find(|e| e.kind == Kind::RecordLost as i32 && e.symbol.is_empty())
         .unwrap_or_else(|| panic!("no connection-wide RECORD_LOST among {events:?}"));
     assert_eq!(interval.action, "republish");
-    assert!(interval.reason.contains("level2_delta nacked"), "{}", interval.reason);
+    assert!(
+        interval.reason.contains("level2_delta nacked"),
+        "{}",
+        interval.reason
+    );
     let since = interval.since.expect("the interval has a start");
     assert!(since <= interval.timestamp);
     let first_lost = events
@@ -235,7 +239,7 @@ async fn two_hundred_symbols_resyncing_at_once_stay_inside_the_rest_budget() {
         channels: vec![Channel::Depth, Channel::Trade],
         ws_url: Some(format!("ws://{url}")),
         rest_url: Some(format!("http://{url}")),
-        snapshot_interval_ms: 0,
+        snapshot_interval: Duration::from_millis(0),
         rest_weight_per_minute: Some(per_minute as u32),
         symbol_source: SymbolSource::Pinned,
         ..Default::default()

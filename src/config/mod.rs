@@ -6,10 +6,12 @@ pub mod urls;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use serde_with::{serde_as, DurationMilliSeconds};
 use thiserror::Error;
 
 pub use secret::Secret;
@@ -123,6 +125,7 @@ impl Default for HttpConfig {
 }
 
 /// One exchange connection.
+#[serde_as]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeedConfig {
@@ -145,17 +148,27 @@ pub struct FeedConfig {
     /// Levels per side in emitted `Level2Book` records (all when unset).
     pub depth_limit: Option<usize>,
     /// Reconnect when no frame arrived for this long.
-    pub stale_after_ms: u64,
+    #[serde(rename = "stale_after_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub stale_after: Duration,
     /// First reconnect delay.
-    pub reconnect_min_ms: u64,
+    #[serde(rename = "reconnect_min_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub reconnect_min: Duration,
     /// Longest reconnect delay.
-    pub reconnect_max_ms: u64,
+    #[serde(rename = "reconnect_max_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub reconnect_max: Duration,
     /// Frames larger than this are refused.
     pub max_frame_bytes: usize,
     /// Open-interest REST poll period.
-    pub open_interest_poll_ms: u64,
+    #[serde(rename = "open_interest_poll_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub open_interest_poll: Duration,
     /// Minimum spacing of REST snapshot requests (staggering, on top of the weight budget).
-    pub snapshot_interval_ms: u64,
+    #[serde(rename = "snapshot_interval_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub snapshot_interval: Duration,
     /// REST weight budget per minute (default: the venue's published limit, e.g. Binance
     /// spot 6000, USD-M and COIN-M 2400); every REST call waits for its weight. All feeds of
     /// one venue share one budget (the limit is the venue's, per IP): the smallest configured.
@@ -166,9 +179,13 @@ pub struct FeedConfig {
     /// Nack) it keeps reading, sends one probe record at a time, counts what it drops, and
     /// once an Ack comes back announces the interval in a `FeedEvent` and resyncs every book
     /// concerned.
-    pub shed_after_ms: u64,
+    #[serde(rename = "shed_after_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub shed_after: Duration,
     /// Reconnect before the venue's forced disconnect (default: 23h50m for Binance).
-    pub rotate_after_ms: Option<u64>,
+    #[serde(rename = "rotate_after_ms")]
+    #[serde_as(as = "Option<DurationMilliSeconds<u64>>")]
+    pub rotate_after: Option<Duration>,
     /// Where venue symbols come from: the venue's `exchangeInfo` (falls back to pinned when it
     /// cannot be fetched) or `pinned` (derived from the configured names, fully offline).
     pub symbol_source: SymbolSource,
@@ -196,16 +213,16 @@ impl Default for FeedConfig {
             snapshot_limit: 1000,
             book_snapshot_every: 1000,
             depth_limit: None,
-            stale_after_ms: 30_000,
-            reconnect_min_ms: 250,
-            reconnect_max_ms: 30_000,
+            stale_after: Duration::from_millis(30_000),
+            reconnect_min: Duration::from_millis(250),
+            reconnect_max: Duration::from_millis(30_000),
             max_frame_bytes: 1 << 20,
-            open_interest_poll_ms: 60_000,
-            snapshot_interval_ms: 250,
+            open_interest_poll: Duration::from_millis(60_000),
+            snapshot_interval: Duration::from_millis(250),
             rest_weight_per_minute: None,
             max_outstanding: 10_000,
-            shed_after_ms: 5_000,
-            rotate_after_ms: None,
+            shed_after: Duration::from_millis(5_000),
+            rotate_after: None,
             symbol_source: SymbolSource::ExchangeInfo,
         }
     }
@@ -220,23 +237,28 @@ pub struct ReplayConfig {
 }
 
 /// The service loop.
+#[serde_as]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
     /// Progress line period.
-    pub progress_interval_ms: u64,
+    #[serde(rename = "progress_interval_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub progress_interval: Duration,
     /// Stop by itself once every replay server has played its recording.
     pub exit_after_replay: bool,
     /// After the replay ended, how long feeds may still drain before the graceful stop.
-    pub drain_after_replay_ms: u64,
+    #[serde(rename = "drain_after_replay_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub drain_after_replay: Duration,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
-            progress_interval_ms: 5_000,
+            progress_interval: Duration::from_millis(5_000),
             exit_after_replay: false,
-            drain_after_replay_ms: 2_000,
+            drain_after_replay: Duration::from_millis(2_000),
         }
     }
 }
@@ -339,6 +361,7 @@ impl Compression {
 }
 
 /// Kafka producer settings; `properties` passes any other librdkafka property through.
+#[serde_as]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KafkaConfig {
@@ -353,13 +376,17 @@ pub struct KafkaConfig {
     /// `enable.idempotence`.
     pub enable_idempotence: bool,
     /// `linger.ms`.
-    pub linger_ms: u32,
+    #[serde(rename = "linger_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub linger: Duration,
     /// `batch.size` in bytes.
     pub batch_size: u32,
     /// `compression.type`.
     pub compression_type: Compression,
     /// `message.timeout.ms`: how long librdkafka retries a message before failing it.
-    pub message_timeout_ms: u32,
+    #[serde(rename = "message_timeout_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub message_timeout: Duration,
     /// `security.protocol`, e.g. `plaintext`, `sasl_ssl`.
     pub security_protocol: Option<String>,
     /// SASL credentials.
@@ -375,10 +402,10 @@ impl Default for KafkaConfig {
             acks: Acks::All,
             allow_leader_only_acks: false,
             enable_idempotence: true,
-            linger_ms: 5,
+            linger: Duration::from_millis(5),
             batch_size: 65536,
             compression_type: Compression::Lz4,
-            message_timeout_ms: 30_000,
+            message_timeout: Duration::from_millis(30_000),
             security_protocol: None,
             sasl: SaslConfig::default(),
             properties: BTreeMap::new(),
@@ -396,7 +423,7 @@ impl KafkaConfig {
             "enable.idempotence".into(),
             self.enable_idempotence.to_string(),
         );
-        p.insert("linger.ms".into(), self.linger_ms.to_string());
+        p.insert("linger.ms".into(), self.linger.as_millis().to_string());
         p.insert("batch.size".into(), self.batch_size.to_string());
         p.insert(
             "compression.type".into(),
@@ -404,7 +431,7 @@ impl KafkaConfig {
         );
         p.insert(
             "message.timeout.ms".into(),
-            self.message_timeout_ms.to_string(),
+            self.message_timeout.as_millis().to_string(),
         );
         // Reconnect to a restarted broker within a second (librdkafka's default backs off to
         // 10 s); `properties` may override.
@@ -439,6 +466,7 @@ impl KafkaConfig {
 }
 
 /// Schema registry location and credentials.
+#[serde_as]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchemaRegistryConfig {
@@ -449,7 +477,9 @@ pub struct SchemaRegistryConfig {
     /// Basic-auth password; environment only: `TICKFLOW_SCHEMA_REGISTRY__PASSWORD`.
     pub password: Option<Secret>,
     /// Request timeout.
-    pub timeout_ms: u64,
+    #[serde(rename = "timeout_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub timeout: Duration,
     /// Subject naming for value schemas.
     pub subject_strategy: SubjectStrategy,
 }
@@ -460,7 +490,7 @@ impl Default for SchemaRegistryConfig {
             url: "http://127.0.0.1:8081".into(),
             username: None,
             password: None,
-            timeout_ms: 5_000,
+            timeout: Duration::from_millis(5_000),
             subject_strategy: SubjectStrategy::TopicName,
         }
     }
@@ -515,48 +545,59 @@ pub enum PartitionKey {
 }
 
 /// Circuit-breaker thresholds, one breaker per dependency (registry, broker).
+#[serde_as]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerConfig {
     /// Consecutive failures that open the breaker.
     pub failure_threshold: u32,
     /// How long it stays open before one probe is let through.
-    pub cooldown_ms: u64,
+    #[serde(rename = "cooldown_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub cooldown: Duration,
 }
 
 impl Default for BreakerConfig {
     fn default() -> Self {
         BreakerConfig {
             failure_threshold: 5,
-            cooldown_ms: 2_000,
+            cooldown: Duration::from_millis(2_000),
         }
     }
 }
 
 /// How the producer recovers after the broker stops taking records (see `producer::recovery`).
+#[serde_as]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RecoveryConfig {
     /// How often the broker is probed while deliveries are stalled.
-    pub probe_interval_ms: u64,
+    #[serde(rename = "probe_interval_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub probe_interval: Duration,
     /// Records in flight with no delivery for this long count as a stall.
-    pub stall_after_ms: u64,
+    #[serde(rename = "stall_after_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub stall_after: Duration,
     /// Once the broker answers again, how long the producer may still deliver nothing
     /// before it is rebuilt.
-    pub grace_ms: u64,
+    #[serde(rename = "grace_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub grace: Duration,
 }
 
 impl Default for RecoveryConfig {
     fn default() -> Self {
         RecoveryConfig {
-            probe_interval_ms: 250,
-            stall_after_ms: 2_000,
-            grace_ms: 1_500,
+            probe_interval: Duration::from_millis(250),
+            stall_after: Duration::from_millis(2_000),
+            grace: Duration::from_millis(1_500),
         }
     }
 }
 
 /// Producer-actor settings.
+#[serde_as]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProducerConfig {
@@ -567,7 +608,9 @@ pub struct ProducerConfig {
     /// What happens when the queue is full.
     pub overflow: OverflowPolicy,
     /// How long a graceful stop waits before answering `Nack(ShuttingDown)`.
-    pub shutdown_deadline_ms: u64,
+    #[serde(rename = "shutdown_deadline_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub shutdown_deadline: Duration,
     /// Topic prefix.
     pub topic_prefix: String,
     /// Consolidated or per-symbol topics.
@@ -594,7 +637,7 @@ impl Default for ProducerConfig {
             queue_capacity: 10_000,
             max_in_flight: 10_000,
             overflow: OverflowPolicy::Backpressure,
-            shutdown_deadline_ms: 10_000,
+            shutdown_deadline: Duration::from_millis(10_000),
             topic_prefix: "tickflow".into(),
             topic_mode: TopicMode::Consolidated,
             partition_key: PartitionKey::Composite,

@@ -195,7 +195,10 @@ mod tests {
     fn a_nack_starts_an_episode_that_the_next_ack_ends() {
         let mut o = Outage::new(Duration::from_secs(5), 100);
         assert!(o.answered(true, 1_000).is_none(), "no episode yet");
-        o.lost(&sent("level2_delta", Some("BTC-USDT"), 2_000), Cause::Nacked);
+        o.lost(
+            &sent("level2_delta", Some("BTC-USDT"), 2_000),
+            Cause::Nacked,
+        );
         assert!(o.shedding());
         o.lost(&sent("trade", None, 2_500), Cause::Shed);
         o.lost(&sent("trade", None, 2_600), Cause::Shed);

@@ -233,8 +233,8 @@ impl Feed {
     pub async fn run(&self, mut stop: watch::Receiver<bool>) {
         let backoff = || {
             ExponentialBuilder::new()
-                .with_min_delay(Duration::from_millis(self.cfg.reconnect_min_ms))
-                .with_max_delay(Duration::from_millis(self.cfg.reconnect_max_ms))
+                .with_min_delay(self.cfg.reconnect_min)
+                .with_max_delay(self.cfg.reconnect_max)
                 .with_jitter()
                 .without_max_times()
                 .build()
@@ -248,7 +248,7 @@ impl Feed {
         );
         // When the previous connection ended and why: announced once the next one is up.
         let mut lost: Option<(i64, String)> = None;
-        let mut outage = Outage::new(Duration::from_millis(self.cfg.shed_after_ms), now_us());
+        let mut outage = Outage::new(self.cfg.shed_after, now_us());
         loop {
             let started = Instant::now();
             let result = self
@@ -279,11 +279,9 @@ impl Feed {
                         delays = backoff();
                     }
                     let delay = if e.is_terminal() {
-                        Duration::from_millis(self.cfg.reconnect_max_ms)
+                        self.cfg.reconnect_max
                     } else {
-                        delays
-                            .next()
-                            .unwrap_or(Duration::from_millis(self.cfg.reconnect_max_ms))
+                        delays.next().unwrap_or(self.cfg.reconnect_max)
                     };
                     self.metrics
                         .feed_reconnects
@@ -459,7 +457,7 @@ impl Feed {
                     venue: self.venue.clone(),
                     venue_of: venue_of.clone(),
                     limit: self.cfg.snapshot_limit,
-                    spacing: Duration::from_millis(self.cfg.snapshot_interval_ms),
+                    spacing: self.cfg.snapshot_interval,
                 },
                 snap_req_rx,
                 snap_tx,
@@ -470,8 +468,8 @@ impl Feed {
             source,
             requested: HashSet::new(),
             retries: HashMap::new(),
-            retry_min: Duration::from_millis(self.cfg.reconnect_min_ms),
-            retry_max: Duration::from_millis(self.cfg.reconnect_max_ms),
+            retry_min: self.cfg.reconnect_min,
+            retry_max: self.cfg.reconnect_max,
             rest: snap_req_tx,
             inband: Vec::new(),
             outgoing: Vec::new(),
@@ -492,7 +490,7 @@ impl Feed {
                     venue: self.venue.clone(),
                     pairs: pairs.clone(),
                     symbols: symbols.clone(),
-                    period: Duration::from_millis(self.cfg.open_interest_poll_ms.max(100)),
+                    period: self.cfg.open_interest_poll.max(Duration::from_millis(100)),
                     metrics: self.metrics.clone(),
                     labels: self.labels.clone(),
                 },
@@ -501,19 +499,15 @@ impl Feed {
         }
         let mut heartbeat = vs.heartbeat_interval().map(tokio::time::interval);
 
-        let rotate_after = self
-            .cfg
-            .rotate_after_ms
-            .map(Duration::from_millis)
-            .unwrap_or(
-                limits
-                    .connection_lifetime
-                    .saturating_sub(Duration::from_secs(600)),
-            );
+        let rotate_after = self.cfg.rotate_after.unwrap_or(
+            limits
+                .connection_lifetime
+                .saturating_sub(Duration::from_secs(600)),
+        );
         let rotate = tokio::time::sleep(rotate_after);
         tokio::pin!(rotate);
         // The stale timer measures time since the last frame, whatever else happens.
-        let stale = Duration::from_millis(self.cfg.stale_after_ms);
+        let stale = self.cfg.stale_after;
         let stale_at = tokio::time::sleep(stale);
         tokio::pin!(stale_at);
         let mut pending: FuturesUnordered<Awaited> = FuturesUnordered::new();

@@ -3,7 +3,6 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::dev::{MessageResponse, OneshotSender};
 use actix::prelude::*;
@@ -11,9 +10,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::breaker::Breaker;
+use super::client::{Door, GetDoor, Queued};
 use super::encode::Encoder;
 use super::event::{Ack, Nack, ProduceEvent};
-use super::client::{Door, GetDoor, Queued};
 use super::stream::{self, NackLog, TopicStream};
 use super::ProducerDeps;
 use crate::metrics::TopicLabels;
@@ -104,7 +103,7 @@ impl Actor for ProducerActor {
         let (tx, rx) = mpsc::channel(cfg.producer.queue_capacity);
         let (generation, producer) = self.deps.shared.get();
         let cb = &cfg.producer.circuit_breaker;
-        let breaker = || Breaker::new(cb.failure_threshold, Duration::from_millis(cb.cooldown_ms));
+        let breaker = || Breaker::new(cb.failure_threshold, cb.cooldown);
         let me = ctx.address().downgrade();
         let (route, reports) = self.deps.shared.routes().open();
         let parts = TopicStream {
@@ -224,7 +223,7 @@ impl Handler<Shutdown> for ProducerActor {
             let _ = close.send(());
         }
         let stream = self.stream.take();
-        let deadline = Duration::from_millis(self.deps.config.producer.shutdown_deadline_ms);
+        let deadline = self.deps.config.producer.shutdown_deadline;
         let topic = self.topic.clone();
         let shared = self.deps.shared.clone();
         Box::pin(async move {

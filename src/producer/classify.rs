@@ -56,4 +56,3 @@ pub fn classify(code: RDKafkaErrorCode) -> ErrorClass {
 pub fn error_code(e: &KafkaError) -> RDKafkaErrorCode {
     e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail)
 }
-

@@ -200,4 +200,3 @@ impl Door {
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "Arc<Door>")]
 pub(crate) struct GetDoor;
-

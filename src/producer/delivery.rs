@@ -16,9 +16,9 @@ use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
 use rustc_hash::FxHashMap;
 use tokio::sync::mpsc;
 
-use super::event::ProduceEvent;
 use super::classify::error_code;
 use super::client::Reply;
+use super::event::ProduceEvent;
 use crate::metrics::ErrorLabels;
 
 /// The rdkafka producer every topic shares: librdkafka's queue and polling thread, with

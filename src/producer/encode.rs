@@ -177,7 +177,7 @@ mod tests {
     async fn a_registry_nack_reason_names_no_credentials_or_query() {
         let cfg = SchemaRegistryConfig {
             url: "http://dave:pa55word@127.0.0.1:1/?token=tok314".into(),
-            timeout_ms: 2_000,
+            timeout: std::time::Duration::from_millis(2_000),
             ..SchemaRegistryConfig::default()
         };
         let mut enc = Encoder::new(

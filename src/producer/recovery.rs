@@ -84,9 +84,9 @@ enum State {
 
 /// Watches the shared producer of `deps` until the system is gone.
 pub async fn watch(deps: Weak<ProducerDeps>, cfg: RecoveryConfig) {
-    let probe_every = Duration::from_millis(cfg.probe_interval_ms.max(10));
-    let stall_after = Duration::from_millis(cfg.stall_after_ms);
-    let grace = Duration::from_millis(cfg.grace_ms);
+    let probe_every = cfg.probe_interval.max(Duration::from_millis(10));
+    let stall_after = cfg.stall_after;
+    let grace = cfg.grace;
     let mut tick = tokio::time::interval(probe_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut state = State::Healthy;
@@ -167,16 +167,13 @@ async fn probe(deps: &ProducerDeps, timeout: Duration) -> Option<Vec<String>> {
     let (_, producer) = deps.shared.get();
     let known = deps.shared.health.topics();
     let answer = tokio::task::spawn_blocking(move || {
-        producer
-            .client()
-            .fetch_metadata(None, timeout)
-            .map(|m| {
-                m.topics()
-                    .iter()
-                    .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-                    .map(|t| t.name().to_string())
-                    .collect::<BTreeSet<_>>()
-            })
+        producer.client().fetch_metadata(None, timeout).map(|m| {
+            m.topics()
+                .iter()
+                .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                .map(|t| t.name().to_string())
+                .collect::<BTreeSet<_>>()
+        })
     })
     .await
     .ok()?
@@ -200,11 +197,7 @@ fn rebuild(deps: &ProducerDeps) {
     let (generation, old) = deps.shared.get();
     match deps.shared.rebuild(generation) {
         Ok(_) => {
-            old.purge(
-                rdkafka::producer::PurgeConfig::default()
-                    .queue()
-                    .inflight(),
-            );
+            old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
             deps.metrics.producer_rebuilds.inc();
             tracing::warn!(
                 generation = generation + 1,

@@ -8,18 +8,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::error::RDKafkaErrorCode;
 use bytes::Bytes;
+use rdkafka::error::RDKafkaErrorCode;
 use tokio::sync::{mpsc, oneshot};
 
 use super::breaker::{Breaker, State};
+use super::classify::{classify, error_code, ErrorClass};
 use super::client::{Queued, Reply};
 use super::delivery::{Delivery, KafkaProducer, Outcome, Pending, Produced, Report, Route};
 use super::encode::Encoder;
-use super::record::Record;
 use super::event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent};
-use super::classify::{classify, error_code, ErrorClass};
 use super::kafka::{create_topics, SharedProducer};
+use super::record::Record;
 use super::ProducerDeps;
 use crate::metrics::{CircuitLabels, DependencyLabel, RecordLabels, TopicLabels};
 use prometheus_client::metrics::counter::Counter;
@@ -330,9 +330,14 @@ impl TopicStream {
     /// Writes an undeliverable event to the dead-letter topic (if configured). Its own
     /// delivery report counts it (or logs the failure).
     fn dead_letter(&self, ev: &ProduceEvent, framed: Option<&Bytes>, nack: &Nack) {
-        let Some((dlq, r)) =
-            Record::dead_letter(&self.deps, &self.topic, &self.metric_topic, ev, framed, nack)
-        else {
+        let Some((dlq, r)) = Record::dead_letter(
+            &self.deps,
+            &self.topic,
+            &self.metric_topic,
+            ev,
+            framed,
+            nack,
+        ) else {
             return;
         };
         let record = Record::base(&dlq, &r.key, &r.value, r.headers, r.delivery);

@@ -1,16 +1,14 @@
 //! Schema-registry access: subject naming and registration of the normalized schemas
 //! (through `schema_registry_converter`, `POST /subjects/{s}/versions`).
 
-use std::time::Duration;
-
 use schema_registry_converter::async_impl::schema_registry::{post_schema, SrSettings};
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 use thiserror::Error;
 
 use super::DataType;
-pub use crate::config::SubjectStrategy;
 use crate::config::SchemaRegistryConfig;
+pub use crate::config::SubjectStrategy;
 
 impl SubjectStrategy {
     /// The subject for a value of `data_type` written to `topic`.
@@ -57,7 +55,7 @@ impl Registry {
     /// Builds a client from the config (URL, timeout, optional basic auth).
     pub fn new(cfg: &SchemaRegistryConfig) -> Result<Registry, RegistryError> {
         let mut b = SrSettings::new_builder(cfg.url.clone());
-        b.set_timeout(Duration::from_millis(cfg.timeout_ms));
+        b.set_timeout(cfg.timeout);
         if let Some(user) = &cfg.username {
             b.set_basic_authorization(user, cfg.password.as_ref().map(|p| p.expose()));
         }
@@ -101,7 +99,7 @@ mod tests {
     async fn a_registry_error_names_no_credentials_or_query() {
         let cfg = SchemaRegistryConfig {
             url: "http://carol:s3cr3t@127.0.0.1:1/?api_key=tok789".into(),
-            timeout_ms: 2_000,
+            timeout: std::time::Duration::from_millis(2_000),
             ..SchemaRegistryConfig::default()
         };
         let err = Registry::new(&cfg)

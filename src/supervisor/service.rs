@@ -101,9 +101,7 @@ impl Service {
                 let name = format!("{}[{}]", f.venue, cfg.symbols.join(","));
                 let (v, p, s, h) = (venue.clone(), producer.clone(), stats.clone(), http.clone());
                 let addr = actix::Supervisor::start(move |_| FeedActor::new(cfg, v, p, s, h));
-                budgets.push(Duration::from_millis(
-                    f.stale_after_ms + 2 * f.reconnect_max_ms,
-                ));
+                budgets.push(f.stale_after + 2 * f.reconnect_max);
                 feeds.push(RunningFeed { name, addr, stats });
             }
         }
@@ -167,7 +165,11 @@ impl Service {
     /// Runs until `stop` resolves or, with `run.exit_after_replay`, the replay has been played
     /// and drained; logs progress meanwhile; then stops gracefully.
     pub async fn run_until(self, stop: impl std::future::Future<Output = ()>) {
-        let every = Duration::from_millis(self.config.run.progress_interval_ms.max(100));
+        let every = self
+            .config
+            .run
+            .progress_interval
+            .max(Duration::from_millis(100));
         let mut tick = tokio::time::interval(every);
         tick.tick().await;
         let exit_after_replay = self.config.run.exit_after_replay && !self.replays.is_empty();
@@ -175,8 +177,7 @@ impl Service {
             if exit_after_replay {
                 join_all(self.replays.iter().map(ReplayServer::finished)).await;
                 tracing::info!("replay finished; draining");
-                tokio::time::sleep(Duration::from_millis(self.config.run.drain_after_replay_ms))
-                    .await;
+                tokio::time::sleep(self.config.run.drain_after_replay).await;
             } else {
                 futures::future::pending::<()>().await;
             }
