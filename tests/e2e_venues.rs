@@ -40,7 +40,7 @@ async fn run(cfg: Config, replay: &ReplayServer) -> Service {
     tokio::time::timeout(Duration::from_secs(90), replay.finished())
         .await
         .expect("replay played");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    common::settled(&service, Duration::from_millis(500), Duration::from_secs(30)).await;
     service.shutdown().await;
     service
 }

@@ -129,9 +129,10 @@ async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
     .unwrap();
     let url = replay.addr.to_string();
     let mut cfg = common::test_config("lostdelta");
-    // A one-slot queue that nacks when full: under the replay's burst, deltas are nacked.
+    // A four-slot queue that nacks when full: under the replay's bursts, deltas are nacked;
+    // the announcement and the republished book after a loss (3 records) still fit.
     cfg.producer.overflow = OverflowPolicy::Nack;
-    cfg.producer.queue_capacity = 1;
+    cfg.producer.queue_capacity = 4;
     cfg.feeds = vec![FeedConfig {
         venue: "binance".into(),
         symbols: vec!["NKN-USDT".into()],
@@ -148,7 +149,7 @@ async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
     tokio::time::timeout(Duration::from_secs(60), replay.finished())
         .await
         .expect("replay played");
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    common::settled(&service, Duration::from_millis(500), Duration::from_secs(30)).await;
     let stats = service.feeds[0].stats.clone();
     let nacked = stats.nacked.load(Ordering::Relaxed);
     let m = service.producer.metrics();
@@ -156,7 +157,7 @@ async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
         "tickflow_feed_records_lost_total{exchange=\"BINANCE\",data_type=\"level2_delta\",cause=\"nacked\"}",
     );
     service.shutdown().await;
-    assert!(nacked > 0, "the one-slot queue nacked something");
+    assert!(nacked > 0, "the small queue nacked something");
     assert!(lost >= 1.0, "a lost delta was counted: {}", m.render());
     // The feed events say which symbol lost a delta, and that its book synced again after.
     let got = common::consume(
@@ -251,7 +252,11 @@ async fn two_hundred_symbols_resyncing_at_once_stay_inside_the_rest_budget() {
     assert!(service.feeds[1]
         .name
         .starts_with("binance_usdm[X100-USDT-PERP,"));
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    // Until every symbol has asked for its snapshot (at the budget's pace: ~6 s).
+    let asked = std::time::Instant::now();
+    while replay.rest_requests().len() < 200 && asked.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     service.shutdown().await;
     let arrivals = replay.rest_requests();
     assert!(

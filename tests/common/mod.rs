@@ -275,3 +275,40 @@ pub fn init_logs() {
         .with_test_writer()
         .try_init();
 }
+
+/// Waits until the service's feeds have read, and had answered, everything there is (frames,
+/// acks and nacks unchanged for `quiet`); call it once the replay has finished. Panics after
+/// `limit`.
+pub async fn settled(
+    service: &tickflow::supervisor::service::Service,
+    quiet: Duration,
+    limit: Duration,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let snapshot = || -> Vec<(u64, u64, u64)> {
+        service
+            .feeds
+            .iter()
+            .map(|f| {
+                (
+                    f.stats.frames.load(Relaxed),
+                    f.stats.acked.load(Relaxed),
+                    f.stats.nacked.load(Relaxed),
+                )
+            })
+            .collect()
+    };
+    let started = Instant::now();
+    let (mut last, mut since) = (snapshot(), Instant::now());
+    while since.elapsed() < quiet {
+        assert!(
+            started.elapsed() < limit,
+            "the feeds did not settle within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let now = snapshot();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
+}
