@@ -162,23 +162,36 @@ pub async fn watch(deps: Weak<ProducerDeps>, cfg: RecoveryConfig) {
 }
 
 /// Asks the broker for metadata through the current producer's own client. `None` when it
-/// does not answer; otherwise the known topics it does not hold.
+/// does not answer, or a partition of a known topic has no leader yet (an election in
+/// progress is the broker still recovering, not a stuck producer: nothing is rebuilt then);
+/// otherwise the known topics it does not hold.
 async fn probe(deps: &ProducerDeps, timeout: Duration) -> Option<Vec<String>> {
     let (_, producer) = deps.shared.get();
     let known = deps.shared.health.topics();
-    let answer = tokio::task::spawn_blocking(move || {
+    let wanted = known.clone();
+    let held = tokio::task::spawn_blocking(move || {
         producer.client().fetch_metadata(None, timeout).map(|m| {
-            m.topics()
-                .iter()
-                .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-                .map(|t| t.name().to_string())
-                .collect::<BTreeSet<_>>()
+            let mut held = BTreeSet::new();
+            let mut leaderless = false;
+            for t in m.topics() {
+                if t.error().is_some() || t.partitions().is_empty() {
+                    continue;
+                }
+                if wanted.iter().any(|w| w == t.name()) {
+                    leaderless |= t
+                        .partitions()
+                        .iter()
+                        .any(|p| p.leader() < 0 || p.error().is_some());
+                }
+                held.insert(t.name().to_string());
+            }
+            (!leaderless).then_some(held)
         })
     })
     .await
     .ok()?
-    .ok()?;
-    Some(known.into_iter().filter(|t| !answer.contains(t)).collect())
+    .ok()??;
+    Some(known.into_iter().filter(|t| !held.contains(t)).collect())
 }
 
 /// Creates the topics a restarted broker lost.
