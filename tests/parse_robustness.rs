@@ -399,7 +399,6 @@ fn many_levels(n: usize) -> Value {
 }
 
 #[test]
-#[ignore = "product bug: one diff larger than the byte cap is buffered whole (see report)"]
 fn a_million_level_diff_keeps_the_snapshot_wait_buffer_within_its_byte_cap() {
     let s = Synced::new();
     let text = s.hostile(|d| d["b"] = many_levels(1_000_000));
@@ -413,6 +412,9 @@ fn a_million_level_diff_keeps_the_snapshot_wait_buffer_within_its_byte_cap() {
         bytes <= DEFAULT_BUFFER_BYTES,
         "{n} diffs of {bytes} bytes buffered (cap {DEFAULT_BUFFER_BYTES})"
     );
+    // Not kept at all (it alone exceeds the cap), and counted as an overflow.
+    assert_eq!((n, bytes), (0, 0));
+    assert_eq!(sync.take_overflowed(), 1);
 }
 
 #[test]

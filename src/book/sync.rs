@@ -101,7 +101,8 @@ impl std::fmt::Display for Break {
 /// What happened to a diff or snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    /// Kept until a snapshot arrives.
+    /// Kept until a snapshot arrives (or, when it does not fit the buffer's byte cap, counted
+    /// as overflowed: see [`BookSync::take_overflowed`]); a snapshot is needed either way.
     Buffered,
     /// Older than the book (or waiting for an in-band snapshot); ignored.
     Dropped,
@@ -141,7 +142,7 @@ pub struct BookSync {
     buffer_limit: usize,
     buffer_bytes: usize,
     buffer_byte_limit: usize,
-    /// Diffs pushed out of a full buffer (counted by the feed).
+    /// Diffs pushed out of a full buffer or too large for it (counted by the feed).
     overflowed: u64,
 }
 
@@ -200,7 +201,8 @@ impl BookSync {
         (self.buffer.len(), self.buffer_bytes)
     }
 
-    /// Diffs pushed out of the full buffer so far (and the counter reset).
+    /// Diffs pushed out of the full buffer, or too large to be buffered, so far (and the counter
+    /// reset).
     pub fn take_overflowed(&mut self) -> u64 {
         std::mem::take(&mut self.overflowed)
     }
@@ -213,8 +215,18 @@ impl BookSync {
         self.buffer_bytes = 0;
     }
 
+    /// Keeps `d` until a snapshot arrives, within both caps: older diffs are pushed out to make
+    /// room. A diff larger than the whole byte cap is not kept: it and the diffs before it are
+    /// counted as overflowed and the buffer is emptied (diffs before a lost one can never bridge
+    /// onto the diffs after it), so only a snapshot the following diffs bridge syncs the book.
     fn buffer(&mut self, d: Diff) {
         let bytes = d.text_bytes();
+        if bytes > self.buffer_byte_limit {
+            self.overflowed += self.buffer.len() as u64 + 1;
+            self.buffer.clear();
+            self.buffer_bytes = 0;
+            return;
+        }
         while !self.buffer.is_empty()
             && (self.buffer.len() >= self.buffer_limit
                 || self.buffer_bytes + bytes > self.buffer_byte_limit)

@@ -286,4 +286,42 @@ mod tests {
         assert!(bytes <= 1_000, "{bytes}");
         assert_eq!(s.take_overflowed(), 17);
     }
+
+    #[test]
+    fn a_diff_larger_than_the_byte_cap_is_not_buffered() {
+        let mut s = sync(Rules::Spot, 1_000_000).with_buffer_bytes(1_000);
+        let big = "9".repeat(2_000);
+        assert_eq!(
+            s.on_diff(diff(11, 12, None, ("0.9", "1"))).unwrap(),
+            Step::Buffered
+        );
+        assert_eq!(
+            s.on_diff(diff(13, 14, None, ("0.8", "1"))).unwrap(),
+            Step::Buffered
+        );
+        // 2001 bytes of level text against a 1000-byte cap: neither it nor the two diffs before
+        // it are kept (they could never bridge onto the diffs after the lost one).
+        assert_eq!(
+            s.on_diff(diff(15, 16, None, (big.as_str(), "1"))).unwrap(),
+            Step::Buffered
+        );
+        assert_eq!(s.buffered(), (0, 0));
+        assert_eq!(s.take_overflowed(), 3);
+        assert_eq!(
+            s.on_diff(diff(17, 18, None, ("0.7", "1"))).unwrap(),
+            Step::Buffered
+        );
+        // A snapshot from before the lost diff cannot be completed: fetch a newer one.
+        assert_eq!(
+            s.on_snapshot(&snap(12)).unwrap(),
+            Step::Gap {
+                expected: 13,
+                got: 17
+            }
+        );
+        // One the following diffs bridge (lastUpdateId 16: [17,18] is due) syncs the book.
+        assert_eq!(s.on_snapshot(&snap(16)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(18));
+        assert_eq!(s.take_overflowed(), 0);
+    }
 }
