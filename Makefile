@@ -24,7 +24,7 @@ build:
 
 lint:
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --all-features -- -D warnings
 
 ## Benchmarks (criterion + the pipeline load binary) against the dev stack.
 bench: dev-up

@@ -15,12 +15,13 @@ export TICKFLOW_TANSU_DURABLE_BIN="$(cat "$RUN/tansu-durable.path")"
 
 log "cargo fmt --check"
 cargo fmt --check
-log "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+log "cargo clippy --all-targets --all-features -- -D warnings"
+cargo clippy --all-targets --all-features -- -D warnings
 log "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --quiet
-log "cargo test"
-cargo test --no-fail-fast 2>&1 | tee "$RUN/test.log"
+# `cargo test` alone runs the pure tests; the integration tests need the stack started above.
+log "cargo test --features integration-tests"
+cargo test --features integration-tests --no-fail-fast 2>&1 | tee "$RUN/test.log"
 status=${PIPESTATUS[0]}
 [ "$status" = 0 ] || exit "$status"
 log "fuzzing the parsers briefly"
