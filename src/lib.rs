@@ -10,6 +10,7 @@ pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod producer;
+pub mod recorder;
 pub mod redact;
 pub mod replay;
 pub mod schema;

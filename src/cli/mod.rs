@@ -60,6 +60,12 @@ pub enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Record the normalized topics into PostgreSQL (`[recorder]`) until SIGINT/SIGTERM.
+    Record {
+        /// The TOML config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Validate a config file and print the effective config, secrets redacted.
     CheckConfig {
         /// The TOML file.
@@ -152,6 +158,44 @@ fn run_service(file: &std::path::Path) -> ExitCode {
     }
 }
 
+fn run_recorder(file: &std::path::Path) -> ExitCode {
+    let cfg = match load_or_explain(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tickflow record: cannot start a runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let metrics = crate::metrics::Metrics::new();
+        if let Some(listen) = &cfg.recorder.metrics_listen {
+            let addr = crate::recorder::serve_metrics(listen, metrics.clone())
+                .await
+                .map_err(|e| {
+                    crate::recorder::RecorderError::Kafka(format!("metrics endpoint: {e}"))
+                })?;
+            tracing::info!(%addr, "recorder metrics endpoint");
+        }
+        crate::recorder::Recorder::start(cfg, metrics)?
+            .run_until(stop_signal())
+            .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tickflow record: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Prints a line on stdout; a closed pipe (e.g. `| head`) is not an error.
 pub fn out(line: &str) {
     use std::io::Write;
@@ -163,6 +207,7 @@ pub fn run(cli: Cli) -> ExitCode {
     init_logs(cli.log_format);
     match cli.command {
         Command::Run { config } => run_service(&config),
+        Command::Record { config } => run_recorder(&config),
         Command::CheckConfig { file } => match load_or_explain(&file) {
             Ok(cfg) => {
                 out(&cfg.to_redacted_toml());

@@ -32,10 +32,15 @@ pub const SECTIONS: &[&str] = &[
     "replay",
     "run",
     "http",
+    "recorder",
 ];
 
 /// Keys that hold secrets: they may come from the environment only.
-const SECRET_KEYS: &[&str] = &["kafka.sasl.password", "schema_registry.password"];
+const SECRET_KEYS: &[&str] = &[
+    "kafka.sasl.password",
+    "schema_registry.password",
+    "recorder.postgres.password",
+];
 
 /// A configuration that could not be loaded or is invalid; always names the key.
 #[derive(Debug, Error)]
@@ -103,6 +108,8 @@ pub struct Config {
     pub run: RunConfig,
     /// The metrics and health endpoint.
     pub http: HttpConfig,
+    /// The PostgreSQL recorder (`tickflow record`).
+    pub recorder: crate::recorder::RecorderConfig,
 }
 
 /// The metrics and health endpoint of `tickflow run`.
@@ -714,6 +721,7 @@ impl Config {
             let secret = Some(Secret::new(value));
             match *key {
                 "kafka.sasl.password" => self.kafka.sasl.password = secret,
+                "recorder.postgres.password" => self.recorder.postgres.password = secret,
                 _ => self.schema_registry.password = secret,
             }
         }
@@ -735,6 +743,7 @@ impl Config {
 
     /// Checks cross-field rules that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.recorder.validate()?;
         let props = self.kafka.librdkafka_properties();
         let get = |k: &str| props.get(k).map(String::as_str).unwrap_or_default();
         if get("bootstrap.servers").trim().is_empty() {

@@ -137,6 +137,42 @@ pub struct Metrics {
     pub broker_outages: Counter,
     /// Shared producers rebuilt after the broker came back and the old one delivered nothing.
     pub producer_rebuilds: Counter,
+    /// Rows the PostgreSQL recorder inserted, by table.
+    pub recorder_rows: Family<KindLabels, Counter>,
+    /// Rows the recorder sent that were already stored (a replay, or a trade seen twice).
+    pub recorder_rows_skipped: Family<KindLabels, Counter>,
+    /// Recorder batches stored (one transaction each).
+    pub recorder_batches: Counter,
+    /// Time to store one recorder batch, retries included, seconds.
+    pub recorder_batch_seconds: Histogram,
+    /// Recorder retries by cause (`connection`, `statement`, `registry`, `dead_letter`).
+    pub recorder_retries: Family<KindLabels, Counter>,
+    /// Records the recorder could not store, by kind (`unknown_schema`, `undecodable`, …).
+    pub recorder_bad_records: Family<KindLabels, Counter>,
+    /// Recorder batches dropped uncommitted on a rebalance.
+    pub recorder_batches_dropped: Counter,
+    /// Recorder offset commits that failed (harmless: replays are skipped).
+    pub recorder_commit_errors: Counter,
+    /// Recorder consumer errors (broker unreachable, missing topic, …).
+    pub recorder_consumer_errors: Counter,
+    /// Recorder loops restarted by its supervisor.
+    pub recorder_restarts: Counter,
+}
+
+/// Labels of the recorder's counters: a table, a cause or an error kind.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    /// Table, cause or kind.
+    pub kind: String,
+}
+
+impl KindLabels {
+    /// Labels of `kind`.
+    pub fn new(kind: &str) -> KindLabels {
+        KindLabels {
+            kind: kind.to_string(),
+        }
+    }
 }
 
 impl Metrics {
@@ -163,6 +199,16 @@ impl Metrics {
             feed_records_lost: Family::default(),
             broker_outages: Counter::default(),
             producer_rebuilds: Counter::default(),
+            recorder_rows: Family::default(),
+            recorder_rows_skipped: Family::default(),
+            recorder_batches: Counter::default(),
+            recorder_batch_seconds: latency_histogram(),
+            recorder_retries: Family::default(),
+            recorder_bad_records: Family::default(),
+            recorder_batches_dropped: Counter::default(),
+            recorder_commit_errors: Counter::default(),
+            recorder_consumer_errors: Counter::default(),
+            recorder_restarts: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -255,6 +301,56 @@ impl Metrics {
             "producer_rebuilds",
             "Kafka producers rebuilt after a broker came back and the old one delivered nothing",
             m.producer_rebuilds.clone(),
+        );
+        registry.register(
+            "recorder_rows",
+            "Rows the recorder inserted into PostgreSQL, by table",
+            m.recorder_rows.clone(),
+        );
+        registry.register(
+            "recorder_rows_skipped",
+            "Rows already stored (replays, trades seen twice), by table",
+            m.recorder_rows_skipped.clone(),
+        );
+        registry.register(
+            "recorder_batches",
+            "Recorder batches stored",
+            m.recorder_batches.clone(),
+        );
+        registry.register(
+            "recorder_batch_seconds",
+            "Time to store one recorder batch, retries included",
+            m.recorder_batch_seconds.clone(),
+        );
+        registry.register(
+            "recorder_retries",
+            "Recorder retries by cause",
+            m.recorder_retries.clone(),
+        );
+        registry.register(
+            "recorder_bad_records",
+            "Records the recorder could not store, by kind",
+            m.recorder_bad_records.clone(),
+        );
+        registry.register(
+            "recorder_batches_dropped",
+            "Recorder batches dropped uncommitted on a rebalance",
+            m.recorder_batches_dropped.clone(),
+        );
+        registry.register(
+            "recorder_commit_errors",
+            "Recorder offset commits that failed",
+            m.recorder_commit_errors.clone(),
+        );
+        registry.register(
+            "recorder_consumer_errors",
+            "Recorder consumer errors",
+            m.recorder_consumer_errors.clone(),
+        );
+        registry.register(
+            "recorder_restarts",
+            "Recorder loops restarted by the supervisor",
+            m.recorder_restarts.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }

@@ -1,0 +1,128 @@
+//! The Kafka side: a consumer in a consumer group (partitions shared by every recorder of the
+//! group, moved to the others when one dies), offsets stored by nobody but the recorder, and
+//! committed only after the batch they cover is in PostgreSQL.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rdkafka::consumer::stream_consumer::StreamConsumer;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+
+use super::config::RecorderConfig;
+use crate::config::KafkaConfig;
+use crate::metrics::Metrics;
+
+/// librdkafka properties that only mean something to a producer.
+const PRODUCER_ONLY: &[&str] = &[
+    "acks",
+    "enable.idempotence",
+    "linger.ms",
+    "batch.size",
+    "compression.type",
+    "message.timeout.ms",
+];
+
+/// Counts rebalances (so the loop can drop a batch whose partitions were revoked) and commit
+/// failures.
+pub struct RecorderContext {
+    revocations: Arc<AtomicU64>,
+    metrics: Arc<Metrics>,
+}
+
+impl ClientContext for RecorderContext {}
+
+impl ConsumerContext for RecorderContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(tpl) => {
+                self.revocations.fetch_add(1, Ordering::SeqCst);
+                tracing::info!(partitions = tpl.count(), "recorder: partitions revoked");
+            }
+            Rebalance::Assign(tpl) => {
+                tracing::info!(partitions = tpl.count(), "recorder: partitions assigned");
+            }
+            Rebalance::Error(e) => tracing::warn!(error = %e, "recorder: rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            // Harmless for correctness: the rows are stored, a replay inserts nothing twice.
+            self.metrics.recorder_commit_errors.inc();
+            tracing::warn!(error = %e, "recorder: offset commit failed; the records will be replayed and skipped");
+        }
+    }
+}
+
+/// The group consumer of the recorder.
+pub struct GroupConsumer {
+    /// The rdkafka consumer.
+    pub inner: StreamConsumer<RecorderContext>,
+    revocations: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for GroupConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupConsumer").finish_non_exhaustive()
+    }
+}
+
+impl GroupConsumer {
+    /// Creates the consumer and subscribes to `topics`.
+    pub fn start(
+        kafka: &KafkaConfig,
+        cfg: &RecorderConfig,
+        topics: &[String],
+        metrics: Arc<Metrics>,
+    ) -> KafkaResult<GroupConsumer> {
+        let mut c = rdkafka::ClientConfig::new();
+        for (k, v) in kafka.librdkafka_properties() {
+            if !PRODUCER_ONLY.contains(&k.as_str()) {
+                c.set(k, v);
+            }
+        }
+        c.set("group.id", &cfg.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", cfg.session_timeout_ms.to_string())
+            .set(
+                "heartbeat.interval.ms",
+                (cfg.session_timeout_ms / 3).max(100).to_string(),
+            )
+            .set(
+                "queued.max.messages.kbytes",
+                cfg.queued_max_kbytes.to_string(),
+            )
+            .set("fetch.wait.max.ms", "100");
+        let revocations = Arc::new(AtomicU64::new(0));
+        let inner: StreamConsumer<RecorderContext> = c.create_with_context(RecorderContext {
+            revocations: revocations.clone(),
+            metrics,
+        })?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        inner.subscribe(&names)?;
+        Ok(GroupConsumer { inner, revocations })
+    }
+
+    /// How many revocations happened so far (a batch started under another count holds
+    /// records of partitions this recorder may no longer own).
+    pub fn revocations(&self) -> u64 {
+        self.revocations.load(Ordering::SeqCst)
+    }
+
+    /// Commits `next` (the offset after the last stored record, per topic and partition).
+    pub fn commit(&self, next: &BTreeMap<(String, i32), i64>, mode: CommitMode) -> KafkaResult<()> {
+        if next.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
+        }
+        self.inner.commit(&tpl, mode)
+    }
+}

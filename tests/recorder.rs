@@ -1,0 +1,702 @@
+//! The PostgreSQL recorder against the real broker, registry and PostgreSQL: recorded Binance
+//! trades end to end; a recorder killed mid-stream; PostgreSQL stopped mid-stream; bad input.
+//! Every test uses a database of its own (`tickflow_test_<unique>`), dropped at the end.
+#![cfg(feature = "integration-tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::ClientConfig;
+use tickflow::config::{Config, FeedConfig};
+use tickflow::embed::ProducerSystem;
+use tickflow::metrics::Metrics;
+use tickflow::producer::ProduceEvent;
+use tickflow::recorder::Recorder;
+use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::schema::{wire, DataType, Normalized};
+use tickflow::supervisor::service::Service;
+use tickflow::venues::Channel;
+use tokio_postgres::NoTls;
+
+type Coord = (String, i32, i64);
+
+/// How long the stored rows must stay unchanged before a test reads them (a late duplicate
+/// would still show).
+const IDLE: Duration = Duration::from_secs(2);
+
+/// A database of its own on a PostgreSQL server, dropped (forcefully) when the test ends.
+struct TestDb {
+    name: String,
+    host: String,
+    port: u16,
+}
+
+impl TestDb {
+    fn create(host: &str, port: u16) -> TestDb {
+        let name = common::unique_topic("tickflow_test").replace('.', "_");
+        psql(host, port, &format!("CREATE DATABASE {name}"));
+        TestDb {
+            name,
+            host: host.into(),
+            port,
+        }
+    }
+
+    async fn client(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) = tokio_postgres::Config::new()
+            .host(&self.host)
+            .port(self.port)
+            .user("postgres")
+            .dbname(&self.name)
+            .connect(NoTls)
+            .await?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+
+    /// The Kafka coordinates of every stored trade (a duplicate would show twice).
+    async fn trade_coords(&self) -> Result<Vec<Coord>, tokio_postgres::Error> {
+        let c = self.client().await?;
+        Ok(c.query(
+            "SELECT kafka_topic, kafka_partition, kafka_offset FROM trades",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+    }
+
+    async fn trade_count(&self) -> Option<i64> {
+        let c = self.client().await.ok()?;
+        c.query_one("SELECT count(*) FROM trades", &[])
+            .await
+            .ok()
+            .map(|r| r.get(0))
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                "-h",
+                &self.host,
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-qc",
+            ])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .status();
+    }
+}
+
+fn psql(host: &str, port: u16, sql: &str) {
+    let ok = Command::new("psql")
+        .args([
+            "-h",
+            host,
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-qc",
+            sql,
+        ])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "psql {sql}");
+}
+
+fn recorder_config(prefix: &str, db: &TestDb) -> Config {
+    let mut c = common::test_config(prefix);
+    c.recorder.group_id = common::unique_topic("recorder-group");
+    c.recorder.data_types = vec![DataType::Trade];
+    c.recorder.batch_max_ms = 200;
+    c.recorder.retry_max_ms = 500;
+    c.recorder.postgres.host = db.host.clone();
+    c.recorder.postgres.port = db.port;
+    c.recorder.postgres.dbname = db.name.clone();
+    c.recorder.postgres.acquire_timeout_ms = 1_000;
+    c
+}
+
+/// Polls `cond` every 50 ms until it holds or `within` passes; whether it held.
+async fn wait_until<F: std::future::Future<Output = bool>>(
+    within: Duration,
+    mut cond: impl FnMut() -> F,
+) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the table holds `n` trades and then nothing changed for [`IDLE`].
+async fn wait_for_rows(db: &TestDb, n: i64, within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut stable_since: Option<Instant> = None;
+    loop {
+        let count = db.trade_count().await;
+        if count == Some(n) {
+            let since = *stable_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= IDLE {
+                return;
+            }
+        } else {
+            stable_since = None;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{count:?} trades stored, {n} expected"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Produces `n` test trades; the Kafka coordinates of each (from its Ack).
+async fn produce_trades(cfg: &Config, n: u64) -> BTreeSet<Coord> {
+    let system = ProducerSystem::start(cfg.clone()).unwrap();
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let mut want = BTreeSet::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(2_000) {
+        let events = chunk
+            .iter()
+            .map(|i| ProduceEvent::typed(Normalized::Trade(common::trade(*i))))
+            .collect();
+        for ack in system.produce_batch(events).await {
+            let ack = ack.expect("every trade acknowledged");
+            want.insert((topic.clone(), ack.partition, ack.offset));
+        }
+    }
+    system.shutdown().await;
+    assert_eq!(want.len() as u64, n);
+    want
+}
+
+fn assert_exactly_once(what: &str, want: &BTreeSet<Coord>, got: &[Coord]) {
+    let set: BTreeSet<Coord> = got.iter().cloned().collect();
+    assert_eq!(set.len(), got.len(), "{what}: a Kafka record stored twice");
+    let missing: Vec<_> = want.difference(&set).take(10).collect();
+    let extra: Vec<_> = set.difference(want).take(10).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{what}: missing {missing:?}, unexpected {extra:?}"
+    );
+}
+
+/// Hand-typed from binance_trade.jsonl and binance_aggTrade.jsonl: (symbol, trade type,
+/// trade id, side, price, amount, timestamp µs, event time µs, maker). Binance `m` = buyer is
+/// maker → the taker sold; times are the recorded ms × 1000. Ordered by symbol, trade type, id.
+#[allow(clippy::type_complexity)]
+const GOLDEN: [(&str, &str, &str, &str, &str, &str, i64, i64, bool); 6] = [
+    (
+        "BNB-BTC",
+        "",
+        "40756030",
+        "buy",
+        "0.00426990",
+        "33.82000000",
+        1_554_076_800_940_000,
+        1_554_076_800_945_000,
+        false,
+    ),
+    (
+        "BNB-BTC",
+        "",
+        "60276726",
+        "sell",
+        "0.00219650",
+        "6.48000000",
+        1_567_296_001_034_000,
+        1_567_296_001_038_000,
+        true,
+    ),
+    (
+        "ETH-USDT",
+        "",
+        "705291099",
+        "sell",
+        "4149.74000000",
+        "0.43870000",
+        1_639_351_062_243_000,
+        1_639_351_062_244_000,
+        true,
+    ),
+    (
+        "ETH-USDT",
+        "aggregate",
+        "226532",
+        "buy",
+        "1632.46000000",
+        "0.34305000",
+        1_675_759_520_847_000,
+        1_675_759_520_848_000,
+        false,
+    ),
+    (
+        "LRC-BTC",
+        "aggregate",
+        "9213679",
+        "buy",
+        "0.00000638",
+        "177.00000000",
+        1_633_998_534_486_000,
+        1_633_998_534_486_000,
+        false,
+    ),
+    (
+        "NKN-USDT",
+        "aggregate",
+        "15683430",
+        "buy",
+        "0.35280000",
+        "58.00000000",
+        1_633_998_523_963_000,
+        1_633_998_523_963_000,
+        false,
+    ),
+];
+
+#[actix_rt::test]
+async fn recorded_trades_land_in_postgres_exactly_once_with_exact_values() {
+    common::init_logs();
+    let db = TestDb::create("127.0.0.1", 5432);
+    let replay = ReplayServer::start(ReplayServerConfig {
+        venue: "binance".into(),
+        fixtures: "tests/fixtures/binance".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = recorder_config("rec-e2e", &db);
+    let url = replay.addr.to_string();
+    cfg.feeds = vec![FeedConfig {
+        venue: "binance".into(),
+        symbols: ["ETH-USDT", "BNB-BTC", "NKN-USDT", "LRC-BTC"]
+            .map(String::from)
+            .to_vec(),
+        channels: vec![Channel::Trade, Channel::AggTrade],
+        ws_url: Some(format!("ws://{url}")),
+        rest_url: Some(format!("http://{url}")),
+        symbol_source: tickflow::config::SymbolSource::Pinned,
+        ..Default::default()
+    }];
+    cfg.validate().unwrap();
+    // `tickflow run`'s service: the replay into Kafka.
+    let service = Service::start(cfg.clone()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), replay.finished())
+        .await
+        .expect("replay played");
+    let acked = || {
+        service
+            .feeds
+            .iter()
+            .map(|f| f.stats.acked.load(std::sync::atomic::Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || async { acked() >= 6 }).await,
+        "the six recorded trades were not acknowledged ({})",
+        acked()
+    );
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let in_kafka = common::consume(
+        &common::kafka_addr(),
+        &topic,
+        cfg.producer.partitions,
+        6,
+        Duration::from_secs(30),
+    );
+    service.shutdown().await;
+    assert_eq!(in_kafka.len(), 6, "the six recorded trades in Kafka");
+    let want: BTreeSet<Coord> = in_kafka
+        .iter()
+        .map(|r| (topic.clone(), r.partition, r.offset))
+        .collect();
+
+    // `tickflow record`'s recorder.
+    let recorder = Recorder::start(cfg.clone(), Metrics::new()).unwrap();
+    wait_for_rows(&db, 6, Duration::from_secs(60)).await;
+    let metrics = recorder.metrics.clone();
+    recorder.stop().await.unwrap();
+    assert_exactly_once("e2e", &want, &db.trade_coords().await.unwrap());
+
+    let c = db.client().await.unwrap();
+    let rows = c
+        .query(
+            "SELECT symbol, coalesce(trade_type, ''), trade_id, side, price::text, amount::text,
+                    (extract(epoch FROM \"timestamp\") * 1000000)::bigint,
+                    (extract(epoch FROM event_time) * 1000000)::bigint, maker, exchange,
+                    receipt_time > '2020-01-01'::timestamptz
+             FROM trades ORDER BY symbol, coalesce(trade_type, ''), trade_id",
+            &[],
+        )
+        .await
+        .unwrap();
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            assert_eq!(r.get::<_, String>(9), "BINANCE");
+            assert!(r.get::<_, bool>(10), "receipt time is the local clock's");
+            (
+                r.get::<_, String>(0),
+                r.get::<_, String>(1),
+                r.get::<_, String>(2),
+                r.get::<_, String>(3),
+                r.get::<_, String>(4),
+                r.get::<_, String>(5),
+                r.get::<_, i64>(6),
+                r.get::<_, i64>(7),
+                r.get::<_, bool>(8),
+            )
+        })
+        .collect();
+    let want_rows: Vec<_> = GOLDEN
+        .iter()
+        .map(|g| {
+            (
+                g.0.to_string(),
+                g.1.to_string(),
+                g.2.to_string(),
+                g.3.to_string(),
+                g.4.to_string(),
+                g.5.to_string(),
+                g.6,
+                g.7,
+                g.8,
+            )
+        })
+        .collect();
+    assert_eq!(got, want_rows);
+    assert_eq!(
+        metrics.sample("tickflow_recorder_rows_total{kind=\"trades\"}"),
+        6.0
+    );
+}
+
+/// The `tickflow` binary's config for the recorder of `cfg`.
+fn write_config(cfg: &Config) -> tempfile::NamedTempFile {
+    let r = &cfg.recorder;
+    let text = format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\n[schema_registry]\nurl = \"{}\"\n[producer]\ntopic_prefix = \"{}\"\n[recorder]\ndata_types = [\"trade\"]\ngroup_id = \"{}\"\nbatch_max_rows = {}\nbatch_max_ms = {}\nretry_max_ms = 500\nsession_timeout_ms = 6000\n[recorder.postgres]\nhost = \"{}\"\nport = {}\ndbname = \"{}\"\n",
+        cfg.kafka.bootstrap_servers,
+        cfg.schema_registry.url,
+        cfg.producer.topic_prefix,
+        r.group_id,
+        r.batch_max_rows,
+        r.batch_max_ms,
+        r.postgres.host,
+        r.postgres.port,
+        r.postgres.dbname,
+    );
+    let f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(f.path(), text).unwrap();
+    f
+}
+
+fn spawn_recorder(config: &std::path::Path) -> common::Child {
+    common::Child(
+        Command::new(env!("CARGO_BIN_EXE_tickflow"))
+            .args(["record", "--config"])
+            .arg(config)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_killed_mid_stream_loses_and_duplicates_nothing() {
+    common::init_logs();
+    let db = TestDb::create("127.0.0.1", 5432);
+    let mut cfg = recorder_config("rec-kill", &db);
+    cfg.recorder.batch_max_rows = 200;
+    let want = produce_trades(&cfg, 20_000).await;
+    let file = write_config(&cfg);
+
+    let mut first = spawn_recorder(file.path());
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            db.trade_count().await.unwrap_or(0) >= 1_000
+        })
+        .await,
+        "the first recorder stored nothing"
+    );
+    first.0.kill().unwrap(); // SIGKILL: no flush, no commit
+    first.0.wait().unwrap();
+    let at_kill = db.trade_count().await.unwrap();
+    assert!(
+        at_kill < 20_000,
+        "killed after it had finished ({at_kill}): not mid-stream"
+    );
+
+    let second = spawn_recorder(file.path());
+    wait_for_rows(&db, 20_000, Duration::from_secs(120)).await;
+    drop(second);
+    assert_exactly_once("after a kill", &want, &db.trade_coords().await.unwrap());
+
+    // A crash after a batch's transaction and before its offset commit replays the batch. The
+    // worst case: nothing committed at all. A recorder of a new group reads every record again
+    // from the start; every row must be skipped, none stored twice.
+    cfg.recorder.group_id = common::unique_topic("recorder-replay");
+    let metrics = Metrics::new();
+    let replay = Recorder::start(cfg, metrics.clone()).unwrap();
+    let skipped = || metrics.sample("tickflow_recorder_rows_skipped_total{kind=\"trades\"}");
+    assert!(
+        wait_until(Duration::from_secs(120), || async { skipped() >= 20_000.0 }).await,
+        "replayed rows skipped: {}",
+        skipped()
+    );
+    replay.stop().await.unwrap();
+    assert_eq!(metrics.sample("tickflow_recorder_rows_total"), 0.0);
+    assert_exactly_once(
+        "after a full replay",
+        &want,
+        &db.trade_coords().await.unwrap(),
+    );
+}
+
+/// A private PostgreSQL cluster (so stopping it disturbs no other test).
+struct Cluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+fn as_postgres(args: &[&str]) -> Command {
+    // initdb and postgres refuse to run as root.
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).args(args);
+        c
+    } else {
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..]);
+        c
+    }
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("tickflow-pg")
+            .tempdir()
+            .unwrap();
+        let _ = Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(dir.path())
+            .status();
+        let data = dir.path().join("data");
+        let ok = as_postgres(&[
+            "initdb",
+            "-D",
+            data.to_str().unwrap(),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+        assert!(ok.success(), "initdb");
+        let c = Cluster {
+            dir,
+            port: common::free_port(),
+        };
+        c.pg_ctl("start");
+        c
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let mut args = vec![
+            "pg_ctl",
+            "-D",
+            data.to_str().unwrap(),
+            "-w",
+            "-l",
+            log.to_str().unwrap(),
+        ];
+        if action == "start" {
+            args.extend(["-o", &opts, "start"]);
+        } else {
+            args.extend(["-m", "immediate", "stop"]);
+        }
+        let ok = as_postgres(&args)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "pg_ctl {action}");
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = as_postgres(&[
+            "pg_ctl",
+            "-D",
+            data.to_str().unwrap(),
+            "-m",
+            "immediate",
+            "stop",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_mid_stream_loses_and_duplicates_nothing() {
+    common::init_logs();
+    let cluster = Cluster::start();
+    let db = TestDb::create("127.0.0.1", cluster.port);
+    let mut cfg = recorder_config("rec-pgdown", &db);
+    cfg.recorder.batch_max_rows = 200;
+    let want = produce_trades(&cfg, 20_000).await;
+    let metrics = Metrics::new();
+    let recorder = Recorder::start(cfg, metrics.clone()).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            db.trade_count().await.unwrap_or(0) >= 1_000
+        })
+        .await,
+        "nothing stored"
+    );
+    cluster.pg_ctl("stop"); // immediate: connections cut mid-batch
+    let retries = |m: &Arc<Metrics>| m.sample("tickflow_recorder_retries_total");
+    assert!(
+        wait_until(Duration::from_secs(30), || async {
+            retries(&metrics) > 0.0
+        })
+        .await,
+        "no retry counted while PostgreSQL was down"
+    );
+    let stopped_at = db.trade_count().await;
+    assert_eq!(stopped_at, None, "PostgreSQL still answering");
+    cluster.pg_ctl("start");
+    wait_for_rows(&db, 20_000, Duration::from_secs(120)).await;
+    recorder.stop().await.unwrap();
+    assert_exactly_once(
+        "after a PostgreSQL stop",
+        &want,
+        &db.trade_coords().await.unwrap(),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_records_are_counted_dead_lettered_and_do_not_stop_the_partition() {
+    common::init_logs();
+    let db = TestDb::create("127.0.0.1", 5432);
+    let mut cfg = recorder_config("rec-bad", &db);
+    cfg.producer.partitions = 1;
+    let dlq = format!("{}.dead", cfg.producer.topic_prefix);
+    cfg.recorder.dead_letter_topic = Some(dlq.clone());
+    common::create_topics(&common::kafka_addr(), &[&dlq], 1).await;
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    // A good trade first: registers the Trade schema, gives its id.
+    let first = produce_trades(&cfg, 1).await;
+    let framed = common::consume(&common::kafka_addr(), &topic, 1, 1, Duration::from_secs(10));
+    let trade_id = wire::parse(&framed[0].value).unwrap().schema_id;
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", common::kafka_addr())
+        .create()
+        .unwrap();
+    let good = wire::frame(
+        trade_id,
+        &Normalized::Trade(common::trade(7)).encode_to_vec(),
+    );
+    let values: Vec<(&str, Vec<u8>)> = vec![
+        ("unknown_schema", wire::frame(2_000_000_000, b"\x0a\x03BTC")),
+        (
+            "undecodable",
+            wire::frame(trade_id, &[0xff, 0xff, 0xff, 0xff]),
+        ),
+        ("bad_frame", b"{\"not\":\"framed\"}".to_vec()),
+        ("good", good),
+    ];
+    let mut offsets = Vec::new();
+    for (_, v) in &values {
+        let d = producer
+            .send(
+                FutureRecord::<(), [u8]>::to(&topic).payload(v.as_slice()),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        assert_eq!(d.partition, 0);
+        offsets.push(d.offset);
+    }
+    let metrics = Metrics::new();
+    let recorder = Recorder::start(cfg, metrics.clone()).unwrap();
+    wait_for_rows(&db, 2, Duration::from_secs(60)).await;
+    let mut want = first.clone();
+    want.insert((topic.clone(), 0, offsets[3]));
+    assert_exactly_once("good trades", &want, &db.trade_coords().await.unwrap());
+    for kind in ["unknown_schema", "undecodable", "bad_frame"] {
+        assert_eq!(
+            metrics.sample(&format!(
+                "tickflow_recorder_bad_records_total{{kind=\"{kind}\"}}"
+            )),
+            1.0,
+            "{kind}\n{}",
+            metrics.render()
+        );
+    }
+    let dead = common::consume(&common::kafka_addr(), &dlq, 1, 10, Duration::from_secs(10));
+    let dead: Vec<(String, String, Vec<u8>)> = dead
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.headers["source_topic"], topic);
+            (
+                r.headers["source_offset"].clone(),
+                r.headers["error_kind"].clone(),
+                r.value,
+            )
+        })
+        .collect();
+    let want_dead: Vec<(String, String, Vec<u8>)> = (0..3)
+        .map(|i| {
+            (
+                offsets[i].to_string(),
+                values[i].0.to_string(),
+                values[i].1.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(dead, want_dead);
+    recorder.stop().await.unwrap();
+}
