@@ -28,8 +28,20 @@ start_registry() {
   log "registry ready"
 }
 
+start_postgres() {
+  # The recorder's tests and bench use the machine's PostgreSQL (trust auth) on 127.0.0.1:5432.
+  if pg_isready -q -h 127.0.0.1 -p 5432; then log "postgres already up on 127.0.0.1:5432"; return; fi
+  local version; version="$(pg_lsclusters --no-header 2>/dev/null | awk '$2 == "main" {print $1; exit}')"
+  [ -n "$version" ] || { log "no PostgreSQL cluster found (pg_lsclusters); install postgresql"; exit 1; }
+  log "starting PostgreSQL $version/main"
+  pg_ctlcluster "$version" main start
+  for _ in $(seq 1 100); do pg_isready -q -h 127.0.0.1 -p 5432 && { log "postgres ready"; return; }; sleep 0.1; done
+  log "postgres not ready on 127.0.0.1:5432"; exit 1
+}
+
 start_broker
 start_registry
+start_postgres
 # Paths for tests that start their own throw-away instances (outage tests).
 tansu_bin >"$RUN/tansu.path"
 rivven_bin >"$RUN/rivven.path"
