@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use tickflow::config::{OverflowPolicy, PartitionKey, TopicMode};
@@ -39,14 +39,16 @@ async fn ten_thousand_typed_events_round_trip_with_keys_headers_and_partitions()
         .await
         .unwrap();
 
-    let got = common::consume(
+    // Read until every event is in and nothing new came for a while (so a duplicate would show),
+    // then compare the ids read with the ids acked: exactly once each.
+    let got = common::consume_until_idle(
         &common::kafka_addr(),
         &topic,
         3,
-        N as usize,
+        &(0..N).collect::<Vec<_>>(),
         Duration::from_secs(60),
     );
-    assert_eq!(got.len(), N as usize);
+    common::assert_same_ids("topic against acks", 0..N, common::ids(&got));
     let mut seen = HashSet::new();
     let mut partition_of_key: HashMap<Vec<u8>, i32> = HashMap::new();
     for r in &got {
@@ -101,61 +103,84 @@ async fn per_symbol_topics_with_symbol_keys() {
         let sym = common::trade(n).symbol.to_lowercase();
         assert_eq!(&*ack.topic, format!("{prefix}.trade.binance.{sym}"));
     }
-    let got = common::consume(
+    // Events 1 and 4 are ETH-USDT (symbols rotate over three pairs): that topic holds exactly them.
+    let eth: Vec<u64> = (0..6)
+        .filter(|n| common::trade(*n).symbol == "ETH-USDT")
+        .collect();
+    assert_eq!(eth, vec![1, 4]);
+    let got = common::consume_until_idle(
         &common::kafka_addr(),
         &format!("{prefix}.trade.binance.eth-usdt"),
         3,
-        2,
+        &eth,
         Duration::from_secs(30),
     );
-    assert_eq!(got.len(), 2);
+    common::assert_same_ids("eth-usdt topic", eth, common::ids(&got));
     assert!(got
         .iter()
         .all(|r| r.key.as_deref() == Some(b"ETH-USDT".as_slice())));
     handle.shutdown().await;
 }
 
-async fn burst(policy: OverflowPolicy, n: u64) -> (usize, Vec<NackReason>) {
+/// Sends event 0, then events `1..=n` at once, to a producer with a queue of 8. Returns the ids
+/// acked, the nack reasons by id, and the trade ids read back from the topic.
+async fn burst(policy: OverflowPolicy, n: u64) -> (Vec<u64>, Vec<(u64, NackReason)>, Vec<u64>) {
     let mut cfg = common::test_config("of");
     cfg.producer.queue_capacity = 8;
     cfg.producer.max_in_flight = 8;
     cfg.producer.overflow = policy;
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
     let handle = ProducerHandle::start(cfg).unwrap();
     // Let the topic exist and the schema register first, so the burst meets a running stream.
     handle.produce(event(0)).await.unwrap();
-    let answers = join_all((1..=n).map(|i| handle.produce(event(i)))).await;
-    assert_eq!(answers.len() as u64, n, "every event answered");
-    let acks = answers.iter().filter(|a| a.is_ok()).count();
-    let nacks = answers
-        .into_iter()
-        .filter_map(|a| a.err())
-        .map(|n| n.reason)
-        .collect();
+    let h = &handle;
+    let answers = join_all((1..=n).map(|i| async move { (i, h.produce(event(i)).await) })).await;
+    // One answer per event, each event answered.
+    let answered: Vec<u64> = answers.iter().map(|(i, _)| *i).collect();
+    common::assert_same_ids("events answered", 1..=n, answered);
+    let mut acked = vec![0];
+    let mut nacked = vec![];
+    for (i, a) in answers {
+        match a {
+            Ok(_) => acked.push(i),
+            Err(nack) => nacked.push((i, nack.reason)),
+        }
+    }
     handle.shutdown().await;
-    (acks, nacks)
+    let got = common::consume_until_idle(
+        &common::kafka_addr(),
+        &topic,
+        3,
+        &acked,
+        Duration::from_secs(60),
+    );
+    (acked, nacked, common::ids(&got))
 }
 
 #[actix_rt::test]
 async fn overflow_backpressure_answers_every_event_without_nacks() {
-    let (acks, nacks) = burst(OverflowPolicy::Backpressure, 5_000).await;
-    assert_eq!(nacks, vec![]);
-    assert_eq!(acks, 5_000);
+    let (acked, nacked, in_topic) = burst(OverflowPolicy::Backpressure, 5_000).await;
+    assert_eq!(nacked, vec![]);
+    common::assert_same_ids("acked", 0..=5_000, acked.iter().copied());
+    common::assert_same_ids("topic against acks", acked, in_topic);
 }
 
 #[actix_rt::test]
 async fn overflow_nack_answers_queue_full_only() {
-    let (acks, nacks) = burst(OverflowPolicy::Nack, 5_000).await;
-    assert_eq!(acks + nacks.len(), 5_000);
+    let (acked, nacked, in_topic) = burst(OverflowPolicy::Nack, 5_000).await;
     assert!(
-        !nacks.is_empty(),
+        !nacked.is_empty(),
         "a burst 600x the queue capacity should overflow"
     );
     assert!(
-        nacks.iter().all(|r| *r == NackReason::QueueFull),
+        nacked.iter().all(|(_, r)| *r == NackReason::QueueFull),
         "{:?}",
-        &nacks[..3.min(nacks.len())]
+        &nacked[..3.min(nacked.len())]
     );
-    assert!(acks > 0);
+    assert!(acked.len() > 1, "some of the burst is acked");
+    // A QueueFull event never reached the broker: the topic holds the acked ids, once each, and
+    // no nacked one.
+    common::assert_same_ids("topic against acks", acked, in_topic);
 }
 
 #[actix_rt::test]
@@ -163,9 +188,10 @@ async fn registry_down_nacks_retriably_then_acks_when_it_is_back() {
     let port = common::free_port();
     let mut cfg = common::test_config("reg");
     cfg.schema_registry.url = format!("http://127.0.0.1:{port}");
-    cfg.schema_registry.timeout_ms = 500;
+    cfg.schema_registry.timeout = Duration::from_millis(500);
     cfg.producer.circuit_breaker.failure_threshold = 2;
-    cfg.producer.circuit_breaker.cooldown_ms = 300;
+    cfg.producer.circuit_breaker.cooldown = Duration::from_millis(300);
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
     let handle = ProducerHandle::start(cfg).unwrap();
 
     // warm-up at start is the first failure; then one more opens the breaker.
@@ -181,16 +207,44 @@ async fn registry_down_nacks_retriably_then_acks_when_it_is_back() {
     assert!(handle.metrics().sample("tickflow_circuit_state{") >= 2.0);
 
     let _registry = common::start_registry(port);
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    let ack = handle
-        .produce(event(3))
-        .await
-        .expect("acked once the registry is back");
+    // Until the breaker's cool-down has passed the event is refused fast; then it is acked.
+    // Sending the same event again is what a retriable Nack allows: it never reached Kafka.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ack = loop {
+        match handle.produce(event(3)).await {
+            Ok(ack) => break ack,
+            Err(nack) => {
+                assert!(
+                    nack.retriable
+                        && matches!(
+                            nack.reason,
+                            NackReason::SchemaRegistry(_)
+                                | NackReason::CircuitOpen(Dependency::Registry)
+                        ),
+                    "only registry nacks while it comes back: {nack:?}"
+                );
+                assert!(
+                    Instant::now() < deadline,
+                    "not acked 10 s after the registry came back: {nack:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
     assert!(ack.offset >= 0);
     handle.produce(event(4)).await.unwrap();
     let m = handle.metrics();
     assert!(m.sample("tickflow_produce_errors_total{topic=") >= 2.0);
     handle.shutdown().await;
+    // Events 1 and 2 were refused before they reached Kafka; 3 and 4 are there once each.
+    let got = common::consume_until_idle(
+        &common::kafka_addr(),
+        &topic,
+        3,
+        &[3, 4],
+        Duration::from_secs(30),
+    );
+    common::assert_same_ids("topic against acks", [3, 4], common::ids(&got));
 }
 
 #[actix_rt::test]
@@ -211,15 +265,15 @@ async fn injected_actor_failure_is_restarted_by_the_supervisor() {
         handle.metrics().sample("tickflow_producer_restarts_total"),
         1.0
     );
-    let got = common::consume(
+    handle.shutdown().await;
+    let got = common::consume_until_idle(
         &common::kafka_addr(),
         &topic,
         3,
-        49,
+        &(1..50).collect::<Vec<_>>(),
         Duration::from_secs(30),
     );
-    assert_eq!(got.len(), 49);
-    handle.shutdown().await;
+    common::assert_same_ids("topic against acks", 1..50, common::ids(&got));
 }
 
 #[actix_rt::test]
@@ -235,22 +289,41 @@ async fn graceful_shutdown_answers_everything_and_loses_nothing_acked() {
         handle.shutdown().await;
     };
     let (answers, ()) = futures::join!(sends, stop);
-    let acked: usize = 1 + answers.iter().filter(|a| a.is_ok()).count();
-    for a in &answers {
-        if let Err(n) = a {
-            assert_eq!(n.reason, NackReason::ShuttingDown);
+    let mut acked = vec![0];
+    let mut nacked = HashSet::new();
+    for (n, a) in (1..3000).zip(&answers) {
+        match a {
+            Ok(_) => acked.push(n),
+            Err(nack) => {
+                assert_eq!(nack.reason, NackReason::ShuttingDown);
+                nacked.insert(n);
+            }
         }
     }
     let late = handle.produce(event(99_999)).await.unwrap_err();
     assert_eq!(late.reason, NackReason::ShuttingDown);
-    let got = common::consume(
+    let got = common::ids(&common::consume_until_idle(
         &common::kafka_addr(),
         &topic,
         3,
-        acked,
+        &acked,
         Duration::from_secs(30),
+    ));
+    // Every acked event is there exactly once. A ShuttingDown Nack past the deadline may come
+    // for a record librdkafka had already sent, so a nacked event may be there too (once: the
+    // idempotent producer never writes a record twice, and nothing resends it).
+    let in_topic = common::multiset(got.iter().copied());
+    assert!(
+        in_topic.keys().all(|n| *n < 3000 && (in_topic[n] == 1)),
+        "only sent events, each at most once: {:?}",
+        in_topic
+            .iter()
+            .filter(|(n, c)| **n >= 3000 || **c > 1)
+            .take(10)
+            .collect::<Vec<_>>()
     );
-    assert!(got.len() >= acked, "acked {acked}, consumed {}", got.len());
+    let acked_in_topic = got.iter().copied().filter(|n| !nacked.contains(n));
+    common::assert_same_ids("topic (acked part) against acks", acked, acked_in_topic);
 }
 
 #[actix_rt::test]
@@ -259,7 +332,8 @@ async fn shutdown_drains_and_ends_while_a_handle_still_holds_the_queue() {
     // senders going away: Shutdown must close it. Were it not closed, the stream would wait
     // on it until the 60 s deadline.
     let mut cfg = common::test_config("stopheld");
-    cfg.producer.shutdown_deadline_ms = 60_000;
+    cfg.producer.shutdown_deadline = Duration::from_millis(60_000);
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
     let handle = ProducerHandle::start(cfg).unwrap();
     handle.produce(event(0)).await.unwrap();
     let pending: Vec<_> = (1..200).map(|n| handle.produce(event(n))).collect();
@@ -271,4 +345,12 @@ async fn shutdown_drains_and_ends_while_a_handle_still_holds_the_queue() {
     }
     let late = handle.produce(event(99_999)).await.unwrap_err();
     assert_eq!(late.reason, NackReason::ShuttingDown);
+    let got = common::consume_until_idle(
+        &common::kafka_addr(),
+        &topic,
+        3,
+        &(0..200).collect::<Vec<_>>(),
+        Duration::from_secs(30),
+    );
+    common::assert_same_ids("topic against acks", 0..200, common::ids(&got));
 }

@@ -5,27 +5,23 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use tickflow::producer::{NackReason, ProduceEvent};
-use tickflow::schema::{wire, DataType, Normalized};
+use tickflow::producer::{Ack, Nack, NackReason, ProduceEvent};
+use tickflow::schema::Normalized;
 use tickflow::supervisor::ProducerHandle;
 
 fn event(n: u64) -> ProduceEvent {
     ProduceEvent::typed(Normalized::Trade(common::trade(n)))
 }
 
-fn trade_id(value: &[u8]) -> u64 {
-    let frame = wire::parse(value).unwrap();
-    match Normalized::decode(DataType::Trade, frame.payload).unwrap() {
-        Normalized::Trade(t) => t.trade_id.parse().unwrap(),
-        other => panic!("not a trade: {other:?}"),
-    }
-}
+use common::trade_id;
 
 /// A one-broker MockCluster holding `<prefix>.trade` with `partitions`, and a test config
 /// pointed at it (topics are the mock's, not created by the producer).
@@ -79,24 +75,24 @@ async fn mock_cluster_outage_mid_stream_loses_and_duplicates_nothing() {
         .into_iter()
         .map(|a| a.expect("acked despite the outage"))
         .collect();
-    let got = common::consume(
+    let got = common::consume_until_idle(
         &mock.bootstrap_servers(),
         &topic,
         3,
-        N as usize + 10,
-        Duration::from_secs(10),
+        &(0..N).collect::<Vec<_>>(),
+        Duration::from_secs(30),
     );
-    assert_eq!(got.len() as u64, N, "lost or duplicated records");
-    let mut at: HashMap<u64, (i32, i64)> = HashMap::new();
-    for r in &got {
-        assert!(
-            at.insert(trade_id(&r.value), (r.partition, r.offset))
-                .is_none(),
-            "duplicate"
-        );
-    }
+    common::assert_same_ids("topic against acks", 0..N, common::ids(&got));
+    let at: HashMap<u64, (i32, i64)> = got
+        .iter()
+        .map(|r| (trade_id(&r.value), (r.partition, r.offset)))
+        .collect();
     for (n, ack) in acks.iter().enumerate() {
-        assert_eq!(at[&(n as u64)], (ack.partition, ack.offset));
+        assert_eq!(
+            at[&(n as u64)],
+            (ack.partition, ack.offset),
+            "ack of {n} points elsewhere"
+        );
     }
     // Per key (symbol), records sit in the order they were sent.
     let mut last: HashMap<(i32, u64), i64> = HashMap::new();
@@ -129,15 +125,15 @@ async fn retriable_error_codes_are_retried_and_acked() {
             .await
             .expect("retriable errors end in an Ack");
     }
-    let got = common::consume(
+    handle.shutdown().await;
+    let got = common::consume_until_idle(
         &mock.bootstrap_servers(),
         &topic,
         1,
-        30,
-        Duration::from_secs(5),
+        &(0..20).collect::<Vec<_>>(),
+        Duration::from_secs(30),
     );
-    assert_eq!(got.len(), 20);
-    handle.shutdown().await;
+    common::assert_same_ids("topic against acks", 0..20, common::ids(&got));
 }
 
 #[actix_rt::test]
@@ -147,7 +143,7 @@ async fn shutdown_past_its_deadline_answers_records_still_in_flight_with_shuttin
     // each of them then: Nack(ShuttingDown), never an Ack, none left unanswered.
     common::init_logs();
     let (mock, mut cfg, _) = mock_cluster("mockdeadline", 3);
-    cfg.producer.shutdown_deadline_ms = 1_000;
+    cfg.producer.shutdown_deadline = Duration::from_millis(1_000);
     let handle = ProducerHandle::start(cfg).unwrap();
     handle.produce(event(0)).await.expect("broker up: acked");
     mock.broker_down(1).unwrap();
@@ -195,19 +191,27 @@ async fn non_retriable_error_code_is_nacked_and_dead_lettered() {
         .expect("the next event is acked");
     let dead_ids = vec![1];
 
-    let dead = common::consume(
+    let dead = common::consume_until_idle(
         &mock.bootstrap_servers(),
         &dlq,
         1,
-        dead_ids.len(),
-        Duration::from_secs(10),
+        &dead_ids,
+        Duration::from_secs(30),
     );
-    let mut got: Vec<u64> = dead.iter().map(|r| trade_id(&r.value)).collect();
-    got.sort_unstable();
-    assert_eq!(
-        got, dead_ids,
-        "every non-retriable Nack is dead-lettered once"
+    common::assert_same_ids(
+        "every non-retriable Nack is dead-lettered once",
+        dead_ids.iter().copied(),
+        common::ids(&dead),
     );
+    // The refused event is not in the topic; the acked ones are, once each.
+    let main = common::consume_until_idle(
+        &mock.bootstrap_servers(),
+        &topic,
+        1,
+        &[0, 2],
+        Duration::from_secs(30),
+    );
+    common::assert_same_ids("topic against acks", [0, 2], common::ids(&main));
     for r in &dead {
         assert_eq!(r.headers["error_kind"], "delivery");
         assert!(r.headers["error"].contains("MessageSizeTooLarge"));
@@ -225,87 +229,256 @@ async fn non_retriable_error_code_is_nacked_and_dead_lettered() {
     assert_eq!(m.sample("tickflow_dead_lettered_total"), expected);
     handle.shutdown().await;
 }
-#[actix_rt::test]
-async fn real_broker_killed_and_restarted_mid_stream_every_event_answered() {
+/// What happened to each event of a run against a real broker killed mid-stream.
+struct KillRun {
+    /// Every event sent, with its answer and whether the answer came after the restarted broker
+    /// was up (in the order sent; ids are unique).
+    answers: Vec<(u64, Result<Ack, Nack>, bool)>,
+    topic: String,
+    partitions: i32,
+}
+
+impl KillRun {
+    fn acks(&self) -> impl Iterator<Item = (u64, &Ack, bool)> {
+        self.answers
+            .iter()
+            .filter_map(|(n, a, late)| a.as_ref().ok().map(|ack| (*n, ack, *late)))
+    }
+
+    fn nacks(&self) -> impl Iterator<Item = (u64, &Nack)> {
+        self.answers
+            .iter()
+            .filter_map(|(n, a, _)| a.as_ref().err().map(|nack| (*n, nack)))
+    }
+
+    fn summary(&self) -> String {
+        let mut reasons: HashMap<String, usize> = HashMap::new();
+        for (_, nack) in self.nacks() {
+            *reasons.entry(nack.reason.to_string()).or_default() += 1;
+        }
+        format!(
+            "{} events: {} acked ({} of them after the restart), nacks by reason: {reasons:?}",
+            self.answers.len(),
+            self.acks().count(),
+            self.acks().filter(|(_, _, late)| *late).count(),
+        )
+    }
+}
+
+/// Events `0..100` acked one by one; then `100..2_100` in flight (200 at a time) while the broker
+/// is SIGKILLed (once 300 of them are answered, so mid-stream) and, half a second later, started
+/// again on the same port and storage; then, once producing recovers (fresh ids `10_000 + k` per
+/// attempt, so no event is sent twice), `20_000..20_100` acked one by one.
+async fn kill_mid_stream(broker: &mut common::Broker, name: &str, partitions: i32) -> KillRun {
     common::init_logs();
-    let port = common::free_port();
-    let mut broker = common::start_tansu(port);
-    let bootstrap = format!("127.0.0.1:{port}");
-    let mut cfg = common::test_config("kill");
+    let bootstrap = broker.addr();
+    let mut cfg = common::test_config(name);
     cfg.kafka.bootstrap_servers = bootstrap.clone();
-    cfg.kafka.message_timeout_ms = 5_000;
+    cfg.kafka.message_timeout = Duration::from_millis(5_000);
     cfg.producer.circuit_breaker.failure_threshold = 3;
-    cfg.producer.circuit_breaker.cooldown_ms = 200;
+    cfg.producer.circuit_breaker.cooldown = Duration::from_millis(200);
     let topic = format!("{}.trade", cfg.producer.topic_prefix);
-    common::create_topics(&bootstrap, &[&topic], 1).await;
+    common::create_topics(&bootstrap, &[&topic], partitions).await;
     let handle = ProducerHandle::start(cfg).unwrap();
+    let mut answers = Vec::new();
     for n in 0..100 {
-        handle.produce(event(n)).await.unwrap();
+        let ack = handle.produce(event(n)).await.expect("broker up: acked");
+        answers.push((n, Ok(ack), false));
     }
 
     // A stream in flight while the broker dies.
-    let h = handle.clone();
+    const STREAM: std::ops::Range<u64> = 100..2_100;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let restarted = Arc::new(AtomicBool::new(false));
+    let (h, count, up) = (handle.clone(), answered.clone(), restarted.clone());
     let in_flight = actix_rt::spawn(async move {
-        stream::iter(100..2_100u64)
-            .map(|n| h.produce(event(n)))
+        stream::iter(STREAM)
+            .map(|n| {
+                let (h, count, up) = (h.clone(), count.clone(), up.clone());
+                async move {
+                    let answer = h.produce(event(n)).await;
+                    count.fetch_add(1, Ordering::SeqCst);
+                    (n, answer, up.load(Ordering::SeqCst))
+                }
+            })
             .buffered(200)
             .collect::<Vec<_>>()
             .await
     });
-    tokio::time::sleep(Duration::from_millis(30)).await;
-    broker.0.kill().unwrap();
-    broker.0.wait().unwrap();
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    drop(broker);
-    let _broker = common::start_tansu(port);
-    common::ensure_topics(&bootstrap, &[&topic], 1).await;
-    let answers = in_flight.await.unwrap();
-    assert_eq!(answers.len(), 2_000, "every in-flight event answered");
-
-    // After recovery (producer rebuilt if it went fatal), new events are acked and consumable.
-    let mut first_ok = None;
-    for attempt in 0..30 {
-        match handle.produce(event(10_000 + attempt)).await {
-            Ok(_) => {
-                first_ok = Some(attempt);
-                break;
-            }
-            Err(n) => {
-                assert!(n.retriable, "outage nacks are retriable: {n:?}");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered.load(Ordering::SeqCst) < 300 {
+        assert!(Instant::now() < deadline, "the stream did not get going");
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let first_ok = first_ok.expect("producing recovers after the broker restart");
+    let pid = broker.kill();
+    let at_kill = answered.load(Ordering::SeqCst);
+    assert!(
+        at_kill < (STREAM.end - STREAM.start) as usize,
+        "the kill must land mid-stream, but all {at_kill} events were answered before it"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    broker.restart();
+    restarted.store(true, Ordering::SeqCst);
+    eprintln!("broker {pid} killed with {at_kill} of the stream answered; restarted");
+    common::ensure_topics(&bootstrap, &[&topic], partitions).await;
+    let streamed = in_flight.await.unwrap();
+    // One answer per event sent, each event answered (ids, not a count).
+    common::assert_same_ids(
+        "stream events answered",
+        STREAM,
+        streamed.iter().map(|(n, _, _)| *n),
+    );
+    answers.extend(streamed);
+
+    // After recovery (producer rebuilt if it went fatal), new events are acked.
+    let mut recovered = false;
+    for attempt in 0..50 {
+        let n = 10_000 + attempt;
+        let answer = handle.produce(event(n)).await;
+        let ok = answer.is_ok();
+        answers.push((n, answer, true));
+        if ok {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "producing recovers after the broker restart");
     for n in 20_000..20_100 {
-        handle
+        let ack = handle
             .produce(event(n))
             .await
             .expect("acked after recovery");
+        answers.push((n, Ok(ack), true));
     }
-    // Read until every expected record is seen (a consumer of a freshly restarted tansu can
-    // take a few seconds to get going under load), for at most three reads of 5 s.
-    let expected: Vec<u64> = std::iter::once(10_000 + first_ok)
-        .chain(20_000..20_100)
-        .collect();
-    let mut ids = std::collections::HashSet::new();
-    for _ in 0..3 {
-        let got = common::consume(&bootstrap, &topic, 1, 10_000, Duration::from_secs(5));
-        ids.extend(got.iter().map(|r| trade_id(&r.value)));
-        if expected.iter().all(|n| ids.contains(n)) {
-            break;
-        }
-    }
-    assert!(ids.contains(&(10_000 + first_ok)));
-    assert!(
-        (20_000..20_100).all(|n| ids.contains(&n)),
-        "events acked after recovery are consumable"
-    );
-    let nacked = answers.iter().filter(|a| a.is_err()).count();
     eprintln!(
-        "in flight during the kill: {} acked, {nacked} nacked; restarts: {}",
-        answers.len() - nacked,
+        "producer restarts: {}",
         handle.metrics().sample("tickflow_producer_restarts_total")
     );
     handle.shutdown().await;
+    KillRun {
+        answers,
+        topic,
+        partitions,
+    }
+}
+
+/// Checks what holds whatever the storage: every event answered once, nacks retriable, no two
+/// acks for one position, and each of `must_survive`'s acks readable at its position as its
+/// event. Returns the trade ids read from the whole topic (read until idle).
+fn check_kill_run(run: &KillRun, bootstrap: &str, must_survive: &[(u64, Ack)]) -> Vec<u64> {
+    eprintln!("{}", run.summary());
+    // Every event got exactly one answer.
+    let sent = (0..100).chain(100..2_100).chain(
+        run.answers
+            .iter()
+            .map(|(n, _, _)| *n)
+            .filter(|n| *n >= 10_000),
+    );
+    common::assert_same_ids(
+        "events answered",
+        sent,
+        run.answers.iter().map(|(n, _, _)| *n),
+    );
+    // An outage only ever gives retriable Nacks.
+    let permanent: Vec<_> = run.nacks().filter(|(_, nack)| !nack.retriable).collect();
+    assert!(permanent.is_empty(), "non-retriable nacks: {permanent:?}");
+    // No event acked twice, no position acked for two events.
+    common::assert_same_ids(
+        "acked events",
+        run.acks()
+            .map(|(n, _, _)| n)
+            .collect::<std::collections::BTreeSet<_>>(),
+        run.acks().map(|(n, _, _)| n),
+    );
+    let mut at: HashMap<(i32, i64), u64> = HashMap::new();
+    for (n, ack) in must_survive {
+        if let Some(other) = at.insert((ack.partition, ack.offset), *n) {
+            panic!(
+                "events {other} and {n} were both acked at partition {} offset {}",
+                ack.partition, ack.offset
+            );
+        }
+    }
+
+    let expect: Vec<u64> = must_survive.iter().map(|(n, _)| *n).collect();
+    let got = common::consume_until_idle(
+        bootstrap,
+        &run.topic,
+        run.partitions,
+        &expect,
+        Duration::from_secs(60),
+    );
+    let read: HashMap<(i32, i64), u64> = got
+        .iter()
+        .map(|r| ((r.partition, r.offset), trade_id(&r.value)))
+        .collect();
+    let mut wrong = Vec::new();
+    for (n, ack) in must_survive {
+        let found = read.get(&(ack.partition, ack.offset));
+        if found != Some(n) {
+            wrong.push((*n, ack.partition, ack.offset, found.copied()));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} acked event(s) not at their acked position after the restart, as (id, partition, \
+         offset, id found there): {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(20)]
+    );
+    common::ids(&got)
+}
+
+#[actix_rt::test]
+async fn real_broker_killed_and_restarted_mid_stream_every_event_answered() {
+    // Memory storage: the restart loses what was written before it, so only what is acked
+    // after the restarted broker is up has to be there.
+    let mut broker = common::Broker::start(common::free_port(), common::Storage::Memory);
+    let run = kill_mid_stream(&mut broker, "kill", 1).await;
+    let late: Vec<(u64, Ack)> = run
+        .acks()
+        .filter(|(_, _, late)| *late)
+        .map(|(n, ack, _)| (n, ack.clone()))
+        .collect();
+    let in_topic = check_kill_run(&run, &broker.addr(), &late);
+    // The topic holds each late-acked event exactly once. Besides them only nacked events may be
+    // there (a Nack after a send, e.g. a timeout, does not mean the broker did not store it);
+    // nothing acked before the kill survives the memory storage, and nothing never sent.
+    let nacked: std::collections::HashSet<u64> = run.nacks().map(|(n, _)| n).collect();
+    common::assert_same_ids(
+        "topic (without nacked events) against acks after the restart",
+        late.iter().map(|(n, _)| *n),
+        in_topic.into_iter().filter(|n| !nacked.contains(n)),
+    );
+}
+
+#[actix_rt::test]
+async fn real_durable_broker_killed_and_restarted_mid_stream_loses_no_acked_event() {
+    // sqlite storage: the broker keeps what it acked across a SIGKILL and restart.
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = common::Broker::start(
+        common::free_port(),
+        common::Storage::Sqlite(dir.path().join("tansu.db")),
+    );
+    let run = kill_mid_stream(&mut broker, "killdurable", 3).await;
+    let acked: Vec<(u64, Ack)> = run.acks().map(|(n, ack, _)| (n, ack.clone())).collect();
+    let in_topic = check_kill_run(&run, &broker.addr(), &acked);
+    // Every acked event is in the topic exactly once, wherever it was acked. The idempotent
+    // producer cannot write an acked record twice: a retry of a batch the broker had stored
+    // before it died carries the same producer id and sequence, which the broker keeps in the
+    // same sqlite transaction as the records, so it is refused as a duplicate; and tickflow
+    // never resends an event itself. A nacked event may be there, even more than once (a Nack
+    // after a send does not mean the broker did not store it, and a fresh producer after a
+    // rebuild has a new producer id) -- so nacked ids are left out of the comparison. Nothing
+    // never sent may be there.
+    let nacked: std::collections::HashSet<u64> = run.nacks().map(|(n, _)| n).collect();
+    common::assert_same_ids(
+        "topic (without nacked events) against acks",
+        acked.iter().map(|(n, _)| *n),
+        in_topic.into_iter().filter(|n| !nacked.contains(n)),
+    );
+    if std::thread::panicking() {
+        eprintln!("{}", broker.log_tail());
+    }
 }

@@ -2,7 +2,8 @@
 //! explicit topic creation and a plain consumer that reads a topic back from the start.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -102,15 +103,9 @@ fn to_record(m: &BorrowedMessage<'_>) -> Record {
     }
 }
 
-/// Reads `topic` (all `partitions`) from the beginning until `want` records arrived or
-/// `timeout` passed; returns what it read. Uses assign(), so no consumer-group delay.
-pub fn consume(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    want: usize,
-    timeout: Duration,
-) -> Vec<Record> {
+/// A consumer of `topic` (all `partitions`) from the beginning. Uses assign(), so no
+/// consumer-group delay.
+fn assigned_consumer(bootstrap: &str, topic: &str, partitions: i32) -> BaseConsumer {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", format!("tickflow-test-{}", unique_topic("g")))
@@ -124,18 +119,153 @@ pub fn consume(
             .unwrap();
     }
     consumer.assign(&tpl).unwrap();
+    consumer
+}
+
+/// One poll: a record, or None when nothing came within `wait`. Panics on a consumer error
+/// (a read that silently skipped errors could hide lost records behind a retry).
+fn poll_record(consumer: &BaseConsumer, topic: &str, wait: Duration) -> Option<Record> {
+    match consumer.poll(wait) {
+        None => None,
+        Some(Ok(m)) => Some(to_record(&m)),
+        Some(Err(e)) => panic!("consumer error while reading {topic}: {e} ({e:?})"),
+    }
+}
+
+/// Reads `topic` (all `partitions`) from the beginning until `want` records arrived or
+/// `timeout` passed; returns what it read. Panics on any consumer error. Stops at `want`, so it
+/// cannot see duplicates: tests that check delivery use [`consume_until_idle`].
+pub fn consume(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    want: usize,
+    timeout: Duration,
+) -> Vec<Record> {
+    let consumer = assigned_consumer(bootstrap, topic, partitions);
     let mut out = Vec::with_capacity(want);
     let deadline = Instant::now() + timeout;
     while out.len() < want && Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            out.push(to_record(&m));
+        if let Some(r) = poll_record(&consumer, topic, Duration::from_millis(100)) {
+            out.push(r);
         }
     }
     out
 }
 
+/// How long a read goes on after it has every record it expected, with no new record arriving,
+/// before it ends: a duplicate or a stray record written after the expected ones still shows.
+pub const IDLE: Duration = Duration::from_secs(2);
+
+/// Reads `topic` (all `partitions`) from the beginning, decoding each record's trade id, until
+/// every id of `expect` has been read (as often as it occurs in `expect`) and then no new record
+/// arrived for [`IDLE`]; or until `deadline` passed (then it returns what it has, and the
+/// caller's comparison names what is missing). Panics on any consumer error and on a record
+/// that is not a trade. Returns the records in the order read.
+pub fn consume_until_idle(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    expect: &[u64],
+    deadline: Duration,
+) -> Vec<Record> {
+    let consumer = assigned_consumer(bootstrap, topic, partitions);
+    let mut missing: HashMap<u64, usize> = HashMap::new();
+    for id in expect {
+        *missing.entry(*id).or_default() += 1;
+    }
+    let started = Instant::now();
+    let mut last_record = started;
+    let mut out = Vec::with_capacity(expect.len());
+    loop {
+        let now = Instant::now();
+        if missing.is_empty() && now.duration_since(last_record) >= IDLE {
+            return out;
+        }
+        if now.duration_since(started) >= deadline {
+            eprintln!(
+                "reading {topic}: deadline of {deadline:?} passed with {} expected id(s) unread",
+                missing.values().sum::<usize>()
+            );
+            return out;
+        }
+        if let Some(r) = poll_record(&consumer, topic, Duration::from_millis(100)) {
+            last_record = Instant::now();
+            let id = trade_id(&r.value);
+            if let Some(n) = missing.get_mut(&id) {
+                *n -= 1;
+                if *n == 0 {
+                    missing.remove(&id);
+                }
+            }
+            out.push(r);
+        }
+    }
+}
+
+/// The trade id of a record written by tickflow (wire frame + `Normalized::Trade`).
+pub fn trade_id(value: &[u8]) -> u64 {
+    let frame = tickflow::schema::wire::parse(value).expect("a framed record");
+    match Normalized::decode(DataType::Trade, frame.payload).expect("a decodable record") {
+        Normalized::Trade(t) => t.trade_id.parse().expect("a numeric trade id"),
+        other => panic!("not a trade: {other:?}"),
+    }
+}
+
+/// The trade ids of `records`, in the order read.
+pub fn ids(records: &[Record]) -> Vec<u64> {
+    records.iter().map(|r| trade_id(&r.value)).collect()
+}
+
+/// How often each id occurs.
+pub fn multiset(ids: impl IntoIterator<Item = u64>) -> BTreeMap<u64, usize> {
+    let mut m = BTreeMap::new();
+    for id in ids {
+        *m.entry(id).or_default() += 1;
+    }
+    m
+}
+
+/// Asserts that `got` holds exactly the ids of `expected`, each exactly as often; otherwise
+/// panics naming the missing and the unexpected (extra or duplicated) ids.
+pub fn assert_same_ids(
+    what: &str,
+    expected: impl IntoIterator<Item = u64>,
+    got: impl IntoIterator<Item = u64>,
+) {
+    let expected = multiset(expected);
+    let got = multiset(got);
+    if expected == got {
+        return;
+    }
+    let missing: Vec<(u64, usize)> = expected
+        .iter()
+        .filter_map(|(id, n)| {
+            let have = got.get(id).copied().unwrap_or(0);
+            (have < *n).then(|| (*id, n - have))
+        })
+        .collect();
+    let extra: Vec<(u64, usize)> = got
+        .iter()
+        .filter_map(|(id, n)| {
+            let want = expected.get(id).copied().unwrap_or(0);
+            (*n > want).then(|| (*id, n - want))
+        })
+        .collect();
+    panic!(
+        "{what}: {} id(s) missing, {} unexpected or duplicated (as (id, count)); \
+         missing: {:?}{}; unexpected: {:?}{}",
+        missing.len(),
+        extra.len(),
+        &missing[..missing.len().min(20)],
+        if missing.len() > 20 { " ..." } else { "" },
+        &extra[..extra.len().min(20)],
+        if extra.len() > 20 { " ..." } else { "" },
+    );
+}
+
 use tickflow::config::Config;
-use tickflow::schema::{v2beta1::trade::Side, Trade};
+use tickflow::schema::{v2beta1::trade::Side, DataType, Normalized, Trade};
 
 /// A config against the dev stack with a unique topic prefix.
 pub fn test_config(prefix: &str) -> Config {
@@ -205,13 +335,21 @@ impl Drop for Child {
 }
 
 fn bin(env: &str, cached: &str) -> String {
-    std::env::var(env).unwrap_or_else(|_| {
-        let path = format!("{}/.dev/{cached}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("{env} unset and {path} missing: run `make dev-up`"))
-            .trim()
-            .to_string()
-    })
+    let bin = std::env::var(env)
+        .ok()
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| {
+            let path = format!("{}/.dev/{cached}", env!("CARGO_MANIFEST_DIR"));
+            std::fs::read_to_string(&path)
+                .unwrap_or_else(|_| panic!("{env} unset and {path} missing: run `make dev-up`"))
+                .trim()
+                .to_string()
+        });
+    assert!(
+        std::path::Path::new(&bin).is_file(),
+        "{env} (or .dev/{cached}) names {bin:?}, which is not a file: run `make dev-up`"
+    );
+    bin
 }
 
 fn wait_for(kind: &str, target: &str) {
@@ -229,11 +367,60 @@ fn wait_for(kind: &str, target: &str) {
     panic!("{kind} at {target} not ready");
 }
 
-/// Starts a throw-away tansu broker (memory storage) on `port`, waiting until it answers.
-pub fn start_tansu(port: u16) -> Child {
+/// Where a tansu broker keeps its data.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// In memory: a restart loses everything (the dev stack's broker; `TICKFLOW_TANSU_BIN`).
+    Memory,
+    /// An sqlite file that survives a restart (tansu built with `libsql`;
+    /// `TICKFLOW_TANSU_DURABLE_BIN`). Its directory is the broker's working directory and its
+    /// log goes to `tansu.log` there.
+    Sqlite(PathBuf),
+}
+
+/// Starts a throw-away tansu broker on `port` keeping its data in `storage`, waiting until it
+/// answers.
+pub fn start_tansu_with(port: u16, storage: &Storage) -> Child {
     let addr = format!("127.0.0.1:{port}");
     let url = format!("tcp://{addr}");
-    let child = std::process::Command::new(bin("TICKFLOW_TANSU_BIN", "tansu.path"))
+    let mut cmd = match storage {
+        Storage::Memory => {
+            let mut cmd = std::process::Command::new(bin("TICKFLOW_TANSU_BIN", "tansu.path"));
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            cmd
+        }
+        Storage::Sqlite(db) => {
+            let mut cmd =
+                std::process::Command::new(bin("TICKFLOW_TANSU_DURABLE_BIN", "tansu-durable.path"));
+            let dir = db.parent().expect("the sqlite file is in a directory");
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("tansu.log"))
+                .unwrap();
+            cmd.current_dir(dir)
+                .stdout(log.try_clone().unwrap())
+                .stderr(log);
+            cmd
+        }
+    };
+    let engine = match storage {
+        Storage::Memory => "memory://tansu/".to_string(),
+        // tansu 0.6 opens `<working dir>/<host><path>` for `sqlite://host/path` (even a
+        // `sqlite:///abs` path is taken as relative), so the file is named relative to its
+        // directory, which becomes the working directory.
+        Storage::Sqlite(db) => {
+            let name = db.file_name().unwrap().to_str().unwrap();
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'),
+                "the sqlite file name {name:?} must be usable as a URL host"
+            );
+            format!("sqlite://{name}")
+        }
+    };
+    let child = cmd
         .args([
             "broker",
             "--listener-url",
@@ -241,15 +428,94 @@ pub fn start_tansu(port: u16) -> Child {
             "--advertised-listener-url",
             &url,
             "--storage-engine",
-            "memory://tansu/",
+            &engine,
         ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let child = Child(child);
     wait_for("kafka", &addr);
     child
+}
+
+/// Starts a throw-away tansu broker (memory storage) on `port`, waiting until it answers.
+pub fn start_tansu(port: u16) -> Child {
+    start_tansu_with(port, &Storage::Memory)
+}
+
+/// Starts a tansu broker on `port` whose storage is the sqlite file `db_path` (created when
+/// missing), waiting until it answers.
+pub fn start_tansu_durable(port: u16, db_path: &Path) -> Child {
+    start_tansu_with(port, &Storage::Sqlite(db_path.to_path_buf()))
+}
+
+/// Kills `child` with SIGKILL, sent to its PID (no chance to flush or shut down cleanly), and
+/// reaps it, so that its port and files are free when this returns. Returns the PID.
+pub fn kill_by_pid(child: &mut Child) -> u32 {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.0.id();
+    let sent = std::process::Command::new("kill")
+        .args(["-s", "KILL", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -s KILL {pid} failed");
+    let status = child.0.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "broker {pid} ended by SIGKILL: {status:?}"
+    );
+    pid
+}
+
+/// A tansu broker on a fixed port and storage that can be killed and started again on both.
+pub struct Broker {
+    pub port: u16,
+    pub storage: Storage,
+    child: Option<Child>,
+}
+
+impl Broker {
+    /// Starts it and waits until it answers.
+    pub fn start(port: u16, storage: Storage) -> Broker {
+        let child = start_tansu_with(port, &storage);
+        Broker {
+            port,
+            storage,
+            child: Some(child),
+        }
+    }
+
+    /// Its bootstrap address.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILLs it by PID and reaps it; returns the PID.
+    pub fn kill(&mut self) -> u32 {
+        let mut child = self.child.take().expect("the broker is running");
+        kill_by_pid(&mut child)
+    }
+
+    /// Starts it again on the same port and storage, waiting until it answers.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "kill the broker before restarting it");
+        self.child = Some(start_tansu_with(self.port, &self.storage));
+    }
+
+    /// The end of its log (sqlite storage only), for failure messages.
+    pub fn log_tail(&self) -> String {
+        let Storage::Sqlite(db) = &self.storage else {
+            return String::new();
+        };
+        let path = db.parent().unwrap().join("tansu.log");
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        format!(
+            "{} (last lines):\n{}",
+            path.display(),
+            lines[lines.len().saturating_sub(20)..].join("\n")
+        )
+    }
 }
 
 /// Starts a throw-away rivven-schema registry on `port`, waiting until it answers.
