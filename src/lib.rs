@@ -14,6 +14,7 @@ pub mod recorder;
 pub mod redact;
 pub mod replay;
 pub mod schema;
+pub mod sinks;
 pub mod supervisor;
 pub mod transport;
 pub mod venues;

@@ -281,6 +281,7 @@ async fn metrics_move_and_readyz_follows_the_broker() {
         metrics: handle.metrics(),
         config: cfg.clone(),
         feeds: vec![],
+        sinks: vec![],
     };
     let addr = tickflow::http::serve("127.0.0.1:0", observed)
         .await

@@ -33,6 +33,7 @@ pub const SECTIONS: &[&str] = &[
     "run",
     "http",
     "recorder",
+    "redis",
 ];
 
 /// Keys that hold secrets: they may come from the environment only.
@@ -40,6 +41,7 @@ const SECRET_KEYS: &[&str] = &[
     "kafka.sasl.password",
     "schema_registry.password",
     "recorder.postgres.password",
+    "redis.password",
 ];
 
 /// A configuration that could not be loaded or is invalid; always names the key.
@@ -110,6 +112,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// The PostgreSQL recorder (`tickflow record`).
     pub recorder: crate::recorder::RecorderConfig,
+    /// The Redis latest-value sink of `tickflow run` (`[redis]`, off by default).
+    pub redis: crate::sinks::redis::config::RedisSinkConfig,
 }
 
 /// The metrics and health endpoint of `tickflow run`.
@@ -722,6 +726,7 @@ impl Config {
             match *key {
                 "kafka.sasl.password" => self.kafka.sasl.password = secret,
                 "recorder.postgres.password" => self.recorder.postgres.password = secret,
+                "redis.password" => self.redis.password = secret,
                 _ => self.schema_registry.password = secret,
             }
         }
@@ -813,6 +818,7 @@ impl Config {
             ));
         }
         urls::check_listen("http.listen", &self.http.listen)?;
+        self.redis.validate()?;
         if let Some(k) = self.kafka.properties.keys().find(|k| {
             let k = k.to_ascii_lowercase();
             k.contains("password") || k.contains("secret") || k.contains("key.pem")

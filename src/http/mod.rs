@@ -30,6 +30,18 @@ pub struct Observed {
     pub config: Config,
     /// Feeds: name, counters, reconnect budget.
     pub feeds: Vec<(String, Arc<FeedStats>, Duration)>,
+    /// Stores fed beside Kafka (the Redis sink): name and state.
+    pub sinks: Vec<(String, Arc<dyn SinkReadiness>)>,
+}
+
+/// A store fed beside Kafka whose state `/readyz` reports. The store's own writer keeps the
+/// state current (no I/O here). A failing sink is always in the body; it makes the service not
+/// ready only when `required` (a latest-value cache being down does not stop the Kafka path).
+pub trait SinkReadiness: Send + Sync {
+    /// Whether it can write now, and why not.
+    fn check(&self) -> Check;
+    /// Whether a failing check makes `/readyz` fail.
+    fn required(&self) -> bool;
 }
 
 /// One readiness check.
@@ -52,6 +64,8 @@ pub struct Readiness {
     pub registry: Check,
     /// One entry per feed.
     pub feeds: Vec<(String, Check)>,
+    /// One entry per sink (a sink that is not required says so in its detail).
+    pub sinks: Vec<(String, Check)>,
     /// Which run of the broker and registry checks this answer carries (1 for the first run;
     /// answers that share a run carry the same number).
     pub check_run: u64,
@@ -223,11 +237,29 @@ impl ReadyState {
                 (name.clone(), Check { ok, detail })
             })
             .collect();
+        let mut sinks_ok = true;
+        let sinks: Vec<(String, Check)> = self
+            .observed
+            .sinks
+            .iter()
+            .map(|(name, s)| {
+                let mut c = s.check();
+                if !c.ok && !s.required() {
+                    c.detail.push_str(" (not required)");
+                }
+                sinks_ok &= c.ok || !s.required();
+                (name.clone(), c)
+            })
+            .collect();
         Readiness {
-            ready: deps.broker.ok && deps.registry.ok && feeds.iter().all(|(_, c)| c.ok),
+            ready: deps.broker.ok
+                && deps.registry.ok
+                && feeds.iter().all(|(_, c)| c.ok)
+                && sinks_ok,
             broker: deps.broker.clone(),
             registry: deps.registry.clone(),
             feeds,
+            sinks,
             check_run: deps.run,
         }
     }
@@ -333,6 +365,7 @@ mod tests {
             metrics: Metrics::new(),
             config,
             feeds: vec![],
+            sinks: vec![],
         }
     }
 

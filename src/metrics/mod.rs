@@ -137,6 +137,20 @@ pub struct Metrics {
     pub broker_outages: Counter,
     /// Shared producers rebuilt after the broker came back and the old one delivered nothing.
     pub producer_rebuilds: Counter,
+    /// Latest values written to Redis by the Redis sink.
+    pub redis_written: Counter,
+    /// Values replaced by a newer one of the same key before they were written (writes saved).
+    pub redis_coalesced: Counter,
+    /// Redis write attempts (pipelines) that failed; their values stay pending and are retried.
+    pub redis_write_failures: Counter,
+    /// Values dropped because the pending map was full and their key was not in it.
+    pub redis_dropped: Counter,
+    /// Keys taken by the Redis writer and not written yet.
+    pub redis_pending: Gauge,
+    /// Whether the Redis sink's last ping or write succeeded (1) or not (0).
+    pub redis_ready: Gauge,
+    /// Redis writer tasks started again after a panic.
+    pub redis_sink_restarts: Counter,
     /// Rows the PostgreSQL recorder inserted, by table.
     pub recorder_rows: Family<KindLabels, Counter>,
     /// Rows the recorder sent that were already stored (a replay, or a trade seen twice).
@@ -199,6 +213,13 @@ impl Metrics {
             feed_records_lost: Family::default(),
             broker_outages: Counter::default(),
             producer_rebuilds: Counter::default(),
+            redis_written: Counter::default(),
+            redis_coalesced: Counter::default(),
+            redis_write_failures: Counter::default(),
+            redis_dropped: Counter::default(),
+            redis_pending: Gauge::default(),
+            redis_ready: Gauge::default(),
+            redis_sink_restarts: Counter::default(),
             recorder_rows: Family::default(),
             recorder_rows_skipped: Family::default(),
             recorder_batches: Counter::default(),
@@ -301,6 +322,41 @@ impl Metrics {
             "producer_rebuilds",
             "Kafka producers rebuilt after a broker came back and the old one delivered nothing",
             m.producer_rebuilds.clone(),
+        );
+        registry.register(
+            "redis_written",
+            "Latest values written to Redis",
+            m.redis_written.clone(),
+        );
+        registry.register(
+            "redis_coalesced",
+            "Values replaced by a newer one of the same key before being written to Redis",
+            m.redis_coalesced.clone(),
+        );
+        registry.register(
+            "redis_write_failures",
+            "Failed Redis write attempts (the values are kept and retried)",
+            m.redis_write_failures.clone(),
+        );
+        registry.register(
+            "redis_dropped",
+            "Values not kept for Redis: the pending map was full and their key new",
+            m.redis_dropped.clone(),
+        );
+        registry.register(
+            "redis_pending",
+            "Keys taken by the Redis writer and not written yet",
+            m.redis_pending.clone(),
+        );
+        registry.register(
+            "redis_ready",
+            "Redis sink's last ping or write succeeded (1) or not (0)",
+            m.redis_ready.clone(),
+        );
+        registry.register(
+            "redis_sink_restarts",
+            "Redis writer tasks started again after a panic",
+            m.redis_sink_restarts.clone(),
         );
         registry.register(
             "recorder_rows",

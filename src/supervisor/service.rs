@@ -30,6 +30,9 @@ pub enum ServiceError {
     /// A feed names an unknown venue (caught by config validation first).
     #[error("unknown venue {0:?}")]
     Venue(String),
+    /// The Redis sink could not be built.
+    #[error(transparent)]
+    Redis(#[from] crate::sinks::redis::SinkError),
 }
 
 /// One running feed.
@@ -52,6 +55,8 @@ pub struct Service {
     pub replays: Vec<ReplayServer>,
     /// Where `/metrics`, `/healthz`, `/readyz` are served, when enabled.
     pub http: Option<std::net::SocketAddr>,
+    /// The Redis latest-value sink, when `redis.enabled`.
+    pub redis: Option<Arc<crate::sinks::redis::RedisSink>>,
     config: Config,
 }
 
@@ -62,7 +67,17 @@ impl Service {
         for r in &config.replay.servers {
             replays.push(ReplayServer::start(r.clone()).await?);
         }
-        let producer = ProducerHandle::start(config.clone())?;
+        // The Redis sink is fed beside the producer streams through their tap, never in series.
+        let metrics = crate::metrics::Metrics::new();
+        let redis = if config.redis.enabled {
+            let sink =
+                crate::sinks::redis::RedisSink::start(config.redis.clone(), metrics.clone())?;
+            Some(Arc::new(sink))
+        } else {
+            None
+        };
+        let tap = redis.as_ref().map(|s| s.tap());
+        let producer = ProducerHandle::start_with_tap(config.clone(), metrics, tap)?;
         let mut feeds = Vec::new();
         let mut budgets = Vec::new();
         // One REST budget per venue (it is the venue's limit per IP), shared by its feeds.
@@ -114,6 +129,13 @@ impl Service {
                     .zip(&budgets)
                     .map(|(f, budget)| (f.name.clone(), f.stats.clone(), *budget))
                     .collect(),
+                sinks: redis
+                    .iter()
+                    .map(|s| {
+                        let s: Arc<dyn crate::http::SinkReadiness> = s.clone();
+                        ("redis".to_string(), s)
+                    })
+                    .collect(),
             };
             Some(
                 crate::http::serve(&config.http.listen, observed)
@@ -133,6 +155,7 @@ impl Service {
             feeds,
             replays,
             http,
+            redis,
             config,
         })
     }
@@ -201,5 +224,9 @@ impl Service {
         join_all(self.feeds.iter().map(|f| f.addr.send(StopFeed))).await;
         tracing::info!("stopping producers");
         self.producer.shutdown().await;
+        if let Some(redis) = &self.redis {
+            tracing::info!("stopping the redis sink");
+            redis.shutdown().await;
+        }
     }
 }

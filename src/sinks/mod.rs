@@ -1,0 +1,3 @@
+//! Stores fed beside Kafka with the records the producer streams hand to it.
+
+pub mod redis;
