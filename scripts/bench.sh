@@ -8,6 +8,8 @@ cargo bench --bench feed_parse -- --noplot 2>&1 | "$PY" scripts/criterion-ratios
 cargo bench --bench venues_parse -- --noplot 2>&1 | "$PY" scripts/criterion-ratios.py
 # The framework must cost Binance nothing: the code before it, built and measured in this run.
 "$ROOT/scripts/bench-feed-ab.sh"
+# PostgreSQL rows/s: row-by-row INSERT, batched INSERTs, the recorder's binary COPY (ratios).
+cargo bench --bench recorder_pg
 # A fresh broker: tansu keeps every record in memory, and a broker already holding earlier
 # runs' data is slower, which would skew the pipeline figures run to run.
 "$ROOT/scripts/dev-down.sh"
