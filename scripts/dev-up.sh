@@ -39,9 +39,21 @@ start_postgres() {
   log "postgres not ready on 127.0.0.1:5432"; exit 1
 }
 
+start_redis() {
+  # The Redis sink's tests start their own private redis-server (they stop it); `tickflow run`
+  # with [redis] enabled and the bench use the machine's on 127.0.0.1:6379.
+  command -v redis-server >/dev/null || { log "installing redis-server"; apt-get install -y -q redis-server >/dev/null; }
+  if redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then log "redis already up on 127.0.0.1:6379"; return; fi
+  log "starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --port 6379 --bind 127.0.0.1 --save "" --appendonly no >/dev/null
+  for _ in $(seq 1 100); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && { log "redis ready"; return; }; sleep 0.1; done
+  log "redis not ready on 127.0.0.1:6379"; exit 1
+}
+
 start_broker
 start_registry
 start_postgres
+start_redis
 # Paths for tests that start their own throw-away instances (outage tests).
 tansu_bin >"$RUN/tansu.path"
 rivven_bin >"$RUN/rivven.path"
