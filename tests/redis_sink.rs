@@ -2,6 +2,7 @@
 //! never the machine's shared one), the real broker and the real registry: the latest record per
 //! instrument in Redis is byte-equal to the last Kafka record of its key; a Redis outage leaves
 //! the Kafka path's rate within the configured budget, is reported, and heals by itself.
+#![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
