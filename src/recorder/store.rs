@@ -150,8 +150,9 @@ impl Store {
             .copied()
             .filter(|t| rows.iter().any(|r| std::ptr::eq(r.table, *t)))
             .collect();
-        let create: Vec<String> = used.iter().map(|t| t.create_staging_sql()).collect();
-        // Notices ("already exists, skipping") are harmless; one round trip for every table.
+        // One round trip for every table; the "already exists, skipping" notices are silenced.
+        let mut create = vec!["SET LOCAL client_min_messages = warning".to_string()];
+        create.extend(used.iter().map(|t| t.create_staging_sql()));
         tx.batch_execute(&create.join(";\n")).await?;
         let mut written = Written::default();
         for table in used {
