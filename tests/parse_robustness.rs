@@ -294,7 +294,6 @@ fn impossible_update_ids_are_rejected_or_resynced_and_counted() {
 /// onto it: the book must be in sync again. The diff with the impossible id is still in the
 /// snapshot-wait buffer, ahead of the genuine ones.
 #[test]
-#[ignore = "product bug: a buffered diff with U = i64::MAX makes every snapshot 'too old' (see report)"]
 fn after_an_impossible_id_the_next_snapshot_resyncs_the_book() {
     let mut s = Synced::new();
     let synced_at = s.book().unwrap();

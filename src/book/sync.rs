@@ -144,6 +144,8 @@ pub struct BookSync {
     buffer_byte_limit: usize,
     /// Diffs pushed out of a full buffer or too large for it (counted by the feed).
     overflowed: u64,
+    /// Buffered diffs a snapshot's bridge skipped as out of order.
+    out_of_order: u64,
 }
 
 impl BookSync {
@@ -164,6 +166,7 @@ impl BookSync {
             buffer_bytes: 0,
             buffer_byte_limit: DEFAULT_BUFFER_BYTES,
             overflowed: 0,
+            out_of_order: 0,
         }
     }
 
@@ -205,6 +208,13 @@ impl BookSync {
     /// reset).
     pub fn take_overflowed(&mut self) -> u64 {
         std::mem::take(&mut self.overflowed)
+    }
+
+    /// Buffered diffs skipped as out of order when a snapshot was bridged (an id no stream
+    /// that only grows can have there; see [`BookSync::on_snapshot`]) so far, and the counter
+    /// reset.
+    pub fn take_out_of_order(&mut self) -> u64 {
+        std::mem::take(&mut self.out_of_order)
     }
 
     /// Forgets the book (e.g. after a reconnect); diffs are buffered until the next snapshot.
@@ -320,10 +330,65 @@ impl BookSync {
         }
     }
 
-    /// Builds the book from a snapshot and bridges the buffered diffs. `Step::Synced` on
-    /// success; `Step::Gap` when the snapshot does not bridge the buffer (too old: fetch a newer
-    /// one; the buffer is kept); `Step::Broken` when the snapshot fails its checksum or is
-    /// crossed.
+    /// Which buffered diffs continue a snapshot at `id`, in order (`true` at their index); or
+    /// the gap that keeps the snapshot from being completed.
+    ///
+    /// Binance's procedure: drop what the snapshot already holds; the first diff kept must
+    /// bridge the snapshot (spot `U <= lastUpdateId+1 <= u`), each next one continue the last;
+    /// otherwise fetch a newer snapshot. A diff that does not continue the chain is a gap only
+    /// when nothing buffered after it does: update ids only grow, so a later diff that
+    /// continues the chain (or is older than it) proves the diffs between were out of order
+    /// (an impossible id, a diff from elsewhere). Those are skipped and counted
+    /// ([`BookSync::take_out_of_order`]); they must not make every snapshot "too old" and keep
+    /// the symbol from ever syncing again. A stream that only grows never skips a diff here:
+    /// a snapshot older than the whole buffer, or a hole in it, is still a gap.
+    fn bridge(&self, id: i64) -> Result<(Vec<bool>, u64), Step> {
+        let mut chain = vec![false; self.buffer.len()];
+        let mut skipped = 0u64;
+        let (mut last, mut bridged) = (id, false);
+        let mut i = 0;
+        while let Some(d) = self.buffer.get(i) {
+            match self.seq.decide(d, last, bridged) {
+                Decision::Drop | Decision::Reject(_) => i += 1,
+                Decision::Apply => {
+                    chain[i] = true;
+                    (last, bridged) = (d.last, true);
+                    i += 1;
+                }
+                Decision::Gap { expected, got } => {
+                    // Diffs i..j are all gaps or rejects at this position (it does not move
+                    // until j), so one look-ahead covers them all: linear in the buffer.
+                    let back = (i + 1..self.buffer.len()).find(|&j| {
+                        matches!(
+                            self.seq.decide(&self.buffer[j], last, bridged),
+                            Decision::Apply | Decision::Drop
+                        )
+                    });
+                    let Some(j) = back else {
+                        // The snapshot is older than the buffer, or the buffer has a hole:
+                        // keep buffering, fetch again.
+                        return Err(Step::Gap { expected, got });
+                    };
+                    skipped += (i..j)
+                        .filter(|&k| {
+                            matches!(
+                                self.seq.decide(&self.buffer[k], last, bridged),
+                                Decision::Gap { .. }
+                            )
+                        })
+                        .count() as u64;
+                    i = j;
+                }
+            }
+        }
+        Ok((chain, skipped))
+    }
+
+    /// Builds the book from a snapshot and bridges the buffered diffs (Binance's procedure;
+    /// diffs out of order in the buffer are skipped, see [`BookSync::take_out_of_order`]).
+    /// `Step::Synced` on success; `Step::Gap` when the snapshot does not bridge the buffer (too
+    /// old, or a hole in the buffered stream: fetch a newer one; the buffer is kept);
+    /// `Step::Broken` when the snapshot fails its checksum or is crossed.
     pub fn on_snapshot(&mut self, s: &Snapshot) -> Result<Step, BadDecimal> {
         let mut book = if self.seq.ordered_book() {
             OrderBook::ordered()
@@ -336,22 +401,12 @@ impl BookSync {
         for (p, q) in &s.asks {
             book.apply(Side::Ask, p, q)?;
         }
-        let (mut last, mut bridged) = (s.last_update_id, false);
         // Check the whole buffer before touching the book.
-        let mut apply_from = self.buffer.len();
-        for (i, d) in self.buffer.iter().enumerate() {
-            match self.seq.decide(d, last, bridged) {
-                Decision::Drop | Decision::Reject(_) => {}
-                Decision::Apply => {
-                    apply_from = apply_from.min(i);
-                    (last, bridged) = (d.last, true);
-                }
-                Decision::Gap { expected, got } => {
-                    // The snapshot is older than the buffer: keep buffering, fetch again.
-                    return Ok(Step::Gap { expected, got });
-                }
-            }
-        }
+        let (chain, skipped) = match self.bridge(s.last_update_id) {
+            Ok(plan) => plan,
+            Err(gap) => return Ok(gap),
+        };
+        self.out_of_order += skipped;
         self.book = book;
         self.state = State::Synced {
             last: s.last_update_id,
@@ -361,9 +416,9 @@ impl BookSync {
             self.reset();
             return Ok(Step::Broken(b));
         }
-        let buffered: Vec<Diff> = self.buffer.drain(..).skip(apply_from).collect();
+        let buffered: Vec<Diff> = self.buffer.drain(..).collect();
         self.buffer_bytes = 0;
-        for d in &buffered {
+        for (d, _) in buffered.iter().zip(chain).filter(|(_, apply)| *apply) {
             if let State::Synced { last, bridged } = self.state {
                 if let Decision::Apply = self.seq.decide(d, last, bridged) {
                     if let Some(b) = self.apply_checked(d)? {

@@ -7,6 +7,14 @@
 //!   `U <= lastUpdateId <= u`; afterwards each `pu == previous u`.
 //!
 //! Binance has no book checksum.
+//!
+//! An implausible *span* inside one diff is rejected ([`MAX_DIFF_SPAN`]); an implausible jump
+//! past the last applied id (say `U = u = i64::MAX`) is a gap, not a rejection: futures ids are
+//! shared by every symbol of the market (about 1.2·10^5 a second in the recorded USD-M stream),
+//! so a quiet symbol's next diff can lie 10^8 past its last one, and a rule that rejected it
+//! would reject every later diff too and freeze the book. The generic driver instead skips such
+//! a diff when it bridges the next snapshot, once a later buffered diff proves it out of order
+//! ([`crate::book::BookSync::take_out_of_order`]).
 
 use crate::book::{Decision, Diff, Sequencer, SnapshotSource};
 
@@ -285,6 +293,159 @@ mod tests {
         assert_eq!(n, 3);
         assert!(bytes <= 1_000, "{bytes}");
         assert_eq!(s.take_overflowed(), 17);
+    }
+
+    /// The bid prices of the book, best first.
+    fn bids(s: &BookSync) -> Vec<String> {
+        s.book()
+            .levels(None)
+            .0
+            .into_iter()
+            .map(|l| l.price)
+            .collect()
+    }
+
+    #[test]
+    fn a_diff_with_an_impossible_id_does_not_keep_the_book_from_resyncing() {
+        let mut s = sync(Rules::Spot, 100);
+        assert_eq!(s.on_snapshot(&snap(10)).unwrap(), Step::Synced);
+        assert_eq!(
+            s.on_diff(diff(11, 12, None, ("0.9", "1"))).unwrap(),
+            Step::Applied
+        );
+        // U = u = i64::MAX where 13 is due: the book is discarded; the diff starts the buffer.
+        assert_eq!(
+            s.on_diff(diff(i64::MAX, i64::MAX, None, ("0.5", "1")))
+                .unwrap(),
+            Step::Gap {
+                expected: 13,
+                got: i64::MAX
+            }
+        );
+        assert!(!s.is_synced());
+        // The venue's stream goes on while a snapshot is fetched.
+        for d in [
+            diff(13, 14, None, ("0.8", "2")),
+            diff(15, 16, None, ("0.7", "3")),
+        ] {
+            assert_eq!(s.on_diff(d).unwrap(), Step::Buffered);
+        }
+        // lastUpdateId 13: [13,14] bridges it, so the diff ahead of it is out of order.
+        assert_eq!(s.on_snapshot(&snap(13)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(16));
+        assert_eq!(bids(&s), ["1.0", "0.8", "0.7"]);
+        assert_eq!(s.take_out_of_order(), 1);
+        assert_eq!(s.buffered(), (0, 0));
+        assert_eq!(
+            s.on_diff(diff(17, 17, None, ("0.6", "1"))).unwrap(),
+            Step::Applied
+        );
+
+        // The same, with a snapshot newer than every genuine diff buffered: they are dropped,
+        // the impossible one skipped, and the book continues from the snapshot.
+        let mut s = sync(Rules::Spot, 100);
+        for d in [
+            diff(i64::MAX, i64::MAX, None, ("0.5", "1")),
+            diff(13, 14, None, ("0.8", "2")),
+        ] {
+            assert_eq!(s.on_diff(d).unwrap(), Step::Buffered);
+        }
+        assert_eq!(s.on_snapshot(&snap(20)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(20));
+        assert_eq!(bids(&s), ["1.0"]);
+        assert_eq!(s.take_out_of_order(), 1);
+        assert_eq!(
+            s.on_diff(diff(21, 22, None, ("0.6", "1"))).unwrap(),
+            Step::Applied
+        );
+    }
+
+    #[test]
+    fn an_impossible_id_inside_or_after_the_bridge_is_skipped_once_the_stream_goes_on() {
+        // Inside: [11,12] bridges 10, [MAX] does not continue it, [13,14] does.
+        let mut s = sync(Rules::Spot, 100);
+        for d in [
+            diff(11, 12, None, ("0.9", "1")),
+            diff(i64::MAX - 5, i64::MAX - 1, None, ("0.5", "1")),
+            diff(13, 14, None, ("0.8", "1")),
+        ] {
+            s.on_diff(d).unwrap();
+        }
+        assert_eq!(s.on_snapshot(&snap(10)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(14));
+        assert_eq!(bids(&s), ["1.0", "0.9", "0.8"]);
+        assert_eq!(s.take_out_of_order(), 1);
+
+        // Last in the buffer: nothing proves it wrong yet, so it is a gap (fetch again) and
+        // the buffer is kept; once the stream goes on past it, the next snapshot syncs.
+        let mut s = sync(Rules::Spot, 100);
+        s.on_diff(diff(11, 12, None, ("0.9", "1"))).unwrap();
+        s.on_diff(diff(i64::MAX, i64::MAX, None, ("0.5", "1")))
+            .unwrap();
+        assert_eq!(
+            s.on_snapshot(&snap(10)).unwrap(),
+            Step::Gap {
+                expected: 13,
+                got: i64::MAX
+            }
+        );
+        assert_eq!(s.buffered().0, 2);
+        assert_eq!(s.take_out_of_order(), 0);
+        s.on_diff(diff(13, 14, None, ("0.8", "1"))).unwrap();
+        assert_eq!(s.on_snapshot(&snap(10)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(14));
+        assert_eq!(s.take_out_of_order(), 1);
+    }
+
+    #[test]
+    fn a_hole_in_the_buffered_stream_is_still_a_gap() {
+        // [13,14] never came: nothing after [15,16] comes back to 13, so no diff is skipped
+        // and the snapshot cannot be completed.
+        let mut s = sync(Rules::Spot, 100);
+        s.on_diff(diff(11, 12, None, ("0.9", "1"))).unwrap();
+        s.on_diff(diff(15, 16, None, ("0.8", "1"))).unwrap();
+        s.on_diff(diff(17, 18, None, ("0.7", "1"))).unwrap();
+        assert_eq!(
+            s.on_snapshot(&snap(10)).unwrap(),
+            Step::Gap {
+                expected: 13,
+                got: 15
+            }
+        );
+        assert!(!s.is_synced());
+        assert_eq!(s.buffered().0, 3);
+        // A snapshot past the hole: [11,12] dropped, [15,16] bridges 14.
+        assert_eq!(s.on_snapshot(&snap(14)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(18));
+        assert_eq!(bids(&s), ["1.0", "0.8", "0.7"]);
+        assert_eq!(s.take_out_of_order(), 0);
+    }
+
+    #[test]
+    fn usdm_skips_an_impossible_id_ahead_of_the_pu_chain() {
+        let mut s = sync(Rules::UsdM, 100);
+        s.on_diff(diff(95, 105, Some(94), ("0.9", "1"))).unwrap();
+        assert_eq!(s.on_snapshot(&snap(100)).unwrap(), Step::Synced);
+        assert_eq!(
+            s.on_diff(diff(106, 110, Some(105), ("0.8", "1"))).unwrap(),
+            Step::Applied
+        );
+        // pu = u = U = i64::MAX where pu 110 is due.
+        assert_eq!(
+            s.on_diff(diff(i64::MAX, i64::MAX, Some(i64::MAX), ("0.5", "1")))
+                .unwrap(),
+            Step::Gap {
+                expected: 110,
+                got: i64::MAX
+            }
+        );
+        s.on_diff(diff(111, 120, Some(110), ("0.7", "1"))).unwrap();
+        s.on_diff(diff(121, 130, Some(120), ("0.6", "1"))).unwrap();
+        // lastUpdateId 115: [111,120] holds it (U <= 115 <= u), [121,130] follows by pu.
+        assert_eq!(s.on_snapshot(&snap(115)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(130));
+        assert_eq!(bids(&s), ["1.0", "0.7", "0.6"]);
+        assert_eq!(s.take_out_of_order(), 1);
     }
 
     #[test]
