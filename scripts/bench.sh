@@ -10,6 +10,8 @@ cargo bench --bench venues_parse -- --noplot 2>&1 | "$PY" scripts/criterion-rati
 "$ROOT/scripts/bench-feed-ab.sh"
 # PostgreSQL rows/s: row-by-row INSERT, batched INSERTs, the recorder's binary COPY (ratios).
 cargo bench --bench recorder_pg
+# Redis updates/s with and without coalescing; the Kafka path with the Redis sink on vs off.
+cargo bench --bench redis_sink
 # A fresh broker: tansu keeps every record in memory, and a broker already holding earlier
 # runs' data is slower, which would skew the pipeline figures run to run.
 "$ROOT/scripts/dev-down.sh"
