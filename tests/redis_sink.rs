@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use redis::Commands;
 use tickflow::config::{Config, FeedConfig};
+use tickflow::http::SinkReadiness;
 use tickflow::metrics::Metrics;
 use tickflow::producer::ProduceEvent;
 use tickflow::replay::{ReplayServer, ReplayServerConfig};
@@ -307,6 +308,19 @@ async fn a_replay_leaves_the_last_kafka_record_of_each_instrument_in_redis() {
     );
 }
 
+/// A sink's readiness, required (as with `redis.required = true`).
+struct Required(Arc<RedisSink>);
+
+impl SinkReadiness for Required {
+    fn check(&self) -> tickflow::http::Check {
+        self.0.check()
+    }
+
+    fn required(&self) -> bool {
+        true
+    }
+}
+
 /// Produces `n` trades with ids from `first`, all in flight at once; the acks per second.
 async fn produce_rate(producer: &ProducerHandle, first: u64, n: u64) -> f64 {
     let started = Instant::now();
@@ -367,6 +381,14 @@ async fn redis_going_away_keeps_the_kafka_rate_and_the_sink_heals_itself() {
     );
     // Not required: the service stays ready (broker and registry are up).
     assert!(r.ready, "{r:?}");
+    // The same sink, required: the service is not ready.
+    let required = tickflow::http::Observed {
+        sinks: vec![("redis".into(), Arc::new(Required(sink.clone())))],
+        ..observed
+    };
+    let r = tickflow::http::readiness(&required).await;
+    assert!(!r.ready && !r.sinks[0].1.ok, "{r:?}");
+    assert!(!r.sinks[0].1.detail.contains("not required"), "{r:?}");
 
     let down = produce_rate(&producer, 100_000, 20_000).await;
     let floor = up * (1.0 - cfg.redis.kafka_budget_pct / 100.0);
