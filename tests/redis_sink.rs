@@ -435,3 +435,78 @@ async fn redis_going_away_keeps_the_kafka_rate_and_the_sink_heals_itself() {
     producer.shutdown().await;
     sink.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_sink_started_while_redis_is_down_writes_once_redis_comes_up() {
+    let port = common::free_port();
+    let key_prefix = common::unique_topic("tf");
+    // Nothing listens on `port` yet.
+    let cfg = RedisSinkConfig {
+        enabled: true,
+        url: format!("redis://127.0.0.1:{port}"),
+        key_prefix: key_prefix.clone(),
+        backoff_min: Duration::from_millis(50),
+        backoff_max: Duration::from_millis(300),
+        health_interval: Duration::from_millis(100),
+        timeout: Duration::from_millis(500),
+        ..RedisSinkConfig::default()
+    };
+    let metrics = Metrics::new();
+    let sink = RedisSink::start(cfg, metrics.clone()).unwrap();
+    let tap = sink.tap();
+    let event = |symbol: &str, id: &str| {
+        ProduceEvent::typed(Normalized::Trade(tickflow::schema::Trade {
+            exchange: "KRAKEN".into(),
+            symbol: symbol.into(),
+            trade_id: id.into(),
+            ..Default::default()
+        }))
+    };
+    tap.framed(
+        "t",
+        &event("BTC-USD", "1"),
+        &bytes::Bytes::from_static(b"btc-1"),
+    );
+    tap.framed(
+        "t",
+        &event("BTC-USD", "2"),
+        &bytes::Bytes::from_static(b"btc-2"),
+    );
+    tap.framed(
+        "t",
+        &event("ETH-USD", "3"),
+        &bytes::Bytes::from_static(b"eth-3"),
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || metrics
+            .redis_write_failures
+            .get()
+            > 0)
+        .await,
+        "no failed write while Redis is down"
+    );
+    assert!(!sink.ready());
+    let redis = PrivateRedis::start(port);
+    assert!(wait_until(Duration::from_secs(10), || sink.ready()).await);
+    let want: BTreeMap<String, Vec<u8>> = [
+        (
+            format!("{key_prefix}:trade:KRAKEN:BTC-USD"),
+            b"btc-2".to_vec(),
+        ),
+        (
+            format!("{key_prefix}:trade:KRAKEN:ETH-USD"),
+            b"eth-3".to_vec(),
+        ),
+    ]
+    .into();
+    assert!(
+        wait_until(Duration::from_secs(10), || redis.values(&key_prefix)
+            == want)
+        .await,
+        "{:?}",
+        redis.values(&key_prefix)
+    );
+    assert_eq!(metrics.redis_written.get(), 2);
+    assert!(metrics.redis_coalesced.get() >= 1);
+    sink.shutdown().await;
+}
