@@ -10,6 +10,7 @@
 //! - every book is correct: rebuilt here from each `Level2Book` and the deltas after it, it
 //!   agrees with Kraken's checksum on every delta, except deltas inside an announced interval
 //!   (after a hole), and every book agrees again after the interval.
+#![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod books;

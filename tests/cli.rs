@@ -1,5 +1,6 @@
 //! The three ways in: the `tickflow` binary (smoke, check-config, schemas), the HTTP endpoint,
 //! and the embedding example — against the dev stack's real broker and registry.
+#![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

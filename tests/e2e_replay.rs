@@ -1,6 +1,7 @@
 //! End to end on recorded Binance data: replay server → feeds over WebSocket → books →
 //! producer actors → the real broker and registry; then the topics are consumed, decoded and
 //! compared with the golden parse of the same recorded lines.
+#![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -4,6 +4,7 @@
 //! Kraken's checksum on every delta (CRC32 computed here, independently of the service), a
 //! dropped connection is reconnected, resubscribed, announced and duplicates nothing; COIN-M
 //! records equal the values typed from Binance's documentation.
+#![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod books;
@@ -40,7 +41,12 @@ async fn run(cfg: Config, replay: &ReplayServer) -> Service {
     tokio::time::timeout(Duration::from_secs(90), replay.finished())
         .await
         .expect("replay played");
-    common::settled(&service, Duration::from_millis(500), Duration::from_secs(30)).await;
+    common::settled(
+        &service,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    )
+    .await;
     service.shutdown().await;
     service
 }

@@ -2,6 +2,7 @@
 //! frame, an oversized frame, an unknown symbol, an unsupported stream, a binary frame and one
 //! good trade. The feed counts each bad frame by kind, does not panic or disconnect, and
 //! produces the good trade.
+#![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -1,6 +1,7 @@
 //! Feed robustness found by review, each against a real WebSocket server, broker and registry:
 //! the stale timer counts time since the last frame (open-interest polling does not reset
 //! it), and the loss is announced as a `FeedEvent` record.
+#![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -149,7 +150,12 @@ async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
     tokio::time::timeout(Duration::from_secs(60), replay.finished())
         .await
         .expect("replay played");
-    common::settled(&service, Duration::from_millis(500), Duration::from_secs(30)).await;
+    common::settled(
+        &service,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    )
+    .await;
     let stats = service.feeds[0].stats.clone();
     let nacked = stats.nacked.load(Ordering::Relaxed);
     let m = service.producer.metrics();

@@ -1,5 +1,6 @@
 //! A feed task that dies (here: a venue whose first session panics) is noticed: the feed is
 //! marked disconnected and the supervisor restarts its actor, which connects again.
+#![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -1,4 +1,5 @@
 //! Producer actor against the real broker and registry of the dev stack.
+#![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

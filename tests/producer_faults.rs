@@ -1,5 +1,6 @@
 //! Fault injection. librdkafka's in-process MockCluster gives exact broker outages and error
 //! codes; the real tansu broker is also killed by PID and restarted.
+#![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

@@ -1,5 +1,6 @@
 //! Spine end to end: register the Trade schema in the real registry, produce one framed Trade
 //! to the real broker, consume it back, check the framing and decode it equal.
+#![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;

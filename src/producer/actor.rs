@@ -23,7 +23,8 @@ use crate::metrics::TopicLabels;
 #[rtype(result = "()")]
 pub struct Shutdown;
 
-/// Test hook: makes the actor fail, so its supervisor restarts it.
+/// Test hook: makes the actor fail, so its supervisor restarts it (feature `test-hooks`).
+#[cfg(feature = "test-hooks")]
 #[derive(Debug, Clone, Copy, Message)]
 #[rtype(result = "()")]
 pub struct InjectFailure;
@@ -242,6 +243,7 @@ impl Handler<Shutdown> for ProducerActor {
     }
 }
 
+#[cfg(feature = "test-hooks")]
 impl Handler<InjectFailure> for ProducerActor {
     type Result = ();
 

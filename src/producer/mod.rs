@@ -23,7 +23,9 @@ pub mod tap;
 
 use std::sync::Arc;
 
-pub use actor::{InjectFailure, ProducerActor, Shutdown};
+#[cfg(feature = "test-hooks")]
+pub use actor::InjectFailure;
+pub use actor::{ProducerActor, Shutdown};
 pub use event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent, RawSchema};
 
 use crate::config::Config;

@@ -96,7 +96,8 @@ fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => {
             d.eq_ignore_ascii_case("localhost")
-                || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                || d.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
         }
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -116,10 +117,7 @@ impl RedisSinkConfig {
     /// error never repeats the URL (it may carry credentials).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let url = self.checked_url()?;
-        if self.password.is_some()
-            && url.scheme() == "redis"
-            && !is_loopback(&url)
-        {
+        if self.password.is_some() && url.scheme() == "redis" && !is_loopback(&url) {
             return Err(invalid(
                 "url",
                 "a password over plain redis:// would travel in clear: use rediss:// (plain \
