@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use books::{kraken_crc, set, truncate, Side};
+use books::{kraken_crc, set, truncate, Side, KRAKEN_PAIRS};
 use common::{Broker, Storage};
 use tickflow::config::{FeedConfig, SymbolSource};
 use tickflow::replay::{ReplayServer, ReplayServerConfig};
@@ -29,19 +29,6 @@ use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::{wire, DataType, FeedEvent, Normalized};
 use tickflow::supervisor::service::Service;
 use tickflow::venues::Channel;
-
-const KRAKEN_PAIRS: [&str; 10] = [
-    "ADA-BTC",
-    "BTC-CHF",
-    "OMG-USD",
-    "OCEAN-BTC",
-    "ETH-CHF",
-    "SC-EUR",
-    "GRT-ETH",
-    "KSM-BTC",
-    "XMR-USD",
-    "WAVES-EUR",
-];
 
 /// How long a feed waits with no answer before it sheds (the test's setting).
 const SHED_AFTER: Duration = Duration::from_secs(2);

@@ -13,7 +13,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use books::{kraken_crc, set, truncate, Side};
+use books::{kraken_crc, set, truncate, Side, KRAKEN_PAIRS};
 use tickflow::config::{Config, FeedConfig, SymbolSource};
 use tickflow::replay::{ReplayServer, ReplayServerConfig};
 use tickflow::schema::v2beta1::feed_event::Kind;
@@ -21,20 +21,6 @@ use tickflow::schema::v2beta1::trade;
 use tickflow::schema::{wire, DataType, Normalized};
 use tickflow::supervisor::service::Service;
 use tickflow::venues::Channel;
-
-/// The ten pairs of the Kraken recording, normalized (XBT is BTC).
-const KRAKEN_PAIRS: [&str; 10] = [
-    "ADA-BTC",
-    "BTC-CHF",
-    "OMG-USD",
-    "OCEAN-BTC",
-    "ETH-CHF",
-    "SC-EUR",
-    "GRT-ETH",
-    "KSM-BTC",
-    "XMR-USD",
-    "WAVES-EUR",
-];
 
 async fn run(cfg: Config, replay: &ReplayServer) -> Service {
     let service = Service::start(cfg).await.unwrap();

@@ -45,3 +45,17 @@ pub fn kraken_crc(bids: &Side, asks: &Side) -> u32 {
     }
     crc32fast::hash(text.as_bytes())
 }
+
+/// The ten pairs of the Kraken recording, normalized (XBT is BTC).
+pub const KRAKEN_PAIRS: [&str; 10] = [
+    "ADA-BTC",
+    "BTC-CHF",
+    "OMG-USD",
+    "OCEAN-BTC",
+    "ETH-CHF",
+    "SC-EUR",
+    "GRT-ETH",
+    "KSM-BTC",
+    "XMR-USD",
+    "WAVES-EUR",
+];
