@@ -885,7 +885,7 @@ fn coin_m_books_follow_the_futures_pu_chain() {
 // Replay.
 
 async fn replay() -> ReplayServer {
-    ReplayServer::start(ReplayServerConfig {
+    tickflow::venues::replay_server(ReplayServerConfig {
         venue: "binance_coinm".into(),
         fixtures: DIR.into(),
         speed: 0.0,

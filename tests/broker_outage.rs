@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use books::{kraken_crc, set, truncate, Side, KRAKEN_PAIRS};
 use common::{Broker, Storage};
 use tickflow::config::{FeedConfig, SymbolSource};
-use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::{wire, DataType, FeedEvent, Normalized};
 use tickflow::supervisor::service::Service;
@@ -81,7 +81,7 @@ async fn restart_mid_replay(storage: Storage) {
     common::init_logs();
     let port = common::free_port();
     let mut broker = Broker::start(port, storage);
-    let replay = ReplayServer::start(ReplayServerConfig {
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "kraken".into(),
         fixtures: "tests/fixtures/kraken".into(),
         // The recorded pace: ~30 s of book updates.

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use tickflow::config::{Config, FeedConfig};
-use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::v2beta1::level2_delta::PriceLevel;
 use tickflow::schema::v2beta1::trade::Side;
 use tickflow::schema::{
@@ -88,7 +88,7 @@ async fn run_replay(
     speed: f64,
     settled: impl Fn(&Service) -> bool,
 ) -> (Config, Service) {
-    let replay = ReplayServer::start(ReplayServerConfig {
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "binance".into(),
         fixtures: FIXTURES.into(),
         speed,
@@ -1015,7 +1015,7 @@ fn sigterm_stops_tickflow_run_gracefully_with_every_event_answered() {
 
 #[actix_rt::test]
 async fn symbols_come_from_exchange_info_and_unlisted_ones_are_counted() {
-    let replay = ReplayServer::start(ReplayServerConfig {
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "binance".into(),
         fixtures: FIXTURES.into(),
         ..Default::default()

@@ -54,7 +54,7 @@ fn consume(cfg: &Config, dt: DataType) -> Vec<Normalized> {
 #[actix_rt::test]
 async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
     common::init_logs();
-    let replay = ReplayServer::start(ReplayServerConfig {
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "kraken".into(),
         fixtures: "tests/fixtures/kraken".into(),
         // Mid-stream: books are in sync and updates flowing when the connection drops.
@@ -257,7 +257,7 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
 
 #[actix_rt::test]
 async fn coin_m_records_reach_kafka_as_binance_documents_them() {
-    let replay = ReplayServer::start(ReplayServerConfig {
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "binance_coinm".into(),
         fixtures: "tests/fixtures/binance_coinm".into(),
         ..Default::default()

@@ -61,7 +61,7 @@ async fn bad_frames_are_counted_by_kind_and_the_good_one_is_produced() {
         channels: vec![Channel::Trade],
         ws_url: Some(format!("ws://{addr}")),
         rest_url: Some(format!("http://{addr}")),
-        max_frame_bytes: 4_096,
+        max_frame_bytes: Some(4_096),
         // Offline mapping: this venue has no REST side.
         symbol_source: SymbolSource::Pinned,
         ..Default::default()

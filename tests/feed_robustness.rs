@@ -119,8 +119,8 @@ async fn a_silent_connection_goes_stale_even_while_open_interest_is_polled() {
 #[actix_rt::test]
 async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
     use tickflow::config::OverflowPolicy;
-    use tickflow::replay::{ReplayServer, ReplayServerConfig};
-    let replay = ReplayServer::start(ReplayServerConfig {
+    use tickflow::replay::ReplayServerConfig;
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "binance".into(),
         fixtures: "tests/fixtures/binance".into(),
         loops: 3,
@@ -222,8 +222,8 @@ async fn a_nacked_delta_resyncs_its_book_and_is_announced() {
 
 #[actix_rt::test]
 async fn two_hundred_symbols_resyncing_at_once_stay_inside_the_rest_budget() {
-    use tickflow::replay::{ReplayServer, ReplayServerConfig};
-    let replay = ReplayServer::start(ReplayServerConfig {
+    use tickflow::replay::ReplayServerConfig;
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "binance_usdm".into(),
         fixtures: "tests/fixtures/binance".into(),
         ..Default::default()

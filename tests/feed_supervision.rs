@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +12,7 @@ use std::time::{Duration, Instant};
 use tickflow::book::Sequencer;
 use tickflow::config::{FeedConfig, SymbolSource};
 use tickflow::feed::{FeedActor, FeedStats};
-use tickflow::replay::{CorpusError, ReplayMock, ReplayServer, ReplayServerConfig};
+use tickflow::replay::ReplayServerConfig;
 use tickflow::supervisor::ProducerHandle;
 use tickflow::venues::binance::Binance;
 use tickflow::venues::{
@@ -61,14 +60,11 @@ impl Venue for FirstSessionPanics {
         }
         self.inner.session(spec)
     }
-    fn replay(&self, fixtures: &Path) -> Result<Box<dyn ReplayMock>, CorpusError> {
-        self.inner.replay(fixtures)
-    }
 }
 
 #[actix_rt::test]
 async fn a_feed_task_that_panics_is_restarted_by_its_supervisor() {
-    let replay = ReplayServer::start(ReplayServerConfig {
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "binance_usdm".into(),
         fixtures: "tests/fixtures/binance".into(),
         ..Default::default()

@@ -15,7 +15,7 @@ use futures::{SinkExt, StreamExt};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tickflow::book::{BookSync, Break, Diff, Sequencer, Snapshot, Step};
-use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::v2beta1::trade;
 use tickflow::schema::{self as s, Normalized};
 use tickflow::venues::kraken::{normalized_pair, Control, Kraken, WsVersion};
@@ -1040,7 +1040,7 @@ fn step(t: &mut Tally, books: &mut HashMap<String, BookSync>, ev: VenueEvent) {
 
 #[tokio::test]
 async fn replay_mock_serves_books_that_stay_in_sync_across_resubscribes_and_loops() {
-    let server = ReplayServer::start(ReplayServerConfig {
+    let server = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "kraken".into(),
         fixtures: DIR.into(),
         loops: 2,
@@ -1158,7 +1158,7 @@ async fn replay_mock_serves_books_that_stay_in_sync_across_resubscribes_and_loop
 
 #[tokio::test]
 async fn replay_mock_refuses_a_depth_it_did_not_record() {
-    let server = ReplayServer::start(ReplayServerConfig {
+    let server = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "kraken".into(),
         fixtures: DIR.into(),
         ..ReplayServerConfig::default()

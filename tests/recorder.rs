@@ -18,7 +18,7 @@ use tickflow::embed::ProducerSystem;
 use tickflow::metrics::Metrics;
 use tickflow::producer::ProduceEvent;
 use tickflow::recorder::Recorder;
-use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::{wire, DataType, Normalized};
 use tickflow::supervisor::service::Service;
 use tickflow::venues::Channel;
@@ -281,7 +281,7 @@ const GOLDEN: [(&str, &str, &str, &str, &str, &str, i64, i64, bool); 6] = [
 async fn recorded_trades_land_in_postgres_exactly_once_with_exact_values() {
     common::init_logs();
     let db = TestDb::create("127.0.0.1", 5432);
-    let replay = ReplayServer::start(ReplayServerConfig {
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "binance".into(),
         fixtures: "tests/fixtures/binance".into(),
         ..Default::default()

@@ -16,7 +16,7 @@ use tickflow::config::{Config, FeedConfig};
 use tickflow::http::SinkReadiness;
 use tickflow::metrics::Metrics;
 use tickflow::producer::ProduceEvent;
-use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::{wire, DataType, Normalized};
 use tickflow::sinks::redis::config::RedisSinkConfig;
 use tickflow::sinks::redis::RedisSink;
@@ -216,7 +216,7 @@ fn sink_config(redis: &PrivateRedis, prefix: &str) -> RedisSinkConfig {
 async fn a_replay_leaves_the_last_kafka_record_of_each_instrument_in_redis() {
     common::init_logs();
     let redis = PrivateRedis::start(common::free_port());
-    let replay = ReplayServer::start(ReplayServerConfig {
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "binance".into(),
         fixtures: FIXTURES.into(),
         speed: 0.0,

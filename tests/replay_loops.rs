@@ -24,7 +24,7 @@ async fn served(server: &ReplayServer, binance: Binance, symbol: &str) -> Snapsh
 }
 
 async fn check(venue: &str, binance: Binance, rules: Rules, symbol: &str, norm: &str) {
-    let server = ReplayServer::start(ReplayServerConfig {
+    let server = tickflow::venues::replay_server(ReplayServerConfig {
         venue: venue.into(),
         fixtures: "tests/fixtures/binance".into(),
         loops: 3,

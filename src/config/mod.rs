@@ -170,8 +170,9 @@ pub struct FeedConfig {
     #[serde(rename = "reconnect_max_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub reconnect_max: Duration,
-    /// Frames larger than this are refused.
-    pub max_frame_bytes: usize,
+    /// Frames larger than this are refused, counted and dropped (default: the venue's
+    /// largest documented frame, `Limits::max_frame_bytes`, e.g. 1 MiB for Binance).
+    pub max_frame_bytes: Option<usize>,
     /// Open-interest REST poll period.
     #[serde(rename = "open_interest_poll_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
@@ -227,7 +228,7 @@ impl Default for FeedConfig {
             stale_after: Duration::from_millis(30_000),
             reconnect_min: Duration::from_millis(250),
             reconnect_max: Duration::from_millis(30_000),
-            max_frame_bytes: 1 << 20,
+            max_frame_bytes: None,
             open_interest_poll: Duration::from_millis(60_000),
             snapshot_interval: Duration::from_millis(250),
             rest_weight_per_minute: None,

@@ -29,7 +29,7 @@ use crate::schema::Normalized;
 use crate::supervisor::ProducerHandle;
 use crate::transport::{snapshot_backoff, RestBudget, RestClient, RestError};
 use crate::venues::{
-    Channel, Frame, Instrument, ParseError, SessionSpec, Subscription, SymbolMap, Venue,
+    Channel, Delivery, Frame, Instrument, ParseError, SessionSpec, Subscription, SymbolMap, Venue,
     VenueEvent, VenueSession,
 };
 
@@ -187,46 +187,67 @@ impl Feed {
                 })
                 .collect()
         };
-        let pairs = match (self.cfg.symbol_source, self.venue.instruments_path()) {
-            (SymbolSource::ExchangeInfo, Some(path)) => {
-                let listed = get_text(
-                    &self.http,
-                    &format!("{}{path}", self.rest_base()),
-                    INSTRUMENTS_WEIGHT,
-                )
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|body| {
-                    self.venue
-                        .parse_instruments(&body)
-                        .map_err(|e| e.to_string())
-                });
-                match listed {
-                    Ok(list) => {
-                        let by_norm: HashMap<String, String> =
-                            list.into_iter().map(|(v, n)| (n, v)).collect();
-                        let mut pairs = Vec::new();
-                        for s in &self.cfg.symbols {
-                            match by_norm.get(s) {
-                                Some(v) => pairs.push((s.clone(), v.clone())),
-                                None => {
-                                    self.error("unknown_symbol");
-                                    tracing::error!(exchange = %self.labels.exchange, symbol = %s, "symbol not listed by the venue; skipped");
-                                }
+        let requests = self.venue.instrument_requests();
+        let pairs = if self.cfg.symbol_source == SymbolSource::ExchangeInfo && !requests.is_empty()
+        {
+            match self.list_instruments(requests).await {
+                Ok(list) => {
+                    let by_norm: HashMap<String, String> =
+                        list.into_iter().map(|(v, n)| (n, v)).collect();
+                    let mut pairs = Vec::new();
+                    for s in &self.cfg.symbols {
+                        match by_norm.get(s) {
+                            Some(v) => pairs.push((s.clone(), v.clone())),
+                            None => {
+                                self.error("unknown_symbol");
+                                tracing::error!(exchange = %self.labels.exchange, symbol = %s, "symbol not listed by the venue; skipped");
                             }
                         }
-                        pairs
                     }
-                    Err(e) => {
-                        tracing::warn!(exchange = %self.labels.exchange, error = %e, "exchangeInfo unavailable; using pinned symbols");
-                        pinned()
-                    }
+                    pairs
+                }
+                Err(e) => {
+                    tracing::warn!(exchange = %self.labels.exchange, error = %e, "instrument list unavailable; using pinned symbols");
+                    pinned()
                 }
             }
-            _ => pinned(),
+        } else {
+            pinned()
         };
         let map = SymbolMap::new(pairs.iter().map(|(n, v)| (v.clone(), n.clone())));
         (map, pairs)
+    }
+
+    /// Every (venue symbol, normalized symbol) pair the venue lists: each request of
+    /// [`Venue::instrument_requests`], following its pages (at most [`MAX_INSTRUMENT_PAGES`]).
+    async fn list_instruments(
+        &self,
+        requests: Vec<String>,
+    ) -> Result<Vec<(String, String)>, String> {
+        let base = self.rest_base();
+        let mut all = Vec::new();
+        for first in requests {
+            let mut path = Some(first);
+            let mut pages = 0;
+            while let Some(p) = path.take() {
+                pages += 1;
+                if pages > MAX_INSTRUMENT_PAGES {
+                    return Err(format!(
+                        "instrument list longer than {MAX_INSTRUMENT_PAGES} pages"
+                    ));
+                }
+                let body = get_text(&self.http, &format!("{base}{p}"), INSTRUMENTS_WEIGHT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let page = self
+                    .venue
+                    .parse_instruments_page(&p, &body)
+                    .map_err(|e| e.to_string())?;
+                all.extend(page.pairs);
+                path = page.next;
+            }
+        }
+        Ok(all)
     }
 
     /// Runs sessions until `stop` turns true, reconnecting with backoff and jitter.
@@ -300,7 +321,8 @@ impl Feed {
     }
 
     /// The subscriptions of this feed for the resolved (normalized, venue symbol) pairs;
-    /// open interest is polled over REST, not subscribed.
+    /// channels the venue serves over REST (open interest on Binance) are polled, not
+    /// subscribed.
     fn subscriptions(&self, pairs: &[(String, String)]) -> Vec<Subscription> {
         pairs
             .iter()
@@ -308,7 +330,7 @@ impl Feed {
                 self.cfg
                     .channels
                     .iter()
-                    .filter(|c| **c != Channel::OpenInterest)
+                    .filter(|c| self.venue.delivery(**c) == Delivery::Stream)
                     .map(move |c| Subscription {
                         channel: *c,
                         symbol: n.clone(),
@@ -400,7 +422,7 @@ impl Feed {
             ws_url: base.to_string(),
         });
         let url = format!("{}{}", base.trim_end_matches('/'), vs.path());
-        let mut ws = crate::transport::ws::connect(&url, self.cfg.max_frame_bytes)
+        let mut ws = crate::transport::ws::connect(&url, self.frame_cap())
             .await
             .map_err(|e| SessionError::Connect {
                 url: url.clone(),
@@ -482,7 +504,9 @@ impl Feed {
         // Open interest is polled beside the frame loop; its records come back on a channel.
         let (oi_tx, mut oi_rx) = mpsc::channel::<ProduceEvent>(pairs.len().max(1) * 2);
         let mut _oi_guard = None;
-        if self.cfg.channels.contains(&Channel::OpenInterest) {
+        if self.cfg.channels.contains(&Channel::OpenInterest)
+            && self.venue.delivery(Channel::OpenInterest) == Delivery::RestPoll
+        {
             _oi_guard = Some(AbortOnDrop(tokio::spawn(open_interest_poller(
                 OiPoller {
                     http: self.http.clone(),
@@ -603,7 +627,7 @@ impl Feed {
                         Frame::Text(t) => t.len(),
                         Frame::Binary(b) => b.len(),
                     };
-                    if len > self.cfg.max_frame_bytes {
+                    if len > self.frame_cap() {
                         self.metrics.feed_frames.get_or_create(&self.labels).inc();
                         self.stats.frames.fetch_add(1, Ordering::Relaxed);
                         self.error("oversized");
@@ -622,7 +646,20 @@ impl Feed {
                         if e.is_terminal() {
                             break Err(SessionError::Venue(e));
                         }
-                        tracing::debug!(error = %e, "frame dropped");
+                        if let ParseError::Refused { symbol, msg } = &e {
+                            // One symbol refused (delisted, unknown): announced; the
+                            // connection and its other symbols carry on.
+                            tracing::error!(exchange = %self.labels.exchange, %symbol, reason = %msg, "subscription refused by the venue");
+                            backlog.push_back(self.feed_event(
+                                symbol,
+                                Kind::RejectedUpdate,
+                                format!("subscription refused by the venue: {msg}"),
+                                "unsubscribed",
+                            ));
+                            resync.forget(symbol);
+                        } else {
+                            tracing::debug!(error = %e, "frame dropped");
+                        }
                         continue;
                     }
                     let mut sent = Ok(());
@@ -631,6 +668,27 @@ impl Feed {
                             VenueEvent::Record(r) => backlog.push_back(ProduceEvent::typed(r)),
                             VenueEvent::Encoded(e) => backlog.push_back(ProduceEvent::encoded(e)),
                             VenueEvent::Control => {}
+                            VenueEvent::Resync { symbol, reason } => {
+                                // A break only the session can see: the books concerned resync
+                                // now, announced once (connection-wide: empty symbol).
+                                tracing::warn!(exchange = %self.labels.exchange, symbol = symbol.as_deref().unwrap_or("*"), %reason, "venue stream broken; resyncing");
+                                self.metrics.book_gaps.get_or_create(&self.labels).inc();
+                                self.stats.gaps.fetch_add(1, Ordering::Relaxed);
+                                backlog.push_back(self.feed_event(
+                                    symbol.as_deref().unwrap_or(""),
+                                    Kind::Gap,
+                                    reason,
+                                    source.recovery(),
+                                ));
+                                let symbols = match symbol {
+                                    Some(s) => vec![s],
+                                    None => books.symbols(),
+                                };
+                                for s in symbols {
+                                    books.reset(&s);
+                                    resync.again(&s);
+                                }
+                            }
                             VenueEvent::Send(text) => {
                                 if sent.is_ok() {
                                     sent = ws.send(Message::text(text)).await;
@@ -790,6 +848,13 @@ impl Feed {
         }
     }
 
+    /// Largest frame taken: the configured cap, else the venue's.
+    fn frame_cap(&self) -> usize {
+        self.cfg
+            .max_frame_bytes
+            .unwrap_or(self.venue.limits().max_frame_bytes)
+    }
+
     fn rest_base(&self) -> String {
         self.cfg
             .rest_url
@@ -808,6 +873,9 @@ const REST_BODY_LIMIT: usize = 16 << 20;
 
 /// REST weight of an instrument list (Binance `exchangeInfo`: 10 on spot and USD-M).
 const INSTRUMENTS_WEIGHT: u32 = 10;
+
+/// Most pages followed in one instrument list (Bybit pages options 1 000 at a time).
+const MAX_INSTRUMENT_PAGES: usize = 100;
 
 async fn get_text(http: &RestClient, url: &str, weight: u32) -> Result<String, RestError> {
     http.get(url, weight).await
@@ -898,6 +966,20 @@ impl Resync {
             }
             SnapshotSource::InBand => self.inband.push(symbol.to_string()),
         }
+    }
+
+    /// Asks for a snapshot of `symbol` now, even when one was already asked for (the
+    /// venue said the book broke: whatever was asked before no longer counts).
+    fn again(&mut self, symbol: &str) {
+        self.requested.remove(symbol);
+        self.request(symbol);
+    }
+
+    /// `symbol` is no longer served on this connection (its subscription was refused).
+    fn forget(&mut self, symbol: &str) {
+        self.requested.remove(symbol);
+        self.retries.remove(symbol);
+        self.inband.retain(|s| s != symbol);
     }
 
     /// A snapshot of `symbol` failed: it is fetched again after the symbol's next backoff

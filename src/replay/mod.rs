@@ -115,11 +115,14 @@ impl std::fmt::Debug for Market {
 }
 
 impl ReplayServer {
-    /// Loads the recording and starts serving on the current tokio runtime.
-    pub async fn start(cfg: ReplayServerConfig) -> Result<ReplayServer, ReplayError> {
-        let venue = crate::venues::by_name(&cfg.venue)
-            .ok_or_else(|| ReplayError::Venue(cfg.venue.clone()))?;
-        let mock = venue.replay(&cfg.fixtures)?;
+    /// Starts serving `mock`'s recording on the current tokio runtime; clients' subscribe
+    /// messages are expected at up to `messages_per_second` (the venue's rate). Callers build
+    /// the mock through the venue registry (`crate::venues::replay_server`).
+    pub async fn start(
+        cfg: ReplayServerConfig,
+        mock: Box<dyn ReplayMock>,
+        messages_per_second: u32,
+    ) -> Result<ReplayServer, ReplayError> {
         let frames = mock.frames();
         let time_span = match (frames.first(), frames.last()) {
             (Some(a), Some(b)) => b.time_ms - a.time_ms + 1,
@@ -127,7 +130,7 @@ impl ReplayServer {
         };
         let (finished, finished_rx) = watch::channel(frames.is_empty());
         let paths = mock.ws_paths();
-        let spacing = Duration::from_secs(1) / venue.limits().max_messages_per_second.max(1);
+        let spacing = Duration::from_secs(1) / messages_per_second.max(1);
         let market = Arc::new(Market {
             mock,
             settle: spacing + Duration::from_millis(100),

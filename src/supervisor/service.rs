@@ -65,7 +65,7 @@ impl Service {
     pub async fn start(config: Config) -> Result<Service, ServiceError> {
         let mut replays = Vec::new();
         for r in &config.replay.servers {
-            replays.push(ReplayServer::start(r.clone()).await?);
+            replays.push(crate::venues::replay_server(r.clone()).await?);
         }
         // The Redis sink is fed beside the producer streams through their tap, never in series.
         let metrics = crate::metrics::Metrics::new();
@@ -87,16 +87,17 @@ impl Service {
             let venue: Arc<dyn venues::Venue> = venues::by_name(&f.venue)
                 .ok_or_else(|| ServiceError::Venue(f.venue.clone()))?
                 .into();
-            // One connection carries at most the venue's streams per connection: more symbols
-            // open more connections, each its own supervised feed actor.
-            let streams_per_symbol = f
-                .channels
-                .iter()
-                .filter(|c| **c != venues::Channel::OpenInterest)
-                .count()
-                .max(1);
-            let per_connection =
-                (venue.limits().max_streams_per_connection / streams_per_symbol).max(1);
+            // Channels a venue serves on different endpoints go to different connections
+            // (`Venue::connection_group`), and one connection carries at most the venue's
+            // streams: more symbols open more connections, each its own supervised feed actor.
+            let mut groups: Vec<(&str, Vec<venues::Channel>)> = Vec::new();
+            for c in &f.channels {
+                let g = venue.connection_group(*c);
+                match groups.iter_mut().find(|(name, _)| *name == g) {
+                    Some((_, cs)) => cs.push(*c),
+                    None => groups.push((g, vec![*c])),
+                }
+            }
             let http = rest
                 .entry(f.venue.as_str())
                 .or_insert_with(|| {
@@ -109,15 +110,30 @@ impl Service {
                     crate::feed::session::rest_client(venue.as_ref(), configured)
                 })
                 .clone();
-            for symbols in f.symbols.chunks(per_connection) {
-                let mut cfg = f.clone();
-                cfg.symbols = symbols.to_vec();
-                let stats = Arc::new(FeedStats::new());
-                let name = format!("{}[{}]", f.venue, cfg.symbols.join(","));
-                let (v, p, s, h) = (venue.clone(), producer.clone(), stats.clone(), http.clone());
-                let addr = actix::Supervisor::start(move |_| FeedActor::new(cfg, v, p, s, h));
-                budgets.push(f.stale_after + 2 * f.reconnect_max);
-                feeds.push(RunningFeed { name, addr, stats });
+            for (group, channels) in groups {
+                let streams_per_symbol = channels
+                    .iter()
+                    .filter(|c| venue.delivery(**c) == venues::Delivery::Stream)
+                    .count()
+                    .max(1);
+                let per_connection =
+                    (venue.limits().max_streams_per_connection / streams_per_symbol).max(1);
+                for symbols in f.symbols.chunks(per_connection) {
+                    let mut cfg = f.clone();
+                    cfg.symbols = symbols.to_vec();
+                    cfg.channels = channels.clone();
+                    let stats = Arc::new(FeedStats::new());
+                    let name = if group.is_empty() {
+                        format!("{}[{}]", f.venue, cfg.symbols.join(","))
+                    } else {
+                        format!("{}/{group}[{}]", f.venue, cfg.symbols.join(","))
+                    };
+                    let (v, p, s, h) =
+                        (venue.clone(), producer.clone(), stats.clone(), http.clone());
+                    let addr = actix::Supervisor::start(move |_| FeedActor::new(cfg, v, p, s, h));
+                    budgets.push(f.stale_after + 2 * f.reconnect_max);
+                    feeds.push(RunningFeed { name, addr, stats });
+                }
             }
         }
         let http = if config.http.enabled {

@@ -10,6 +10,7 @@
 pub mod binance;
 pub mod binance_coinm;
 pub mod decimal;
+pub mod json;
 pub mod kraken;
 mod session;
 mod symbols;
@@ -24,7 +25,7 @@ pub use session::{Frame, SessionSpec, Subscription, VenueSession};
 pub use symbols::{Instrument, InstrumentKind, SymbolMap};
 
 use crate::book::{Diff, Sequencer, Snapshot};
-use crate::replay::ReplayMock;
+use crate::replay::{CorpusError, ReplayMock};
 use crate::schema::borrowed::EncodedRecord;
 use crate::schema::Normalized;
 
@@ -75,6 +76,16 @@ pub enum VenueEvent {
     },
     /// A message the session must send now (a heartbeat answer).
     Send(String),
+    /// The session saw a break the books cannot see (a connection-wide sequence such as
+    /// Coinbase's `sequence_num` skipped, a venue notice that a book was reset): resync the
+    /// book of `symbol`, or every book of the connection when `None`, at once, announced
+    /// with `reason`.
+    Resync {
+        /// Normalized symbol, or `None` for every book of the connection.
+        symbol: Option<String>,
+        /// Why, for the `FeedEvent` and the log.
+        reason: String,
+    },
     /// A control frame (subscription answer, heartbeat); nothing to produce.
     Control,
 }
@@ -89,6 +100,7 @@ impl VenueEvent {
             VenueEvent::Diff { .. }
             | VenueEvent::Snapshot { .. }
             | VenueEvent::Send(_)
+            | VenueEvent::Resync { .. }
             | VenueEvent::Control => None,
         }
     }
@@ -109,6 +121,15 @@ pub enum ParseError {
     /// Larger than the configured frame limit.
     #[error("oversized frame: {0} bytes")]
     Oversized(usize),
+    /// The venue refused one symbol's subscription (unknown or delisted instrument): that
+    /// symbol is dropped from the connection and announced; the others carry on.
+    #[error("subscription of {symbol:?} refused: {msg}")]
+    Refused {
+        /// Normalized symbol (or the venue's, when it could not be mapped).
+        symbol: String,
+        /// The venue's message.
+        msg: String,
+    },
     /// The venue reported an error.
     #[error("venue error {code}: {msg}")]
     Venue {
@@ -139,6 +160,7 @@ impl ParseError {
             ParseError::UnknownSymbol(_) => "unknown_symbol",
             ParseError::Unsupported(_) => "unsupported",
             ParseError::Oversized(_) => "oversized",
+            ParseError::Refused { .. } => "subscription_refused",
             ParseError::Venue { .. } => "venue_error",
             ParseError::BadDecimal(_) => "bad_decimal",
             ParseError::Binary(_) => "binary",
@@ -161,6 +183,49 @@ pub struct Limits {
     pub rest_weight_per_minute: u32,
     /// REST weight one depth snapshot costs.
     pub snapshot_weight: u32,
+    /// Largest frame the venue sends (a Coinbase `level2` snapshot of BTC-USD is ~5 MB); the
+    /// default of a feed's `max_frame_bytes`.
+    pub max_frame_bytes: usize,
+    /// Most subscribe/unsubscribe messages per hour on one connection (OKX: 480), when the
+    /// venue caps them; resubscribes wait for the quota.
+    pub subscribe_messages_per_hour: Option<u32>,
+    /// Most new connections per second per IP (OKX: 3), when the venue caps them.
+    pub connections_per_second: Option<u32>,
+}
+
+impl Limits {
+    /// A base to spread with `..Limits::BASE`: no quotas, 1 MiB frames; every venue states
+    /// its own connection and REST figures over it.
+    pub const BASE: Limits = Limits {
+        max_streams_per_connection: 100,
+        max_streams_per_message: 1,
+        max_messages_per_second: 1,
+        connection_lifetime: Duration::from_secs(24 * 3600),
+        rest_weight_per_minute: 60,
+        snapshot_weight: 1,
+        max_frame_bytes: 1 << 20,
+        subscribe_messages_per_hour: None,
+        connections_per_second: None,
+    };
+}
+
+/// How a venue delivers a channel: streamed on the WebSocket, or polled over REST beside it
+/// (e.g. Binance open interest).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Subscribed on the WebSocket like any channel.
+    Stream,
+    /// Polled over REST every `open_interest_poll_ms` (not subscribed).
+    RestPoll,
+}
+
+/// One page of a venue's instrument list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InstrumentPage {
+    /// (venue symbol, normalized symbol) pairs of tradable instruments on this page.
+    pub pairs: Vec<(String, String)>,
+    /// Path (with query) of the next page, for lists paged by cursor (Bybit).
+    pub next: Option<String>,
 }
 
 /// One exchange connection type (e.g. Binance spot, Kraken): everything the generic code needs
@@ -186,6 +251,50 @@ pub trait Venue: Send + Sync + std::fmt::Debug + 'static {
     /// REST path of the venue's instrument list, if it has one.
     fn instruments_path(&self) -> Option<&'static str> {
         None
+    }
+    /// REST paths (with query) that together list the venue's instruments, each possibly
+    /// paged ([`InstrumentPage::next`]); e.g. one per Bybit category. Default: the one
+    /// [`Venue::instruments_path`].
+    fn instrument_requests(&self) -> Vec<String> {
+        self.instruments_path()
+            .map(str::to_string)
+            .into_iter()
+            .collect()
+    }
+    /// Parses one page of an instrument list answered for `path`. Default: the whole list
+    /// in one page through [`Venue::parse_instruments`].
+    fn parse_instruments_page(&self, path: &str, body: &str) -> Result<InstrumentPage, ParseError> {
+        let _ = path;
+        Ok(InstrumentPage {
+            pairs: self.parse_instruments(body)?,
+            next: None,
+        })
+    }
+    /// How `channel` is delivered (default: streamed, except open interest, polled over REST).
+    fn delivery(&self, channel: Channel) -> Delivery {
+        match channel {
+            Channel::OpenInterest => Delivery::RestPoll,
+            _ => Delivery::Stream,
+        }
+    }
+    /// The interval of the venue's candle channel, as written in `Candle.interval` (`1m`;
+    /// Coinbase Advanced Trade `5m`).
+    fn candle_interval(&self) -> &'static str {
+        "1m"
+    }
+    /// How often `channel` ticks by design whatever the market does (Binance `markPrice`
+    /// every 1–3 s), when it does: a subscription silent for longer (plus a margin) is stale
+    /// and resubscribed. `None` (the default) for channels that can be quiet (books, trades).
+    fn ticks_every(&self, channel: Channel) -> Option<Duration> {
+        let _ = channel;
+        None
+    }
+    /// Channels that must share a connection, by group name: a feed opens one connection per
+    /// group (Binance USD-M serves `depth`/`bookTicker` on `/public` and the rest on
+    /// `/market`). Default: one group.
+    fn connection_group(&self, channel: Channel) -> &'static str {
+        let _ = channel;
+        ""
     }
     /// Parses the instrument list into (venue symbol, normalized symbol) pairs of tradable
     /// instruments.
@@ -222,30 +331,73 @@ pub trait Venue: Send + Sync + std::fmt::Debug + 'static {
         let _ = (body, receipt_us, symbols);
         Err(ParseError::Unsupported("open interest".into()))
     }
-    /// The replay mock that serves this venue's recordings from `fixtures`.
-    fn replay(
-        &self,
-        fixtures: &std::path::Path,
-    ) -> Result<Box<dyn ReplayMock>, crate::replay::CorpusError>;
 }
 
 /// Builds a venue.
 pub type Constructor = fn() -> Box<dyn Venue>;
 
-/// Every venue, by config name: the one place a venue is registered.
-pub static REGISTRY: &[(&str, Constructor)] = &[
-    ("binance", || Box::new(binance::Binance::spot())),
-    ("binance_usdm", || Box::new(binance::Binance::usdm())),
-    ("binance_coinm", || Box::new(binance_coinm::coinm())),
-    ("kraken", || Box::new(kraken::Kraken::new())),
+/// Builds a venue's replay mock from a fixtures folder (test infrastructure: the replay
+/// server of `make run` and the tests; not part of the production [`Venue`] trait).
+pub type MockConstructor = fn(&std::path::Path) -> Result<Box<dyn ReplayMock>, CorpusError>;
+
+/// One registered venue: config name, implementation, replay mock.
+#[derive(Debug, Clone, Copy)]
+pub struct Registration {
+    /// The config's `venue` value.
+    pub name: &'static str,
+    /// Builds the venue.
+    pub venue: Constructor,
+    /// Builds its replay mock.
+    pub replay: MockConstructor,
+}
+
+/// Every venue, by config name: the one place a venue is registered (one line each).
+pub static REGISTRY: &[Registration] = &[
+    Registration {
+        name: "binance",
+        venue: || Box::new(binance::Binance::spot()),
+        replay: |f| binance::Binance::spot().replay_mock(f),
+    },
+    Registration {
+        name: "binance_usdm",
+        venue: || Box::new(binance::Binance::usdm()),
+        replay: |f| binance::Binance::usdm().replay_mock(f),
+    },
+    Registration {
+        name: "binance_coinm",
+        venue: || Box::new(binance_coinm::coinm()),
+        replay: |f| binance_coinm::coinm().replay_mock(f),
+    },
+    Registration {
+        name: "kraken",
+        venue: || Box::new(kraken::Kraken::new()),
+        replay: kraken::replay::mock,
+    },
 ];
 
 /// The venue implementation for a configured venue name.
 pub fn by_name(name: &str) -> Option<Box<dyn Venue>> {
-    REGISTRY.iter().find(|(n, _)| *n == name).map(|(_, f)| f())
+    REGISTRY
+        .iter()
+        .find(|r| r.name == name)
+        .map(|r| (r.venue)())
 }
 
 /// The registered venue names, for error messages.
 pub fn names() -> Vec<&'static str> {
-    REGISTRY.iter().map(|(n, _)| *n).collect()
+    REGISTRY.iter().map(|r| r.name).collect()
+}
+
+/// Starts a replay server for `cfg.venue` serving `cfg.fixtures` (the venue's mock, paced at
+/// its message rate).
+pub async fn replay_server(
+    cfg: crate::replay::ReplayServerConfig,
+) -> Result<crate::replay::ReplayServer, crate::replay::ReplayError> {
+    let reg = REGISTRY
+        .iter()
+        .find(|r| r.name == cfg.venue)
+        .ok_or_else(|| crate::replay::ReplayError::Venue(cfg.venue.clone()))?;
+    let mock = (reg.replay)(&cfg.fixtures)?;
+    let rate = (reg.venue)().limits().max_messages_per_second;
+    crate::replay::ReplayServer::start(cfg, mock, rate).await
 }

@@ -124,13 +124,12 @@ pub struct SymbolMap {
 }
 
 impl SymbolMap {
-    /// A map from (venue symbol, normalized symbol) pairs.
+    /// A map from (venue symbol, normalized symbol) pairs. Venue symbols are kept exactly as
+    /// the venue spells them (no case folding: `BTC-USD` on Coinbase, `XBTUSD` on BitMEX,
+    /// `BTC-31DEC21` on Deribit); a session looks up the spelling its frames carry.
     pub fn new(pairs: impl IntoIterator<Item = (String, String)>) -> SymbolMap {
         SymbolMap {
-            to_normalized: pairs
-                .into_iter()
-                .map(|(v, n)| (v.to_ascii_uppercase(), Arc::from(n)))
-                .collect(),
+            to_normalized: pairs.into_iter().map(|(v, n)| (v, Arc::from(n))).collect(),
         }
     }
 

@@ -100,6 +100,7 @@ pub static SPOT: Spec = Spec {
         connection_lifetime: Duration::from_secs(24 * 3600),
         rest_weight_per_minute: 6000,
         snapshot_weight: 50,
+        ..Limits::BASE
     },
     venue_symbol: |i| format!("{}{}", i.base, i.quote),
     normalize: |s| Some(format!("{}-{}", s.base, s.quote)),
@@ -129,6 +130,7 @@ pub static USDM: Spec = Spec {
         connection_lifetime: Duration::from_secs(24 * 3600),
         rest_weight_per_minute: 2400,
         snapshot_weight: 20,
+        ..Limits::BASE
     },
     venue_symbol: |i| format!("{}{}", i.base, i.quote),
     normalize: |s| {
@@ -271,8 +273,11 @@ impl Venue for Binance {
     ) -> Result<Normalized, ParseError> {
         http::parse_open_interest(self.spec.exchange, body, receipt_us, symbols)
     }
+}
 
-    fn replay(&self, fixtures: &Path) -> Result<Box<dyn ReplayMock>, CorpusError> {
+impl Binance {
+    /// The replay mock serving this market's recordings from `fixtures`.
+    pub fn replay_mock(&self, fixtures: &Path) -> Result<Box<dyn ReplayMock>, CorpusError> {
         let (prefix, exclude) = self.spec.fixtures;
         Ok(Box::new(replay::BinanceMock::load(
             fixtures,

@@ -47,6 +47,7 @@ pub static COINM: Spec = Spec {
         connection_lifetime: Duration::from_secs(24 * 3600),
         rest_weight_per_minute: 2400,
         snapshot_weight: 20,
+        ..Limits::BASE
     },
     venue_symbol,
     normalize,

@@ -22,12 +22,10 @@ pub mod replay;
 mod session;
 pub mod websocket;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::book::Sequencer;
-use crate::replay::{CorpusError, ReplayMock};
 use crate::venues::{
     Channel, Instrument, InstrumentKind, Limits, ParseError, SessionSpec, SymbolMap, Venue,
     VenueEvent, VenueSession,
@@ -222,6 +220,7 @@ impl Venue for Kraken {
             connection_lifetime: Duration::from_secs(24 * 3600),
             rest_weight_per_minute: 60,
             snapshot_weight: 1,
+            ..Limits::BASE
         }
     }
 
@@ -242,10 +241,6 @@ impl Venue for Kraken {
             WsVersion::from_url(&spec.ws_url)
         };
         Box::new(KrakenSession::new(version, spec))
-    }
-
-    fn replay(&self, fixtures: &Path) -> Result<Box<dyn ReplayMock>, CorpusError> {
-        Ok(Box::new(replay::KrakenMock::load(fixtures)?))
     }
 }
 

@@ -557,6 +557,11 @@ impl ReplayMock for KrakenMock {
     }
 }
 
+/// The Kraken replay mock serving the recordings in `fixtures` (the registry's constructor).
+pub fn mock(fixtures: &Path) -> Result<Box<dyn ReplayMock>, CorpusError> {
+    Ok(Box::new(KrakenMock::load(fixtures)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

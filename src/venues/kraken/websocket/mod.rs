@@ -11,7 +11,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
-use serde_json::value::RawValue;
 
 use crate::schema::borrowed::{EncodedRecord, TradeRef};
 use crate::schema::DataType;
@@ -95,120 +94,7 @@ fn bad(text: &str) -> ParseError {
     ParseError::BadDecimal(text.to_string())
 }
 
-/// Kraken v1 time text (`"1618678133.365913"`, seconds) → µs since the epoch, by text
-/// arithmetic (never through a float); digits past the µs are truncated.
-pub fn secs_to_us(text: &str) -> Result<i64, ParseError> {
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    if int.is_empty()
-        || int.len() > 12
-        || !int.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(bad(text));
-    }
-    let secs: i64 = int.parse().map_err(|_| bad(text))?;
-    let mut us: i64 = 0;
-    for i in 0..6 {
-        us = us * 10 + frac.as_bytes().get(i).map_or(0, |b| i64::from(b - b'0'));
-    }
-    Ok(secs * 1_000_000 + us)
-}
-
-/// µs since the epoch → Kraken v1 time text with six decimals (`1618678133.365913`).
-pub fn us_to_secs(us: i64) -> String {
-    format!(
-        "{}.{:06}",
-        us.div_euclid(1_000_000),
-        us.rem_euclid(1_000_000)
-    )
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// An RFC 3339 time (`2023-09-25T07:49:37.708706Z`, Kraken v2; up to nine decimals, `Z` or
-/// `±HH:MM`) → µs since the epoch, by text arithmetic; digits past the µs are truncated.
-pub fn rfc3339_to_us(text: &str) -> Result<i64, ParseError> {
-    let err = || bad(text);
-    let b = text.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Result<i64, ParseError> {
-        let s = text.get(r).ok_or_else(err)?;
-        if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(err());
-        }
-        s.parse().map_err(|_| err())
-    };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return Err(err());
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, s) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || s > 60 {
-        return Err(err());
-    }
-    let mut i = 19;
-    let mut us = 0i64;
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            if i - start < 6 {
-                us = us * 10 + i64::from(b[i] - b'0');
-            }
-            i += 1;
-        }
-        if i == start {
-            return Err(err());
-        }
-        for _ in (i - start)..6 {
-            us *= 10;
-        }
-    }
-    let offset_s = match b.get(i) {
-        Some(b'Z' | b'z') if i + 1 == b.len() => 0,
-        Some(&sign @ (b'+' | b'-')) if i + 6 == b.len() && b[i + 3] == b':' => {
-            let (oh, om) = (num(i + 1..i + 3)?, num(i + 4..i + 6)?);
-            let o = oh * 3600 + om * 60;
-            if sign == b'+' {
-                o
-            } else {
-                -o
-            }
-        }
-        _ => return Err(err()),
-    };
-    let days = days_from_civil(y, mo, d);
-    let secs = days * 86_400 + h * 3600 + mi * 60 + s - offset_s;
-    Ok(secs * 1_000_000 + us)
-}
-
-/// The text of a JSON scalar as the venue wrote it: a number's literal, or a string's content
-/// (strings with escapes are refused).
-pub fn scalar(raw: &RawValue) -> Result<&str, ParseError> {
-    let t = raw.get();
-    match t.as_bytes().first() {
-        Some(b'"') => t
-            .get(1..t.len() - 1)
-            .filter(|s| t.len() >= 2 && t.ends_with('"') && !s.contains('\\'))
-            .ok_or_else(|| bad(t)),
-        Some(b'-' | b'0'..=b'9') => Ok(t),
-        _ => Err(bad(t)),
-    }
-}
+pub use crate::venues::json::{rfc3339_to_us, scalar, secs_to_us, us_to_secs};
 
 /// A non-negative decimal literal (plain or with an exponent) written with exactly `places`
 /// decimals (`0.1`, 8 → `0.10000000`; `45283.5`, 1 → `45283.5`): Kraken's v2 checksum reads
