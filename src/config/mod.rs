@@ -201,6 +201,73 @@ pub struct FeedConfig {
     /// Where venue symbols come from: the venue's `exchangeInfo` (falls back to pinned when it
     /// cannot be fetched) or `pinned` (derived from the configured names, fully offline).
     pub symbol_source: SymbolSource,
+    /// How long a requested book snapshot (REST, or in band after subscribing) may take before
+    /// it is asked again (with backoff; after 5 misses in a row the connection is recycled).
+    #[serde(rename = "snapshot_timeout_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub snapshot_timeout: Duration,
+    /// Per channel, how long a confirmed subscription may deliver nothing before it is
+    /// announced `STALE` and resubscribed (`0` = never), e.g. `{ funding = 10000 }`. Default:
+    /// three periods plus 2 s for channels that tick by design (the venue says which, e.g.
+    /// Binance `markPrice`), off for channels that can be quiet (books, trades).
+    #[serde(rename = "stream_stale_after_ms")]
+    #[serde_as(as = "BTreeMap<_, DurationMilliSeconds<u64>>")]
+    pub stream_stale_after: BTreeMap<Channel, Duration>,
+}
+
+/// The longest duration a feed setting may have (a week): longer ones are typos, and near
+/// `u64::MAX` milliseconds a timer cannot even be set.
+pub const MAX_FEED_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl FeedConfig {
+    /// Each duration within (0, [`MAX_FEED_DURATION`]] (rotation up to 30 days), reconnect
+    /// delays ordered; `key` names the offending key.
+    fn check_durations(&self, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+        let within = |name: &str, d: Duration, max: Duration| -> Result<(), ConfigError> {
+            if d.is_zero() || d > max {
+                return Err(ConfigError::invalid(
+                    &key(name),
+                    format!(
+                        "{} ms is out of range: must be more than 0 and at most {} ms",
+                        d.as_millis(),
+                        max.as_millis()
+                    ),
+                ));
+            }
+            Ok(())
+        };
+        let week = MAX_FEED_DURATION;
+        within("stale_after_ms", self.stale_after, week)?;
+        within("reconnect_min_ms", self.reconnect_min, week)?;
+        within("reconnect_max_ms", self.reconnect_max, week)?;
+        within("open_interest_poll_ms", self.open_interest_poll, week)?;
+        within("snapshot_interval_ms", self.snapshot_interval, week)?;
+        within("shed_after_ms", self.shed_after, week)?;
+        within("snapshot_timeout_ms", self.snapshot_timeout, week)?;
+        if let Some(r) = self.rotate_after {
+            within(
+                "rotate_after_ms",
+                r,
+                30 * 24 * 3600 * Duration::from_secs(1),
+            )?;
+        }
+        for (c, d) in &self.stream_stale_after {
+            // 0 turns the check off for that channel.
+            if *d > week {
+                return Err(ConfigError::invalid(
+                    &key(&format!("stream_stale_after_ms.{}", c.as_str())),
+                    format!("must be at most {} ms (0 = off)", week.as_millis()),
+                ));
+            }
+        }
+        if self.reconnect_min > self.reconnect_max {
+            return Err(ConfigError::invalid(
+                &key("reconnect_min_ms"),
+                "must not exceed reconnect_max_ms",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Where a feed's venue symbols come from.
@@ -217,7 +284,8 @@ pub enum SymbolSource {
 impl Default for FeedConfig {
     fn default() -> Self {
         FeedConfig {
-            venue: "binance".into(),
+            // Required: a feed without it is refused (it used to become Binance spot silently).
+            venue: String::new(),
             symbols: Vec::new(),
             channels: vec![Channel::Trade, Channel::Depth, Channel::BookTicker],
             ws_url: None,
@@ -236,6 +304,8 @@ impl Default for FeedConfig {
             shed_after: Duration::from_millis(5_000),
             rotate_after: None,
             symbol_source: SymbolSource::ExchangeInfo,
+            snapshot_timeout: Duration::from_millis(30_000),
+            stream_stale_after: BTreeMap::new(),
         }
     }
 }
@@ -869,6 +939,12 @@ impl Config {
         }
         for (i, f) in self.feeds.iter().enumerate() {
             let key = |k: &str| format!("feeds[{i}].{k}");
+            if f.venue.is_empty() {
+                return Err(ConfigError::invalid(
+                    &key("venue"),
+                    format!("is required: one of {}", crate::venues::names().join(", ")),
+                ));
+            }
             let Some(venue) = crate::venues::by_name(&f.venue) else {
                 return Err(ConfigError::invalid(
                     &key("venue"),
@@ -927,6 +1003,7 @@ impl Config {
                     "must be at least 1",
                 ));
             }
+            f.check_durations(&key)?;
         }
         for (i, r) in self.replay.servers.iter().enumerate() {
             urls::check_listen(&format!("replay.servers[{i}].listen"), &r.listen)?;

@@ -25,6 +25,8 @@ pub struct FeedStats {
     pub acked: AtomicU64,
     /// Records nacked.
     pub nacked: AtomicU64,
+    /// Records lost (nacked, or shed while Kafka took nothing).
+    pub lost: AtomicU64,
     /// Unusable frames.
     pub errors: AtomicU64,
     /// Book gaps.

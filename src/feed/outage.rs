@@ -130,6 +130,18 @@ impl Outage {
         }
     }
 
+    /// Records could not even be queued for `shed_after` (measured by the caller): start
+    /// shedding now.
+    pub fn stalled_now(&mut self) {
+        if self.shedding.is_none() {
+            tracing::warn!(
+                after = ?self.shed_after,
+                "no room in the producer queue; shedding load until Kafka takes records again"
+            );
+            self.start(self.last_ack_us);
+        }
+    }
+
     fn start(&mut self, since_us: i64) -> &mut Episode {
         self.next_probe = Instant::now();
         self.shedding.get_or_insert_with(|| Episode {

@@ -277,8 +277,8 @@ impl RestClient {
         String::from_utf8(body).map_err(|e| RestError::Decode(e.utf8_error().to_string()))
     }
 
-    /// The instant the current venue pause ends, if one is in force.
-    fn paused_until(&self) -> Option<Instant> {
+    /// The instant the current venue pause (429/418) ends, if one is in force.
+    pub fn paused_until(&self) -> Option<Instant> {
         let mut guard = lock(&self.inner.paused_until);
         match *guard {
             Some(until) if until > Instant::now() => Some(until),

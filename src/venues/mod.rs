@@ -30,7 +30,7 @@ use crate::schema::borrowed::EncodedRecord;
 use crate::schema::Normalized;
 
 /// A market-data channel a feed can subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// Individual trades.
@@ -49,8 +49,25 @@ pub enum Channel {
     Liquidation,
     /// Open interest, polled over REST (derivatives).
     OpenInterest,
-    /// 1-minute candles.
+    /// Candles at the venue's interval ([`Venue::candle_interval`]; 1 minute on most).
     Candle,
+}
+
+impl Channel {
+    /// The config's name of the channel (`book_ticker`, `open_interest`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Trade => "trade",
+            Channel::AggTrade => "agg_trade",
+            Channel::Depth => "depth",
+            Channel::BookTicker => "book_ticker",
+            Channel::Ticker => "ticker",
+            Channel::Funding => "funding",
+            Channel::Liquidation => "liquidation",
+            Channel::OpenInterest => "open_interest",
+            Channel::Candle => "candle",
+        }
+    }
 }
 
 /// What a frame turned into.

@@ -82,4 +82,15 @@ pub trait VenueSession: Send {
         let _ = symbol;
         Vec::new()
     }
+
+    /// Messages that unsubscribe and subscribe one stream again (a stream that ticks by design
+    /// went silent). Default: the book's resubscribe for depth, nothing for other channels —
+    /// the feed then recycles the connection.
+    fn resubscribe(&mut self, sub: &Subscription) -> Vec<String> {
+        if sub.channel == Channel::Depth {
+            self.resubscribe_book(&sub.symbol)
+        } else {
+            Vec::new()
+        }
+    }
 }

@@ -1,0 +1,179 @@
+//! Before a connection carries data: the venue's instrument list (paged, remembered across
+//! connections, never waited on while the venue's REST is paused by a ban), the WebSocket
+//! connect with a timeout, and both given up at once when the feed is asked to stop.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{Feed, SessionError};
+use crate::config::SymbolSource;
+use crate::transport::ws::Ws;
+use crate::transport::{RestBudget, RestClient, RestError};
+use crate::venues::{Instrument, SymbolMap, Venue};
+
+/// Largest REST answer accepted (a 5000-level depth snapshot is ~250 KB; instrument lists
+/// of the largest venues a few MB).
+const REST_BODY_LIMIT: usize = 16 << 20;
+
+/// REST weight of an instrument list (Binance `exchangeInfo`: 10 on spot and USD-M).
+const INSTRUMENTS_WEIGHT: u32 = 10;
+
+/// Most pages followed in one instrument list (Bybit pages options 1 000 at a time).
+const MAX_INSTRUMENT_PAGES: usize = 100;
+
+/// How long a connection may take to open (TCP, TLS and the WebSocket handshake).
+pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long the instrument list may take before the feed goes on with what it knows.
+const INSTRUMENTS_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The REST client of a venue: its published weight budget (or `rest_weight_per_minute`, the
+/// smallest configured for it), bursts of a tenth of it. One per venue, shared by all its feeds.
+pub fn rest_client(venue: &dyn Venue, configured: Option<u32>) -> RestClient {
+    let limits = venue.limits();
+    let per_minute = configured.unwrap_or(limits.rest_weight_per_minute);
+    let budget = RestBudget {
+        weight_per_minute: per_minute,
+        burst: (per_minute / 10).max(limits.snapshot_weight),
+    };
+    RestClient::new(budget, REST_BODY_LIMIT, Duration::from_secs(10))
+}
+
+pub(super) async fn get_text(
+    http: &RestClient,
+    url: &str,
+    weight: u32,
+) -> Result<String, RestError> {
+    http.get(url, weight).await
+}
+
+impl Feed {
+    /// The pinned (normalized, venue symbol) pairs: the configured names mapped by the venue's
+    /// own rule, without asking it.
+    fn pinned(&self) -> Vec<(String, String)> {
+        self.cfg
+            .symbols
+            .iter()
+            .filter_map(|s| {
+                Some((
+                    s.clone(),
+                    self.venue.venue_symbol(&Instrument::parse(s).ok()?),
+                ))
+            })
+            .collect()
+    }
+
+    /// The (normalized, venue symbol) pairs to subscribe: from the venue's instrument list
+    /// (symbols it does not list are counted and skipped); when the list cannot be had now (the
+    /// venue's REST paused by a 429/418 ban, an error, no answer within
+    /// [`INSTRUMENTS_TIMEOUT`]), the last list that answered, else the pinned names — and the
+    /// log says which. `None` when asked to stop meanwhile.
+    pub(super) async fn resolve_symbols(
+        &self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Option<(SymbolMap, Vec<(String, String)>)> {
+        let requests = self.venue.instrument_requests();
+        let pairs = if self.cfg.symbol_source == SymbolSource::ExchangeInfo && !requests.is_empty()
+        {
+            let listed = if self.http.paused_until().is_some() {
+                Err("the venue's REST is paused (rate-limit ban)".to_string())
+            } else {
+                tokio::select! {
+                    r = tokio::time::timeout(INSTRUMENTS_TIMEOUT, self.list_instruments(requests)) => {
+                        r.unwrap_or_else(|_| Err(format!("no answer within {INSTRUMENTS_TIMEOUT:?}")))
+                    }
+                    _ = stop.wait_for(|s| *s) => return None,
+                }
+            };
+            match listed {
+                Ok(list) => {
+                    let by_norm: HashMap<String, String> =
+                        list.into_iter().map(|(v, n)| (n, v)).collect();
+                    let mut pairs = Vec::new();
+                    for s in &self.cfg.symbols {
+                        match by_norm.get(s) {
+                            Some(v) => pairs.push((s.clone(), v.clone())),
+                            None => {
+                                self.error("unknown_symbol");
+                                tracing::error!(exchange = %self.labels.exchange, symbol = %s, "symbol not listed by the venue; skipped");
+                            }
+                        }
+                    }
+                    if let Ok(mut known) = self.known.lock() {
+                        *known = Some(pairs.clone());
+                    }
+                    pairs
+                }
+                Err(e) => {
+                    let known = self.known.lock().ok().and_then(|k| k.clone());
+                    match known {
+                        Some(pairs) => {
+                            tracing::warn!(exchange = %self.labels.exchange, error = %e, "instrument list unavailable; using the last list the venue gave");
+                            pairs
+                        }
+                        None => {
+                            tracing::warn!(exchange = %self.labels.exchange, error = %e, "instrument list unavailable; using the pinned symbol names");
+                            self.pinned()
+                        }
+                    }
+                }
+            }
+        } else {
+            self.pinned()
+        };
+        let map = SymbolMap::new(pairs.iter().map(|(n, v)| (v.clone(), n.clone())));
+        Some((map, pairs))
+    }
+
+    /// Every (venue symbol, normalized symbol) pair the venue lists: each request of
+    /// [`Venue::instrument_requests`], following its pages (at most [`MAX_INSTRUMENT_PAGES`]).
+    async fn list_instruments(
+        &self,
+        requests: Vec<String>,
+    ) -> Result<Vec<(String, String)>, String> {
+        let base = self.rest_base();
+        let mut all = Vec::new();
+        for first in requests {
+            let mut path = Some(first);
+            let mut pages = 0;
+            while let Some(p) = path.take() {
+                pages += 1;
+                if pages > MAX_INSTRUMENT_PAGES {
+                    return Err(format!(
+                        "instrument list longer than {MAX_INSTRUMENT_PAGES} pages"
+                    ));
+                }
+                let body = get_text(&self.http, &format!("{base}{p}"), INSTRUMENTS_WEIGHT)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let page = self
+                    .venue
+                    .parse_instruments_page(&p, &body)
+                    .map_err(|e| e.to_string())?;
+                all.extend(page.pairs);
+                path = page.next;
+            }
+        }
+        Ok(all)
+    }
+
+    /// Opens the WebSocket at `url` within [`CONNECT_TIMEOUT`]; `Ok(None)` when asked to stop
+    /// meanwhile.
+    pub(super) async fn connect(
+        &self,
+        url: &str,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Ws>, SessionError> {
+        let connecting = crate::transport::ws::connect(url, self.frame_cap());
+        tokio::select! {
+            r = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => match r {
+                Ok(Ok(ws)) => Ok(Some(ws)),
+                Ok(Err(e)) => Err(SessionError::Connect { url: url.to_string(), source: Box::new(e) }),
+                Err(_) => Err(SessionError::ConnectTimeout { url: url.to_string(), after: CONNECT_TIMEOUT }),
+            },
+            _ = stop.wait_for(|s| *s) => Ok(None),
+        }
+    }
+}
