@@ -322,3 +322,40 @@ fn durations_are_typed_milliseconds_and_a_bad_one_names_its_key() {
         .to_string();
     assert!(err.contains("shutdown_deadline_ms"), "{err}");
 }
+
+#[test]
+fn a_feed_names_its_venue_and_every_duration_is_in_range() {
+    let err = |text: &str| load(text).unwrap_err().to_string();
+    // Without `venue` a feed used to become Binance spot silently.
+    let e = err("[[feeds]]\nsymbols = [\"BTC-USDT\"]\n");
+    assert!(
+        e.contains("feeds[0].venue") && e.contains("is required"),
+        "{e}"
+    );
+    assert!(
+        e.contains("binance") && e.contains("kraken"),
+        "names the venues: {e}"
+    );
+    // Near u64::MAX ms a timer cannot be set (it panicked); zero would spin.
+    let feed = "[[feeds]]\nvenue = \"binance\"\nsymbols = [\"BTC-USDT\"]\n";
+    let e = err(&format!("{feed}stale_after_ms = 18446744073709551615\n"));
+    assert!(
+        e.contains("feeds[0].stale_after_ms") && e.contains("at most 604800000 ms"),
+        "{e}"
+    );
+    let e = err(&format!("{feed}shed_after_ms = 0\n"));
+    assert!(e.contains("feeds[0].shed_after_ms"), "{e}");
+    let e = err(&format!(
+        "{feed}reconnect_min_ms = 5000\nreconnect_max_ms = 1000\n"
+    ));
+    assert!(e.contains("feeds[0].reconnect_min_ms"), "{e}");
+    let e = err(&format!(
+        "{feed}stream_stale_after_ms = {{ funding = 999999999999 }}\n"
+    ));
+    assert!(e.contains("feeds[0].stream_stale_after_ms.funding"), "{e}");
+    // In range, and 0 turns one stream's liveness check off.
+    load(&format!(
+        "{feed}stale_after_ms = 604800000\nsnapshot_timeout_ms = 1000\nconnect_timeout_ms = 2000\nstream_stale_after_ms = {{ depth = 0, ticker = 5000 }}\n"
+    ))
+    .unwrap();
+}

@@ -201,6 +201,10 @@ pub struct FeedConfig {
     /// Where venue symbols come from: the venue's `exchangeInfo` (falls back to pinned when it
     /// cannot be fetched) or `pinned` (derived from the configured names, fully offline).
     pub symbol_source: SymbolSource,
+    /// How long opening the WebSocket (TCP, TLS, handshake) may take before it is retried.
+    #[serde(rename = "connect_timeout_ms")]
+    #[serde_as(as = "DurationMilliSeconds<u64>")]
+    pub connect_timeout: Duration,
     /// How long a requested book snapshot (REST, or in band after subscribing) may take before
     /// it is asked again (with backoff; after 5 misses in a row the connection is recycled).
     #[serde(rename = "snapshot_timeout_ms")]
@@ -244,6 +248,7 @@ impl FeedConfig {
         within("snapshot_interval_ms", self.snapshot_interval, week)?;
         within("shed_after_ms", self.shed_after, week)?;
         within("snapshot_timeout_ms", self.snapshot_timeout, week)?;
+        within("connect_timeout_ms", self.connect_timeout, week)?;
         if let Some(r) = self.rotate_after {
             within(
                 "rotate_after_ms",
@@ -306,6 +311,7 @@ impl Default for FeedConfig {
             symbol_source: SymbolSource::ExchangeInfo,
             snapshot_timeout: Duration::from_millis(30_000),
             stream_stale_after: BTreeMap::new(),
+            connect_timeout: Duration::from_millis(15_000),
         }
     }
 }

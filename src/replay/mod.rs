@@ -95,7 +95,13 @@ struct Market {
     finished: watch::Sender<bool>,
     /// When each REST request arrived.
     rest_log: Mutex<Vec<std::time::Instant>>,
+    /// Text messages clients sent (subscribes, heartbeats), with when; the last
+    /// [`CLIENT_LOG_LIMIT`] kept.
+    client_log: Mutex<std::collections::VecDeque<(std::time::Instant, String)>>,
 }
+
+/// Client messages a replay server remembers.
+pub const CLIENT_LOG_LIMIT: usize = 10_000;
 
 /// A running replay server.
 #[derive(Debug)]
@@ -140,6 +146,7 @@ impl ReplayServer {
             sent: AtomicU64::new(0),
             finished,
             rest_log: Mutex::new(Vec::new()),
+            client_log: Mutex::new(std::collections::VecDeque::new()),
             cfg: cfg.clone(),
         });
         let mut app = Router::new();
@@ -187,6 +194,18 @@ impl ReplayServer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// The text messages clients sent, oldest first, with when they arrived (for tests of
+    /// heartbeats, subscribes and their pacing); the last [`CLIENT_LOG_LIMIT`] only.
+    pub fn client_messages(&self) -> Vec<(std::time::Instant, String)> {
+        self.market
+            .client_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Resolves once every loop of the recording has been played.
@@ -245,6 +264,13 @@ async fn control(
 ) -> bool {
     match msg {
         Some(Ok(Message::Text(t))) => {
+            {
+                let mut log = m.client_log.lock().unwrap_or_else(PoisonError::into_inner);
+                if log.len() >= CLIENT_LOG_LIMIT {
+                    log.pop_front();
+                }
+                log.push_back((std::time::Instant::now(), t.as_str().to_string()));
+            }
             let answer = m.mock.on_client(t.as_str());
             for key in &answer.unsubscribe {
                 subs.remove(key);

@@ -23,9 +23,6 @@ const INSTRUMENTS_WEIGHT: u32 = 10;
 /// Most pages followed in one instrument list (Bybit pages options 1 000 at a time).
 const MAX_INSTRUMENT_PAGES: usize = 100;
 
-/// How long a connection may take to open (TCP, TLS and the WebSocket handshake).
-pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-
 /// How long the instrument list may take before the feed goes on with what it knows.
 const INSTRUMENTS_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -159,7 +156,7 @@ impl Feed {
         Ok(all)
     }
 
-    /// Opens the WebSocket at `url` within [`CONNECT_TIMEOUT`]; `Ok(None)` when asked to stop
+    /// Opens the WebSocket at `url` within `connect_timeout_ms`; `Ok(None)` when asked to stop
     /// meanwhile.
     pub(super) async fn connect(
         &self,
@@ -167,11 +164,12 @@ impl Feed {
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Option<Ws>, SessionError> {
         let connecting = crate::transport::ws::connect(url, self.frame_cap());
+        let after = self.cfg.connect_timeout;
         tokio::select! {
-            r = tokio::time::timeout(CONNECT_TIMEOUT, connecting) => match r {
+            r = tokio::time::timeout(after, connecting) => match r {
                 Ok(Ok(ws)) => Ok(Some(ws)),
                 Ok(Err(e)) => Err(SessionError::Connect { url: url.to_string(), source: Box::new(e) }),
-                Err(_) => Err(SessionError::ConnectTimeout { url: url.to_string(), after: CONNECT_TIMEOUT }),
+                Err(_) => Err(SessionError::ConnectTimeout { url: url.to_string(), after }),
             },
             _ = stop.wait_for(|s| *s) => Ok(None),
         }

@@ -39,6 +39,13 @@ const HOUSEKEEPING: Duration = Duration::from_millis(250);
 /// drawn per connection, so connections started together do not resync at once.
 const ROTATION_JITTER: f64 = 0.05;
 
+/// `base` less `draw` (in [0, 1)) of its [`ROTATION_JITTER`] share, at most 10 min.
+fn jittered(base: Duration, draw: f64) -> Duration {
+    let spread = base.mul_f64(ROTATION_JITTER).min(Duration::from_secs(600));
+    base.saturating_sub(spread.mul_f64(draw.clamp(0.0, 1.0)))
+        .max(Duration::from_millis(1))
+}
+
 /// Everything the frame loop changes, borrowed for one step.
 struct Step<'s, 'a> {
     books: &'s mut BookKeeper,
@@ -56,9 +63,7 @@ impl Feed {
             .cfg
             .rotate_after
             .unwrap_or(lifetime.saturating_sub(Duration::from_secs(600)));
-        let spread = base.mul_f64(ROTATION_JITTER).min(Duration::from_secs(600));
-        let early = spread.mul_f64(rand::rng().random::<f64>());
-        base.saturating_sub(early).max(Duration::from_secs(1))
+        jittered(base, rand::rng().random::<f64>())
     }
 
     /// Counts and logs what a book step reports; asks for a snapshot when needed.
@@ -587,5 +592,23 @@ impl Feed {
         self.drain(&mut delivery, outage).await;
         let _ = ws.close(None).await;
         end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_comes_early_by_a_drawn_share_of_at_most_ten_minutes() {
+        let day = Duration::from_secs(24 * 3600 - 600);
+        assert_eq!(jittered(day, 0.0), day);
+        // 5 % of 23h50m is 71.5 min: capped at 10 min.
+        assert_eq!(jittered(day, 0.999_999).as_secs(), day.as_secs() - 599);
+        assert_eq!(jittered(day, 0.5), day - Duration::from_secs(300));
+        let short = Duration::from_secs(100);
+        assert_eq!(jittered(short, 1.0), Duration::from_secs(95));
+        // Two connections drawing differently rotate at different times.
+        assert_ne!(jittered(day, 0.1), jittered(day, 0.7));
     }
 }

@@ -1,0 +1,593 @@
+//! The feed never stays silently broken (issue 18), each against the replay server and the dev
+//! stack's broker and registry: a lost in-band snapshot is noticed by its deadline, announced
+//! and asked again; a connection-wide break resyncs every book; a stream that ticks by design
+//! and goes silent is announced; the loop keeps serving heartbeats and sheds within its bound
+//! while the producer queue is full; `StopFeed` is honoured while connecting; a REST ban does
+//! not hold back a reconnect.
+#![cfg(feature = "integration-tests")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod books;
+mod common;
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use books::KRAKEN_PAIRS;
+use tickflow::book::{Sequencer, Snapshot};
+use tickflow::config::{Config, FeedConfig, SymbolSource};
+use tickflow::feed::{FeedActor, FeedStats, StopFeed};
+use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::schema::v2beta1::feed_event::Kind;
+use tickflow::schema::v2beta1::FeedEvent;
+use tickflow::schema::{wire, DataType, Normalized};
+use tickflow::supervisor::ProducerHandle;
+use tickflow::venues::{
+    Channel, Frame, Instrument, InstrumentKind, Limits, ParseError, SessionSpec, Subscription,
+    Venue, VenueEvent, VenueSession,
+};
+
+/// What a [`Tweaked`] venue changes in the real one it wraps (test-only faults).
+#[derive(Debug, Default, Clone)]
+struct Tweaks {
+    /// The first in-band snapshot of this symbol is lost (as if a parse error ate it).
+    lose_first_snapshot_of: Option<&'static str>,
+    /// After this many frames the session reports a connection-wide break, once.
+    resync_after_frames: Option<u64>,
+    /// The client heartbeat period.
+    heartbeat: Option<Duration>,
+    /// The channel said to tick by design, and its period.
+    ticks: Option<(Channel, Duration)>,
+}
+
+/// A registered venue with [`Tweaks`].
+#[derive(Debug)]
+struct Tweaked {
+    inner: Box<dyn Venue>,
+    tweaks: Tweaks,
+    /// Snapshots lost so far, shared by every session.
+    lost: Arc<AtomicUsize>,
+}
+
+impl Tweaked {
+    fn new(name: &str, tweaks: Tweaks) -> Arc<Tweaked> {
+        Arc::new(Tweaked {
+            inner: tickflow::venues::by_name(name).unwrap(),
+            tweaks,
+            lost: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+}
+
+impl Venue for Tweaked {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn exchange(&self) -> &'static str {
+        self.inner.exchange()
+    }
+    fn default_ws_url(&self) -> &'static str {
+        self.inner.default_ws_url()
+    }
+    fn default_rest_url(&self) -> Option<&'static str> {
+        self.inner.default_rest_url()
+    }
+    fn channels(&self) -> &'static [Channel] {
+        self.inner.channels()
+    }
+    fn instrument_kinds(&self) -> &'static [InstrumentKind] {
+        self.inner.instrument_kinds()
+    }
+    fn limits(&self) -> Limits {
+        self.inner.limits()
+    }
+    fn venue_symbol(&self, instrument: &Instrument) -> String {
+        self.inner.venue_symbol(instrument)
+    }
+    fn instruments_path(&self) -> Option<&'static str> {
+        self.inner.instruments_path()
+    }
+    fn parse_instruments(&self, body: &str) -> Result<Vec<(String, String)>, ParseError> {
+        self.inner.parse_instruments(body)
+    }
+    fn sequencer(&self, depth: u32) -> Arc<dyn Sequencer> {
+        self.inner.sequencer(depth)
+    }
+    fn snapshot_path(&self, venue_symbol: &str, limit: u32) -> Option<String> {
+        self.inner.snapshot_path(venue_symbol, limit)
+    }
+    fn parse_snapshot(&self, body: &str) -> Result<Snapshot, ParseError> {
+        self.inner.parse_snapshot(body)
+    }
+    fn ticks_every(&self, channel: Channel) -> Option<Duration> {
+        match self.tweaks.ticks {
+            Some((c, d)) if c == channel => Some(d),
+            _ => self.inner.ticks_every(channel),
+        }
+    }
+    fn session(&self, spec: SessionSpec) -> Box<dyn VenueSession> {
+        Box::new(TweakedSession {
+            inner: self.inner.session(spec),
+            tweaks: self.tweaks.clone(),
+            lost: self.lost.clone(),
+            frames: 0,
+        })
+    }
+}
+
+struct TweakedSession {
+    inner: Box<dyn VenueSession>,
+    tweaks: Tweaks,
+    lost: Arc<AtomicUsize>,
+    frames: u64,
+}
+
+impl VenueSession for TweakedSession {
+    fn path(&self) -> String {
+        self.inner.path()
+    }
+    fn subscribe(&mut self) -> Vec<String> {
+        self.inner.subscribe()
+    }
+    fn unconfirmed(&self) -> usize {
+        self.inner.unconfirmed()
+    }
+    fn subscribe_timeout(&self) -> Duration {
+        self.inner.subscribe_timeout()
+    }
+    fn heartbeat_interval(&self) -> Option<Duration> {
+        self.tweaks.heartbeat.or(self.inner.heartbeat_interval())
+    }
+    fn heartbeat(&mut self) -> Option<String> {
+        self.inner.heartbeat()
+    }
+    fn on_frame(
+        &mut self,
+        frame: Frame<'_>,
+        receipt_us: i64,
+        out: &mut Vec<VenueEvent>,
+    ) -> Result<(), ParseError> {
+        self.frames += 1;
+        let start = out.len();
+        self.inner.on_frame(frame, receipt_us, out)?;
+        if let Some(victim) = self.tweaks.lose_first_snapshot_of {
+            if self.lost.load(Ordering::SeqCst) == 0 {
+                let before = out.len();
+                out.retain(
+                    |e| !matches!(e, VenueEvent::Snapshot { symbol, .. } if symbol == victim),
+                );
+                if out.len() < before {
+                    self.lost.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+        if self.tweaks.resync_after_frames == Some(self.frames) {
+            out.insert(
+                start,
+                VenueEvent::Resync {
+                    symbol: None,
+                    reason: "connection sequence skipped 41 -> 43 (test)".into(),
+                },
+            );
+        }
+        Ok(())
+    }
+    fn resubscribe_book(&mut self, symbol: &str) -> Vec<String> {
+        self.inner.resubscribe_book(symbol)
+    }
+    fn resubscribe(&mut self, sub: &Subscription) -> Vec<String> {
+        self.inner.resubscribe(sub)
+    }
+}
+
+async fn kraken_replay(speed: f64, loops: u32) -> ReplayServer {
+    tickflow::venues::replay_server(ReplayServerConfig {
+        venue: "kraken".into(),
+        fixtures: "tests/fixtures/kraken".into(),
+        speed,
+        loops,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn kraken_feed(replay: &ReplayServer, channels: Vec<Channel>) -> FeedConfig {
+    FeedConfig {
+        venue: "kraken".into(),
+        symbols: KRAKEN_PAIRS.iter().map(|s| s.to_string()).collect(),
+        channels,
+        // The recordings are WebSocket v1.
+        ws_url: Some(format!("ws://{}", replay.addr)),
+        snapshot_limit: 1000,
+        book_snapshot_every: 0,
+        reconnect_min: Duration::from_millis(100),
+        reconnect_max: Duration::from_millis(300),
+        symbol_source: SymbolSource::Pinned,
+        ..Default::default()
+    }
+}
+
+fn start_feed(
+    cfg: FeedConfig,
+    venue: Arc<dyn Venue>,
+    producer: &ProducerHandle,
+) -> (actix::Addr<FeedActor>, Arc<FeedStats>) {
+    let stats = Arc::new(FeedStats::new());
+    let http = tickflow::feed::session::rest_client(venue.as_ref(), None);
+    let (s, p) = (stats.clone(), producer.clone());
+    let addr = actix::Supervisor::start(move |_| FeedActor::new(cfg, venue, p, s, http));
+    (addr, stats)
+}
+
+fn feed_events(cfg: &Config, want: usize) -> Vec<FeedEvent> {
+    let topic = format!("{}.feed_event", cfg.producer.topic_prefix);
+    common::consume(
+        &common::kafka_addr(),
+        &topic,
+        cfg.producer.partitions,
+        want,
+        Duration::from_secs(8),
+    )
+    .iter()
+    .map(|r| {
+        match Normalized::decode(DataType::FeedEvent, wire::parse(&r.value).unwrap().payload)
+            .unwrap()
+        {
+            Normalized::FeedEvent(e) => e,
+            other => panic!("not a FeedEvent: {other:?}"),
+        }
+    })
+    .collect()
+}
+
+async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    started.elapsed()
+}
+
+#[actix_rt::test]
+async fn a_lost_first_in_band_snapshot_is_noticed_announced_and_asked_again() {
+    common::init_logs();
+    // Recorded pace, looped: updates keep coming while the lost book waits for its deadline.
+    let replay = kraken_replay(1.0, 50).await;
+    let cfg = common::test_config("lostsnap");
+    let producer = ProducerHandle::start(cfg.clone()).unwrap();
+    let victim = KRAKEN_PAIRS[0];
+    let venue = Tweaked::new(
+        "kraken",
+        Tweaks {
+            lose_first_snapshot_of: Some(victim),
+            ..Default::default()
+        },
+    );
+    let mut feed = kraken_feed(&replay, vec![Channel::Depth]);
+    feed.snapshot_timeout = Duration::from_millis(1_500);
+    let (addr, stats) = start_feed(feed, venue.clone(), &producer);
+    // Every pair syncs once, then the victim a second time, after its deadline.
+    let took = until("all books synced", Duration::from_secs(30), || {
+        stats.syncs.load(Ordering::Relaxed) >= KRAKEN_PAIRS.len() as u64
+    })
+    .await;
+    assert_eq!(
+        venue.lost.load(Ordering::SeqCst),
+        1,
+        "the first snapshot was lost"
+    );
+    assert!(
+        took >= Duration::from_millis(1_400),
+        "the victim waited for its deadline: {took:?}"
+    );
+    addr.send(StopFeed).await.unwrap();
+    producer.shutdown().await;
+    let events = feed_events(&cfg, KRAKEN_PAIRS.len() + 1);
+    let stale: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == Kind::Stale as i32)
+        .collect();
+    assert_eq!(stale.len(), 1, "{events:?}");
+    assert_eq!(stale[0].symbol, victim);
+    assert_eq!(stale[0].data_type, "level2_delta");
+    assert_eq!(stale[0].action, "resubscribe");
+    assert!(
+        stale[0]
+            .reason
+            .starts_with("no snapshot within 1500 ms; attempt 1 of 5"),
+        "{}",
+        stale[0].reason
+    );
+    let synced: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == Kind::Synced as i32)
+        .map(|e| e.symbol.as_str())
+        .collect();
+    for pair in KRAKEN_PAIRS {
+        assert_eq!(
+            synced.iter().filter(|s| **s == pair).count(),
+            1,
+            "{pair} synced once: {synced:?}"
+        );
+    }
+    let victim_synced = events
+        .iter()
+        .find(|e| e.kind == Kind::Synced as i32 && e.symbol == victim)
+        .unwrap();
+    assert!(victim_synced.timestamp > stale[0].timestamp);
+}
+
+#[actix_rt::test]
+async fn a_connection_wide_break_resyncs_every_book_at_once() {
+    common::init_logs();
+    let replay = kraken_replay(1.0, 50).await;
+    let cfg = common::test_config("connresync");
+    let producer = ProducerHandle::start(cfg.clone()).unwrap();
+    let venue = Tweaked::new(
+        "kraken",
+        Tweaks {
+            resync_after_frames: Some(400),
+            ..Default::default()
+        },
+    );
+    let (addr, stats) = start_feed(kraken_feed(&replay, vec![Channel::Depth]), venue, &producer);
+    until("every book synced twice", Duration::from_secs(30), || {
+        stats.syncs.load(Ordering::Relaxed) >= 2 * KRAKEN_PAIRS.len() as u64
+    })
+    .await;
+    assert_eq!(
+        stats.reconnects.load(Ordering::Relaxed),
+        0,
+        "no reconnect was needed"
+    );
+    addr.send(StopFeed).await.unwrap();
+    producer.shutdown().await;
+    let events = feed_events(&cfg, 2 * KRAKEN_PAIRS.len() + 1);
+    let gaps: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == Kind::Gap as i32)
+        .collect();
+    assert_eq!(gaps.len(), 1, "{events:?}");
+    assert_eq!(gaps[0].symbol, "", "connection-wide");
+    assert_eq!(gaps[0].action, "resubscribe");
+    assert_eq!(
+        gaps[0].reason,
+        "connection sequence skipped 41 -> 43 (test)"
+    );
+    for pair in KRAKEN_PAIRS {
+        let after: Vec<_> = events
+            .iter()
+            .filter(|e| {
+                e.kind == Kind::Synced as i32 && e.symbol == pair && e.timestamp > gaps[0].timestamp
+            })
+            .collect();
+        assert_eq!(after.len(), 1, "{pair} resynced once after the break");
+    }
+}
+
+#[actix_rt::test]
+async fn a_stream_that_ticks_by_design_and_goes_silent_is_announced() {
+    common::init_logs();
+    // As fast as possible, once: every recorded ticker frame arrives at once, then nothing.
+    let replay = kraken_replay(0.0, 1).await;
+    let cfg = common::test_config("stalestream");
+    let producer = ProducerHandle::start(cfg.clone()).unwrap();
+    let venue = Tweaked::new(
+        "kraken",
+        Tweaks {
+            ticks: Some((Channel::Ticker, Duration::from_millis(100))),
+            ..Default::default()
+        },
+    );
+    let mut feed = kraken_feed(&replay, vec![Channel::Ticker, Channel::Trade]);
+    feed.symbols = vec!["BTC-CHF".into()];
+    feed.stale_after = Duration::from_secs(120);
+    let (addr, stats) = start_feed(feed, venue, &producer);
+    // Bound: 3 × 100 ms + 2 s. Kraken cannot resubscribe one ticker: the connection recycles.
+    let took = until(
+        "a stale stream recycled the connection",
+        Duration::from_secs(15),
+        || stats.reconnects.load(Ordering::Relaxed) >= 1,
+    )
+    .await;
+    assert!(took >= Duration::from_millis(2_300), "{took:?}");
+    addr.send(StopFeed).await.unwrap();
+    producer.shutdown().await;
+    let events = feed_events(&cfg, 2);
+    let stale = events
+        .iter()
+        .find(|e| e.kind == Kind::Stale as i32 && !e.symbol.is_empty())
+        .unwrap_or_else(|| panic!("no per-stream STALE in {events:?}"));
+    assert_eq!(stale.symbol, "BTC-CHF");
+    assert_eq!(stale.data_type, "ticker");
+    assert_eq!(stale.action, "reconnect");
+    assert!(
+        stale.reason.starts_with("ticker BTC-CHF: nothing for "),
+        "{}",
+        stale.reason
+    );
+}
+
+#[actix_rt::test]
+async fn with_the_broker_down_three_feeds_shed_within_the_bound_and_keep_their_heartbeat() {
+    common::init_logs();
+    let replay = kraken_replay(1.0, 50).await;
+    let mut cfg = common::test_config("brokerdown");
+    // Nothing listens here: nothing is ever acknowledged, the queues fill up.
+    cfg.kafka.bootstrap_servers = "127.0.0.1:1".into();
+    cfg.producer.queue_capacity = 4;
+    let producer = ProducerHandle::start(cfg.clone()).unwrap();
+    let shed_after = Duration::from_millis(1_500);
+    let mut feeds = Vec::new();
+    for pair in &KRAKEN_PAIRS[..3] {
+        let venue = Tweaked::new(
+            "kraken",
+            Tweaks {
+                heartbeat: Some(Duration::from_millis(200)),
+                ..Default::default()
+            },
+        );
+        let mut feed = kraken_feed(&replay, vec![Channel::Depth, Channel::Trade]);
+        feed.symbols = vec![pair.to_string()];
+        feed.shed_after = shed_after;
+        feed.max_outstanding = 8;
+        feeds.push(start_feed(feed, venue, &producer));
+    }
+    let started = Instant::now();
+    let lost: Vec<Arc<FeedStats>> = feeds.iter().map(|(_, s)| s.clone()).collect();
+    let took = until("every feed sheds", Duration::from_secs(15), || {
+        lost.iter().all(|s| s.lost.load(Ordering::Relaxed) > 0)
+    })
+    .await;
+    // Records wait from the first frames on; shedding starts once nothing was answered for
+    // `shed_after` (plus connect and the 100 ms stall check).
+    assert!(took < shed_after + Duration::from_secs(3), "{took:?}");
+    // The loops keep serving their heartbeat while the queue is full: 3 feeds × every 200 ms.
+    let pings_before = pings(&replay);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pings = pings(&replay) - pings_before;
+    assert!(
+        pings >= 3 * 6,
+        "only {pings} heartbeats in 2 s from 3 feeds"
+    );
+    // Reading goes on while shedding: frames keep arriving and are counted as shed.
+    let frames_before: u64 = lost.iter().map(|s| s.frames.load(Ordering::Relaxed)).sum();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let frames: u64 = lost.iter().map(|s| s.frames.load(Ordering::Relaxed)).sum();
+    assert!(frames > frames_before, "reading stopped");
+    // Records handed to the producer stay unanswered until librdkafka's delivery timeout;
+    // the feeds are not stopped here (a stop waits for those answers), the test ends.
+    let _ = started;
+    drop(feeds);
+    drop(producer);
+}
+
+fn pings(replay: &ReplayServer) -> usize {
+    replay
+        .client_messages()
+        .iter()
+        .filter(|(_, m)| m.contains("\"ping\""))
+        .count()
+}
+
+#[actix_rt::test]
+async fn stop_is_honoured_while_connecting_and_a_hung_handshake_times_out() {
+    common::init_logs();
+    // Accepts TCP connections and never answers the WebSocket handshake.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(AtomicU64::new(0));
+    let held = accepted.clone();
+    std::thread::spawn(move || {
+        let mut keep = Vec::new();
+        for s in listener.incoming().flatten() {
+            held.fetch_add(1, Ordering::SeqCst);
+            keep.push(s);
+        }
+    });
+    let cfg = common::test_config("hungconnect");
+    let producer = ProducerHandle::start(cfg).unwrap();
+    let venue: Arc<dyn Venue> = tickflow::venues::by_name("kraken").unwrap().into();
+    let feed = FeedConfig {
+        venue: "kraken".into(),
+        symbols: vec!["BTC-USD".into()],
+        channels: vec![Channel::Trade],
+        ws_url: Some(format!("ws://{addr}")),
+        connect_timeout: Duration::from_millis(500),
+        reconnect_min: Duration::from_millis(50),
+        reconnect_max: Duration::from_millis(100),
+        symbol_source: SymbolSource::Pinned,
+        ..Default::default()
+    };
+    let (feed_addr, stats) = start_feed(feed, venue, &producer);
+    // The handshake never completes: each attempt gives up after 500 ms and reconnects.
+    until(
+        "a timed-out connect was retried",
+        Duration::from_secs(10),
+        || accepted.load(Ordering::SeqCst) >= 3,
+    )
+    .await;
+    assert!(stats.reconnects.load(Ordering::Relaxed) >= 2);
+    assert!(!stats.connected.load(Ordering::Relaxed));
+    // Asked to stop in the middle of a connect: answered at once, not after the timeout.
+    let stopping = Instant::now();
+    tokio::time::timeout(Duration::from_secs(2), feed_addr.send(StopFeed))
+        .await
+        .expect("StopFeed answered while connecting")
+        .unwrap();
+    assert!(
+        stopping.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        stopping.elapsed()
+    );
+    producer.shutdown().await;
+}
+
+#[actix_rt::test]
+async fn a_rest_ban_does_not_hold_back_a_reconnect() {
+    common::init_logs();
+    // The venue's REST answers every request with a 10-minute ban.
+    let app = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [("Retry-After", "600")],
+            "{\"code\":-1003,\"msg\":\"Way too many requests; banned\"}",
+        )
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rest_addr = listener.local_addr().unwrap();
+    let banned = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
+        venue: "binance".into(),
+        fixtures: "tests/fixtures/binance".into(),
+        speed: 1.0,
+        loops: 20,
+        drop_after_frames: 30,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let cfg = common::test_config("restban");
+    let producer = ProducerHandle::start(cfg).unwrap();
+    let venue: Arc<dyn Venue> = tickflow::venues::by_name("binance").unwrap().into();
+    let feed = FeedConfig {
+        venue: "binance".into(),
+        symbols: vec!["ETH-USDT".into(), "BNB-BTC".into()],
+        channels: vec![Channel::Trade],
+        ws_url: Some(format!("ws://{}", replay.addr)),
+        rest_url: Some(format!("http://{rest_addr}")),
+        reconnect_min: Duration::from_millis(100),
+        reconnect_max: Duration::from_millis(300),
+        symbol_source: SymbolSource::ExchangeInfo,
+        ..Default::default()
+    };
+    let (addr, stats) = start_feed(feed, venue, &producer);
+    until(
+        "connected on the pinned names",
+        Duration::from_secs(15),
+        || stats.connected.load(Ordering::Relaxed),
+    )
+    .await;
+    // The replay drops the first connection after 30 frames; the reconnect must not wait for
+    // the ban (10 min) before it resolves its symbols.
+    let took = until("reconnected while banned", Duration::from_secs(10), || {
+        stats.reconnects.load(Ordering::Relaxed) >= 1 && stats.connected.load(Ordering::Relaxed)
+    })
+    .await;
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let frames = stats.frames.load(Ordering::Relaxed);
+    until(
+        "frames on the new connection",
+        Duration::from_secs(10),
+        || stats.frames.load(Ordering::Relaxed) > frames,
+    )
+    .await;
+    addr.send(StopFeed).await.unwrap();
+    producer.shutdown().await;
+    banned.abort();
+}
