@@ -145,7 +145,12 @@ mod tests {
         assert_eq!(oi.open_interest, "5827897");
         assert_eq!(oi.timestamp, Some(1_654_336_819_740_000));
         assert_eq!(oi.receipt_time, 7);
-        for bad in [r#"{"code":-1121}"#, r#"{"msg":"x"}"#, "<html>502</html>", ""] {
+        for bad in [
+            r#"{"code":-1121}"#,
+            r#"{"msg":"x"}"#,
+            "<html>502</html>",
+            "",
+        ] {
             assert!(
                 matches!(
                     parse_open_interest("BINANCE_DELIVERY", bad, 1, &map()),
