@@ -68,6 +68,27 @@ fn usdm_channels_go_to_their_endpoint_category() {
     ] {
         assert_eq!(usdm.connection_group(c), group, "{c:?}");
     }
+    // Stream names as Binance writes them (the replay mock routes by these).
+    for (stream, group) in [
+        ("btcusdt@depth@100ms", "public"),
+        ("btcusdt@depth20@100ms", "public"),
+        ("btcusdt@bookTicker", "public"),
+        ("!bookTicker", "public"),
+        ("btcusdt@trade", "public"),
+        ("btcusdt@aggTrade", "market"),
+        ("btcusdt@markPrice@1s", "market"),
+        ("!markPrice@arr", "market"),
+        ("btcusdt@kline_1m", "market"),
+        ("btcusdt@forceOrder", "market"),
+        ("!forceOrder@arr", "market"),
+        ("btcusdt@ticker", "market"),
+    ] {
+        assert_eq!(
+            tickflow::venues::binance::category(stream),
+            group,
+            "{stream}"
+        );
+    }
     assert_eq!(usdm.default_ws_url(), "wss://fstream.binance.com");
     assert_eq!(
         subscribed(

@@ -155,7 +155,12 @@ pub static USDM: Spec = Spec {
 /// `markPrice`, `kline`, `forceOrder`, `ticker` as market; `trade` is public as measured by
 /// clients after the switch (sources in API.md).
 pub fn category(stream: &str) -> &'static str {
-    let kind = stream.split('@').nth(1).unwrap_or_default();
+    // `<symbol>@<kind>…`, or an all-market `!<kind>@…`.
+    let kind = match stream.strip_prefix('!') {
+        Some(all) => all.split('@').next(),
+        None => stream.split('@').nth(1),
+    }
+    .unwrap_or_default();
     if kind.starts_with("depth") || kind == "rpiDepth" || kind == "bookTicker" || kind == "trade" {
         "public"
     } else {
