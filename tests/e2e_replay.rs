@@ -889,6 +889,18 @@ fn tickflow_run_binary_replays_to_kafka_and_exits_cleanly() {
     assert!(out.status.success(), "exit {:?}\n{log}", out.status);
     assert!(log.contains("replay finished"), "{log}");
     assert!(log.contains("progress"), "{log}");
+    // USD-M connects per endpoint category; spot and COIN-M on the one `/stream`.
+    for path in ["/public/stream", "/market/stream"] {
+        assert!(
+            log.lines().any(|l| l.contains("feed connected")
+                && l.contains("BINANCE_FUTURES")
+                && l.contains(path)),
+            "no USD-M connection on {path}:\n{log}"
+        );
+    }
+    // Open interest is polled only for symbols the recording answers (the COIN-M replay
+    // answered `400 Invalid symbol` every second for the others).
+    assert!(!log.contains("open interest poll failed"), "{log}");
     for dt in DATA_TYPES {
         let got = common::consume(
             &common::kafka_addr(),

@@ -28,6 +28,15 @@ pub trait ReplayMock: Send + Sync + 'static {
     /// WebSocket paths the venue serves (`/stream`, `/v2`, …).
     fn ws_paths(&self) -> &'static [&'static str];
 
+    /// Whether a stream subscribed on the WebSocket path `path` plays there (default: every
+    /// path plays every stream). A venue that serves stream categories on separate endpoints
+    /// (Binance USD-M `/public`, `/market`) says no for the others: the subscription is
+    /// acknowledged and nothing is sent, as the venue does.
+    fn serves(&self, path: &str, key: &str) -> bool {
+        let _ = (path, key);
+        true
+    }
+
     /// Subscription keys named in the connect URL's query (Binance `?streams=`).
     fn url_subscriptions(&self, query: &HashMap<String, String>) -> Vec<String> {
         let _ = query;

@@ -217,11 +217,18 @@ impl ReplayServer {
 
 async fn ws(
     upgrade: WebSocketUpgrade,
+    uri: Uri,
     Query(q): Query<HashMap<String, String>>,
     State(m): State<Arc<Market>>,
 ) -> Response {
-    let streams: HashSet<String> = m.mock.url_subscriptions(&q).into_iter().collect();
-    upgrade.on_upgrade(move |socket| serve(socket, m, streams))
+    let path = uri.path().to_string();
+    let streams: HashSet<String> = m
+        .mock
+        .url_subscriptions(&q)
+        .into_iter()
+        .filter(|k| m.mock.serves(&path, k))
+        .collect();
+    upgrade.on_upgrade(move |socket| serve(socket, m, streams, path))
 }
 
 /// REST requests go to the venue's mock.
@@ -261,6 +268,7 @@ async fn control(
     m: &Market,
     msg: Option<Result<Message, axum::Error>>,
     subs: &mut HashSet<String>,
+    path: &str,
 ) -> bool {
     match msg {
         Some(Ok(Message::Text(t))) => {
@@ -278,7 +286,11 @@ async fn control(
             if !send_all(socket, answer.replies).await {
                 return false;
             }
+            // A stream this path does not serve is acknowledged and never played.
             for key in answer.subscribe {
+                if !m.mock.serves(path, &key) {
+                    continue;
+                }
                 let first = m.mock.on_subscribed(&key);
                 subs.insert(key);
                 if !send_all(socket, first).await {
@@ -292,17 +304,17 @@ async fn control(
     }
 }
 
-async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>) {
+async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>, path: String) {
     // Nothing is played before the first subscription, nor while more subscribe messages
     // are still coming (a venue subscribed over several messages, paced).
     while subs.is_empty() {
         let msg = socket.recv().await;
-        if !control(&mut socket, &m, msg, &mut subs).await {
+        if !control(&mut socket, &m, msg, &mut subs, &path).await {
             return;
         }
     }
     while let Ok(msg) = tokio::time::timeout(m.settle, socket.recv()).await {
-        if !control(&mut socket, &m, msg, &mut subs).await {
+        if !control(&mut socket, &m, msg, &mut subs, &path).await {
             return;
         }
     }
@@ -355,7 +367,7 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>)
         }
         // Answer whatever the client sent meanwhile (more subscriptions, pings).
         while let Some(msg) = socket.recv().now_or_never() {
-            if !control(&mut socket, &m, msg, &mut subs).await {
+            if !control(&mut socket, &m, msg, &mut subs, &path).await {
                 return;
             }
         }
@@ -380,7 +392,7 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>)
     // Idle like a quiet venue until the client leaves.
     loop {
         let msg = socket.recv().await;
-        if !control(&mut socket, &m, msg, &mut subs).await {
+        if !control(&mut socket, &m, msg, &mut subs, &path).await {
             return;
         }
     }

@@ -8,18 +8,30 @@
 //!
 //! Binance has no book checksum.
 //!
+//! Every diff must have `u >= U`, and on futures `u >= pu` too: a diff ending before it
+//! starts, or before the diff it claims to follow, is impossible and rejected, never applied
+//! (even when its `pu` continues the chain).
+//!
 //! An implausible *span* inside one diff is rejected ([`MAX_DIFF_SPAN`]); an implausible jump
 //! past the last applied id (say `U = u = i64::MAX`) is a gap, not a rejection: futures ids are
-//! shared by every symbol of the market (about 1.2·10^5 a second in the recorded USD-M stream),
-//! so a quiet symbol's next diff can lie 10^8 past its last one, and a rule that rejected it
+//! shared by every symbol of the market (about 1.5·10^5 a second in the recorded USD-M stream),
+//! so a quiet symbol's next diff can lie far past its last one, and a rule that rejected it
 //! would reject every later diff too and freeze the book. The generic driver instead skips such
 //! a diff when it bridges the next snapshot, once a later buffered diff proves it out of order
 //! ([`crate::book::BookSync::take_out_of_order`]).
 
 use crate::book::{Decision, Diff, Sequencer, SnapshotSource};
 
-/// The most update ids one 100 ms diff may plausibly span; a wider one is rejected.
-pub const MAX_DIFF_SPAN: i64 = 100_000_000;
+/// The most update ids one diff may plausibly span (`u - U`); a wider one is rejected.
+///
+/// Measured on the recorded USD-M stream (tests/fixtures/binance, 769 diffs of 4 symbols,
+/// 100 ms each): the widest diff spans 12 496 ids, the median 1 740, and the market-wide id
+/// rate peaks at about 1.5·10^5 a second (14 860 ids in 109 ms on CTKUSDT). Spot ids are per
+/// symbol and far slower (at most 15 in one recorded diff). 10^7 is 800 times the widest diff
+/// recorded and a full second of ids at 65 times the recorded peak rate, so it only refuses
+/// what no 100 ms (or 250/500 ms) diff can span; the former 10^8 let one absurd `u` up to 10^8
+/// ahead through, after which every genuine diff was dropped as old.
+pub const MAX_DIFF_SPAN: i64 = 10_000_000;
 
 /// Which continuity rules apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +50,10 @@ impl Sequencer for Rules {
     fn decide(&self, d: &Diff, last: i64, bridged: bool) -> Decision {
         if d.last < d.first {
             return Decision::Reject("u_before_U");
+        }
+        // Futures: the diff ends at or after the one it follows (`u >= pu`).
+        if d.prev.is_some_and(|pu| d.last < pu) {
+            return Decision::Reject("u_before_pu");
         }
         if d.last
             .checked_sub(d.first)
@@ -218,7 +234,7 @@ mod tests {
             s.on_diff(diff(12, 11, None, ("0.5", "1"))).unwrap(),
             Step::Rejected("u_before_U")
         );
-        // One 100 ms diff spanning more than 10^8 updates.
+        // One 100 ms diff spanning more than 10^7 updates.
         assert_eq!(
             s.on_diff(diff(11, 11 + 200_000_000, None, ("0.5", "1")))
                 .unwrap(),
@@ -236,6 +252,81 @@ mod tests {
             s.on_diff(diff(11, 11, None, ("0.5", "1"))).unwrap(),
             Step::Applied
         );
+    }
+
+    #[test]
+    fn usdm_applies_a_diff_only_when_u_is_at_least_u_start_and_pu() {
+        let mut s = sync(Rules::UsdM, 100);
+        s.on_diff(diff(95, 105, Some(94), ("0.9", "1"))).unwrap();
+        assert_eq!(s.on_snapshot(&snap(100)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(105));
+        // pu = 105 continues the chain, but u = 104 ends before U = 106.
+        assert_eq!(
+            s.on_diff(diff(106, 104, Some(105), ("0.5", "1"))).unwrap(),
+            Step::Rejected("u_before_U")
+        );
+        // pu = 105 continues the chain and U <= u, but u = 103 ends before pu = 105.
+        assert_eq!(
+            s.on_diff(diff(101, 103, Some(105), ("0.5", "1"))).unwrap(),
+            Step::Rejected("u_before_pu")
+        );
+        // Neither moved the book or its position.
+        assert_eq!(s.last_update_id(), Some(105));
+        assert_eq!(bids(&s), ["1.0", "0.9"]);
+        // u = pu (a diff carrying no new id) is possible and applied.
+        assert_eq!(
+            s.on_diff(diff(105, 105, Some(105), ("0.8", "1"))).unwrap(),
+            Step::Applied
+        );
+        assert_eq!(
+            s.on_diff(diff(106, 112, Some(105), ("0.7", "1"))).unwrap(),
+            Step::Applied
+        );
+        assert_eq!(s.last_update_id(), Some(112));
+        assert_eq!(bids(&s), ["1.0", "0.9", "0.8", "0.7"]);
+    }
+
+    #[test]
+    fn usdm_rejects_u_before_pu_while_bridging_too() {
+        let mut s = sync(Rules::UsdM, 100);
+        // Buffered before the snapshot: [98,102] with pu 120 is impossible (u < pu).
+        s.on_diff(diff(98, 102, Some(120), ("0.5", "1"))).unwrap();
+        s.on_diff(diff(99, 104, Some(97), ("0.9", "1"))).unwrap();
+        // lastUpdateId 100: the impossible diff is not the one bridging it.
+        assert_eq!(s.on_snapshot(&snap(100)).unwrap(), Step::Synced);
+        assert_eq!(s.last_update_id(), Some(104));
+        assert_eq!(bids(&s), ["1.0", "0.9"]);
+    }
+
+    #[test]
+    fn the_span_bound_keeps_recorded_diffs_and_refuses_wider_ones() {
+        let mut s = sync(Rules::UsdM, 100);
+        assert_eq!(s.on_snapshot(&snap(1_000)).unwrap(), Step::Synced);
+        // The widest recorded USD-M diff spans 12 496 ids; this one holds lastUpdateId 1000.
+        assert_eq!(
+            s.on_diff(diff(999, 13_495, Some(998), ("0.9", "1")))
+                .unwrap(),
+            Step::Applied
+        );
+        assert_eq!(
+            s.on_diff(diff(13_496, 13_497, Some(13_495), ("0.95", "1")))
+                .unwrap(),
+            Step::Applied
+        );
+        // 10^7 ids: still applied.
+        assert_eq!(
+            s.on_diff(diff(13_498, 10_013_498, Some(13_497), ("0.8", "1")))
+                .unwrap(),
+            Step::Applied
+        );
+        // 10^7 + 1 ids in one diff: rejected, the book stays where it was.
+        assert_eq!(
+            s.on_diff(diff(10_013_499, 20_013_500, Some(10_013_498), ("0.7", "1")))
+                .unwrap(),
+            Step::Rejected("implausible_span")
+        );
+        assert_eq!(s.last_update_id(), Some(10_013_498));
+        assert_eq!(bids(&s), ["1.0", "0.95", "0.9", "0.8"]);
     }
 
     #[test]

@@ -30,8 +30,12 @@ pub struct Spec {
     pub name: &'static str,
     /// `exchange` of its records.
     pub exchange: &'static str,
-    /// WebSocket base URL.
+    /// WebSocket base URL (the endpoint path is the session's, see [`Spec::routed`]).
     pub ws_url: &'static str,
+    /// Whether market data is split over routed endpoints by stream category (USD-M since
+    /// 2026-04-23: `/public/stream` for `depth`, `bookTicker`, `trade`; `/market/stream` for
+    /// the rest; see [`category`]), or served on one `/stream` (spot, COIN-M).
+    pub routed: bool,
     /// REST base URL.
     pub rest_url: &'static str,
     /// REST path prefix (`/api/v3`, `/fapi/v1`, `/dapi/v1`).
@@ -85,6 +89,7 @@ pub static SPOT: Spec = Spec {
     name: "binance",
     exchange: "BINANCE",
     ws_url: "wss://stream.binance.com:9443",
+    routed: false,
     rest_url: "https://api.binance.com",
     rest_prefix: "/api/v3",
     instruments_path: "/api/v3/exchangeInfo",
@@ -114,7 +119,10 @@ pub static SPOT: Spec = Spec {
 pub static USDM: Spec = Spec {
     name: "binance_usdm",
     exchange: "BINANCE_FUTURES",
+    // `/public/stream` or `/market/stream` is appended per connection (see `routed`); the
+    // legacy `/stream` and `/ws` of this host were retired on 2026-04-23 (see API.md).
     ws_url: "wss://fstream.binance.com",
+    routed: true,
     rest_url: "https://fapi.binance.com",
     rest_prefix: "/fapi/v1",
     instruments_path: "/fapi/v1/exchangeInfo",
@@ -139,6 +147,30 @@ pub static USDM: Spec = Spec {
     fixtures: ("binance_futures_", &[]),
     quotes: &["USDT", "BUSD", "USDC"],
 };
+
+/// The routed endpoint category of a stream on a [`Spec::routed`] market (USD-M):
+/// `public` for the high-frequency streams (`<symbol>@depth…`, `@bookTicker`, `@trade`),
+/// `market` for the regular ones (`@aggTrade`, `@markPrice`, `@kline_…`, `@forceOrder`,
+/// `@ticker`, …). Binance's notice names `depth` and `bookTicker` as public and `aggTrade`,
+/// `markPrice`, `kline`, `forceOrder`, `ticker` as market; `trade` is public as measured by
+/// clients after the switch (sources in API.md).
+pub fn category(stream: &str) -> &'static str {
+    // `<symbol>@<kind>…`, or an all-market `!<kind>@…`.
+    let kind = match stream.strip_prefix('!') {
+        Some(all) => all.split('@').next(),
+        None => stream.split('@').nth(1),
+    }
+    .unwrap_or_default();
+    if kind.starts_with("depth") || kind == "rpiDepth" || kind == "bookTicker" || kind == "trade" {
+        "public"
+    } else {
+        "market"
+    }
+}
+
+/// How often Binance futures push `<symbol>@markPrice` whatever the market does: every 3 s
+/// (`@markPrice@1s`: every second), USD-M and COIN-M alike.
+pub const MARK_PRICE_EVERY: Duration = Duration::from_secs(3);
 
 /// A Binance market.
 #[derive(Debug, Clone, Copy)]
@@ -221,6 +253,20 @@ impl Venue for Binance {
         self.spec.kinds
     }
 
+    fn ticks_every(&self, channel: Channel) -> Option<Duration> {
+        (self.spec.futures && channel == Channel::Funding).then_some(MARK_PRICE_EVERY)
+    }
+
+    /// USD-M: `public` or `market` ([`category`]); open interest (polled over REST) goes with
+    /// `market`. Spot and COIN-M: one group.
+    fn connection_group(&self, channel: Channel) -> &'static str {
+        if !self.spec.routed {
+            return "";
+        }
+        self.stream_name("x", channel)
+            .map_or("market", |stream| category(&stream))
+    }
+
     fn limits(&self) -> Limits {
         self.spec.limits
     }
@@ -284,6 +330,7 @@ impl Binance {
             prefix,
             exclude,
             self.spec.futures,
+            self.spec.routed,
             self.spec.quotes,
         )?))
     }

@@ -1,4 +1,7 @@
-//! Binance's replay mock: the combined-stream WebSocket (`/stream?streams=` or `SUBSCRIBE`),
+//! Binance's replay mock: the combined-stream WebSocket (`/stream?streams=` or `SUBSCRIBE`;
+//! on USD-M `/public/stream` and `/market/stream`, each serving only its category's streams,
+//! while the retired `/stream` and `/ws` accept and acknowledge but send nothing, as Binance's
+//! do since 2026-04-23),
 //! REST depth snapshots kept current with every diff played, open interest, and a symbol list
 //! synthesized from the recorded symbols. Between loops, update ids continue the chain and
 //! trade ids and times move forward.
@@ -181,6 +184,8 @@ pub struct BinanceMock {
     time_span: i64,
     /// Perpetual/delivery contract types in the synthesized symbol list.
     futures: bool,
+    /// Streams served on routed endpoints by category (USD-M), not on `/stream`.
+    routed: bool,
     /// The market's quote assets, longest first (to split recorded symbols).
     quotes: &'static [&'static str],
     /// Book as played so far, per venue symbol, with its last update id.
@@ -194,6 +199,7 @@ impl BinanceMock {
         prefix: &str,
         exclude: &[&str],
         futures: bool,
+        routed: bool,
         quotes: &'static [&'static str],
     ) -> Result<BinanceMock, CorpusError> {
         let corpus = Corpus::load(dir, prefix, exclude)?;
@@ -257,6 +263,7 @@ impl BinanceMock {
             time_span: corpus.time_span(),
             corpus,
             futures,
+            routed,
             quotes,
             books: Mutex::new(books),
         })
@@ -357,7 +364,29 @@ impl ReplayMock for BinanceMock {
     }
 
     fn ws_paths(&self) -> &'static [&'static str] {
-        &["/stream", "/ws"]
+        if self.routed {
+            &[
+                "/public/stream",
+                "/public/ws",
+                "/market/stream",
+                "/market/ws",
+                "/stream",
+                "/ws",
+            ]
+        } else {
+            &["/stream", "/ws"]
+        }
+    }
+
+    /// Routed (USD-M): a stream plays only on its category's endpoint
+    /// (`/public/…` or `/market/…`, [`crate::venues::binance::category`]); the legacy `/stream`
+    /// and `/ws` play nothing. Elsewhere every path plays every stream.
+    fn serves(&self, path: &str, key: &str) -> bool {
+        if !self.routed {
+            return true;
+        }
+        let endpoint = path.trim_start_matches('/').split('/').next();
+        endpoint == Some(crate::venues::binance::category(key))
     }
 
     fn url_subscriptions(&self, q: &HashMap<String, String>) -> Vec<String> {

@@ -1,10 +1,14 @@
 //! One Binance connection: `SUBSCRIBE` requests batched within the venue's per-message limit,
 //! their `{"result":null,"id":N}` answers tracked, text frames parsed. Binance's server sends
 //! WebSocket pings (answered by the transport); it wants no application heartbeat.
+//!
+//! On a routed market (USD-M) a connection carries one endpoint category (the supervisor opens
+//! one connection per [`crate::venues::Venue::connection_group`]) and connects to
+//! `/public/stream` or `/market/stream` accordingly.
 
 use std::collections::HashSet;
 
-use super::Binance;
+use super::{category, Binance};
 use crate::venues::{Frame, ParseError, SessionSpec, SymbolMap, VenueEvent, VenueSession};
 
 /// The state of one Binance connection.
@@ -12,6 +16,8 @@ use crate::venues::{Frame, ParseError, SessionSpec, SymbolMap, VenueEvent, Venue
 pub struct BinanceSession {
     venue: Binance,
     streams: Vec<String>,
+    /// The endpoint path (`/stream`, `/public/stream`, `/market/stream`).
+    path: String,
     symbols: SymbolMap,
     /// Request ids sent and not yet answered.
     unanswered: HashSet<u64>,
@@ -21,14 +27,35 @@ pub struct BinanceSession {
 impl BinanceSession {
     /// A session for `spec`'s subscriptions.
     pub fn new(venue: Binance, spec: SessionSpec) -> BinanceSession {
-        let streams = spec
+        let mut streams: Vec<String> = spec
             .subscriptions
             .iter()
             .filter_map(|s| venue.stream_name(&s.venue_symbol, s.channel))
             .collect();
+        let path = if venue.spec().routed {
+            // One category per connection: the first stream's (a connection with no stream,
+            // only polled open interest, is a `market` one). A stream of the other category
+            // would never deliver on this endpoint: it is left out, loudly.
+            let group = streams.first().map_or("market", |s| category(s));
+            let (kept, misrouted): (Vec<String>, Vec<String>) =
+                streams.into_iter().partition(|s| category(s) == group);
+            if !misrouted.is_empty() {
+                tracing::warn!(
+                    exchange = venue.spec().exchange,
+                    endpoint = group,
+                    ?misrouted,
+                    "streams of another endpoint category left out of this connection"
+                );
+            }
+            streams = kept;
+            format!("/{group}/stream")
+        } else {
+            "/stream".to_string()
+        };
         BinanceSession {
             venue,
             streams,
+            path,
             symbols: spec.symbols,
             unanswered: HashSet::new(),
             next_id: 1,
@@ -38,7 +65,7 @@ impl BinanceSession {
 
 impl VenueSession for BinanceSession {
     fn path(&self) -> String {
-        "/stream".into()
+        self.path.clone()
     }
 
     fn subscribe(&mut self) -> Vec<String> {

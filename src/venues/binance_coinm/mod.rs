@@ -23,7 +23,9 @@ use crate::venues::{Instrument, InstrumentKind, Limits};
 pub static COINM: Spec = Spec {
     name: "binance_coinm",
     exchange: "BINANCE_DELIVERY",
+    // COIN-M is not routed: one `/stream` for every stream (checked 2026-12-06, see API.md).
     ws_url: "wss://dstream.binance.com",
+    routed: false,
     rest_url: "https://dapi.binance.com",
     rest_prefix: "/dapi/v1",
     instruments_path: "/dapi/v1/exchangeInfo",
