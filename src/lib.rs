@@ -14,6 +14,7 @@ pub mod recorder;
 pub mod redact;
 pub mod replay;
 pub mod schema;
+pub mod service;
 pub mod sinks;
 pub mod supervisor;
 pub mod transport;

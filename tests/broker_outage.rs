@@ -27,7 +27,7 @@ use tickflow::config::{FeedConfig, SymbolSource};
 use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::{wire, DataType, FeedEvent, Normalized};
-use tickflow::supervisor::service::Service;
+use tickflow::service::Service;
 use tickflow::venues::Channel;
 
 /// How long a feed waits with no answer before it sheds (the test's setting).

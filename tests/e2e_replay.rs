@@ -19,7 +19,7 @@ use tickflow::schema::v2beta1::trade::Side;
 use tickflow::schema::{
     wire, Candle, DataType, Level2Book, Level2Delta, Normalized, Ticker, TopOfBook, Trade,
 };
-use tickflow::supervisor::service::Service;
+use tickflow::service::Service;
 use tickflow::venues::Channel;
 
 const FIXTURES: &str = "tests/fixtures/binance";

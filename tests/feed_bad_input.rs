@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use tickflow::config::{FeedConfig, SymbolSource};
 use tickflow::schema::{wire, DataType, Normalized};
-use tickflow::supervisor::service::Service;
+use tickflow::service::Service;
 use tickflow::venues::Channel;
 use tokio_tungstenite::tungstenite::Message;
 

@@ -13,7 +13,7 @@ use futures::{SinkExt, StreamExt};
 use tickflow::config::{FeedConfig, SymbolSource};
 use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::{wire, DataType, Normalized};
-use tickflow::supervisor::service::Service;
+use tickflow::service::Service;
 use tickflow::venues::Channel;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -257,7 +257,7 @@ async fn two_hundred_symbols_resyncing_at_once_stay_inside_the_rest_budget() {
     assert!(service.feeds[0].name.ends_with(",X99-USDT-PERP]"));
     assert!(service.feeds[1]
         .name
-        .starts_with("binance_usdm[X100-USDT-PERP,"));
+        .starts_with("binance_usdm/public[X100-USDT-PERP,"));
     // Until every symbol has asked for its snapshot (at the budget's pace: ~6 s).
     let asked = std::time::Instant::now();
     while replay.rest_requests().len() < 200 && asked.elapsed() < Duration::from_secs(60) {

@@ -20,7 +20,7 @@ use tickflow::producer::ProduceEvent;
 use tickflow::recorder::Recorder;
 use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::{wire, DataType, Normalized};
-use tickflow::supervisor::service::Service;
+use tickflow::service::Service;
 use tickflow::venues::Channel;
 use tokio_postgres::NoTls;
 

@@ -18,9 +18,9 @@ use tickflow::metrics::Metrics;
 use tickflow::producer::ProduceEvent;
 use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::{wire, DataType, Normalized};
+use tickflow::service::Service;
 use tickflow::sinks::redis::config::RedisSinkConfig;
 use tickflow::sinks::redis::RedisSink;
-use tickflow::supervisor::service::Service;
 use tickflow::supervisor::ProducerHandle;
 use tickflow::venues::Channel;
 

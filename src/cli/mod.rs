@@ -145,9 +145,9 @@ fn run_service(file: &std::path::Path) -> ExitCode {
     };
     let system = actix::System::new();
     let result = system.block_on(async move {
-        let service = crate::supervisor::service::Service::start(cfg).await?;
+        let service = crate::service::Service::start(cfg).await?;
         service.run_until(stop_signal()).await;
-        Ok::<(), crate::supervisor::service::ServiceError>(())
+        Ok::<(), crate::service::ServiceError>(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -224,8 +224,8 @@ pub struct FeedConfig {
 pub const MAX_FEED_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl FeedConfig {
-    /// Each duration within (0, [`MAX_FEED_DURATION`]] (rotation up to 30 days), reconnect
-    /// delays ordered; `key` names the offending key.
+    /// Each duration within (0, [`MAX_FEED_DURATION`]] (rotation up to 30 days; the snapshot
+    /// spacing may be 0), reconnect delays ordered; `key` names the offending key.
     fn check_durations(&self, key: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
         let within = |name: &str, d: Duration, max: Duration| -> Result<(), ConfigError> {
             if d.is_zero() || d > max {
@@ -245,7 +245,10 @@ impl FeedConfig {
         within("reconnect_min_ms", self.reconnect_min, week)?;
         within("reconnect_max_ms", self.reconnect_max, week)?;
         within("open_interest_poll_ms", self.open_interest_poll, week)?;
-        within("snapshot_interval_ms", self.snapshot_interval, week)?;
+        // 0 = no spacing of REST snapshots beyond the weight budget.
+        if self.snapshot_interval > week {
+            within("snapshot_interval_ms", self.snapshot_interval, week)?;
+        }
         within("shed_after_ms", self.shed_after, week)?;
         within("snapshot_timeout_ms", self.snapshot_timeout, week)?;
         within("connect_timeout_ms", self.connect_timeout, week)?;

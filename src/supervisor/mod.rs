@@ -1,8 +1,7 @@
 //! The supervisor: builds the shared dependencies from the config, spawns one supervised
 //! `ProducerActor` per topic on first use, and stops them all gracefully. `ProducerHandle` is
-//! what callers (feeds, the smoke harness, embedders) use to produce.
-
-pub mod service;
+//! what callers (feeds, the smoke harness, embedders) use to produce. The whole service (replay,
+//! producers, feeds) is wired in `crate::service`, which keeps this module free of feeds.
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -545,11 +545,7 @@ pub fn init_logs() {
 /// Waits until the service's feeds have read, and had answered, everything there is (frames,
 /// acks and nacks unchanged for `quiet`); call it once the replay has finished. Panics after
 /// `limit`.
-pub async fn settled(
-    service: &tickflow::supervisor::service::Service,
-    quiet: Duration,
-    limit: Duration,
-) {
+pub async fn settled(service: &tickflow::service::Service, quiet: Duration, limit: Duration) {
     use std::sync::atomic::Ordering::Relaxed;
     let snapshot = || -> Vec<(u64, u64, u64)> {
         service

@@ -57,7 +57,29 @@ impl OiPoller {
             .venue
             .open_interest_path(venue_symbol)
             .ok_or_else(|| ParseError::Unsupported("open interest over REST".into()))?;
-        let body = get_text(&self.http, &format!("{}{path}", self.base), 1).await?;
+        let body = match get_text(&self.http, &format!("{}{path}", self.base), 1).await {
+            Ok(body) => body,
+            // A 4xx with the venue's error body (`{"code":-1121,"msg":"Invalid symbol."}`) is
+            // the venue's answer: typed as such when the venue's parser reads it so.
+            Err(RestError::Status {
+                status,
+                body_prefix,
+            }) if (400..500).contains(&status) => {
+                return Err(
+                    match self
+                        .venue
+                        .parse_open_interest(&body_prefix, now_us(), &self.symbols)
+                    {
+                        Err(e @ ParseError::Venue { .. }) => PollError::Parse(e),
+                        _ => PollError::Rest(RestError::Status {
+                            status,
+                            body_prefix,
+                        }),
+                    },
+                );
+            }
+            Err(e) => return Err(e.into()),
+        };
         let r = self
             .venue
             .parse_open_interest(&body, now_us(), &self.symbols)?;

@@ -9,10 +9,10 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures::future::join_all;
 
-use super::{ProducerHandle, StartError};
 use crate::config::Config;
 use crate::feed::{FeedActor, FeedStats, StopFeed};
 use crate::replay::{ReplayError, ReplayServer};
+use crate::supervisor::{ProducerHandle, StartError};
 use crate::venues;
 
 /// Why the service could not start.
@@ -90,13 +90,24 @@ impl Service {
             // Channels a venue serves on different endpoints go to different connections
             // (`Venue::connection_group`), and one connection carries at most the venue's
             // streams: more symbols open more connections, each its own supervised feed actor.
+            // Channels polled over REST ride with the first group that streams something (a
+            // group of polls alone would be a connection with nothing to subscribe).
             let mut groups: Vec<(&str, Vec<venues::Channel>)> = Vec::new();
-            for c in &f.channels {
-                let g = venue.connection_group(*c);
+            let (streamed, polled): (Vec<venues::Channel>, Vec<venues::Channel>) = f
+                .channels
+                .iter()
+                .copied()
+                .partition(|c| venue.delivery(*c) == venues::Delivery::Stream);
+            for c in streamed {
+                let g = venue.connection_group(c);
                 match groups.iter_mut().find(|(name, _)| *name == g) {
-                    Some((_, cs)) => cs.push(*c),
-                    None => groups.push((g, vec![*c])),
+                    Some((_, cs)) => cs.push(c),
+                    None => groups.push((g, vec![c])),
                 }
+            }
+            match groups.first_mut() {
+                Some((_, cs)) => cs.extend(polled),
+                None => groups.push(("", polled)),
             }
             let http = rest
                 .entry(f.venue.as_str())
