@@ -39,6 +39,8 @@ struct Tweaks {
     heartbeat: Option<Duration>,
     /// The channel said to tick by design, and its period.
     ticks: Option<(Channel, Duration)>,
+    /// The venue refuses this symbol's subscription (as a delisted instrument's), once.
+    refuse: Option<&'static str>,
 }
 
 /// A registered venue with [`Tweaks`].
@@ -149,6 +151,14 @@ impl VenueSession for TweakedSession {
         out: &mut Vec<VenueEvent>,
     ) -> Result<(), ParseError> {
         self.frames += 1;
+        if let Some(symbol) = self.tweaks.refuse {
+            if self.frames == 5 && self.lost.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(ParseError::Refused {
+                    symbol: symbol.into(),
+                    msg: "Currency pair not supported (test)".into(),
+                });
+            }
+        }
         let start = out.len();
         self.inner.on_frame(frame, receipt_us, out)?;
         if let Some(victim) = self.tweaks.lose_first_snapshot_of {
@@ -338,6 +348,8 @@ async fn a_connection_wide_break_resyncs_every_book_at_once() {
         stats.syncs.load(Ordering::Relaxed) >= 2 * KRAKEN_PAIRS.len() as u64
     })
     .await;
+    // The last resubscribes are paced at Kraken's message rate: let them all land.
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         stats.reconnects.load(Ordering::Relaxed),
         0,
@@ -358,13 +370,22 @@ async fn a_connection_wide_break_resyncs_every_book_at_once() {
         "connection sequence skipped 41 -> 43 (test)"
     );
     for pair in KRAKEN_PAIRS {
-        let after: Vec<_> = events
+        let synced: Vec<i64> = events
             .iter()
-            .filter(|e| {
-                e.kind == Kind::Synced as i32 && e.symbol == pair && e.timestamp > gaps[0].timestamp
-            })
+            .filter(|e| e.kind == Kind::Synced as i32 && e.symbol == pair)
+            .map(|e| e.timestamp)
             .collect();
-        assert_eq!(after.len(), 1, "{pair} resynced once after the break");
+        assert_eq!(
+            synced.iter().filter(|t| **t < gaps[0].timestamp).count(),
+            1,
+            "{pair} synced once before the break: {synced:?} (break at {})",
+            gaps[0].timestamp
+        );
+        assert!(
+            synced.iter().any(|t| *t > gaps[0].timestamp),
+            "{pair} resynced after the break: {synced:?} (break at {}); {events:?}",
+            gaps[0].timestamp
+        );
     }
 }
 
@@ -545,7 +566,7 @@ async fn a_rest_ban_does_not_hold_back_a_reconnect() {
     let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "binance".into(),
         fixtures: "tests/fixtures/binance".into(),
-        speed: 1.0,
+        speed: 0.0,
         loops: 20,
         drop_after_frames: 30,
         ..Default::default()
@@ -557,8 +578,9 @@ async fn a_rest_ban_does_not_hold_back_a_reconnect() {
     let venue: Arc<dyn Venue> = tickflow::venues::by_name("binance").unwrap().into();
     let feed = FeedConfig {
         venue: "binance".into(),
-        symbols: vec!["ETH-USDT".into(), "BNB-BTC".into()],
-        channels: vec![Channel::Trade],
+        // Books whose REST snapshots are banned too: they never sync, their diffs still come.
+        symbols: vec!["NKN-USDT".into(), "LRC-BTC".into()],
+        channels: vec![Channel::Depth, Channel::BookTicker],
         ws_url: Some(format!("ws://{}", replay.addr)),
         rest_url: Some(format!("http://{rest_addr}")),
         reconnect_min: Duration::from_millis(100),
@@ -590,4 +612,50 @@ async fn a_rest_ban_does_not_hold_back_a_reconnect() {
     addr.send(StopFeed).await.unwrap();
     producer.shutdown().await;
     banned.abort();
+}
+
+#[actix_rt::test]
+async fn one_refused_symbol_is_announced_and_the_connection_carries_on() {
+    common::init_logs();
+    let replay = kraken_replay(1.0, 50).await;
+    let cfg = common::test_config("refused");
+    let producer = ProducerHandle::start(cfg.clone()).unwrap();
+    let victim = KRAKEN_PAIRS[1];
+    let venue = Tweaked::new(
+        "kraken",
+        Tweaks {
+            refuse: Some(victim),
+            ..Default::default()
+        },
+    );
+    let mut feed = kraken_feed(&replay, vec![Channel::Depth]);
+    feed.snapshot_timeout = Duration::from_millis(1_000);
+    let (addr, stats) = start_feed(feed, venue.clone(), &producer);
+    until("the other books synced", Duration::from_secs(30), || {
+        stats.syncs.load(Ordering::Relaxed) >= KRAKEN_PAIRS.len() as u64 - 1
+    })
+    .await;
+    // Past the snapshot deadline: a refused symbol is not asked for again, nothing reconnects.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(stats.reconnects.load(Ordering::Relaxed), 0);
+    addr.send(StopFeed).await.unwrap();
+    producer.shutdown().await;
+    let events = feed_events(&cfg, KRAKEN_PAIRS.len() + 1);
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == Kind::RejectedUpdate as i32)
+        .collect();
+    assert_eq!(refused.len(), 1, "{events:?}");
+    assert_eq!(refused[0].symbol, victim);
+    assert_eq!(refused[0].action, "unsubscribed");
+    assert_eq!(
+        refused[0].reason,
+        "subscription refused by the venue: Currency pair not supported (test)"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.kind == Kind::Stale as i32 && e.symbol == victim),
+        "a refused symbol's snapshot is not awaited: {events:?}"
+    );
 }
