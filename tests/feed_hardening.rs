@@ -9,13 +9,13 @@
 
 mod books;
 mod common;
+mod tweaked;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use books::KRAKEN_PAIRS;
-use tickflow::book::{Sequencer, Snapshot};
 use tickflow::config::{Config, FeedConfig, SymbolSource};
 use tickflow::feed::{FeedActor, FeedStats, StopFeed};
 use tickflow::replay::{ReplayServer, ReplayServerConfig};
@@ -23,173 +23,8 @@ use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::v2beta1::FeedEvent;
 use tickflow::schema::{wire, DataType, Normalized};
 use tickflow::supervisor::ProducerHandle;
-use tickflow::venues::{
-    Channel, Frame, Instrument, InstrumentKind, Limits, ParseError, SessionSpec, Subscription,
-    Venue, VenueEvent, VenueSession,
-};
-
-/// What a [`Tweaked`] venue changes in the real one it wraps (test-only faults).
-#[derive(Debug, Default, Clone)]
-struct Tweaks {
-    /// The first in-band snapshot of this symbol is lost (as if a parse error ate it).
-    lose_first_snapshot_of: Option<&'static str>,
-    /// After this many frames the session reports a connection-wide break, once.
-    resync_after_frames: Option<u64>,
-    /// The client heartbeat period.
-    heartbeat: Option<Duration>,
-    /// The channel said to tick by design, and its period.
-    ticks: Option<(Channel, Duration)>,
-    /// The venue refuses this symbol's subscription (as a delisted instrument's), once.
-    refuse: Option<&'static str>,
-}
-
-/// A registered venue with [`Tweaks`].
-#[derive(Debug)]
-struct Tweaked {
-    inner: Box<dyn Venue>,
-    tweaks: Tweaks,
-    /// Snapshots lost so far, shared by every session.
-    lost: Arc<AtomicUsize>,
-}
-
-impl Tweaked {
-    fn new(name: &str, tweaks: Tweaks) -> Arc<Tweaked> {
-        Arc::new(Tweaked {
-            inner: tickflow::venues::by_name(name).unwrap(),
-            tweaks,
-            lost: Arc::new(AtomicUsize::new(0)),
-        })
-    }
-}
-
-impl Venue for Tweaked {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    fn exchange(&self) -> &'static str {
-        self.inner.exchange()
-    }
-    fn default_ws_url(&self) -> &'static str {
-        self.inner.default_ws_url()
-    }
-    fn default_rest_url(&self) -> Option<&'static str> {
-        self.inner.default_rest_url()
-    }
-    fn channels(&self) -> &'static [Channel] {
-        self.inner.channels()
-    }
-    fn instrument_kinds(&self) -> &'static [InstrumentKind] {
-        self.inner.instrument_kinds()
-    }
-    fn limits(&self) -> Limits {
-        self.inner.limits()
-    }
-    fn venue_symbol(&self, instrument: &Instrument) -> String {
-        self.inner.venue_symbol(instrument)
-    }
-    fn instruments_path(&self) -> Option<&'static str> {
-        self.inner.instruments_path()
-    }
-    fn parse_instruments(&self, body: &str) -> Result<Vec<(String, String)>, ParseError> {
-        self.inner.parse_instruments(body)
-    }
-    fn sequencer(&self, depth: u32) -> Arc<dyn Sequencer> {
-        self.inner.sequencer(depth)
-    }
-    fn snapshot_path(&self, venue_symbol: &str, limit: u32) -> Option<String> {
-        self.inner.snapshot_path(venue_symbol, limit)
-    }
-    fn parse_snapshot(&self, body: &str) -> Result<Snapshot, ParseError> {
-        self.inner.parse_snapshot(body)
-    }
-    fn ticks_every(&self, channel: Channel) -> Option<Duration> {
-        match self.tweaks.ticks {
-            Some((c, d)) if c == channel => Some(d),
-            _ => self.inner.ticks_every(channel),
-        }
-    }
-    fn session(&self, spec: SessionSpec) -> Box<dyn VenueSession> {
-        Box::new(TweakedSession {
-            inner: self.inner.session(spec),
-            tweaks: self.tweaks.clone(),
-            lost: self.lost.clone(),
-            frames: 0,
-        })
-    }
-}
-
-struct TweakedSession {
-    inner: Box<dyn VenueSession>,
-    tweaks: Tweaks,
-    lost: Arc<AtomicUsize>,
-    frames: u64,
-}
-
-impl VenueSession for TweakedSession {
-    fn path(&self) -> String {
-        self.inner.path()
-    }
-    fn subscribe(&mut self) -> Vec<String> {
-        self.inner.subscribe()
-    }
-    fn unconfirmed(&self) -> usize {
-        self.inner.unconfirmed()
-    }
-    fn subscribe_timeout(&self) -> Duration {
-        self.inner.subscribe_timeout()
-    }
-    fn heartbeat_interval(&self) -> Option<Duration> {
-        self.tweaks.heartbeat.or(self.inner.heartbeat_interval())
-    }
-    fn heartbeat(&mut self) -> Option<String> {
-        self.inner.heartbeat()
-    }
-    fn on_frame(
-        &mut self,
-        frame: Frame<'_>,
-        receipt_us: i64,
-        out: &mut Vec<VenueEvent>,
-    ) -> Result<(), ParseError> {
-        self.frames += 1;
-        if let Some(symbol) = self.tweaks.refuse {
-            if self.frames == 5 && self.lost.fetch_add(1, Ordering::SeqCst) == 0 {
-                return Err(ParseError::Refused {
-                    symbol: symbol.into(),
-                    msg: "Currency pair not supported (test)".into(),
-                });
-            }
-        }
-        let start = out.len();
-        self.inner.on_frame(frame, receipt_us, out)?;
-        if let Some(victim) = self.tweaks.lose_first_snapshot_of {
-            if self.lost.load(Ordering::SeqCst) == 0 {
-                let before = out.len();
-                out.retain(
-                    |e| !matches!(e, VenueEvent::Snapshot { symbol, .. } if symbol == victim),
-                );
-                if out.len() < before {
-                    self.lost.fetch_add(1, Ordering::SeqCst);
-                }
-            }
-        }
-        if self.tweaks.resync_after_frames == Some(self.frames) {
-            out.insert(
-                start,
-                VenueEvent::Resync {
-                    symbol: None,
-                    reason: "connection sequence skipped 41 -> 43 (test)".into(),
-                },
-            );
-        }
-        Ok(())
-    }
-    fn resubscribe_book(&mut self, symbol: &str) -> Vec<String> {
-        self.inner.resubscribe_book(symbol)
-    }
-    fn resubscribe(&mut self, sub: &Subscription) -> Vec<String> {
-        self.inner.resubscribe(sub)
-    }
-}
+use tickflow::venues::{Channel, Venue};
+use tweaked::{Tweaked, Tweaks};
 
 async fn kraken_replay(speed: f64, loops: u32) -> ReplayServer {
     tickflow::venues::replay_server(ReplayServerConfig {

@@ -4,63 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
+mod tweaked;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tickflow::book::Sequencer;
 use tickflow::config::{FeedConfig, SymbolSource};
 use tickflow::feed::{FeedActor, FeedStats};
 use tickflow::replay::ReplayServerConfig;
 use tickflow::supervisor::ProducerHandle;
-use tickflow::venues::binance::Binance;
-use tickflow::venues::{
-    Channel, Instrument, InstrumentKind, Limits, SessionSpec, Venue, VenueSession,
-};
-
-/// Binance USD-M, except that its first session panics.
-#[derive(Debug)]
-struct FirstSessionPanics {
-    inner: Binance,
-    sessions: Arc<AtomicUsize>,
-}
-
-impl Venue for FirstSessionPanics {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    fn exchange(&self) -> &'static str {
-        self.inner.exchange()
-    }
-    fn default_ws_url(&self) -> &'static str {
-        self.inner.default_ws_url()
-    }
-    fn default_rest_url(&self) -> Option<&'static str> {
-        self.inner.default_rest_url()
-    }
-    fn channels(&self) -> &'static [Channel] {
-        self.inner.channels()
-    }
-    fn instrument_kinds(&self) -> &'static [InstrumentKind] {
-        self.inner.instrument_kinds()
-    }
-    fn limits(&self) -> Limits {
-        self.inner.limits()
-    }
-    fn venue_symbol(&self, instrument: &Instrument) -> String {
-        self.inner.venue_symbol(instrument)
-    }
-    fn sequencer(&self, depth: u32) -> Arc<dyn Sequencer> {
-        self.inner.sequencer(depth)
-    }
-    fn session(&self, spec: SessionSpec) -> Box<dyn VenueSession> {
-        if self.sessions.fetch_add(1, Ordering::SeqCst) == 0 {
-            panic!("injected: the first session of this venue panics");
-        }
-        self.inner.session(spec)
-    }
-}
+use tickflow::venues::Channel;
+use tweaked::{Tweaked, Tweaks};
 
 #[actix_rt::test]
 async fn a_feed_task_that_panics_is_restarted_by_its_supervisor() {
@@ -73,11 +28,14 @@ async fn a_feed_task_that_panics_is_restarted_by_its_supervisor() {
     .unwrap();
     let cfg = common::test_config("supervision");
     let producer = ProducerHandle::start(cfg).unwrap();
-    let sessions = Arc::new(AtomicUsize::new(0));
-    let venue = Arc::new(FirstSessionPanics {
-        inner: Binance::usdm(),
-        sessions: sessions.clone(),
-    });
+    let venue = Tweaked::new(
+        "binance_usdm",
+        Tweaks {
+            panic_sessions_before: Some(1),
+            ..Default::default()
+        },
+    );
+    let sessions = venue.sessions.clone();
     let feed = FeedConfig {
         venue: "binance_usdm".into(),
         symbols: vec!["BTC-USDT-PERP".into()],
