@@ -183,8 +183,42 @@ async fn a_connection_wide_break_resyncs_every_book_at_once() {
         stats.syncs.load(Ordering::Relaxed) >= 2 * KRAKEN_PAIRS.len() as u64
     })
     .await;
-    // The last resubscribes are paced at Kraken's message rate: let them all land.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Until every pair has synced again after the break, read back from Kafka (the
+    // resubscribes are paced at Kraken's message rate).
+    let started = Instant::now();
+    let events = loop {
+        let events: Vec<FeedEvent> = common::consume(
+            &common::kafka_addr(),
+            &format!("{}.feed_event", cfg.producer.topic_prefix),
+            cfg.producer.partitions,
+            100_000,
+            Duration::from_secs(2),
+        )
+        .iter()
+        .map(|r| {
+            match Normalized::decode(DataType::FeedEvent, wire::parse(&r.value).unwrap().payload)
+                .unwrap()
+            {
+                Normalized::FeedEvent(e) => e,
+                other => panic!("not a FeedEvent: {other:?}"),
+            }
+        })
+        .collect();
+        let brk = events
+            .iter()
+            .find(|e| e.kind == Kind::Gap as i32 && e.symbol.is_empty())
+            .map(|e| e.timestamp);
+        let resynced = |pair: &str| {
+            brk.is_some_and(|b| {
+                events
+                    .iter()
+                    .any(|e| e.kind == Kind::Synced as i32 && e.symbol == pair && e.timestamp > b)
+            })
+        };
+        if KRAKEN_PAIRS.iter().all(|p| resynced(p)) || started.elapsed() > Duration::from_secs(40) {
+            break events;
+        }
+    };
     assert_eq!(
         stats.reconnects.load(Ordering::Relaxed),
         0,
@@ -192,7 +226,6 @@ async fn a_connection_wide_break_resyncs_every_book_at_once() {
     );
     addr.send(StopFeed).await.unwrap();
     producer.shutdown().await;
-    let events = feed_events(&cfg, 2 * KRAKEN_PAIRS.len() + 1);
     let gaps: Vec<_> = events
         .iter()
         .filter(|e| e.kind == Kind::Gap as i32)
@@ -292,15 +325,20 @@ async fn with_the_broker_down_three_feeds_shed_within_the_bound_and_keep_their_h
         feed.max_outstanding = 8;
         feeds.push(start_feed(feed, venue, &producer));
     }
-    let started = Instant::now();
     let lost: Vec<Arc<FeedStats>> = feeds.iter().map(|(_, s)| s.clone()).collect();
+    // Records wait from each feed's first frames on (its snapshot's records).
+    until("every feed reads", Duration::from_secs(15), || {
+        lost.iter().all(|s| s.frames.load(Ordering::Relaxed) > 0)
+    })
+    .await;
     let took = until("every feed sheds", Duration::from_secs(15), || {
         lost.iter().all(|s| s.lost.load(Ordering::Relaxed) > 0)
     })
     .await;
-    // Records wait from the first frames on; shedding starts once nothing was answered for
-    // `shed_after` (plus connect and the 100 ms stall check).
-    assert!(took < shed_after + Duration::from_secs(3), "{took:?}");
+    // Shedding starts once nothing was answered for `shed_after` (plus the 100 ms stall check
+    // and a margin for a loaded machine); before the fix the loop waited on the full queue and
+    // never shed.
+    assert!(took < shed_after + Duration::from_secs(2), "{took:?}");
     // The loops keep serving their heartbeat while the queue is full: 3 feeds × every 200 ms.
     let pings_before = pings(&replay);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -316,7 +354,6 @@ async fn with_the_broker_down_three_feeds_shed_within_the_bound_and_keep_their_h
     assert!(frames > frames_before, "reading stopped");
     // Records handed to the producer stay unanswered until librdkafka's delivery timeout;
     // the feeds are not stopped here (a stop waits for those answers), the test ends.
-    let _ = started;
     drop(feeds);
     drop(producer);
 }
