@@ -185,7 +185,11 @@ async fn produce_trades(cfg: &Config, n: u64) -> BTreeSet<Coord> {
             .collect();
         for ack in system.produce_batch(events).await {
             let ack = ack.expect("every trade acknowledged");
-            want.insert((topic.clone(), ack.partition, ack.offset));
+            want.insert((
+                topic.clone(),
+                ack.partition,
+                ack.offset.expect("the broker said where"),
+            ));
         }
     }
     system.shutdown().await;

@@ -23,8 +23,13 @@ pub struct RedisSinkConfig {
     pub username: Option<String>,
     /// Password; environment only: `TICKFLOW_REDIS__PASSWORD`.
     pub password: Option<Secret>,
-    /// First part of every key: `<key_prefix>:<data_type>:<EXCHANGE>:<SYMBOL>`.
+    /// First part of every key: `<key_prefix>:<topic>:<data_type>:<EXCHANGE>:<SYMBOL>` (the
+    /// topic is in the key, so two streams of one instrument never overwrite each other).
     pub key_prefix: String,
+    /// The data types kept as latest values (snake_case names). By default every type but
+    /// `level2_delta` and `feed_event`: a delta or a feed event alone is not a latest value
+    /// of anything; list them to keep them too.
+    pub data_types: Vec<String>,
     /// Lifetime of a latest value (`SET … PX`); a value not refreshed within it disappears.
     #[serde(rename = "ttl_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
@@ -74,6 +79,7 @@ impl Default for RedisSinkConfig {
             username: None,
             password: None,
             key_prefix: "tickflow".into(),
+            data_types: default_data_types(),
             ttl: Duration::from_secs(24 * 3600),
             publish: false,
             channel_prefix: "tickflow".into(),
@@ -88,6 +94,20 @@ impl Default for RedisSinkConfig {
             required: false,
         }
     }
+}
+
+/// Every data type but `level2_delta` and `feed_event`.
+fn default_data_types() -> Vec<String> {
+    crate::schema::DataType::ALL
+        .into_iter()
+        .filter(|d| {
+            !matches!(
+                d,
+                crate::schema::DataType::Level2Delta | crate::schema::DataType::FeedEvent
+            )
+        })
+        .map(|d| d.as_str().to_string())
+        .collect()
 }
 
 /// Whether the URL's host is loopback. `redis://` is not a special scheme to the `url` crate,
@@ -138,6 +158,16 @@ impl RedisSinkConfig {
         if self.ttl < Duration::from_millis(1) {
             return Err(invalid("ttl_ms", "must be at least 1"));
         }
+        if let Some(bad) = self
+            .data_types
+            .iter()
+            .find(|d| crate::schema::DataType::parse(d).is_none())
+        {
+            return Err(invalid(
+                "data_types",
+                format!("{bad:?} is not a data type (trade, level2_book, ...)"),
+            ));
+        }
         if self.max_pending_keys == 0 {
             return Err(invalid("max_pending_keys", "must be at least 1"));
         }
@@ -160,6 +190,14 @@ impl RedisSinkConfig {
             return Err(invalid("kafka_budget_pct", "must be between 0 and 100"));
         }
         Ok(())
+    }
+
+    /// The data types kept (unknown names are refused by `validate`).
+    pub fn kept(&self) -> Vec<crate::schema::DataType> {
+        self.data_types
+            .iter()
+            .filter_map(|d| crate::schema::DataType::parse(d))
+            .collect()
     }
 
     /// The URL parsed and checked: `redis://` or `rediss://`, a host, no userinfo.

@@ -12,6 +12,7 @@ use super::pending::{Inserted, Pending};
 use crate::metrics::Metrics;
 use crate::producer::tap::RecordTap;
 use crate::producer::ProduceEvent;
+use crate::schema::DataType;
 
 /// What the tap and the writer share.
 pub struct Shared {
@@ -20,26 +21,45 @@ pub struct Shared {
     /// Woken when the map goes from empty to not empty.
     pub(super) wake: Notify,
     key_prefix: String,
+    /// The data types kept.
+    kept: Vec<DataType>,
     pub(super) metrics: Arc<Metrics>,
 }
 
 impl Shared {
-    /// An empty pending map of at most `max_keys` keys.
-    pub fn new(key_prefix: &str, max_keys: usize, metrics: Arc<Metrics>) -> Shared {
+    /// An empty pending map of at most `max_keys` keys, keeping the data types `kept`.
+    pub fn new(
+        key_prefix: &str,
+        kept: Vec<DataType>,
+        max_keys: usize,
+        metrics: Arc<Metrics>,
+    ) -> Shared {
         Shared {
             pending: Mutex::new(Pending::new(max_keys)),
             wake: Notify::new(),
             key_prefix: key_prefix.to_string(),
+            kept,
             metrics,
         }
     }
 
-    /// `<prefix>:<data_type>:<EXCHANGE>:<SYMBOL>`, e.g. `tickflow:trade:BINANCE:BTC-USDT`.
-    pub fn key(&self, data_type: &str, exchange: &str, symbol: &str) -> String {
+    /// Whether values of `data_type` are kept.
+    pub fn wants(&self, data_type: DataType) -> bool {
+        self.kept.contains(&data_type)
+    }
+
+    /// `<prefix>:<topic>:<data_type>:<EXCHANGE>:<SYMBOL>`, e.g.
+    /// `tickflow:market.trade:trade:BINANCE:BTC-USDT`.
+    pub fn key(&self, topic: &str, data_type: &str, exchange: &str, symbol: &str) -> String {
         let mut k = String::with_capacity(
-            self.key_prefix.len() + data_type.len() + exchange.len() + symbol.len() + 3,
+            self.key_prefix.len()
+                + topic.len()
+                + data_type.len()
+                + exchange.len()
+                + symbol.len()
+                + 4,
         );
-        for (i, part) in [self.key_prefix.as_str(), data_type, exchange, symbol]
+        for (i, part) in [self.key_prefix.as_str(), topic, data_type, exchange, symbol]
             .into_iter()
             .enumerate()
         {
@@ -96,15 +116,18 @@ impl RedisTap {
 }
 
 impl RecordTap for RedisTap {
-    fn framed(&self, _topic: &str, event: &ProduceEvent, framed: &Bytes) {
+    fn key(&self, topic: &str, event: &ProduceEvent) -> Option<String> {
         let p = &event.payload;
         // Only normalized records have a data type and a schema readers know; pre-encoded
         // payloads of other schemas are not latest values of an instrument.
-        let Some(dt) = p.data_type() else {
-            return;
-        };
-        let key = self.shared.key(dt.as_str(), p.exchange(), p.symbol());
-        self.shared.offer(key, framed.clone());
+        let dt = p.data_type()?;
+        self.shared
+            .wants(dt)
+            .then(|| self.shared.key(topic, dt.as_str(), p.exchange(), p.symbol()))
+    }
+
+    fn stored(&self, key: String, framed: Bytes) {
+        self.shared.offer(key, framed);
     }
 }
 
@@ -112,35 +135,70 @@ impl RecordTap for RedisTap {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
-    use crate::schema::{Normalized, Trade};
+    use crate::schema::{FeedEvent, Normalized, Trade};
+
+    fn trade(symbol: &str, id: &str) -> ProduceEvent {
+        ProduceEvent::typed(Normalized::Trade(Trade {
+            exchange: "BINANCE".into(),
+            symbol: symbol.into(),
+            trade_id: id.into(),
+            ..Trade::default()
+        }))
+    }
 
     #[test]
-    fn the_tap_keys_by_data_type_exchange_symbol_and_coalesces() {
+    fn the_tap_keys_by_topic_data_type_exchange_symbol_and_coalesces_what_was_stored() {
         let metrics = Metrics::new();
-        let shared = Arc::new(Shared::new("tf", 10, metrics.clone()));
+        let shared = Arc::new(Shared::new(
+            "tf",
+            vec![DataType::Trade],
+            10,
+            metrics.clone(),
+        ));
         let tap = RedisTap::new(shared.clone());
-        let trade = |symbol: &str, id: &str| {
-            ProduceEvent::typed(Normalized::Trade(Trade {
-                exchange: "BINANCE".into(),
-                symbol: symbol.into(),
-                trade_id: id.into(),
-                ..Trade::default()
-            }))
-        };
         let v1 = Bytes::from_static(b"\0one");
         let v2 = Bytes::from_static(b"\0two");
         let v3 = Bytes::from_static(b"\0three");
-        tap.framed("t", &trade("BTC-USDT", "1"), &v1);
-        tap.framed("t", &trade("BTC-USDT", "2"), &v2);
-        tap.framed("t", &trade("ETH-USDT", "3"), &v3);
+        let v4 = Bytes::from_static(b"\0four");
+        let k1 = tap.key("t", &trade("BTC-USDT", "1")).unwrap();
+        assert_eq!(k1, "tf:t:trade:BINANCE:BTC-USDT");
+        let k2 = tap.key("t", &trade("BTC-USDT", "2")).unwrap();
+        let k3 = tap.key("t", &trade("ETH-USDT", "3")).unwrap();
+        // The same instrument on another topic is another key.
+        let k4 = tap.key("u", &trade("BTC-USDT", "4")).unwrap();
+        assert_eq!(k4, "tf:u:trade:BINANCE:BTC-USDT");
+        // Nothing is offered before the broker stored it.
+        assert!(shared.take().is_empty());
+        tap.stored(k1, v1);
+        tap.stored(k2, v2.clone());
+        tap.stored(k3, v3.clone());
+        tap.stored(k4, v4.clone());
         let taken = shared.take();
-        assert_eq!(taken.len(), 2);
-        let got = taken.get("tf:trade:BINANCE:BTC-USDT").unwrap();
+        assert_eq!(taken.len(), 3);
+        let got = taken.get("tf:t:trade:BINANCE:BTC-USDT").unwrap();
         assert_eq!(got, &v2);
         // The very bytes handed over, not a copy.
         assert_eq!(got.as_ptr(), v2.as_ptr());
-        assert_eq!(taken.get("tf:trade:BINANCE:ETH-USDT"), Some(&v3));
+        assert_eq!(taken.get("tf:t:trade:BINANCE:ETH-USDT"), Some(&v3));
+        assert_eq!(taken.get("tf:u:trade:BINANCE:BTC-USDT"), Some(&v4));
         assert_eq!(metrics.redis_coalesced.get(), 1);
         assert!(shared.take().is_empty());
+    }
+
+    #[test]
+    fn data_types_not_kept_get_no_key() {
+        let shared = Arc::new(Shared::new(
+            "tf",
+            vec![DataType::Trade],
+            10,
+            Metrics::new(),
+        ));
+        let tap = RedisTap::new(shared);
+        let ev = ProduceEvent::typed(Normalized::FeedEvent(FeedEvent {
+            exchange: "BINANCE".into(),
+            symbol: "BTC-USDT".into(),
+            ..FeedEvent::default()
+        }));
+        assert_eq!(tap.key("t", &ev), None);
     }
 }
