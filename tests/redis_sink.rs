@@ -344,9 +344,10 @@ async fn redis_going_away_keeps_the_kafka_rate_and_the_sink_heals_itself() {
     let mut cfg = common::test_config("redis-outage");
     let key_prefix = common::unique_topic("tf");
     cfg.redis = sink_config(&redis, &key_prefix);
-    // Loose on purpose: two phases of one run on a shared 2-core machine; `make bench`
-    // measures the ratio precisely.
-    cfg.redis.kafka_budget_pct = 50.0;
+    // The Kafka path's rate with Redis down may be at most this much lower (percent). Loose
+    // on purpose: two phases of one run on a shared 2-core machine; `make bench` measures
+    // the ratio precisely. (The tap never waits on Redis, so nothing needs throttling.)
+    const BUDGET_PCT: f64 = 50.0;
     // Room for a whole phase: no backpressure wait, so records are queued in id order.
     cfg.producer.queue_capacity = 50_000;
     cfg.producer.max_in_flight = 50_000;
@@ -392,12 +393,11 @@ async fn redis_going_away_keeps_the_kafka_rate_and_the_sink_heals_itself() {
     assert!(!r.sinks[0].1.detail.contains("not required"), "{r:?}");
 
     let down = produce_rate(&producer, 100_000, 20_000).await;
-    let floor = up * (1.0 - cfg.redis.kafka_budget_pct / 100.0);
+    let floor = up * (1.0 - BUDGET_PCT / 100.0);
     eprintln!("Kafka path: {up:.0} acks/s with Redis up, {down:.0} acks/s with Redis down");
     assert!(
         down >= floor,
-        "Kafka path: {down:.0}/s with Redis down, {up:.0}/s with it up (budget {}%)",
-        cfg.redis.kafka_budget_pct
+        "Kafka path: {down:.0}/s with Redis down, {up:.0}/s with it up (budget {BUDGET_PCT}%)"
     );
     assert!(metrics.redis_write_failures.get() > 0);
     assert!(metrics.redis_coalesced.get() > 0);

@@ -161,10 +161,13 @@ pub struct Metrics {
     pub recorder_batch_seconds: Histogram,
     /// Recorder retries by cause (`connection`, `statement`, `registry`, `dead_letter`).
     pub recorder_retries: Family<KindLabels, Counter>,
-    /// Records the recorder could not store, by kind (`unknown_schema`, `undecodable`, …).
+    /// Records the recorder could not store, by kind (`undecodable`, `bad_frame`, …).
     pub recorder_bad_records: Family<KindLabels, Counter>,
     /// Recorder batches dropped uncommitted on a rebalance.
     pub recorder_batches_dropped: Counter,
+    /// Partitions the recorder stopped at a record it cannot store (no dead-letter topic,
+    /// `recorder.bad_records = "stop"`); the log says which and why.
+    pub recorder_stopped_partitions: Gauge,
     /// Recorder offset commits that failed (harmless: replays are skipped).
     pub recorder_commit_errors: Counter,
     /// Recorder consumer errors (broker unreachable, missing topic, …).
@@ -227,6 +230,7 @@ impl Metrics {
             recorder_retries: Family::default(),
             recorder_bad_records: Family::default(),
             recorder_batches_dropped: Counter::default(),
+            recorder_stopped_partitions: Gauge::default(),
             recorder_commit_errors: Counter::default(),
             recorder_consumer_errors: Counter::default(),
             recorder_restarts: Counter::default(),
@@ -392,6 +396,11 @@ impl Metrics {
             "recorder_batches_dropped",
             "Recorder batches dropped uncommitted on a rebalance",
             m.recorder_batches_dropped.clone(),
+        );
+        registry.register(
+            "recorder_stopped_partitions",
+            "Partitions the recorder stopped at a record it cannot store",
+            m.recorder_stopped_partitions.clone(),
         );
         registry.register(
             "recorder_commit_errors",

@@ -328,7 +328,10 @@ mod tests {
         let ack = answer.try_recv().expect("answered").expect("an Ack");
         assert_eq!(&*ack.topic, "ticks");
         assert_eq!((ack.partition, ack.offset), (3, Some(7)));
-        assert!(reports.try_recv().is_err(), "nothing reaches a closed route");
+        assert!(
+            reports.try_recv().is_err(),
+            "nothing reaches a closed route"
+        );
     }
 
     #[test]

@@ -221,7 +221,14 @@ impl TopicStream {
             value,
             headers,
             delivery,
-        } = Record::event(&self.deps, &self.topic, self.route.id(), *q, value, produced);
+        } = Record::event(
+            &self.deps,
+            &self.topic,
+            self.route.id(),
+            *q,
+            value,
+            produced,
+        );
         let mut record = Record::base(&self.topic, &key, &value, headers, delivery);
         loop {
             match self.producer.send(record) {
@@ -311,8 +318,7 @@ impl TopicStream {
     /// producer that sent the record: a fatal error of one already replaced is answered
     /// (retriable) but rebuilds nothing.
     fn delivery_failed(&mut self, code: RDKafkaErrorCode, message: &str, generation: u64) -> Nack {
-        let current =
-            generation == self.generation && generation == self.deps.shared.generation();
+        let current = generation == self.generation && generation == self.deps.shared.generation();
         let class = if current && SharedProducer::is_fatal(&self.producer) {
             ErrorClass::Fatal
         } else {

@@ -63,10 +63,6 @@ pub struct RedisSinkConfig {
     #[serde(rename = "health_interval_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub health_interval: Duration,
-    /// The budget of the Kafka path: the largest share (percent) by which the sink may lower
-    /// its rate. The tap never waits on Redis (it only replaces a value in a map under a lock
-    /// held for a swap), so this is a bound the tests and `make bench` check, not a throttle.
-    pub kafka_budget_pct: f64,
     /// Whether Redis being unreachable makes `/readyz` fail (it is always reported).
     pub required: bool,
 }
@@ -90,7 +86,6 @@ impl Default for RedisSinkConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_millis(5_000),
             health_interval: Duration::from_millis(1_000),
-            kafka_budget_pct: 10.0,
             required: false,
         }
     }
@@ -185,9 +180,6 @@ impl RedisSinkConfig {
         }
         if self.health_interval.is_zero() {
             return Err(invalid("health_interval_ms", "must be at least 1"));
-        }
-        if !(self.kafka_budget_pct > 0.0 && self.kafka_budget_pct < 100.0) {
-            return Err(invalid("kafka_budget_pct", "must be between 0 and 100"));
         }
         Ok(())
     }

@@ -104,9 +104,17 @@ impl RedisSink {
 
 impl SinkReadiness for RedisSink {
     fn check(&self) -> Check {
+        let mut detail = self.status.detail();
+        let dropped = self.shared.dropped_count();
+        if dropped > 0 {
+            detail.push_str(&format!(
+                "; {dropped} latest value(s) dropped (pending map full: redis.max_pending_keys), \
+                 Redis may hold older values for them"
+            ));
+        }
         Check {
             ok: self.status.ready(),
-            detail: self.status.detail(),
+            detail,
         }
     }
 

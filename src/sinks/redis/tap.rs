@@ -23,6 +23,9 @@ pub struct Shared {
     key_prefix: String,
     /// The data types kept.
     kept: Vec<DataType>,
+    /// Whether a dropped key was logged already (logged once; the count is a metric and in
+    /// `/readyz`).
+    drop_logged: std::sync::atomic::AtomicBool,
     pub(super) metrics: Arc<Metrics>,
 }
 
@@ -39,6 +42,7 @@ impl Shared {
             wake: Notify::new(),
             key_prefix: key_prefix.to_string(),
             kept,
+            drop_logged: std::sync::atomic::AtomicBool::new(false),
             metrics,
         }
     }
@@ -73,6 +77,11 @@ impl Shared {
 
     /// Puts one value under its key (replacing a waiting older one), counts, wakes the writer.
     pub fn offer(&self, key: String, value: Bytes) -> Inserted {
+        let key_for_log = if self.drop_logged.load(std::sync::atomic::Ordering::Relaxed) {
+            String::new()
+        } else {
+            key.clone()
+        };
         let (inserted, len) = {
             let mut p = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
             let inserted = p.insert(key, value);
@@ -87,11 +96,34 @@ impl Shared {
             Inserted::Coalesced => {
                 self.metrics.redis_coalesced.inc();
             }
-            Inserted::Dropped => {
-                self.metrics.redis_dropped.inc();
-            }
+            Inserted::Dropped => self.dropped(&key_for_log, 1),
         }
         inserted
+    }
+
+    /// Counts `n` values dropped because the pending map was full; the first drop is logged
+    /// (with its key), later ones only counted.
+    pub(super) fn dropped(&self, key: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.metrics.redis_dropped.inc_by(n);
+        if !self
+            .drop_logged
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                key,
+                "redis sink: pending map full (redis.max_pending_keys); a latest value was \
+                 dropped and Redis keeps an older one until the key's next value (logged once; \
+                 counted in tickflow_redis_sink_dropped_total and shown in /readyz)"
+            );
+        }
+    }
+
+    /// Values dropped so far because the pending map was full.
+    pub fn dropped_count(&self) -> u64 {
+        self.metrics.redis_dropped.get()
     }
 
     /// Takes everything waiting (one swap under the lock).
@@ -121,9 +153,10 @@ impl RecordTap for RedisTap {
         // Only normalized records have a data type and a schema readers know; pre-encoded
         // payloads of other schemas are not latest values of an instrument.
         let dt = p.data_type()?;
-        self.shared
-            .wants(dt)
-            .then(|| self.shared.key(topic, dt.as_str(), p.exchange(), p.symbol()))
+        self.shared.wants(dt).then(|| {
+            self.shared
+                .key(topic, dt.as_str(), p.exchange(), p.symbol())
+        })
     }
 
     fn stored(&self, key: String, framed: Bytes) {
@@ -186,13 +219,28 @@ mod tests {
     }
 
     #[test]
+    fn a_value_dropped_by_a_full_map_is_counted() {
+        let metrics = Metrics::new();
+        let shared = Shared::new("tf", vec![DataType::Trade], 1, metrics.clone());
+        assert_eq!(
+            shared.offer("a".into(), Bytes::from_static(b"1")),
+            Inserted::New
+        );
+        assert_eq!(
+            shared.offer("b".into(), Bytes::from_static(b"2")),
+            Inserted::Dropped
+        );
+        assert_eq!(
+            shared.offer("c".into(), Bytes::from_static(b"3")),
+            Inserted::Dropped
+        );
+        assert_eq!(shared.dropped_count(), 2);
+        assert_eq!(metrics.redis_dropped.get(), 2);
+    }
+
+    #[test]
     fn data_types_not_kept_get_no_key() {
-        let shared = Arc::new(Shared::new(
-            "tf",
-            vec![DataType::Trade],
-            10,
-            Metrics::new(),
-        ));
+        let shared = Arc::new(Shared::new("tf", vec![DataType::Trade], 10, Metrics::new()));
         let tap = RedisTap::new(shared);
         let ev = ProduceEvent::typed(Normalized::FeedEvent(FeedEvent {
             exchange: "BINANCE".into(),
