@@ -290,6 +290,83 @@ async fn injected_actor_failure_is_restarted_by_the_supervisor() {
 }
 
 #[actix_rt::test]
+async fn an_actor_restarted_with_records_in_flight_answers_each_truly() {
+    // A restart aborts the stream while records are in librdkafka: their delivery reports
+    // find the stream gone and answer from the outcome. So the topic holds exactly the acked
+    // events: a stored record nacked (Interrupted) would be a lie, and its retry a duplicate.
+    const N: u64 = 20_000;
+    let cfg = common::test_config("supflight");
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let handle = ProducerHandle::start(cfg).unwrap();
+    handle.produce(event(0)).await.unwrap();
+    let actor = handle.producer_for(&topic).await.unwrap();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let h = handle.clone();
+    let count = answered.clone();
+    let sends = actix_rt::spawn(async move {
+        join_all((1..=N).map(|n| {
+            let (h, count) = (h.clone(), count.clone());
+            async move {
+                let a = h.produce(event(n)).await;
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                (n, a)
+            }
+        }))
+        .await
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < 100 {
+        assert!(Instant::now() < deadline, "the stream did not get going");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    actor.send(InjectFailure).await.unwrap();
+    let at_restart = answered.load(std::sync::atomic::Ordering::SeqCst);
+    let answers = sends.await.unwrap();
+    assert!(
+        at_restart < N,
+        "the restart must land mid-stream, but all {N} were answered before it"
+    );
+    let mut acked = vec![0];
+    for (n, a) in answers {
+        match a {
+            Ok(_) => acked.push(n),
+            Err(nack) => {
+                assert!(nack.retriable, "{n}: {nack:?}");
+                assert!(
+                    matches!(nack.reason, NackReason::Interrupted),
+                    "{n}: {nack:?}"
+                );
+            }
+        }
+    }
+    eprintln!(
+        "{at_restart} answered at the restart, {} acked of {}",
+        acked.len() - 1,
+        N
+    );
+    // Records were in librdkafka through the restart: their reports found the stream gone
+    // and answered the events from their outcomes.
+    let orphans = handle
+        .metrics()
+        .sample("tickflow_producer_orphan_reports_total");
+    assert!(orphans > 0.0, "no record was in flight through the restart");
+    eprintln!("{orphans} answered by their report after the restart");
+    assert_eq!(
+        handle.metrics().sample("tickflow_producer_restarts_total"),
+        1.0
+    );
+    handle.shutdown().await;
+    let got = common::consume_until_idle(
+        &common::kafka_addr(),
+        &topic,
+        3,
+        &acked,
+        Duration::from_secs(30),
+    );
+    common::assert_same_ids("topic against acks", acked, common::ids(&got));
+}
+
+#[actix_rt::test]
 async fn graceful_shutdown_answers_everything_and_loses_nothing_acked() {
     let mut cfg = common::test_config("stop");
     cfg.producer.queue_capacity = 64;

@@ -58,7 +58,9 @@ async fn mock_cluster_outage_mid_stream_loses_and_duplicates_nothing() {
                 async move {
                     // Pace the stream so the outage lands in the middle of it.
                     tokio::time::sleep(Duration::from_micros(n * 1_500)).await;
-                    h.produce(event(n)).await
+                    let sent = Instant::now();
+                    let answer = h.produce(event(n)).await;
+                    (sent, Instant::now(), answer)
                 }
             })
             .buffered(500)
@@ -67,14 +69,28 @@ async fn mock_cluster_outage_mid_stream_loses_and_duplicates_nothing() {
     });
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     mock.broker_down(1).unwrap();
+    let down = Instant::now();
     tokio::time::sleep(Duration::from_secs(3)).await;
     mock.broker_up(1).unwrap();
+    let up = Instant::now();
     let answers = sender.await.unwrap();
 
     assert_eq!(answers.len() as u64, N, "every event answered once");
+    // The outage overlapped the stream: events were sent while the broker was down, and
+    // events sent before it came back were answered only after.
+    let sent_during = answers
+        .iter()
+        .filter(|(sent, _, _)| *sent >= down && *sent < up)
+        .count();
+    let waited_through = answers
+        .iter()
+        .filter(|(sent, answered, _)| *sent < up && *answered > up)
+        .count();
+    assert!(sent_during > 0, "no event sent during the outage");
+    assert!(waited_through > 0, "no event waited through the outage");
     let acks: Vec<_> = answers
         .into_iter()
-        .map(|a| a.expect("acked despite the outage"))
+        .map(|(_, _, a)| a.expect("acked despite the outage"))
         .collect();
     let got = common::consume_until_idle(
         &mock.bootstrap_servers(),

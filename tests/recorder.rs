@@ -850,3 +850,79 @@ async fn a_schema_id_the_registry_does_not_know_waits_and_is_never_skipped() {
     assert!(dead.is_empty(), "{} dead-lettered", dead.len());
     recorder.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_joining_and_another_leaving_mid_stream_store_every_record_once() {
+    common::init_logs();
+    let db = TestDb::create("127.0.0.1", 5432);
+    let mut cfg = recorder_config("rec-rebalance", &db);
+    // Small batches: the stream lasts long enough for a join and a leave inside it.
+    cfg.recorder.batch_max_rows = 20;
+    // Records spread over every partition (three symbols' keys may share one), so whichever
+    // partitions the second recorder gets hold records still to store.
+    cfg.producer.partition_key = tickflow::config::PartitionKey::RoundRobin;
+    cfg.recorder.session_timeout_ms = 6_000;
+    // What a user may ask for through kafka.properties: an incremental protocol keeps
+    // partitions across a rebalance, so a dropped batch would never be read again. The
+    // recorder does not apply it (the eager protocol is forced).
+    cfg.kafka.properties.insert(
+        "partition.assignment.strategy".into(),
+        "cooperative-sticky".into(),
+    );
+    let want = produce_trades(&cfg, 20_000).await;
+    let first = Recorder::start(cfg.clone(), Metrics::new()).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            db.trade_count().await.unwrap_or(0) >= 2_000
+        })
+        .await,
+        "the first recorder stored nothing"
+    );
+    let second_metrics = Metrics::new();
+    let second = Recorder::start(cfg.clone(), second_metrics.clone()).unwrap();
+    // The second one joined and took partitions (it stores rows of its own).
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            second_metrics.sample("tickflow_recorder_rows_total") > 0.0
+        })
+        .await,
+        "the second recorder never stored a row"
+    );
+    let at_leave = db.trade_count().await.unwrap();
+    assert!(
+        at_leave < 20_000,
+        "the stream ended before the first recorder left"
+    );
+    first.stop().await.unwrap();
+    wait_for_rows(&db, 20_000, Duration::from_secs(120)).await;
+    // The second recorder owns every partition now and has read each to its end: its lag
+    // metric (from librdkafka's statistics, every 5 s) says 0 for each of the 3.
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let lags = || {
+        (0..3)
+            .map(|p| {
+                let series =
+                    format!("tickflow_recorder_lag{{topic=\"{topic}\",partition=\"{p}\"}} ");
+                second_metrics
+                    .render()
+                    .lines()
+                    .find(|l| l.starts_with(&series))
+                    .map(|l| l[series.len()..].trim().to_string())
+            })
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_until(Duration::from_secs(20), || async {
+            lags().iter().all(|l| l.as_deref() == Some("0"))
+        })
+        .await,
+        "lag per partition: {:?}",
+        lags()
+    );
+    second.stop().await.unwrap();
+    assert_exactly_once(
+        "through a join and a leave",
+        &want,
+        &db.trade_coords().await.unwrap(),
+    );
+}

@@ -788,12 +788,14 @@ impl Config {
                 ))
             }
             Some(-1 | 1) | None => {}
-            Some(other) => return Err(ConfigError::invalid(
-                "kafka.acks",
-                format!(
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "kafka.acks",
+                    format!(
                     "{other} is not one of \"all\", \"-1\" (or \"1\" with allow_leader_only_acks)"
                 ),
-            )),
+                ))
+            }
         }
         if !matches!(
             get("compression.type"),

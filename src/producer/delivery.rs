@@ -106,12 +106,15 @@ pub struct Report {
 pub struct Routes {
     next: AtomicU64,
     open: RwLock<FxHashMap<u64, mpsc::UnboundedSender<Report>>>,
+    /// Counts reports answered here because their stream was gone (set once, by the first
+    /// stream opened).
+    orphans: std::sync::OnceLock<Counter>,
 }
 
 impl Routes {
-    /// Opens a route for a new stream: reports of the records it sends (tagged with
-    /// [`Route::id`]) arrive on the receiver until the route is dropped.
-    pub fn open(self: &Arc<Self>) -> (Route, mpsc::UnboundedReceiver<Report>) {
+    /// Opens a route for a new stream writing to `topic`: reports of the records it sends
+    /// (tagged with [`Route::id`]) arrive in the [`Inbox`] until the route is dropped.
+    pub fn open(self: &Arc<Self>, topic: Arc<str>) -> (Route, Inbox) {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::unbounded_channel();
         self.open
@@ -123,8 +126,25 @@ impl Routes {
                 id,
                 routes: self.clone(),
             },
-            rx,
+            Inbox {
+                rx,
+                topic,
+                routes: self.clone(),
+            },
         )
+    }
+
+    /// Answers a report whose stream is gone from its outcome, and counts it.
+    fn orphan(&self, topic: &str, report: Report) {
+        if let Some(c) = self.orphans.get() {
+            c.inc();
+        }
+        answer_orphan(topic, report);
+    }
+
+    /// Counts the reports answered without their stream in `counter` (the first call wins).
+    pub fn count_orphans(&self, counter: &Counter) {
+        let _ = self.orphans.set(counter.clone());
     }
 
     /// Sends a report to its stream. With the stream gone (its actor restarted or stopped),
@@ -142,7 +162,34 @@ impl Routes {
                 None => report,
             }
         };
-        answer_orphan(topic, report);
+        self.orphan(topic, report);
+    }
+}
+
+/// Where a stream's reports arrive. Dropped with its stream (an actor restart aborts it),
+/// it closes and answers every report still waiting in it from its outcome, as
+/// [`Routes::deliver`] does for those that come later: a stored record is never answered
+/// `Interrupted`.
+#[derive(Debug)]
+pub struct Inbox {
+    rx: mpsc::UnboundedReceiver<Report>,
+    topic: Arc<str>,
+    routes: Arc<Routes>,
+}
+
+impl Inbox {
+    /// Receives up to `limit` reports into `buf` (waits for one); 0 when closed.
+    pub async fn recv_many(&mut self, buf: &mut Vec<Report>, limit: usize) -> usize {
+        self.rx.recv_many(buf, limit).await
+    }
+}
+
+impl Drop for Inbox {
+    fn drop(&mut self) {
+        self.rx.close();
+        while let Ok(report) = self.rx.try_recv() {
+            self.routes.orphan(&self.topic, report);
+        }
     }
 }
 
@@ -302,36 +349,53 @@ mod tests {
     #[test]
     fn a_report_reaches_its_open_stream_and_nothing_else() {
         let routes = Arc::new(Routes::default());
-        let (route, mut reports) = routes.open();
-        let (other, mut other_reports) = routes.open();
+        let (route, mut reports) = routes.open(Arc::from("t"));
+        let (other, mut other_reports) = routes.open(Arc::from("t"));
         assert_ne!(route.id(), other.id());
 
         let (r, mut answer) = report(route.id(), at(7));
         routes.deliver(route.id(), "t", r);
-        let got = reports.try_recv().expect("routed to its stream");
+        let got = reports.rx.try_recv().expect("routed to its stream");
         assert_eq!(got.outcome, at(7));
         assert!(
             answer.try_recv().is_err(),
             "the stream answers, not the route"
         );
-        assert!(other_reports.try_recv().is_err());
+        assert!(other_reports.rx.try_recv().is_err());
     }
 
     #[test]
     fn a_stored_record_whose_stream_is_gone_is_acked_at_its_offset_not_nacked() {
         let routes = Arc::new(Routes::default());
-        let (route, mut reports) = routes.open();
+        let (route, mut reports) = routes.open(Arc::from("t"));
         let id = route.id();
+        let orphans = Counter::default();
+        routes.count_orphans(&orphans);
         drop(route);
         let (r, mut answer) = report(id, at(7));
         routes.deliver(id, "ticks", r);
+        assert_eq!(orphans.get(), 1);
         let ack = answer.try_recv().expect("answered").expect("an Ack");
         assert_eq!(&*ack.topic, "ticks");
         assert_eq!((ack.partition, ack.offset), (3, Some(7)));
         assert!(
-            reports.try_recv().is_err(),
+            reports.rx.try_recv().is_err(),
             "nothing reaches a closed route"
         );
+    }
+
+    #[test]
+    fn reports_still_waiting_in_a_dropped_inbox_are_answered_from_their_outcome() {
+        let routes = Arc::new(Routes::default());
+        let (route, inbox) = routes.open(Arc::from("ticks"));
+        // Delivered to the stream, not yet read by it, when the stream dies.
+        let (r, mut answer) = report(route.id(), at(9));
+        routes.deliver(route.id(), "ticks", r);
+        assert!(answer.try_recv().is_err(), "waiting in the inbox");
+        drop(inbox);
+        drop(route);
+        let ack = answer.try_recv().expect("answered").expect("an Ack");
+        assert_eq!((ack.partition, ack.offset), (3, Some(9)));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::breaker::{Breaker, State};
 use super::classify::{classify, error_code, ErrorClass};
 use super::client::{Queued, Reply};
-use super::delivery::{Delivery, KafkaProducer, Outcome, Pending, Produced, Report, Route};
+use super::delivery::{Delivery, Inbox, KafkaProducer, Outcome, Pending, Produced, Report, Route};
 use super::encode::Encoder;
 use super::event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent};
 use super::kafka::{create_topics, SharedProducer};
@@ -378,7 +378,7 @@ const BATCH: usize = 64;
 /// Answers the reports that have come back, up to [`BATCH`]; `None` when the route is gone.
 async fn answer_reports(
     s: &mut TopicStream,
-    reports: &mut mpsc::UnboundedReceiver<Report>,
+    reports: &mut Inbox,
     batch: &mut Vec<Report>,
 ) -> Option<()> {
     if reports.recv_many(batch, BATCH).await == 0 {
@@ -401,7 +401,7 @@ async fn answer_reports(
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Queued>,
     mut close: oneshot::Receiver<()>,
-    mut reports: mpsc::UnboundedReceiver<Report>,
+    mut reports: Inbox,
     mut s: TopicStream,
     closing: Arc<AtomicBool>,
 ) {

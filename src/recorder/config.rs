@@ -39,6 +39,8 @@ pub struct RecorderConfig {
     pub bad_records: BadRecords,
     /// A batch is flushed when it holds this many rows …
     pub batch_max_rows: usize,
+    /// … or when the raw records in it (keys and values) reach this many bytes …
+    pub batch_max_bytes: usize,
     /// … or when its first row is this old.
     pub batch_max_ms: u64,
     /// Consumer-group session timeout: how long a dead recorder keeps its partitions.
@@ -64,6 +66,7 @@ impl Default for RecorderConfig {
             dead_letter_topic: None,
             bad_records: BadRecords::Stop,
             batch_max_rows: 5_000,
+            batch_max_bytes: 16 * 1024 * 1024,
             batch_max_ms: 1_000,
             session_timeout_ms: 10_000,
             queued_max_kbytes: 65_536,
@@ -173,6 +176,9 @@ impl RecorderConfig {
         }
         if self.group_id.is_empty() {
             return Err(invalid("group_id", "must not be empty"));
+        }
+        if self.batch_max_bytes == 0 {
+            return Err(invalid("batch_max_bytes", "must be at least 1"));
         }
         if self.batch_max_rows == 0 {
             return Err(invalid("batch_max_rows", "must be at least 1"));

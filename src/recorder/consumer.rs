@@ -35,7 +35,25 @@ pub struct RecorderContext {
     metrics: Arc<Metrics>,
 }
 
-impl ClientContext for RecorderContext {}
+impl ClientContext for RecorderContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown.
+                if *partition < 0 || p.consumer_lag < 0 {
+                    continue;
+                }
+                self.metrics
+                    .recorder_lag
+                    .get_or_create(&crate::metrics::PartitionLabels {
+                        topic: topic.clone(),
+                        partition: partition.to_string(),
+                    })
+                    .set(p.consumer_lag);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RecorderContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -111,7 +129,9 @@ impl GroupConsumer {
                 "queued.max.messages.kbytes",
                 cfg.queued_max_kbytes.to_string(),
             )
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", "100")
+            // For the consumer-lag metric.
+            .set("statistics.interval.ms", "5000");
         let revocations = Arc::new(AtomicU64::new(0));
         let inner: StreamConsumer<RecorderContext> = c.create_with_context(RecorderContext {
             revocations: revocations.clone(),

@@ -5,7 +5,8 @@
 //! coordinates under a unique constraint, so a replay after a crash stores nothing twice.
 //!
 //! Supervised: the recording loop runs as a task that is restarted (with backoff) when it
-//! fails or panics. Bounded: a batch holds at most `batch_max_rows` records and librdkafka's
+//! fails or panics. Bounded: a batch holds at most `batch_max_rows` records (and about
+//! `batch_max_bytes` of them) and librdkafka's
 //! fetch queue at most `queued_max_kbytes` per partition. Observable: `tickflow_recorder_*`
 //! metrics. PostgreSQL, the registry or the dead-letter topic unavailable: the batch is retried
 //! with backoff and jitter while consumption pauses (Kafka keeps the data).
@@ -165,6 +166,8 @@ struct Batch {
     next: BTreeMap<(String, i32), i64>,
     first_at: Option<Instant>,
     revocations: u64,
+    /// Bytes of the raw records taken (keys and values).
+    bytes: usize,
 }
 
 impl Batch {
@@ -268,6 +271,7 @@ async fn record(
 impl Loop {
     async fn run(&mut self) -> Result<(), RecorderError> {
         let max_rows = self.cfg.recorder.batch_max_rows;
+        let max_bytes = self.cfg.recorder.batch_max_bytes;
         let max_age = Duration::from_millis(self.cfg.recorder.batch_max_ms);
         let mut batch = Batch::default();
         loop {
@@ -315,7 +319,9 @@ impl Loop {
                         self.flush(&mut batch).await;
                         return Ok(());
                     }
-                    if batch.len() >= max_rows && !self.flush(&mut batch).await {
+                    if (batch.len() >= max_rows || batch.bytes >= max_bytes)
+                        && !self.flush(&mut batch).await
+                    {
                         return Ok(());
                     }
                 }
@@ -506,6 +512,7 @@ impl Loop {
         batch
             .next
             .insert((coords.topic.clone(), coords.partition), coords.offset + 1);
+        batch.bytes += m.payload().map_or(0, <[u8]>::len) + m.key().map_or(0, <[u8]>::len);
         let row = decoded
             .map_err(|e: BadRecord| (e.kind(), e.to_string()))
             .and_then(|r| {
