@@ -926,3 +926,100 @@ async fn a_recorder_joining_and_another_leaving_mid_stream_store_every_record_on
         &db.trade_coords().await.unwrap(),
     );
 }
+
+/// Starts a recorder on an empty topic only to migrate `db`, then refuses trade `refused`
+/// there with a CHECK constraint (SQLSTATE 23514: PostgreSQL refuses that row as data).
+async fn refuse_trade_in(cfg: &Config, db: &TestDb, refused: u64) {
+    let warm = Recorder::start(cfg.clone(), Metrics::new()).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            db.trade_count().await.is_some()
+        })
+        .await,
+        "the recorder did not migrate"
+    );
+    warm.stop().await.unwrap();
+    db.client()
+        .await
+        .unwrap()
+        .batch_execute(&format!(
+            "ALTER TABLE trades ADD CONSTRAINT refused CHECK (trade_id <> '{refused}')"
+        ))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_postgres_refuses_is_dead_lettered_and_the_rest_of_its_batch_stored() {
+    common::init_logs();
+    let db = TestDb::create("127.0.0.1", 5432);
+    let mut cfg = recorder_config("rec-refused", &db);
+    cfg.producer.partitions = 1;
+    let dlq = format!("{}.dead", cfg.producer.topic_prefix);
+    cfg.recorder.dead_letter_topic = Some(dlq.clone());
+    common::create_topics(&common::kafka_addr(), &[&dlq], 1).await;
+    refuse_trade_in(&cfg, &db, 13).await;
+    let want = produce_trades(&cfg, 30).await;
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let metrics = Metrics::new();
+    let recorder = Recorder::start(cfg.clone(), metrics.clone()).unwrap();
+    wait_for_rows(&db, 29, Duration::from_secs(60)).await;
+    recorder.stop().await.unwrap();
+    // Trade 13 is the 14th record of the single partition (ids are produced in order).
+    let refused = (topic.clone(), 0, 13);
+    let mut stored = want.clone();
+    assert!(stored.remove(&refused));
+    assert_exactly_once(
+        "all but the refused",
+        &stored,
+        &db.trade_coords().await.unwrap(),
+    );
+    let dead = common::consume(&common::kafka_addr(), &dlq, 1, 1, Duration::from_secs(10));
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].headers["source_offset"], "13");
+    assert_eq!(dead[0].headers["error_kind"], "refused_by_postgres");
+    assert!(
+        dead[0].headers["error"].contains("23514"),
+        "{:?}",
+        dead[0].headers
+    );
+    assert_eq!(
+        metrics.sample("tickflow_recorder_bad_records_total{kind=\"refused_by_postgres\"}"),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_row_whose_dead_letter_fails_is_never_committed_past() {
+    common::init_logs();
+    let db = TestDb::create("127.0.0.1", 5432);
+    let mut cfg = recorder_config("rec-refused-nodlq", &db);
+    cfg.producer.partitions = 1;
+    // A dead-letter topic the broker refuses (not a legal topic name): every send fails.
+    cfg.recorder.dead_letter_topic = Some("not a topic!".into());
+    refuse_trade_in(&cfg, &db, 13).await;
+    produce_trades(&cfg, 30).await;
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let group = cfg.recorder.group_id.clone();
+    let metrics = Metrics::new();
+    let recorder = Recorder::start(cfg.clone(), metrics.clone()).unwrap();
+    let retries = || metrics.sample("tickflow_recorder_retries_total{kind=\"dead_letter\"}");
+    assert!(
+        wait_until(Duration::from_secs(60), || async { retries() >= 3.0 }).await,
+        "the dead-letter send was not retried: {}",
+        metrics.render()
+    );
+    // The refused row stays in the batch while its dead letter is not acknowledged: the
+    // batch is retried, and nothing is committed past trade 13 (offset 13).
+    let at = committed(&group, &topic, 0);
+    assert!(
+        at.is_none_or(|o| o <= 13),
+        "committed past the refused row: {at:?}"
+    );
+    recorder.stop().await.unwrap();
+    let at = committed(&group, &topic, 0);
+    assert!(
+        at.is_none_or(|o| o <= 13),
+        "committed past the refused row: {at:?}"
+    );
+}
