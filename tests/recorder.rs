@@ -1023,3 +1023,456 @@ async fn a_refused_row_whose_dead_letter_fails_is_never_committed_past() {
         "committed past the refused row: {at:?}"
     );
 }
+
+/// One row of `table`, every column as text (times as `YYYY-MM-DD HH:MM:SS.ffffff` UTC), in
+/// the order of `columns` (a leading `@` marks a time column).
+async fn row_as_text(db: &TestDb, table: &str, columns: &[&str]) -> Vec<Option<String>> {
+    let select: Vec<String> = columns
+        .iter()
+        .map(|c| match c.strip_prefix('@') {
+            Some(t) => format!("to_char(\"{t}\" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')"),
+            None => format!("\"{c}\"::text"),
+        })
+        .collect();
+    let sql = format!("SELECT {} FROM {table}", select.join(", "));
+    let rows = db.client().await.unwrap().query(&sql, &[]).await.unwrap();
+    assert_eq!(rows.len(), 1, "{table}: {} rows", rows.len());
+    (0..columns.len()).map(|i| rows[0].get(i)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_table_holds_the_hand_typed_row_column_by_column() {
+    use tickflow::schema::v2beta1::{level2_book, liquidation, trade};
+    use tickflow::schema::{
+        Candle, Funding, Level2Book, Liquidation, OpenInterest, Ticker, TopOfBook, Trade,
+    };
+    common::init_logs();
+    let db = TestDb::create("127.0.0.1", 5432);
+    let mut cfg = recorder_config("rec-tables", &db);
+    cfg.recorder.data_types = tickflow::recorder::config::RECORDABLE.to_vec();
+    // 2024-11-29 14:30:00.123456 UTC and neighbours, µs since the epoch.
+    const T: i64 = 1_732_890_600_123_456;
+    const E: i64 = 1_732_890_600_123_000;
+    const R: i64 = 1_732_890_601_000_000;
+    let s = |x: &str| x.to_string();
+    let records = vec![
+        Normalized::Trade(Trade {
+            exchange: s("BINANCE"),
+            symbol: s("NKN-USDT"),
+            side: trade::Side::Sell as i32,
+            trade_id: s("15683430"),
+            price: s("0.00001000"),
+            amount: s("123456789.12345678"),
+            timestamp: T,
+            raw_id: s("15683430"),
+            trade_type: Some(s("agg")),
+            maker: Some(true),
+            event_time: Some(E),
+            receipt_time: R,
+            ..Default::default()
+        }),
+        Normalized::TopOfBook(TopOfBook {
+            exchange: s("BINANCE"),
+            symbol: s("BTC-USDT"),
+            bid_price: s("97000.10"),
+            bid_size: s("0.50000000"),
+            ask_price: s("97000.11"),
+            ask_size: s("1.2"),
+            timestamp: Some(T),
+            event_time: Some(E),
+            receipt_time: R,
+            update_id: Some(400_900_217),
+        }),
+        Normalized::Ticker(Ticker {
+            exchange: s("KRAKEN"),
+            symbol: s("XBT-USD"),
+            bid: s("97000.1"),
+            ask: s("97000.2"),
+            last: s("97000.15"),
+            open: s("95000"),
+            high: s("98000.5"),
+            low: s("94000.25"),
+            volume: s("1234.56789"),
+            quote_volume: s("119753086.33"),
+            timestamp: Some(T),
+            event_time: None,
+            receipt_time: R,
+        }),
+        Normalized::Funding(Funding {
+            exchange: s("BINANCE_FUTURES"),
+            symbol: s("BTC-USDT-PERP"),
+            mark_price: s("97010.50000000"),
+            rate: s("-0.00012345"),
+            predicted_rate: Some(s("0.0001")),
+            index_price: Some(s("97005.12")),
+            next_funding_time: Some(1_732_896_000_000_000),
+            timestamp: Some(T),
+            event_time: Some(E),
+            receipt_time: R,
+        }),
+        Normalized::OpenInterest(OpenInterest {
+            exchange: s("BINANCE_FUTURES"),
+            symbol: s("ETH-USDT-PERP"),
+            open_interest: s("98765.432"),
+            timestamp: Some(T),
+            event_time: None,
+            receipt_time: R,
+        }),
+        Normalized::Liquidation(Liquidation {
+            exchange: s("BINANCE_FUTURES"),
+            symbol: s("BTC-USDT-PERP"),
+            side: liquidation::Side::Sell as i32,
+            quantity: s("0.014"),
+            price: s("96500.1"),
+            id: s(""),
+            status: s("FILLED"),
+            timestamp: Some(T),
+            event_time: Some(E),
+            receipt_time: R,
+        }),
+        Normalized::Candle(Candle {
+            exchange: s("BINANCE"),
+            symbol: s("BTC-USDT"),
+            start: 1_732_890_540_000_000,
+            stop: 1_732_890_599_999_999,
+            interval: s("1m"),
+            trades: Some(42),
+            open: s("97000.00"),
+            close: s("97010.01"),
+            high: s("97020.5"),
+            low: s("96990"),
+            volume: s("12.34500000"),
+            quote_volume: Some(s("1197654.3")),
+            closed: true,
+            timestamp: Some(T),
+            event_time: Some(E),
+            receipt_time: R,
+        }),
+        Normalized::Level2Book(Level2Book {
+            exchange: s("BINANCE"),
+            symbol: s("BTC-USDT"),
+            bids: vec![
+                level2_book::PriceLevel {
+                    price: s("58850.01"),
+                    quantity: s("0.5"),
+                },
+                level2_book::PriceLevel {
+                    price: s("58850.00"),
+                    quantity: s("0"),
+                },
+            ],
+            asks: vec![level2_book::PriceLevel {
+                price: s("58850.02"),
+                quantity: s("1.000"),
+            }],
+            timestamp: Some(T),
+            sequence: Some(499_869_752),
+            checksum: Some(s("1822697057")),
+            event_time: None,
+            last_update_id: Some(499_869_752),
+            receipt_time: R,
+        }),
+    ];
+    let system = ProducerSystem::start(cfg.clone()).unwrap();
+    for r in records {
+        system.produce(ProduceEvent::typed(r)).await.expect("acked");
+    }
+    system.shutdown().await;
+    let recorder = Recorder::start(cfg.clone(), Metrics::new()).unwrap();
+    let tables = [
+        "trades",
+        "top_of_book",
+        "tickers",
+        "funding",
+        "open_interest",
+        "liquidations",
+        "candles",
+        "books",
+    ];
+    let all_there = || async {
+        let Ok(c) = db.client().await else {
+            return false;
+        };
+        for t in tables {
+            match c.query_one(&format!("SELECT count(*) FROM {t}"), &[]).await {
+                Ok(r) if r.get::<_, i64>(0) == 1 => {}
+                _ => return false,
+            }
+        }
+        true
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), all_there).await,
+        "not every table got its row"
+    );
+    recorder.stop().await.unwrap();
+
+    let t = Some("2024-11-29 14:30:00.123456");
+    let e = Some("2024-11-29 14:30:00.123000");
+    let r = Some("2024-11-29 14:30:01.000000");
+    let want = |v: &[Option<&str>]| -> Vec<Option<String>> {
+        v.iter().map(|x| x.map(str::to_string)).collect()
+    };
+    assert_eq!(
+        row_as_text(
+            &db,
+            "trades",
+            &[
+                "exchange",
+                "symbol",
+                "trade_id",
+                "side",
+                "price",
+                "amount",
+                "@timestamp",
+                "@event_time",
+                "@receipt_time",
+                "maker",
+                "trade_type",
+                "raw_id"
+            ]
+        )
+        .await,
+        want(&[
+            Some("BINANCE"),
+            Some("NKN-USDT"),
+            Some("15683430"),
+            Some("sell"),
+            Some("0.00001000"),
+            Some("123456789.12345678"),
+            t,
+            e,
+            r,
+            Some("true"),
+            Some("agg"),
+            Some("15683430"),
+        ])
+    );
+    assert_eq!(
+        row_as_text(
+            &db,
+            "top_of_book",
+            &[
+                "exchange",
+                "symbol",
+                "bid_price",
+                "bid_size",
+                "ask_price",
+                "ask_size",
+                "@timestamp",
+                "@event_time",
+                "@receipt_time",
+                "update_id"
+            ]
+        )
+        .await,
+        want(&[
+            Some("BINANCE"),
+            Some("BTC-USDT"),
+            Some("97000.10"),
+            Some("0.50000000"),
+            Some("97000.11"),
+            Some("1.2"),
+            t,
+            e,
+            r,
+            Some("400900217"),
+        ])
+    );
+    assert_eq!(
+        row_as_text(
+            &db,
+            "tickers",
+            &[
+                "exchange",
+                "symbol",
+                "bid",
+                "ask",
+                "last",
+                "open",
+                "high",
+                "low",
+                "volume",
+                "quote_volume",
+                "@timestamp",
+                "@event_time",
+                "@receipt_time"
+            ]
+        )
+        .await,
+        want(&[
+            Some("KRAKEN"),
+            Some("XBT-USD"),
+            Some("97000.1"),
+            Some("97000.2"),
+            Some("97000.15"),
+            Some("95000"),
+            Some("98000.5"),
+            Some("94000.25"),
+            Some("1234.56789"),
+            Some("119753086.33"),
+            t,
+            None,
+            r,
+        ])
+    );
+    assert_eq!(
+        row_as_text(
+            &db,
+            "funding",
+            &[
+                "exchange",
+                "symbol",
+                "mark_price",
+                "rate",
+                "predicted_rate",
+                "index_price",
+                "@next_funding_time",
+                "@timestamp",
+                "@event_time",
+                "@receipt_time"
+            ]
+        )
+        .await,
+        want(&[
+            Some("BINANCE_FUTURES"),
+            Some("BTC-USDT-PERP"),
+            Some("97010.50000000"),
+            Some("-0.00012345"),
+            Some("0.0001"),
+            Some("97005.12"),
+            Some("2024-11-29 16:00:00.000000"),
+            t,
+            e,
+            r,
+        ])
+    );
+    assert_eq!(
+        row_as_text(
+            &db,
+            "open_interest",
+            &[
+                "exchange",
+                "symbol",
+                "open_interest",
+                "@timestamp",
+                "@event_time",
+                "@receipt_time"
+            ]
+        )
+        .await,
+        want(&[
+            Some("BINANCE_FUTURES"),
+            Some("ETH-USDT-PERP"),
+            Some("98765.432"),
+            t,
+            None,
+            r,
+        ])
+    );
+    assert_eq!(
+        row_as_text(
+            &db,
+            "liquidations",
+            &[
+                "exchange",
+                "symbol",
+                "side",
+                "quantity",
+                "price",
+                "order_id",
+                "status",
+                "@timestamp",
+                "@event_time",
+                "@receipt_time"
+            ]
+        )
+        .await,
+        want(&[
+            Some("BINANCE_FUTURES"),
+            Some("BTC-USDT-PERP"),
+            Some("sell"),
+            Some("0.014"),
+            Some("96500.1"),
+            None,
+            Some("FILLED"),
+            t,
+            e,
+            r,
+        ])
+    );
+    assert_eq!(
+        row_as_text(
+            &db,
+            "candles",
+            &[
+                "exchange",
+                "symbol",
+                "@start",
+                "@stop",
+                "interval",
+                "trades",
+                "open",
+                "close",
+                "high",
+                "low",
+                "volume",
+                "quote_volume",
+                "closed",
+                "@timestamp",
+                "@event_time",
+                "@receipt_time"
+            ]
+        )
+        .await,
+        want(&[
+            Some("BINANCE"),
+            Some("BTC-USDT"),
+            Some("2024-11-29 14:29:00.000000"),
+            Some("2024-11-29 14:29:59.999999"),
+            Some("1m"),
+            Some("42"),
+            Some("97000.00"),
+            Some("97010.01"),
+            Some("97020.5"),
+            Some("96990"),
+            Some("12.34500000"),
+            Some("1197654.3"),
+            Some("true"),
+            t,
+            e,
+            r,
+        ])
+    );
+    assert_eq!(
+        row_as_text(
+            &db,
+            "books",
+            &[
+                "exchange",
+                "symbol",
+                "bids",
+                "asks",
+                "@timestamp",
+                "sequence",
+                "checksum",
+                "@event_time",
+                "last_update_id",
+                "@receipt_time"
+            ]
+        )
+        .await,
+        want(&[
+            Some("BINANCE"),
+            Some("BTC-USDT"),
+            Some(r#"[["58850.01", "0.5"], ["58850.00", "0"]]"#),
+            Some(r#"[["58850.02", "1.000"]]"#),
+            t,
+            Some("499869752"),
+            Some("1822697057"),
+            None,
+            Some("499869752"),
+            r,
+        ])
+    );
+}
