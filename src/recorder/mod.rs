@@ -352,7 +352,11 @@ impl Loop {
         }
         let expected = match self.expected.get(&p) {
             Some(e) => Some(*e),
-            None => self.consumer.committed(&p.0, p.1),
+            // The group's committed offset, for the first assignment only: after a rebalance
+            // an asynchronous commit of this loop may land after the new position was taken,
+            // and would look like offsets going back.
+            None if self.consumer.revocations() == 0 => self.consumer.committed(&p.0, p.1),
+            None => None,
         };
         if let Some(e) = expected {
             if m.offset() < e {

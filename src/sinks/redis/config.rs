@@ -41,6 +41,9 @@ pub struct RedisSinkConfig {
     /// Most keys waiting to be written; a value for a new key beyond it is dropped and counted
     /// (values of keys already waiting still replace the older value).
     pub max_pending_keys: usize,
+    /// Most bytes (keys and values) waiting to be written; a value for a new key beyond it is
+    /// dropped and counted like one beyond `max_pending_keys`.
+    pub max_pending_bytes: usize,
     /// How long the writer lets values coalesce after the first one arrives before it writes.
     #[serde(rename = "flush_interval_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
@@ -80,6 +83,7 @@ impl Default for RedisSinkConfig {
             publish: false,
             channel_prefix: "tickflow".into(),
             max_pending_keys: 100_000,
+            max_pending_bytes: 64 * 1024 * 1024,
             flush_interval: Duration::from_millis(5),
             max_batch: 1_000,
             timeout: Duration::from_millis(2_000),
@@ -162,6 +166,9 @@ impl RedisSinkConfig {
                 "data_types",
                 format!("{bad:?} is not a data type (trade, level2_book, ...)"),
             ));
+        }
+        if self.max_pending_bytes == 0 {
+            return Err(invalid("max_pending_bytes", "must be at least 1"));
         }
         if self.max_pending_keys == 0 {
             return Err(invalid("max_pending_keys", "must be at least 1"));

@@ -53,10 +53,11 @@ impl RedisSink {
     pub fn start(cfg: RedisSinkConfig, metrics: Arc<Metrics>) -> Result<RedisSink, SinkError> {
         let client = writer::client(&cfg)
             .map_err(|e| SinkError(crate::redact::redact(&format!("{:?}", e.kind()))))?;
-        let shared = Arc::new(Shared::new(
+        let shared = Arc::new(Shared::bounded(
             &cfg.key_prefix,
             cfg.kept(),
             cfg.max_pending_keys,
+            cfg.max_pending_bytes,
             metrics,
         ));
         let status = Arc::new(Status::new());

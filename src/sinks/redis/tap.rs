@@ -37,8 +37,19 @@ impl Shared {
         max_keys: usize,
         metrics: Arc<Metrics>,
     ) -> Shared {
+        Shared::bounded(key_prefix, kept, max_keys, usize::MAX, metrics)
+    }
+
+    /// An empty pending map of at most `max_keys` keys and `max_bytes` bytes.
+    pub fn bounded(
+        key_prefix: &str,
+        kept: Vec<DataType>,
+        max_keys: usize,
+        max_bytes: usize,
+        metrics: Arc<Metrics>,
+    ) -> Shared {
         Shared {
-            pending: Mutex::new(Pending::new(max_keys)),
+            pending: Mutex::new(Pending::bounded(max_keys, max_bytes)),
             wake: Notify::new(),
             key_prefix: key_prefix.to_string(),
             kept,

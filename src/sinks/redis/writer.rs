@@ -96,7 +96,7 @@ impl Writer {
         status: Arc<Status>,
         client: Client,
     ) -> Writer {
-        let retained = Pending::new(cfg.max_pending_keys);
+        let retained = Pending::bounded(cfg.max_pending_keys, cfg.max_pending_bytes);
         Writer {
             cfg,
             shared,
