@@ -245,6 +245,35 @@ async fn a_binance_replay_through_the_service_audits_clean() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     service.shutdown().await;
+    // Every book's SYNCED is readable in Kafka before the audit reads (the audit must then
+    // see all of them).
+    let events_topic = format!("{}.feed_event", cfg.producer.topic_prefix);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let synced: std::collections::BTreeSet<String> = common::consume(
+            &common::kafka_addr(),
+            &events_topic,
+            cfg.producer.partitions,
+            1_000,
+            Duration::from_secs(3),
+        )
+        .iter()
+        .filter_map(|r| {
+            let f = tickflow::schema::wire::parse(&r.value).unwrap();
+            match Normalized::decode(tickflow::schema::DataType::FeedEvent, f.payload).unwrap() {
+                Normalized::FeedEvent(e) if e.kind == Kind::Synced as i32 => Some(e.symbol),
+                _ => None,
+            }
+        })
+        .collect();
+        if BOOK_SYMBOLS.iter().all(|s| synced.contains(*s)) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SYNCED in Kafka for {synced:?} only"
+        );
+    }
 
     let a = audit::run(&cfg, &AuditRange::default()).unwrap();
     assert!(a.clean, "{}", serde_json::to_string_pretty(&a).unwrap());
@@ -273,7 +302,21 @@ async fn a_binance_replay_through_the_service_audits_clean() {
             .report
             .symbols
             .get(&format!("BINANCE:{s}"))
-            .unwrap_or_else(|| panic!("{s}: {:?}", a.report.symbols.keys()));
+            .unwrap_or_else(|| {
+                let events = common::consume(
+                    &common::kafka_addr(),
+                    &format!("{}.feed_event", cfg.producer.topic_prefix),
+                    3,
+                    1_000,
+                    Duration::from_secs(3),
+                );
+                panic!(
+                    "{s}: {:?}, read {:?}; feed_event holds {} records",
+                    a.report.symbols.keys(),
+                    a.read,
+                    events.len()
+                )
+            });
         assert!(
             r.feed_events.get("SYNCED").copied().unwrap_or(0) >= 1,
             "{s}: {r:?}"

@@ -49,8 +49,11 @@ struct Read {
     value: Vec<u8>,
 }
 
-/// Reads `topic` from `range.from_ms` (or the beginning) up to the end it had when the read
-/// started (records at or after `range.to_ms` are left out), in offset order per partition.
+/// How long a read waits for more records before it takes a topic as read to its end.
+const IDLE: Duration = Duration::from_secs(2);
+
+/// Reads `topic` from `range.from_ms` (or the beginning) until nothing more comes for
+/// [`IDLE`] (records at or after `range.to_ms` are left out), in offset order per partition.
 fn read_topic(cfg: &Config, topic: &str, range: &AuditRange) -> Result<Vec<Read>, AuditError> {
     let kafka = |e: rdkafka::error::KafkaError| AuditError::Kafka(format!("{topic}: {e}"));
     let mut c = rdkafka::ClientConfig::new();
@@ -60,8 +63,18 @@ fn read_topic(cfg: &Config, topic: &str, range: &AuditRange) -> Result<Vec<Read>
         }
     }
     c.set("bootstrap.servers", &cfg.kafka.bootstrap_servers)
-        // A group id librdkafka needs for a consumer; nothing is ever committed under it.
-        .set("group.id", "tickflow-audit")
+        // A group id librdkafka needs for a consumer (one per read, never joined: partitions
+        // are assigned); nothing is ever committed under it.
+        .set(
+            "group.id",
+            format!(
+                "tickflow-audit-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos())
+            ),
+        )
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "false");
@@ -77,73 +90,40 @@ fn read_topic(cfg: &Config, topic: &str, range: &AuditRange) -> Result<Vec<Read>
     else {
         return Ok(Vec::new());
     };
-    let mut ends = Vec::new();
+    // Every partition from its start. The end is where nothing more comes for `IDLE`: a
+    // broker's high watermark can lag what it serves (tansu's did, by a record, under load).
     let mut tpl = TopicPartitionList::new();
     for p in t.partitions() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p.id(), timeout)
+        let start = match range.from_ms {
+            Some(ms) => Offset::Offset(ms),
+            None => Offset::Beginning,
+        };
+        tpl.add_partition_offset(topic, p.id(), start)
             .map_err(kafka)?;
-        if high > low {
-            ends.push((p.id(), high));
-            let start = match range.from_ms {
-                Some(ms) => Offset::Offset(ms),
-                None => Offset::Offset(low),
-            };
-            tpl.add_partition_offset(topic, p.id(), start)
-                .map_err(kafka)?;
-        }
-    }
-    if ends.is_empty() {
-        return Ok(Vec::new());
     }
     if range.from_ms.is_some() {
         tpl = consumer.offsets_for_times(tpl, timeout).map_err(kafka)?;
     }
-    // Partitions whose start is already at (or past) their end are done.
-    let mut open: Vec<(i32, i64)> = Vec::new();
-    for (p, high) in ends {
-        let start = tpl
-            .find_partition(topic, p)
-            .map(|e| e.offset())
-            .unwrap_or(Offset::End);
-        match start {
-            Offset::Offset(o) if o < high => open.push((p, high)),
-            _ => {}
-        }
-    }
     consumer.assign(&tpl).map_err(kafka)?;
     let mut out = Vec::new();
-    let mut idle = std::time::Instant::now();
-    while !open.is_empty() {
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {
-                if idle.elapsed() > Duration::from_secs(30) {
-                    return Err(AuditError::Kafka(format!(
-                        "{topic}: nothing read for 30 s with {} partition(s) unfinished",
-                        open.len()
-                    )));
-                }
-            }
+    let mut last = std::time::Instant::now();
+    loop {
+        match consumer.poll(Duration::from_millis(100)) {
+            None if last.elapsed() >= IDLE => break,
+            None => {}
             Some(Err(e)) => return Err(kafka(e)),
             Some(Ok(m)) => {
-                idle = std::time::Instant::now();
-                let (p, o) = (m.partition(), m.offset());
-                let Some(i) = open.iter().position(|(q, _)| *q == p) else {
-                    continue;
-                };
+                last = std::time::Instant::now();
                 let in_range = match (range.to_ms, m.timestamp()) {
                     (Some(to), Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t)) => t < to,
                     _ => true,
                 };
                 if in_range {
                     out.push(Read {
-                        partition: p,
-                        offset: o,
+                        partition: m.partition(),
+                        offset: m.offset(),
                         value: m.payload().unwrap_or_default().to_vec(),
                     });
-                }
-                if o + 1 >= open[i].1 {
-                    open.swap_remove(i);
                 }
             }
         }
@@ -174,6 +154,8 @@ pub struct Audit {
     /// Per symbol.
     #[serde(flatten)]
     pub report: Report,
+    /// Records read, per topic.
+    pub read: std::collections::BTreeMap<String, u64>,
     /// Records that did not decode as their topic's type (counted, not audited).
     pub undecodable: u64,
     /// Whether nothing unannounced was found (and every record decoded).
@@ -189,51 +171,50 @@ pub fn run(cfg: &Config, range: &AuditRange) -> Result<Audit, AuditError> {
     }
     let topic = |dt: DataType| format!("{}.{}", cfg.producer.topic_prefix, dt.as_str());
     let mut bad = 0;
-    let deltas: Vec<DeltaAt> = decoded(
-        read_topic(cfg, &topic(DataType::Level2Delta), range)?,
-        DataType::Level2Delta,
-        &mut bad,
-    )
-    .into_iter()
-    .filter_map(|(partition, offset, n)| match n {
-        Normalized::Level2Delta(delta) => Some(DeltaAt {
-            partition,
-            offset,
-            delta,
-        }),
-        _ => None,
-    })
-    .collect();
-    let events: Vec<_> = decoded(
-        read_topic(cfg, &topic(DataType::FeedEvent), range)?,
-        DataType::FeedEvent,
-        &mut bad,
-    )
-    .into_iter()
-    .filter_map(|(_, _, n)| match n {
-        Normalized::FeedEvent(e) => Some(e),
-        _ => None,
-    })
-    .collect();
-    let trades: Vec<TradeAt> = decoded(
-        read_topic(cfg, &topic(DataType::Trade), range)?,
-        DataType::Trade,
-        &mut bad,
-    )
-    .into_iter()
-    .filter_map(|(partition, offset, n)| match n {
-        Normalized::Trade(trade) => Some(TradeAt {
-            partition,
-            offset,
-            trade,
-        }),
-        _ => None,
-    })
-    .collect();
+    let mut read = std::collections::BTreeMap::new();
+    let mut read_counted = |dt: DataType| -> Result<Vec<Read>, AuditError> {
+        let t = topic(dt);
+        let r = read_topic(cfg, &t, range)?;
+        read.insert(t, r.len() as u64);
+        Ok(r)
+    };
+    let delta_reads = read_counted(DataType::Level2Delta)?;
+    let event_reads = read_counted(DataType::FeedEvent)?;
+    let trade_reads = read_counted(DataType::Trade)?;
+    let deltas: Vec<DeltaAt> = decoded(delta_reads, DataType::Level2Delta, &mut bad)
+        .into_iter()
+        .filter_map(|(partition, offset, n)| match n {
+            Normalized::Level2Delta(delta) => Some(DeltaAt {
+                partition,
+                offset,
+                delta,
+            }),
+            _ => None,
+        })
+        .collect();
+    let events: Vec<_> = decoded(event_reads, DataType::FeedEvent, &mut bad)
+        .into_iter()
+        .filter_map(|(_, _, n)| match n {
+            Normalized::FeedEvent(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    let trades: Vec<TradeAt> = decoded(trade_reads, DataType::Trade, &mut bad)
+        .into_iter()
+        .filter_map(|(partition, offset, n)| match n {
+            Normalized::Trade(trade) => Some(TradeAt {
+                partition,
+                offset,
+                trade,
+            }),
+            _ => None,
+        })
+        .collect();
     let report = check::audit(&deltas, &events, &trades);
     let clean = report.is_clean() && bad == 0;
     Ok(Audit {
         report,
+        read,
         undecodable: bad,
         clean,
     })
