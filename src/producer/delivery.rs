@@ -168,7 +168,7 @@ impl Routes {
 
 /// Where a stream's reports arrive. Dropped with its stream (an actor restart aborts it),
 /// it closes and answers every report still waiting in it from its outcome, as
-/// [`Routes::deliver`] does for those that come later: a stored record is never answered
+/// `Routes::deliver` does for those that come later: a stored record is never answered
 /// `Interrupted`.
 #[derive(Debug)]
 pub struct Inbox {
