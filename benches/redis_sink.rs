@@ -144,7 +144,7 @@ async fn coalesced(n: u64) -> (f64, u64, u64) {
     let last: Vec<(String, Bytes)> = (n.saturating_sub(8)..n)
         .map(|i| {
             (
-                format!("{p}:trade:BINANCE:{}", SYMS[(i % 8) as usize]),
+                format!("{p}:t:trade:BINANCE:{}", SYMS[(i % 8) as usize]),
                 values[i as usize].clone(),
             )
         })
@@ -155,7 +155,9 @@ async fn coalesced(n: u64) -> (f64, u64, u64) {
         .unwrap();
     let started = Instant::now();
     for (i, v) in values.iter().enumerate() {
-        tap.framed("t", &events[i % 8], v);
+        if let Some(key) = tap.key("t", &events[i % 8]) {
+            tap.stored(key, v.clone());
+        }
         if i % 4096 == 0 {
             // Let the writer (same runtime) run, as the producer streams would.
             tokio::task::yield_now().await;

@@ -36,7 +36,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(ack) => {
                 acked += 1;
                 println!(
-                    "acked {}[{}]@{} in {:?}",
+                    "acked {}[{}]@{:?} in {:?}",
                     ack.topic, ack.partition, ack.offset, ack.latency
                 );
             }

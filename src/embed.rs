@@ -9,7 +9,7 @@
 //!
 //! let system = ProducerSystem::from_file("config/default.toml")?;
 //! let ack = system.produce(ProduceEvent::typed(Normalized::Trade(Trade::default()))).await?;
-//! println!("{}@{}", ack.partition, ack.offset);
+//! println!("{}@{:?}", ack.partition, ack.offset);
 //! system.shutdown().await;
 //! # Ok(()) }
 //! ```

@@ -2,6 +2,7 @@
 //! as an actix actor system.
 #![warn(missing_docs)]
 
+pub mod audit;
 pub mod book;
 pub mod cli;
 pub mod config;

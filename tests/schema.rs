@@ -102,6 +102,52 @@ fn every_type_round_trips_with_exact_decimal_digits() {
     }
 }
 
+/// The decimal texts as another decoder reads them: the descriptor set, not the generated
+/// types, says which field is which.
+#[test]
+fn decimals_are_encoded_as_the_venue_text_with_every_digit() {
+    use prost_reflect::{DescriptorPool, DynamicMessage, Value};
+    let pool = DescriptorPool::decode(DESCRIPTOR_SET).unwrap();
+    let all = samples();
+    let text = |m: &DynamicMessage, field: &str| match &*m.get_field_by_name(field).unwrap() {
+        Value::String(s) => s.clone(),
+        other => panic!("{field}: {other:?}"),
+    };
+    let trade = pool
+        .get_message_by_name("tickflow.normalized.v2beta1.Trade")
+        .unwrap();
+    let t = DynamicMessage::decode(trade, all[0].encode_to_vec().as_slice()).unwrap();
+    assert_eq!(text(&t, "price"), "0.00001000");
+    assert_eq!(text(&t, "amount"), "123456789.12345678");
+    let book = pool
+        .get_message_by_name("tickflow.normalized.v2beta1.Level2Book")
+        .unwrap();
+    let b = DynamicMessage::decode(book, all[1].encode_to_vec().as_slice()).unwrap();
+    let levels = |side: &str| -> Vec<(String, String)> {
+        match &*b.get_field_by_name(side).unwrap() {
+            Value::List(l) => l
+                .iter()
+                .map(|v| {
+                    let m = v.as_message().unwrap();
+                    (text(m, "price"), text(m, "quantity"))
+                })
+                .collect(),
+            other => panic!("{side}: {other:?}"),
+        }
+    };
+    assert_eq!(
+        levels("bids"),
+        [
+            ("58850.01".to_string(), "0.5".to_string()),
+            ("58850.00".to_string(), "0".to_string())
+        ]
+    );
+    assert_eq!(
+        levels("asks"),
+        [("58850.02".to_string(), "1.000".to_string())]
+    );
+}
+
 #[test]
 fn proto_sources_are_self_contained_and_named_after_their_type() {
     for dt in DataType::ALL {

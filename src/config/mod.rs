@@ -838,7 +838,8 @@ impl Config {
             ));
         }
         let idempotent = get("enable.idempotence") == "true";
-        if idempotent && !matches!(get("acks"), "all" | "-1") {
+        let acks = effective_acks(&props)?;
+        if idempotent && acks != Some(-1) {
             return Err(ConfigError::invalid(
                 "kafka.acks",
                 format!(
@@ -849,15 +850,15 @@ impl Config {
                 ),
             ));
         }
-        match get("acks") {
-            "0" => {
+        match acks {
+            Some(0) => {
                 return Err(ConfigError::invalid(
                     "kafka.acks",
                     "\"0\" is not accepted: the broker would acknowledge nothing and every \
                      record would be answered Ack unstored; use \"all\"",
                 ))
             }
-            "1" if !self.kafka.allow_leader_only_acks => {
+            Some(1) if !self.kafka.allow_leader_only_acks => {
                 return Err(ConfigError::invalid(
                     "kafka.acks",
                     "\"1\" acknowledges once the partition leader alone has the record (lost if \
@@ -865,11 +866,13 @@ impl Config {
                      kafka.allow_leader_only_acks = true to accept that",
                 ))
             }
-            "all" | "-1" | "1" => {}
-            other => {
+            Some(-1 | 1) | None => {}
+            Some(other) => {
                 return Err(ConfigError::invalid(
                     "kafka.acks",
-                    format!("{other:?} is not one of \"all\", \"-1\" (or \"1\" with allow_leader_only_acks)"),
+                    format!(
+                    "{other} is not one of \"all\", \"-1\" (or \"1\" with allow_leader_only_acks)"
+                ),
                 ))
             }
         }
@@ -1030,4 +1033,41 @@ impl Config {
     pub fn to_redacted_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render config: {e}"))
     }
+}
+
+/// The `acks` librdkafka would use, from every spelling it accepts (`acks`,
+/// `request.required.acks`, `topic.acks`, `topic.request.required.acks`; `all` in any case,
+/// or an integer with spaces or a sign): `-1` for all. Spellings that disagree are refused
+/// (which one librdkafka applies last is not defined), as is a value it would not parse.
+pub fn effective_acks(props: &BTreeMap<String, String>) -> Result<Option<i64>, ConfigError> {
+    let mut seen: Option<(i64, &str)> = None;
+    for key in [
+        "acks",
+        "request.required.acks",
+        "topic.acks",
+        "topic.request.required.acks",
+    ] {
+        let Some(raw) = props.get(key) else { continue };
+        let text = raw.trim();
+        let value = if text.eq_ignore_ascii_case("all") {
+            -1
+        } else {
+            text.parse::<i64>().map_err(|_| {
+                ConfigError::invalid(
+                    "kafka.acks",
+                    format!("{key} = {raw:?} is not one of \"all\", \"-1\", \"1\""),
+                )
+            })?
+        };
+        match seen {
+            Some((v, k)) if v != value => {
+                return Err(ConfigError::invalid(
+                    "kafka.acks",
+                    format!("{k} and {key} disagree; set acks once"),
+                ))
+            }
+            _ => seen = Some((value, key)),
+        }
+    }
+    Ok(seen.map(|(v, _)| v))
 }

@@ -137,6 +137,9 @@ pub struct Metrics {
     pub broker_outages: Counter,
     /// Shared producers rebuilt after the broker came back and the old one delivered nothing.
     pub producer_rebuilds: Counter,
+    /// Delivery reports that found their stream gone (an actor restart) and answered the
+    /// event from the outcome itself.
+    pub producer_orphan_reports: Counter,
     /// Latest values written to Redis by the Redis sink.
     pub redis_written: Counter,
     /// Values replaced by a newer one of the same key before they were written (writes saved).
@@ -161,16 +164,31 @@ pub struct Metrics {
     pub recorder_batch_seconds: Histogram,
     /// Recorder retries by cause (`connection`, `statement`, `registry`, `dead_letter`).
     pub recorder_retries: Family<KindLabels, Counter>,
-    /// Records the recorder could not store, by kind (`unknown_schema`, `undecodable`, …).
+    /// Records the recorder could not store, by kind (`undecodable`, `bad_frame`, …).
     pub recorder_bad_records: Family<KindLabels, Counter>,
     /// Recorder batches dropped uncommitted on a rebalance.
     pub recorder_batches_dropped: Counter,
+    /// Partitions the recorder stopped at a record it cannot store (no dead-letter topic,
+    /// `recorder.bad_records = "stop"`); the log says which and why.
+    pub recorder_stopped_partitions: Gauge,
+    /// The recorder's consumer lag per partition (records between its position and the
+    /// partition's end), from librdkafka's statistics every 5 s.
+    pub recorder_lag: Family<PartitionLabels, Gauge>,
     /// Recorder offset commits that failed (harmless: replays are skipped).
     pub recorder_commit_errors: Counter,
     /// Recorder consumer errors (broker unreachable, missing topic, …).
     pub recorder_consumer_errors: Counter,
     /// Recorder loops restarted by its supervisor.
     pub recorder_restarts: Counter,
+}
+
+/// Labels of a per-partition series: the topic and the partition number.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    /// Topic.
+    pub topic: String,
+    /// Partition number.
+    pub partition: String,
 }
 
 /// Labels of the recorder's counters: a table, a cause or an error kind.
@@ -213,6 +231,7 @@ impl Metrics {
             feed_records_lost: Family::default(),
             broker_outages: Counter::default(),
             producer_rebuilds: Counter::default(),
+            producer_orphan_reports: Counter::default(),
             redis_written: Counter::default(),
             redis_coalesced: Counter::default(),
             redis_write_failures: Counter::default(),
@@ -227,6 +246,8 @@ impl Metrics {
             recorder_retries: Family::default(),
             recorder_bad_records: Family::default(),
             recorder_batches_dropped: Counter::default(),
+            recorder_stopped_partitions: Gauge::default(),
+            recorder_lag: Family::default(),
             recorder_commit_errors: Counter::default(),
             recorder_consumer_errors: Counter::default(),
             recorder_restarts: Counter::default(),
@@ -319,6 +340,11 @@ impl Metrics {
             m.broker_outages.clone(),
         );
         registry.register(
+            "producer_orphan_reports",
+            "Delivery reports answered from their outcome after their stream was gone",
+            m.producer_orphan_reports.clone(),
+        );
+        registry.register(
             "producer_rebuilds",
             "Kafka producers rebuilt after a broker came back and the old one delivered nothing",
             m.producer_rebuilds.clone(),
@@ -392,6 +418,16 @@ impl Metrics {
             "recorder_batches_dropped",
             "Recorder batches dropped uncommitted on a rebalance",
             m.recorder_batches_dropped.clone(),
+        );
+        registry.register(
+            "recorder_lag",
+            "Recorder consumer lag per partition, records",
+            m.recorder_lag.clone(),
+        );
+        registry.register(
+            "recorder_stopped_partitions",
+            "Partitions the recorder stopped at a record it cannot store",
+            m.recorder_stopped_partitions.clone(),
         );
         registry.register(
             "recorder_commit_errors",

@@ -106,7 +106,9 @@ impl Actor for ProducerActor {
         let cb = &cfg.producer.circuit_breaker;
         let breaker = || Breaker::new(cb.failure_threshold, cb.cooldown);
         let me = ctx.address().downgrade();
-        let (route, reports) = self.deps.shared.routes().open();
+        let routes = self.deps.shared.routes();
+        routes.count_orphans(&self.deps.metrics.producer_orphan_reports);
+        let (route, reports) = routes.open(self.topic.clone());
         let parts = TopicStream {
             topic: self.topic.clone(),
             deps: self.deps.clone(),

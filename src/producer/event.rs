@@ -131,8 +131,10 @@ pub struct Ack {
     pub topic: Arc<str>,
     /// Partition written.
     pub partition: i32,
-    /// Offset in the partition.
-    pub offset: i64,
+    /// Offset in the partition; `None` when the broker stored the record but librdkafka did
+    /// not learn where (e.g. a retried batch the broker already held, reported as a
+    /// duplicate sequence). Never a negative placeholder.
+    pub offset: Option<i64>,
     /// From acceptance by the producer actor to the broker's acknowledgement.
     pub latency: Duration,
 }

@@ -21,6 +21,10 @@ pub struct SharedProducer {
     /// Where delivery reports go (every generation of the producer reports through it).
     routes: Arc<Routes>,
     current: Mutex<(u64, Arc<KafkaProducer>)>,
+    /// Replaced producers kept alive until every record they sent is reported (dropping one
+    /// would purge its in-flight records, which the broker may have stored: their Nack
+    /// would lie). Pruned by [`SharedProducer::prune_retired`].
+    retired: Mutex<Vec<Arc<KafkaProducer>>>,
     generation: AtomicU64,
     /// Delivery progress and recovery epoch, shared with the recovery watcher.
     pub health: Health,
@@ -38,11 +42,12 @@ impl SharedProducer {
     /// Creates the producer from a client config.
     pub fn new(config: ClientConfig) -> Result<Arc<SharedProducer>, KafkaError> {
         let routes = Arc::new(Routes::default());
-        let producer = Arc::new(config.create_with_context(Reports::new(routes.clone()))?);
+        let producer = Arc::new(config.create_with_context(Reports::new(routes.clone(), 0))?);
         Ok(Arc::new(SharedProducer {
             config,
             routes,
             current: Mutex::new((0, producer)),
+            retired: Mutex::new(Vec::new()),
             generation: AtomicU64::new(0),
             health: Health::default(),
         }))
@@ -71,16 +76,28 @@ impl SharedProducer {
         if g.0 == seen {
             let fresh = Arc::new(
                 self.config
-                    .create_with_context(Reports::new(self.routes.clone()))?,
+                    .create_with_context(Reports::new(self.routes.clone(), seen + 1))?,
             );
             tracing::warn!(
                 generation = seen + 1,
                 "rebuilt the Kafka producer (the previous one was unusable)"
             );
-            *g = (seen + 1, fresh);
+            let old = std::mem::replace(&mut *g, (seen + 1, fresh)).1;
             self.generation.store(seen + 1, Ordering::Release);
+            self.retired
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(old);
         }
         Ok((g.0, g.1.clone()))
+    }
+
+    /// Drops the replaced producers whose records are all reported; returns how many records
+    /// the others still hold.
+    pub fn prune_retired(&self) -> i32 {
+        let mut r = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        r.retain(|p| p.in_flight_count() > 0);
+        r.iter().map(|p| p.in_flight_count()).sum()
     }
 
     /// Whether the producer reports a fatal error.
@@ -120,4 +137,57 @@ pub async fn create_topics(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use crate::config::Config;
+
+    fn refused(toml: &str) -> String {
+        match Config::from_toml_str(toml) {
+            Ok(_) => panic!("accepted: {toml}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn acks_zero_is_refused_under_every_spelling_librdkafka_accepts() {
+        for toml in [
+            "[kafka.properties]\nacks = \"0\"\n",
+            "[kafka.properties]\n\"request.required.acks\" = \"0\"\n",
+            "[kafka.properties]\n\"topic.request.required.acks\" = \"0\"\n",
+            "[kafka.properties]\n\"topic.acks\" = \"0\"\n",
+            "[kafka]\nenable_idempotence = false\n[kafka.properties]\nacks = \" 0\"\n",
+            "[kafka]\nenable_idempotence = false\n[kafka.properties]\nacks = \"+0\"\n",
+            "[kafka]\nenable_idempotence = false\n[kafka.properties]\nacks = \"-0\"\n",
+            "[kafka]\nenable_idempotence = false\n[kafka.properties]\n\"request.required.acks\" = \"0\"\nacks = \"0\"\n",
+        ] {
+            let err = refused(toml);
+            assert!(err.contains("kafka.acks"), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn acks_all_in_any_spelling_is_accepted() {
+        for toml in [
+            "[kafka.properties]\n\"request.required.acks\" = \"-1\"\n",
+            "[kafka.properties]\n\"request.required.acks\" = \"ALL\"\n",
+            "[kafka.properties]\nacks = \"all\"\n\"topic.acks\" = \"-1\"\n",
+        ] {
+            Config::from_toml_str(toml).unwrap_or_else(|e| panic!("{toml}: {e}"));
+        }
+    }
+
+    #[test]
+    fn acks_leader_only_needs_the_opt_in_whatever_its_spelling() {
+        let err = refused(
+            "[kafka]\nenable_idempotence = false\n[kafka.properties]\n\"request.required.acks\" = \"1\"\nacks = \"1\"\n",
+        );
+        assert!(err.contains("allow_leader_only_acks"), "{err}");
+        Config::from_toml_str(
+            "[kafka]\nenable_idempotence = false\nallow_leader_only_acks = true\nacks = \"1\"\n[kafka.properties]\n\"request.required.acks\" = \"1\"\n",
+        )
+        .unwrap();
+    }
 }

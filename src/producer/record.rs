@@ -29,6 +29,7 @@ impl Record {
     /// whose route is `stream`.
     pub fn event(
         deps: &ProducerDeps,
+        topic: &str,
         stream: u64,
         queued: QueuedEvent,
         value: Bytes,
@@ -44,6 +45,11 @@ impl Record {
             .clone()
             .or_else(|| deps.routing.key(&event.payload));
         let headers = deps.routing.headers(&event);
+        let tap = deps
+            .tap
+            .as_ref()
+            .and_then(|tap| tap.key(topic, &event))
+            .map(|key| Box::new((key, value.clone())));
         // Kept only when a dead-letter topic is configured (the bytes are shared, not copied).
         let dead_letter = deps
             .config
@@ -56,6 +62,7 @@ impl Record {
             accepted,
             produced,
             dead_letter,
+            tap,
         };
         Record {
             key,

@@ -3,8 +3,10 @@
 //! it, and once it answers again makes sure deliveries resume within seconds:
 //! - topics the broker lost (a restart on empty storage) are created again;
 //! - if the producer still delivers nothing after a short grace (its idempotence state is gone,
-//!   or its connections hang), it is rebuilt — records still inside it are answered with a
-//!   retriable Nack;
+//!   or its connections hang), and no topic delivers meanwhile, it is rebuilt: records it has
+//!   not sent yet are purged (never stored: a retriable Nack is true), records already sent
+//!   stay with the old producer until the broker or `message.timeout.ms` answers them (a purge
+//!   of those could nack a record the broker stored);
 //! - every stream's broker breaker is closed (the recovery epoch moves on).
 //!
 //! A restarted broker is not waited for through `message.timeout.ms` and a half-open probe
@@ -106,6 +108,7 @@ pub async fn watch(deps: Weak<ProducerDeps>, cfg: RecoveryConfig) {
         (delivered, failed) = (d, f);
         let (_, producer) = deps.shared.get();
         let in_flight = producer.in_flight_count();
+        deps.shared.prune_retired();
         if delivering || in_flight == 0 {
             progress = now;
         }
@@ -131,6 +134,12 @@ pub async fn watch(deps: Weak<ProducerDeps>, cfg: RecoveryConfig) {
                 health.recovered();
                 State::Healthy
             }
+            // Some topic delivers while another fails (or the broker is merely slow): the
+            // producer works, so it is not rebuilt; the grace starts again.
+            State::Troubled { since, .. } if delivering => State::Troubled {
+                since,
+                reachable: None,
+            },
             State::Troubled { since, reachable } => {
                 let missing = probe(&deps, probe_every).await;
                 match (missing, reachable) {
@@ -204,13 +213,14 @@ async fn recreate(deps: &ProducerDeps, topics: &[String]) {
     }
 }
 
-/// Replaces a producer that delivers nothing although the broker answers: records still in
-/// the old one are purged (each answered with a retriable Nack as its report arrives).
+/// Replaces a producer that delivers nothing although the broker answers: records the old one
+/// has not sent are purged (each answered with a retriable Nack as its report arrives);
+/// records it sent stay with it until answered (see [`super::kafka::SharedProducer::prune_retired`]).
 fn rebuild(deps: &ProducerDeps) {
     let (generation, old) = deps.shared.get();
     match deps.shared.rebuild(generation) {
         Ok(_) => {
-            old.purge(rdkafka::producer::PurgeConfig::default().queue().inflight());
+            old.purge(rdkafka::producer::PurgeConfig::default().queue());
             deps.metrics.producer_rebuilds.inc();
             tracing::warn!(
                 generation = generation + 1,

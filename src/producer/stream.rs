@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{Producer, PurgeConfig};
 use tokio::sync::{mpsc, oneshot};
 
 use super::breaker::{Breaker, State};
 use super::classify::{classify, error_code, ErrorClass};
 use super::client::{Queued, Reply};
-use super::delivery::{Delivery, KafkaProducer, Outcome, Pending, Produced, Report, Route};
+use super::delivery::{Delivery, Inbox, KafkaProducer, Outcome, Pending, Produced, Report, Route};
 use super::encode::Encoder;
 use super::event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent};
 use super::kafka::{create_topics, SharedProducer};
@@ -215,20 +216,31 @@ impl TopicStream {
         let produced =
             self.produced_counter(q.event.payload.data_type_name(), q.event.payload.exchange());
         let value = Bytes::from(buf);
-        if let Some(tap) = &self.deps.tap {
-            tap.framed(&self.topic, &q.event, &value);
-        }
         let Record {
             key,
             value,
             headers,
             delivery,
-        } = Record::event(&self.deps, self.route.id(), *q, value, produced);
+        } = Record::event(
+            &self.deps,
+            &self.topic,
+            self.route.id(),
+            *q,
+            value,
+            produced,
+        );
         let mut record = Record::base(&self.topic, &key, &value, headers, delivery);
         loop {
             match self.producer.send(record) {
                 Ok(()) => {
                     self.in_flight += 1;
+                    if self.deps.shared.generation() != self.generation {
+                        // The producer was replaced (and perhaps purged) while this record
+                        // went in: fail what the old one has not sent yet (never stored; each
+                        // is answered with a retriable Nack) rather than let it wait there
+                        // for its timeout.
+                        self.producer.purge(PurgeConfig::default().queue());
+                    }
                     return;
                 }
                 Err((e, r)) if error_code(&e) == RDKafkaErrorCode::QueueFull => {
@@ -241,7 +253,8 @@ impl TopicStream {
                     let Delivery::Event { pending, .. } = *r.delivery_opaque else {
                         return;
                     };
-                    self.failed(pending, error_code(&e), &e.to_string());
+                    let generation = self.generation;
+                    self.failed(pending, error_code(&e), &e.to_string(), generation);
                     return;
                 }
             }
@@ -272,6 +285,10 @@ impl TopicStream {
                 if let Some(h) = &self.handles.produce_latency {
                     h.observe(latency.as_secs_f64());
                 }
+                if let (Some(tap), Some(kept)) = (&self.deps.tap, pending.tap) {
+                    let (key, framed) = *kept;
+                    tap.stored(key, framed);
+                }
                 pending.reply.send(Ok(Ack {
                     topic: self.topic.clone(),
                     partition,
@@ -279,13 +296,15 @@ impl TopicStream {
                     latency,
                 }));
             }
-            Outcome::Failed { code, message } => self.failed(pending, code, &message),
+            Outcome::Failed { code, message } => {
+                self.failed(pending, code, &message, report.generation)
+            }
         }
     }
 
     /// Answers a record that was not written.
-    fn failed(&mut self, pending: Pending, code: RDKafkaErrorCode, message: &str) {
-        let nack = self.delivery_failed(code, message);
+    fn failed(&mut self, pending: Pending, code: RDKafkaErrorCode, message: &str, generation: u64) {
+        let nack = self.delivery_failed(code, message, generation);
         if !nack.retriable {
             if let Some((ev, bytes)) = pending.dead_letter.as_deref() {
                 self.dead_letter(ev, Some(bytes), &nack);
@@ -295,12 +314,18 @@ impl TopicStream {
     }
 
     /// Classifies a failed delivery (the one place that decides), feeds the broker breaker,
-    /// asks for a producer rebuild on fatal errors, and returns the Nack.
-    fn delivery_failed(&mut self, code: RDKafkaErrorCode, message: &str) -> Nack {
-        let class = if SharedProducer::is_fatal(&self.producer) {
+    /// asks for a producer rebuild on fatal errors, and returns the Nack. `generation` is the
+    /// producer that sent the record: a fatal error of one already replaced is answered
+    /// (retriable) but rebuilds nothing.
+    fn delivery_failed(&mut self, code: RDKafkaErrorCode, message: &str, generation: u64) -> Nack {
+        let current = generation == self.generation && generation == self.deps.shared.generation();
+        let class = if current && SharedProducer::is_fatal(&self.producer) {
             ErrorClass::Fatal
         } else {
-            classify(code)
+            match classify(code) {
+                ErrorClass::Fatal if !current => ErrorClass::Retriable,
+                class => class,
+            }
         };
         // A purge is ours (shutdown deadline, or the recovery watcher replacing a producer
         // that delivered nothing): it says nothing about the broker.
@@ -353,7 +378,7 @@ const BATCH: usize = 64;
 /// Answers the reports that have come back, up to [`BATCH`]; `None` when the route is gone.
 async fn answer_reports(
     s: &mut TopicStream,
-    reports: &mut mpsc::UnboundedReceiver<Report>,
+    reports: &mut Inbox,
     batch: &mut Vec<Report>,
 ) -> Option<()> {
     if reports.recv_many(batch, BATCH).await == 0 {
@@ -376,7 +401,7 @@ async fn answer_reports(
 pub(crate) async fn run(
     mut rx: mpsc::Receiver<Queued>,
     mut close: oneshot::Receiver<()>,
-    mut reports: mpsc::UnboundedReceiver<Report>,
+    mut reports: Inbox,
     mut s: TopicStream,
     closing: Arc<AtomicBool>,
 ) {

@@ -32,8 +32,15 @@ pub struct RecorderConfig {
     pub group_id: String,
     /// Where a record that cannot be stored goes (raw bytes, with the reason in headers).
     pub dead_letter_topic: Option<String>,
+    /// What a record that cannot be stored does without a dead-letter topic: `stop` (the
+    /// default) stops its partition before it, says why in the log and in
+    /// `tickflow_recorder_stopped_partitions`, and keeps the other partitions moving; `skip`
+    /// counts it and goes on (its offset is committed: not exactly once).
+    pub bad_records: BadRecords,
     /// A batch is flushed when it holds this many rows …
     pub batch_max_rows: usize,
+    /// … or when the raw records in it (keys and values) reach this many bytes …
+    pub batch_max_bytes: usize,
     /// … or when its first row is this old.
     pub batch_max_ms: u64,
     /// Consumer-group session timeout: how long a dead recorder keeps its partitions.
@@ -57,7 +64,9 @@ impl Default for RecorderConfig {
             topics: Vec::new(),
             group_id: "tickflow-recorder".into(),
             dead_letter_topic: None,
+            bad_records: BadRecords::Stop,
             batch_max_rows: 5_000,
+            batch_max_bytes: 16 * 1024 * 1024,
             batch_max_ms: 1_000,
             session_timeout_ms: 10_000,
             queued_max_kbytes: 65_536,
@@ -67,6 +76,17 @@ impl Default for RecorderConfig {
             postgres: PostgresConfig::default(),
         }
     }
+}
+
+/// What a record that cannot be stored does when there is no dead-letter topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadRecords {
+    /// Stop its partition before it (nothing after it is stored or committed) and say why.
+    #[default]
+    Stop,
+    /// Count it, log it, and go on past it.
+    Skip,
 }
 
 /// PostgreSQL connection and pool settings.
@@ -156,6 +176,9 @@ impl RecorderConfig {
         }
         if self.group_id.is_empty() {
             return Err(invalid("group_id", "must not be empty"));
+        }
+        if self.batch_max_bytes == 0 {
+            return Err(invalid("batch_max_bytes", "must be at least 1"));
         }
         if self.batch_max_rows == 0 {
             return Err(invalid("batch_max_rows", "must be at least 1"));

@@ -18,6 +18,9 @@ use crate::metrics::Metrics;
 /// librdkafka properties that only mean something to a producer.
 const PRODUCER_ONLY: &[&str] = &[
     "acks",
+    "request.required.acks",
+    "topic.acks",
+    "topic.request.required.acks",
     "enable.idempotence",
     "linger.ms",
     "batch.size",
@@ -32,7 +35,25 @@ pub struct RecorderContext {
     metrics: Arc<Metrics>,
 }
 
-impl ClientContext for RecorderContext {}
+impl ClientContext for RecorderContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal "unassigned" partition; a lag of -1 is unknown.
+                if *partition < 0 || p.consumer_lag < 0 {
+                    continue;
+                }
+                self.metrics
+                    .recorder_lag
+                    .get_or_create(&crate::metrics::PartitionLabels {
+                        topic: topic.clone(),
+                        partition: partition.to_string(),
+                    })
+                    .set(p.consumer_lag);
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RecorderContext {
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -80,10 +101,21 @@ impl GroupConsumer {
     ) -> KafkaResult<GroupConsumer> {
         let mut c = rdkafka::ClientConfig::new();
         for (k, v) in kafka.librdkafka_properties() {
-            if !PRODUCER_ONLY.contains(&k.as_str()) {
-                c.set(k, v);
+            if PRODUCER_ONLY.contains(&k.as_str()) {
+                continue;
             }
+            if let Some(why) = unsafe_for_the_batch(&k, &v) {
+                tracing::warn!(key = %k, value = %v, why, "recorder: consumer property overridden");
+                continue;
+            }
+            c.set(k, v);
         }
+        // The eager protocol: a rebalance revokes every partition, and each one starts again
+        // from its committed offset, so the uncommitted batch dropped then is read again.
+        // (Incremental protocols keep partitions across a rebalance: the dropped batch of a
+        // kept partition would never be read again.)
+        c.set("group.protocol", "classic")
+            .set("partition.assignment.strategy", "range,roundrobin");
         c.set("group.id", &cfg.group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
@@ -97,7 +129,9 @@ impl GroupConsumer {
                 "queued.max.messages.kbytes",
                 cfg.queued_max_kbytes.to_string(),
             )
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", "100")
+            // For the consumer-lag metric.
+            .set("statistics.interval.ms", "5000");
         let revocations = Arc::new(AtomicU64::new(0));
         let inner: StreamConsumer<RecorderContext> = c.create_with_context(RecorderContext {
             revocations: revocations.clone(),
@@ -114,6 +148,21 @@ impl GroupConsumer {
         self.revocations.load(Ordering::SeqCst)
     }
 
+    /// The group's committed offset of one partition (`None` when there is none or the
+    /// broker does not answer within 5 s).
+    pub fn committed(&self, topic: &str, partition: i32) -> Option<i64> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        let got = self
+            .inner
+            .committed_offsets(tpl, std::time::Duration::from_secs(5))
+            .ok()?;
+        match got.find_partition(topic, partition)?.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        }
+    }
+
     /// Commits `next` (the offset after the last stored record, per topic and partition).
     pub fn commit(&self, next: &BTreeMap<(String, i32), i64>, mode: CommitMode) -> KafkaResult<()> {
         if next.is_empty() {
@@ -124,5 +173,40 @@ impl GroupConsumer {
             tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset))?;
         }
         self.inner.commit(&tpl, mode)
+    }
+}
+
+/// Why a consumer property from `kafka.properties` is not applied (`None`: it is): settings
+/// that keep partitions across a rebalance (the dropped uncommitted batch of a kept partition
+/// would be lost), or that let librdkafka commit or store offsets by itself.
+fn unsafe_for_the_batch(key: &str, value: &str) -> Option<&'static str> {
+    match key {
+        "group.protocol" if !value.trim().eq_ignore_ascii_case("classic") => {
+            Some("the consumer protocol keeps partitions across a rebalance; classic is used")
+        }
+        "partition.assignment.strategy" if value.contains("cooperative") => Some(
+            "an incremental strategy keeps partitions across a rebalance; range,roundrobin is used",
+        ),
+        "enable.auto.commit" | "enable.auto.offset.store" | "group.id" => {
+            Some("the recorder commits only what it stored")
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_that_keep_partitions_across_a_rebalance_are_not_applied() {
+        assert!(
+            unsafe_for_the_batch("partition.assignment.strategy", "cooperative-sticky").is_some()
+        );
+        assert!(unsafe_for_the_batch("group.protocol", "consumer").is_some());
+        assert!(unsafe_for_the_batch("group.protocol", "classic").is_none());
+        assert!(unsafe_for_the_batch("partition.assignment.strategy", "roundrobin").is_none());
+        assert!(unsafe_for_the_batch("enable.auto.commit", "true").is_some());
+        assert!(unsafe_for_the_batch("fetch.wait.max.ms", "10").is_none());
     }
 }

@@ -1,5 +1,8 @@
 //! Kafka value → `Normalized`: the Confluent framing gives the schema id, the registry (asked
-//! once per id, answers cached) says which normalized message that id is, prost decodes it.
+//! once per id, answers cached and checked again every [`RECHECK`]) says which normalized
+//! message that id is, prost decodes it. A registry that does not know an id (404: a wrong
+//! URL, or a registry restarted empty) is not a bad record: it is unavailable, and the
+//! record waits (never skipped).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -18,9 +21,6 @@ pub enum BadRecord {
     /// The Confluent framing is broken.
     #[error("bad framing: {0}")]
     Frame(String),
-    /// The registry does not know the schema id.
-    #[error("schema id {0} is unknown to the registry")]
-    UnknownSchema(u32),
     /// The schema id names something other than a normalized record.
     #[error("schema id {0} is not a normalized record ({1})")]
     ForeignSchema(u32, String),
@@ -35,7 +35,6 @@ impl BadRecord {
         match self {
             BadRecord::Empty => "empty",
             BadRecord::Frame(_) => "bad_frame",
-            BadRecord::UnknownSchema(_) => "unknown_schema",
             BadRecord::ForeignSchema(..) => "foreign_schema",
             BadRecord::Undecodable(..) => "undecodable",
         }
@@ -47,14 +46,20 @@ impl BadRecord {
 #[error("schema registry unavailable: {0}")]
 pub struct RegistryUnavailable(pub String);
 
-/// How long an "unknown schema id" answer is believed before the registry is asked again.
-const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+/// How long a cached answer is used before the registry is asked again (a registry
+/// restarted empty may give an id to another schema, or forget it).
+pub const RECHECK: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone)]
 enum Cached {
-    Known(DataType),
-    Foreign(String),
-    Unknown(Instant),
+    Known(DataType, Instant),
+    Foreign(String, Instant),
+}
+
+/// What the registry said about one id.
+enum Fetched {
+    Schema(String),
+    NotFound,
 }
 
 /// Decodes framed values, looking schema ids up in the registry (cached).
@@ -92,8 +97,10 @@ impl Decoder {
         ids: &[(u32, DataType)],
     ) -> Result<Decoder, RegistryUnavailable> {
         let mut d = Decoder::new(cfg)?;
+        // Far in the future: never checked again.
+        let never = Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
         for (id, dt) in ids {
-            d.cache.insert(*id, Cached::Known(*dt));
+            d.cache.insert(*id, Cached::Known(*dt, never));
         }
         Ok(d)
     }
@@ -128,33 +135,69 @@ impl Decoder {
         &mut self,
         id: u32,
     ) -> Result<Result<DataType, BadRecord>, RegistryUnavailable> {
-        match self.cache.get(&id) {
-            Some(Cached::Known(dt)) => return Ok(Ok(*dt)),
-            Some(Cached::Foreign(why)) => {
-                return Ok(Err(BadRecord::ForeignSchema(id, why.clone())))
-            }
-            Some(Cached::Unknown(at)) if at.elapsed() < NEGATIVE_TTL => {
-                return Ok(Err(BadRecord::UnknownSchema(id)))
+        let now = Instant::now();
+        let cached = self.cache.get(&id).cloned();
+        let answer = |c: &Cached| match c {
+            Cached::Known(dt, _) => Ok(*dt),
+            Cached::Foreign(why, _) => Err(BadRecord::ForeignSchema(id, why.clone())),
+        };
+        match &cached {
+            Some(c @ (Cached::Known(_, at) | Cached::Foreign(_, at)))
+                if now.saturating_duration_since(*at) < RECHECK =>
+            {
+                return Ok(answer(c))
             }
             _ => {}
         }
-        let entry = match self.fetch(id).await? {
-            None => Cached::Unknown(Instant::now()),
-            Some(text) => match data_type_of(&text) {
-                Ok(dt) => Cached::Known(dt),
-                Err(why) => Cached::Foreign(why),
+        let fetched = match self.fetch(id).await {
+            Ok(f) => f,
+            // Unreachable while checking a cached answer again: keep using it (the registry
+            // being down says nothing about what the id means).
+            Err(_) if cached.is_some() => {
+                let c = cached.map(|c| match c {
+                    Cached::Known(dt, _) => Cached::Known(dt, now),
+                    Cached::Foreign(why, _) => Cached::Foreign(why, now),
+                });
+                if let Some(c) = c {
+                    let a = answer(&c);
+                    self.cache.insert(id, c);
+                    return Ok(a);
+                }
+                return Err(RegistryUnavailable(format!("schema id {id}")));
+            }
+            Err(e) => return Err(e),
+        };
+        let entry = match fetched {
+            Fetched::NotFound => {
+                // Forgotten (or never known): nothing cached is trusted for it any more.
+                self.cache.remove(&id);
+                return Err(RegistryUnavailable(format!(
+                    "the registry does not know schema id {id} (HTTP 404: a wrong registry \
+                     URL, or a registry restarted empty); the record waits"
+                )));
+            }
+            Fetched::Schema(text) => match data_type_of(&text) {
+                Ok(dt) => Cached::Known(dt, now),
+                Err(why) => Cached::Foreign(why, now),
             },
         };
-        self.cache.insert(id, entry.clone());
-        Ok(match entry {
-            Cached::Known(dt) => Ok(dt),
-            Cached::Foreign(why) => Err(BadRecord::ForeignSchema(id, why)),
-            Cached::Unknown(_) => Err(BadRecord::UnknownSchema(id)),
-        })
+        if let (Some(Cached::Known(old, _)), Cached::Known(new, _)) = (&cached, &entry) {
+            if old != new {
+                tracing::warn!(
+                    id,
+                    ?old,
+                    ?new,
+                    "recorder: the registry now gives this schema id to another type"
+                );
+            }
+        }
+        let a = answer(&entry);
+        self.cache.insert(id, entry);
+        Ok(a)
     }
 
-    /// The schema text of `id`; `None` when the registry answers 404.
-    async fn fetch(&self, id: u32) -> Result<Option<String>, RegistryUnavailable> {
+    /// The schema text of `id`, or that the registry does not know it (404).
+    async fn fetch(&self, id: u32) -> Result<Fetched, RegistryUnavailable> {
         let mut req = self.http.get(format!("{}/schemas/ids/{id}", self.base));
         if let Some((u, p)) = &self.auth {
             req = req.basic_auth(u, p.as_ref());
@@ -164,7 +207,7 @@ impl Decoder {
         let res = req.send().await.map_err(|e| unavailable(&e))?;
         let status = res.status();
         if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
+            return Ok(Fetched::NotFound);
         }
         if !status.is_success() {
             return Err(RegistryUnavailable(format!(
@@ -178,7 +221,7 @@ impl Decoder {
         }
         let answer: Answer = serde_json::from_slice(&body)
             .map_err(|e| RegistryUnavailable(format!("GET /schemas/ids/{id}: {e}")))?;
-        Ok(Some(answer.schema))
+        Ok(Fetched::Schema(answer.schema))
     }
 }
 

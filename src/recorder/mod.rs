@@ -5,7 +5,8 @@
 //! coordinates under a unique constraint, so a replay after a crash stores nothing twice.
 //!
 //! Supervised: the recording loop runs as a task that is restarted (with backoff) when it
-//! fails or panics. Bounded: a batch holds at most `batch_max_rows` records and librdkafka's
+//! fails or panics. Bounded: a batch holds at most `batch_max_rows` records (and about
+//! `batch_max_bytes` of them) and librdkafka's
 //! fetch queue at most `queued_max_kbytes` per partition. Observable: `tickflow_recorder_*`
 //! metrics. PostgreSQL, the registry or the dead-letter topic unavailable: the batch is retried
 //! with backoff and jitter while consumption pauses (Kafka keeps the data).
@@ -16,18 +17,18 @@ pub mod decode;
 pub mod rows;
 pub mod store;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use rdkafka::consumer::CommitMode;
-use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use thiserror::Error;
 use tokio::sync::watch;
 
-pub use config::RecorderConfig;
+pub use config::{BadRecords, RecorderConfig};
 
 use crate::config::{Config, ConfigError};
 use crate::metrics::{KindLabels, Metrics};
@@ -165,6 +166,8 @@ struct Batch {
     next: BTreeMap<(String, i32), i64>,
     first_at: Option<Instant>,
     revocations: u64,
+    /// Bytes of the raw records taken (keys and values).
+    bytes: usize,
 }
 
 impl Batch {
@@ -176,6 +179,9 @@ impl Batch {
     }
 }
 
+/// A partition's position.
+type Partition = (String, i32);
+
 struct Loop {
     cfg: Config,
     metrics: Arc<Metrics>,
@@ -184,6 +190,18 @@ struct Loop {
     consumer: GroupConsumer,
     dead_letters: Option<(FutureProducer, String)>,
     stop: watch::Receiver<bool>,
+    /// Records received while the loop waited (PostgreSQL or the registry down, every
+    /// partition paused): handled, in order, before the consumer is asked again.
+    held: VecDeque<OwnedMessage>,
+    /// Whether the assignment is paused while the loop waits.
+    paused: bool,
+    /// Partitions stopped before a record that cannot be stored (the offset), and why.
+    stopped: BTreeMap<Partition, (i64, String)>,
+    /// The next offset expected per partition (the last one seen + 1, or the group's committed
+    /// offset): a record below it means the offsets went back (the topic was recreated).
+    expected: BTreeMap<Partition, i64>,
+    /// The revocation count `stopped` and `expected` belong to.
+    revocations: u64,
 }
 
 /// One run of the recording loop.
@@ -241,6 +259,11 @@ async fn record(
         consumer,
         dead_letters,
         stop,
+        held: VecDeque::new(),
+        paused: false,
+        stopped: BTreeMap::new(),
+        expected: BTreeMap::new(),
+        revocations: 0,
     };
     l.run().await
 }
@@ -248,6 +271,7 @@ async fn record(
 impl Loop {
     async fn run(&mut self) -> Result<(), RecorderError> {
         let max_rows = self.cfg.recorder.batch_max_rows;
+        let max_bytes = self.cfg.recorder.batch_max_bytes;
         let max_age = Duration::from_millis(self.cfg.recorder.batch_max_ms);
         let mut batch = Batch::default();
         loop {
@@ -267,25 +291,37 @@ impl Loop {
                         return Ok(());
                     }
                 }
-                m = self.consumer.inner.recv() => {
-                    let m = match m {
-                        Ok(m) => m.detach(),
-                        Err(e) => {
-                            // Broker trouble or a missing topic: librdkafka retries by itself.
-                            self.metrics.recorder_consumer_errors.inc();
-                            tracing::warn!(error = %e, "recorder: consumer error");
+                m = next_message(&mut self.held, &self.consumer, &self.metrics) => {
+                    let Some((m, held)) = m else { continue };
+                    if self.revocations != self.consumer.revocations() {
+                        // Held records belong to the old assignment: whoever owns their
+                        // partitions now reads them again from the committed offsets.
+                        self.held.clear();
+                        // A rebalance: the partitions start again from their committed offsets
+                        // (the eager protocol is forced, see `consumer`); a partition stopped
+                        // here is stopped again by whoever reads it.
+                        self.revocations = self.consumer.revocations();
+                        self.stopped.clear();
+                        self.expected.clear();
+                        self.metrics.recorder_stopped_partitions.set(0);
+                        if held {
                             continue;
                         }
-                    };
+                    }
                     if !batch.is_empty() && batch.revocations != self.consumer.revocations() {
                         self.drop_batch(&mut batch);
+                    }
+                    if !self.in_sequence(&mut batch, &m) {
+                        continue;
                     }
                     if !self.add(&mut batch, m).await {
                         // Stopped while the registry was unavailable: store what came before.
                         self.flush(&mut batch).await;
                         return Ok(());
                     }
-                    if batch.len() >= max_rows && !self.flush(&mut batch).await {
+                    if (batch.len() >= max_rows || batch.bytes >= max_bytes)
+                        && !self.flush(&mut batch).await
+                    {
                         return Ok(());
                     }
                 }
@@ -302,6 +338,145 @@ impl Loop {
         );
         self.metrics.recorder_batches_dropped.inc();
         *batch = Batch::default();
+    }
+
+    /// Whether `m` is the next record of its partition: false (and the record is left out)
+    /// when its partition is stopped, or when its offset is below the one expected (the
+    /// offsets went back: the topic was deleted and created again, e.g. a broker restarted on
+    /// empty storage) — the partition is then stopped loudly, since its new records would
+    /// collide with stored ones.
+    fn in_sequence(&mut self, batch: &mut Batch, m: &OwnedMessage) -> bool {
+        let p = (m.topic().to_string(), m.partition());
+        if self.stopped.contains_key(&p) {
+            return false;
+        }
+        let expected = match self.expected.get(&p) {
+            Some(e) => Some(*e),
+            // The group's committed offset, for the first assignment only: after a rebalance
+            // an asynchronous commit of this loop may land after the new position was taken,
+            // and would look like offsets going back.
+            None if self.consumer.revocations() == 0 => self.consumer.committed(&p.0, p.1),
+            None => None,
+        };
+        if let Some(e) = expected {
+            if m.offset() < e {
+                let reason = format!(
+                    "offsets went back from {e} to {}: the topic was created again (a broker \
+                     restarted on empty storage?); its new records would collide with the \
+                     stored ones. Reset the group's offsets, or record the new topic under \
+                     another group into another database",
+                    m.offset()
+                );
+                self.stop_partition(batch, p, m.offset(), reason, false);
+                return false;
+            }
+        }
+        self.expected.insert(p, m.offset() + 1);
+        true
+    }
+
+    /// Stops partition `p` before `offset`: nothing from there on is stored or committed,
+    /// the partition is paused, and the reason is logged and counted. With `commit_before`,
+    /// the batch commits up to (not including) `offset`.
+    fn stop_partition(
+        &mut self,
+        batch: &mut Batch,
+        p: Partition,
+        offset: i64,
+        reason: String,
+        commit_before: bool,
+    ) {
+        tracing::error!(
+            topic = %p.0,
+            partition = p.1,
+            offset,
+            %reason,
+            "recorder: partition stopped before this record (the other partitions go on)"
+        );
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition(&p.0, p.1);
+        if let Err(e) = self.consumer.inner.pause(&tpl) {
+            tracing::warn!(error = %e, "recorder: cannot pause the stopped partition");
+        }
+        let keep = |c: &Coords| c.topic != p.0 || c.partition != p.1 || c.offset < offset;
+        let mut i = 0;
+        while i < batch.rows.len() {
+            if keep(&row_coords(&batch.rows[i])) {
+                i += 1;
+            } else {
+                batch.rows.remove(i);
+                batch.raw.remove(i);
+            }
+        }
+        batch.dead.retain(|d| keep(&d.coords));
+        if commit_before {
+            batch.next.insert(p.clone(), offset);
+        } else {
+            batch.next.remove(&p);
+        }
+        self.stopped.insert(p, (offset, reason));
+        self.metrics
+            .recorder_stopped_partitions
+            .set(self.stopped.len() as i64);
+    }
+
+    /// Waits `d` without leaving the group: every assigned partition is paused and the
+    /// consumer is still polled (so `max.poll.interval.ms` never passes); what it still
+    /// returns is held, in order. Whether a stop came.
+    async fn idle(&mut self, d: Duration) -> bool {
+        self.pause_all();
+        let deadline = tokio::time::Instant::now() + d;
+        let mut stop = self.stop.clone();
+        loop {
+            tokio::select! {
+                biased;
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => return true,
+                _ = tokio::time::sleep_until(deadline) => return *self.stop.borrow(),
+                m = self.consumer.inner.recv() => match m {
+                    Ok(m) => {
+                        self.held.push_back(m.detach());
+                        // A new assignment after a rebalance is paused too.
+                        self.pause_all();
+                    }
+                    Err(e) => {
+                        self.metrics.recorder_consumer_errors.inc();
+                        tracing::debug!(error = %e, "recorder: consumer error while waiting");
+                    }
+                },
+            }
+        }
+    }
+
+    fn pause_all(&mut self) {
+        if let Ok(a) = self.consumer.inner.assignment() {
+            if let Err(e) = self.consumer.inner.pause(&a) {
+                tracing::debug!(error = %e, "recorder: cannot pause the assignment");
+            }
+        }
+        self.paused = true;
+    }
+
+    /// Resumes the paused assignment (stopped partitions stay paused).
+    fn resume_all(&mut self) {
+        if !self.paused {
+            return;
+        }
+        self.paused = false;
+        let Ok(a) = self.consumer.inner.assignment() else {
+            return;
+        };
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for e in a.elements() {
+            if !self
+                .stopped
+                .contains_key(&(e.topic().to_string(), e.partition()))
+            {
+                tpl.add_partition(e.topic(), e.partition());
+            }
+        }
+        if let Err(e) = self.consumer.inner.resume(&tpl) {
+            tracing::warn!(error = %e, "recorder: cannot resume the assignment");
+        }
     }
 
     /// Decodes `m` into the batch; false when a stop came while the registry was unavailable
@@ -322,14 +497,18 @@ impl Loop {
                         .get_or_create(&KindLabels::new("registry"))
                         .inc();
                     tracing::warn!(error = %e, "recorder: registry unavailable; consumption paused");
+                    // What came before is stored (and committed) while this record waits.
+                    if !batch.is_empty() && !self.flush(batch).await {
+                        return false;
+                    }
                     let d = delays.next().unwrap_or(Duration::from_secs(5));
-                    let mut stop = self.stop.clone();
-                    if pause(&mut stop, d).await {
+                    if self.idle(d).await {
                         return false;
                     }
                 }
             }
         };
+        self.resume_all();
         if batch.is_empty() {
             batch.first_at = Some(Instant::now());
             batch.revocations = self.consumer.revocations();
@@ -337,6 +516,7 @@ impl Loop {
         batch
             .next
             .insert((coords.topic.clone(), coords.partition), coords.offset + 1);
+        batch.bytes += m.payload().map_or(0, <[u8]>::len) + m.key().map_or(0, <[u8]>::len);
         let row = decoded
             .map_err(|e: BadRecord| (e.kind(), e.to_string()))
             .and_then(|r| {
@@ -354,6 +534,15 @@ impl Loop {
                     .recorder_bad_records
                     .get_or_create(&KindLabels::new(kind))
                     .inc();
+                if self.dead_letters.is_none() && self.cfg.recorder.bad_records == BadRecords::Stop
+                {
+                    let p = (coords.topic.clone(), coords.partition);
+                    let why = format!(
+                        "{kind}: {reason} (no dead-letter topic; recorder.bad_records = \"stop\")"
+                    );
+                    self.stop_partition(batch, p, coords.offset, why, true);
+                    return true;
+                }
                 tracing::warn!(
                     topic = %coords.topic,
                     partition = coords.partition,
@@ -411,8 +600,9 @@ impl Loop {
                 }
             }
             let d = delays.next().unwrap_or(Duration::from_secs(5));
-            tokio::time::sleep(d).await;
+            self.idle(d).await;
         }
+        self.resume_all();
         self.metrics.recorder_batches.inc();
         self.metrics
             .recorder_batch_seconds
@@ -478,27 +668,22 @@ impl Loop {
                     i += 1;
                 }
                 Err(StoreError::Data(reason)) => {
-                    let row = batch.rows.remove(i);
-                    let (key, value) = batch.raw.remove(i);
-                    let coords = Coords {
-                        topic: match &row.cells[0] {
-                            rows::Cell::Text(Some(t)) => t.clone(),
-                            _ => String::new(),
-                        },
-                        partition: match row.cells[1] {
-                            rows::Cell::Int4(p) => p,
-                            _ => -1,
-                        },
-                        offset: match row.cells[2] {
-                            rows::Cell::Int8(Some(o)) => o,
-                            _ => -1,
-                        },
-                    };
-                    self.metrics
-                        .recorder_bad_records
-                        .get_or_create(&KindLabels::new("refused_by_postgres"))
-                        .inc();
+                    let coords = row_coords(&batch.rows[i]);
                     tracing::warn!(topic = %coords.topic, partition = coords.partition, offset = coords.offset, %reason, "recorder: postgres refused the row");
+                    if self.dead_letters.is_none()
+                        && self.cfg.recorder.bad_records == BadRecords::Stop
+                    {
+                        self.metrics
+                            .recorder_bad_records
+                            .get_or_create(&KindLabels::new("refused_by_postgres"))
+                            .inc();
+                        let p = (coords.topic.clone(), coords.partition);
+                        let why = format!("refused_by_postgres: {reason} (no dead-letter topic; recorder.bad_records = \"stop\")");
+                        // Removes this row and the later ones of its partition.
+                        self.stop_partition(batch, p, coords.offset, why, true);
+                        continue;
+                    }
+                    let (key, value) = batch.raw[i].clone();
                     let dead = Dead {
                         coords,
                         key,
@@ -506,7 +691,15 @@ impl Loop {
                         kind: "refused_by_postgres",
                         reason,
                     };
+                    // The row leaves the batch only once its dead letter is acknowledged: if
+                    // the send fails, the batch is retried with the row still in it.
                     self.dead_letter(&dead).await?;
+                    self.metrics
+                        .recorder_bad_records
+                        .get_or_create(&KindLabels::new("refused_by_postgres"))
+                        .inc();
+                    batch.rows.remove(i);
+                    batch.raw.remove(i);
                 }
                 Err(e) => return Err((e.kind(), e.to_string())),
             }
@@ -563,6 +756,45 @@ impl Loop {
             }
             Err((e, _)) => Err(("dead_letter", e.to_string())),
         }
+    }
+}
+
+/// The next record: a held one first, else the consumer's (consumer errors are counted and
+/// give `None`). The flag says whether it was held.
+async fn next_message(
+    held: &mut VecDeque<OwnedMessage>,
+    consumer: &GroupConsumer,
+    metrics: &Metrics,
+) -> Option<(OwnedMessage, bool)> {
+    if let Some(m) = held.pop_front() {
+        return Some((m, true));
+    }
+    match consumer.inner.recv().await {
+        Ok(m) => Some((m.detach(), false)),
+        Err(e) => {
+            // Broker trouble or a missing topic: librdkafka retries by itself.
+            metrics.recorder_consumer_errors.inc();
+            tracing::warn!(error = %e, "recorder: consumer error");
+            None
+        }
+    }
+}
+
+/// The Kafka coordinates a row carries (its first three cells).
+fn row_coords(row: &Row) -> Coords {
+    Coords {
+        topic: match &row.cells[0] {
+            rows::Cell::Text(Some(t)) => t.clone(),
+            _ => String::new(),
+        },
+        partition: match row.cells[1] {
+            rows::Cell::Int4(p) => p,
+            _ => -1,
+        },
+        offset: match row.cells[2] {
+            rows::Cell::Int8(Some(o)) => o,
+            _ => -1,
+        },
     }
 }
 

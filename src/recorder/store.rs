@@ -52,12 +52,18 @@ impl StoreError {
     }
 }
 
+/// Whether a SQLSTATE is about the rows written (retrying them cannot help) rather than the
+/// server or the connection.
+pub fn is_row_class(sqlstate: &str) -> bool {
+    ["22", "23", "54"].iter().any(|c| sqlstate.starts_with(c))
+}
+
 impl From<tokio_postgres::Error> for StoreError {
     fn from(e: tokio_postgres::Error) -> Self {
-        // Class 22 (data exception) and 23 (integrity constraint violation) are about the rows.
-        let data = e
-            .code()
-            .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23"));
+        // Class 22 (data exception), 23 (integrity constraint violation) and 54 (program limit
+        // exceeded: e.g. 54000, an index row too large) are about the rows: the batch is
+        // written row by row and the refused row goes to the dead-letter topic.
+        let data = e.code().is_some_and(|c| is_row_class(c.code()));
         // `{e:#}`-free: tokio-postgres errors carry no password.
         let text = match e.as_db_error() {
             Some(db) => format!("{} ({})", db.message(), db.code().code()),

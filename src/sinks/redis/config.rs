@@ -23,8 +23,13 @@ pub struct RedisSinkConfig {
     pub username: Option<String>,
     /// Password; environment only: `TICKFLOW_REDIS__PASSWORD`.
     pub password: Option<Secret>,
-    /// First part of every key: `<key_prefix>:<data_type>:<EXCHANGE>:<SYMBOL>`.
+    /// First part of every key: `<key_prefix>:<topic>:<data_type>:<EXCHANGE>:<SYMBOL>` (the
+    /// topic is in the key, so two streams of one instrument never overwrite each other).
     pub key_prefix: String,
+    /// The data types kept as latest values (snake_case names). By default every type but
+    /// `level2_delta` and `feed_event`: a delta or a feed event alone is not a latest value
+    /// of anything; list them to keep them too.
+    pub data_types: Vec<String>,
     /// Lifetime of a latest value (`SET … PX`); a value not refreshed within it disappears.
     #[serde(rename = "ttl_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
@@ -36,6 +41,9 @@ pub struct RedisSinkConfig {
     /// Most keys waiting to be written; a value for a new key beyond it is dropped and counted
     /// (values of keys already waiting still replace the older value).
     pub max_pending_keys: usize,
+    /// Most bytes (keys and values) waiting to be written; a value for a new key beyond it is
+    /// dropped and counted like one beyond `max_pending_keys`.
+    pub max_pending_bytes: usize,
     /// How long the writer lets values coalesce after the first one arrives before it writes.
     #[serde(rename = "flush_interval_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
@@ -58,10 +66,6 @@ pub struct RedisSinkConfig {
     #[serde(rename = "health_interval_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub health_interval: Duration,
-    /// The budget of the Kafka path: the largest share (percent) by which the sink may lower
-    /// its rate. The tap never waits on Redis (it only replaces a value in a map under a lock
-    /// held for a swap), so this is a bound the tests and `make bench` check, not a throttle.
-    pub kafka_budget_pct: f64,
     /// Whether Redis being unreachable makes `/readyz` fail (it is always reported).
     pub required: bool,
 }
@@ -74,20 +78,35 @@ impl Default for RedisSinkConfig {
             username: None,
             password: None,
             key_prefix: "tickflow".into(),
+            data_types: default_data_types(),
             ttl: Duration::from_secs(24 * 3600),
             publish: false,
             channel_prefix: "tickflow".into(),
             max_pending_keys: 100_000,
+            max_pending_bytes: 64 * 1024 * 1024,
             flush_interval: Duration::from_millis(5),
             max_batch: 1_000,
             timeout: Duration::from_millis(2_000),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_millis(5_000),
             health_interval: Duration::from_millis(1_000),
-            kafka_budget_pct: 10.0,
             required: false,
         }
     }
+}
+
+/// Every data type but `level2_delta` and `feed_event`.
+fn default_data_types() -> Vec<String> {
+    crate::schema::DataType::ALL
+        .into_iter()
+        .filter(|d| {
+            !matches!(
+                d,
+                crate::schema::DataType::Level2Delta | crate::schema::DataType::FeedEvent
+            )
+        })
+        .map(|d| d.as_str().to_string())
+        .collect()
 }
 
 /// Whether the URL's host is loopback. `redis://` is not a special scheme to the `url` crate,
@@ -138,6 +157,19 @@ impl RedisSinkConfig {
         if self.ttl < Duration::from_millis(1) {
             return Err(invalid("ttl_ms", "must be at least 1"));
         }
+        if let Some(bad) = self
+            .data_types
+            .iter()
+            .find(|d| crate::schema::DataType::parse(d).is_none())
+        {
+            return Err(invalid(
+                "data_types",
+                format!("{bad:?} is not a data type (trade, level2_book, ...)"),
+            ));
+        }
+        if self.max_pending_bytes == 0 {
+            return Err(invalid("max_pending_bytes", "must be at least 1"));
+        }
         if self.max_pending_keys == 0 {
             return Err(invalid("max_pending_keys", "must be at least 1"));
         }
@@ -156,10 +188,15 @@ impl RedisSinkConfig {
         if self.health_interval.is_zero() {
             return Err(invalid("health_interval_ms", "must be at least 1"));
         }
-        if !(self.kafka_budget_pct > 0.0 && self.kafka_budget_pct < 100.0) {
-            return Err(invalid("kafka_budget_pct", "must be between 0 and 100"));
-        }
         Ok(())
+    }
+
+    /// The data types kept (unknown names are refused by `validate`).
+    pub fn kept(&self) -> Vec<crate::schema::DataType> {
+        self.data_types
+            .iter()
+            .filter_map(|d| crate::schema::DataType::parse(d))
+            .collect()
     }
 
     /// The URL parsed and checked: `redis://` or `rediss://`, a host, no userinfo.

@@ -1,5 +1,5 @@
 //! The Redis latest-value sink: the latest record per (data type, exchange, symbol) in Redis,
-//! as the very bytes produced to Kafka (framed once, shared), fed beside the producer streams,
+//! as the very bytes Kafka acknowledged (framed once, shared), fed beside the producer streams,
 //! never in series with them.
 //!
 //! Steps, one per file: `config` (the `[redis]` section), `pending` (the bounded coalescing
@@ -53,7 +53,13 @@ impl RedisSink {
     pub fn start(cfg: RedisSinkConfig, metrics: Arc<Metrics>) -> Result<RedisSink, SinkError> {
         let client = writer::client(&cfg)
             .map_err(|e| SinkError(crate::redact::redact(&format!("{:?}", e.kind()))))?;
-        let shared = Arc::new(Shared::new(&cfg.key_prefix, cfg.max_pending_keys, metrics));
+        let shared = Arc::new(Shared::bounded(
+            &cfg.key_prefix,
+            cfg.kept(),
+            cfg.max_pending_keys,
+            cfg.max_pending_bytes,
+            metrics,
+        ));
         let status = Arc::new(Status::new());
         let (stop, stop_rx) = watch::channel(false);
         let required = cfg.required;
@@ -99,9 +105,17 @@ impl RedisSink {
 
 impl SinkReadiness for RedisSink {
     fn check(&self) -> Check {
+        let mut detail = self.status.detail();
+        let dropped = self.shared.dropped_count();
+        if dropped > 0 {
+            detail.push_str(&format!(
+                "; {dropped} latest value(s) dropped (pending map full: redis.max_pending_keys), \
+                 Redis may hold older values for them"
+            ));
+        }
         Check {
             ok: self.status.ready(),
-            detail: self.status.detail(),
+            detail,
         }
     }
 

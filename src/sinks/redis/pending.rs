@@ -22,40 +22,61 @@ pub enum Inserted {
     Dropped,
 }
 
-/// Latest value per key, bounded by the number of keys.
+/// Latest value per key, bounded by the number of keys and by bytes (keys and values).
 #[derive(Debug)]
 pub struct Pending {
     map: HashMap<String, Bytes>,
     cap: usize,
+    cap_bytes: usize,
+    bytes: usize,
 }
 
 impl Pending {
-    /// An empty map holding at most `cap` keys.
+    /// An empty map holding at most `cap` keys (bytes unbounded).
     pub fn new(cap: usize) -> Pending {
+        Pending::bounded(cap, usize::MAX)
+    }
+
+    /// An empty map holding at most `cap` keys and `cap_bytes` bytes of keys and values.
+    pub fn bounded(cap: usize, cap_bytes: usize) -> Pending {
         Pending {
             map: HashMap::new(),
             cap: cap.max(1),
+            cap_bytes,
+            bytes: 0,
         }
     }
 
-    /// Puts `value` under `key`, replacing any older value; a new key is refused when full.
+    /// Puts `value` under `key`, replacing any older value; a new key is refused when the map
+    /// is full (keys or bytes). A replacement is always taken (one value per key: the bytes
+    /// stay within keys × the largest value).
     pub fn insert(&mut self, key: String, value: Bytes) -> Inserted {
         if let Some(slot) = self.map.get_mut(&key) {
+            self.bytes = self.bytes - slot.len() + value.len();
             *slot = value;
             return Inserted::Coalesced;
         }
-        if self.map.len() >= self.cap {
+        let size = key.len() + value.len();
+        if self.map.len() >= self.cap || self.bytes.saturating_add(size) > self.cap_bytes {
             return Inserted::Dropped;
         }
+        self.bytes += size;
         self.map.insert(key, value);
         Inserted::New
     }
 
-    /// Takes every waiting value, leaving the map empty (with the same bound).
+    /// Bytes of the keys and values waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Takes every waiting value, leaving the map empty (with the same bounds).
     pub fn take(&mut self) -> Pending {
         Pending {
             map: std::mem::take(&mut self.map),
             cap: self.cap,
+            cap_bytes: self.cap_bytes,
+            bytes: std::mem::take(&mut self.bytes),
         }
     }
 
@@ -64,6 +85,7 @@ impl Pending {
         let (mut coalesced, mut dropped) = (0, 0);
         if self.map.is_empty() {
             self.map = newer.map;
+            self.bytes = newer.bytes;
             return (0, 0);
         }
         for (k, v) in newer.map {
@@ -81,6 +103,7 @@ impl Pending {
     pub fn remove_written(&mut self, key: &str, written: &Bytes) {
         if self.map.get(key).is_some_and(|v| v == written) {
             self.map.remove(key);
+            self.bytes -= key.len() + written.len();
         }
     }
 
@@ -127,6 +150,26 @@ mod tests {
         assert_eq!(p.len(), 2);
         assert_eq!(p.get("k"), Some(&b("3")));
         assert_eq!(p.get("j"), Some(&b("x")));
+    }
+
+    #[test]
+    fn the_bytes_bound_drops_new_keys_and_counts_what_waits() {
+        // Keys and values: "a"+"1234" = 5, "b"+"5678" = 5; room for 11 bytes, so "c"+"9"
+        // (2 more) does not fit until "a" shrinks.
+        let mut p = Pending::bounded(100, 11);
+        assert_eq!(p.insert("a".into(), b("1234")), Inserted::New);
+        assert_eq!(p.insert("b".into(), b("5678")), Inserted::New);
+        assert_eq!(p.bytes(), 10);
+        assert_eq!(p.insert("c".into(), b("9")), Inserted::Dropped);
+        // A waiting key is still replaced (here by a shorter value: 1 + 2).
+        assert_eq!(p.insert("a".into(), b("xy")), Inserted::Coalesced);
+        assert_eq!(p.bytes(), 8);
+        assert_eq!(p.insert("c".into(), b("9")), Inserted::New);
+        assert_eq!(p.bytes(), 10);
+        p.remove_written("b", &b("5678"));
+        assert_eq!(p.bytes(), 5);
+        let taken = p.take();
+        assert_eq!((taken.bytes(), p.bytes()), (5, 0));
     }
 
     #[test]

@@ -96,7 +96,7 @@ impl Writer {
         status: Arc<Status>,
         client: Client,
     ) -> Writer {
-        let retained = Pending::new(cfg.max_pending_keys);
+        let retained = Pending::bounded(cfg.max_pending_keys, cfg.max_pending_bytes);
         Writer {
             cfg,
             shared,
@@ -181,7 +181,7 @@ impl Writer {
         let (coalesced, dropped) = self.retained.absorb(newer);
         let m = &self.shared.metrics;
         m.redis_coalesced.inc_by(coalesced);
-        m.redis_dropped.inc_by(dropped);
+        self.shared.dropped("(a key the writer had kept)", dropped);
         m.redis_pending.set(self.retained.len() as i64);
     }
 
