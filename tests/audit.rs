@@ -20,7 +20,7 @@ use tickflow::producer::ProduceEvent;
 use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::{FeedEvent, Level2Delta, Normalized, Trade};
-use tickflow::supervisor::service::Service;
+use tickflow::service::Service;
 use tickflow::venues::Channel;
 
 /// A Binance spot diff `U..=u` of BTC-USDT received at `t` µs.
