@@ -604,7 +604,7 @@ mod tests {
         let day = Duration::from_secs(24 * 3600 - 600);
         assert_eq!(jittered(day, 0.0), day);
         // 5 % of 23h50m is 71.5 min: capped at 10 min.
-        assert_eq!(jittered(day, 0.999_999).as_secs(), day.as_secs() - 599);
+        assert_eq!(jittered(day, 0.999_999).as_secs(), day.as_secs() - 600);
         assert_eq!(jittered(day, 0.5), day - Duration::from_secs(300));
         let short = Duration::from_secs(100);
         assert_eq!(jittered(short, 1.0), Duration::from_secs(95));

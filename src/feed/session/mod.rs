@@ -4,7 +4,7 @@
 //! |---|---|
 //! | `connect.rs` | the venue's instrument list (paged, cached across connections, never waiting on a REST ban), the WebSocket connect with a timeout, both abandoned at once on `StopFeed` |
 //! | `frames.rs` | the frame loop of one connection: read, parse, books, heartbeats, stall and rotation timers, all in one `select!` that never waits on anything else |
-//! | `resync.rs` | every book snapshot asked for (REST or in band) has a deadline; failures and expiries are asked again with backoff and jitter, announced, and recycle the connection after [`resync::MAX_FAILURES`] |
+//! | `resync.rs` | every book snapshot asked for (REST or in band) has a deadline; failures and expiries are asked again with backoff and jitter, announced, and recycle the connection after 5 in a row |
 //! | `outbox.rs` | messages to the venue (subscribes, resubscribes) paced at its message rate and hourly quota |
 //! | `pollers.rs` | open interest polled over REST beside the loop; per-stream liveness of channels that tick by design |
 //! | `delivery.rs` | records to the producers: a bounded number awaiting their Ack, a submission that waits for queue room as one branch of the loop, loss counting and the recovery announcement |
