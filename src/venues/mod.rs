@@ -9,6 +9,7 @@
 
 pub mod binance;
 pub mod binance_coinm;
+pub mod bitmex;
 pub mod decimal;
 pub mod json;
 pub mod kraken;
@@ -373,6 +374,7 @@ pub static REGISTRY: &[Registration] = &[
         venue: || Box::new(kraken::Kraken::new()),
         replay: kraken::replay::mock,
     },
+    Registration { name: "bitmex", venue: || Box::new(bitmex::Bitmex::new()), replay: bitmex::replay::mock },
 ];
 
 /// The venue implementation for a configured venue name.
