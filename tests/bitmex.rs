@@ -88,7 +88,9 @@ fn trades_carry_the_taker_side_contracts_and_the_match_id() {
     let mut st = ParseState::new();
     // Line 1: XBTUSD, side Sell = the taker sold; 900 contracts = 900 USD, inverse.
     let r = records(&parse(&mut st, &t[0]).unwrap());
-    let Normalized::Trade(x) = &r[0] else { panic!() };
+    let Normalized::Trade(x) = &r[0] else {
+        panic!()
+    };
     assert_eq!(r.len(), 1);
     assert_eq!(x.exchange, "BITMEX");
     assert_eq!(x.symbol, "BTC-USD-PERP");
@@ -104,7 +106,9 @@ fn trades_carry_the_taker_side_contracts_and_the_match_id() {
     assert!(records(&parse(&mut st, &t[1]).unwrap()).is_empty());
     // Line 4: a settlement print has no side: unspecified, typed `Settlement`.
     let r = records(&parse(&mut st, &t[3]).unwrap());
-    let Normalized::Trade(x) = &r[0] else { panic!() };
+    let Normalized::Trade(x) = &r[0] else {
+        panic!()
+    };
     assert_eq!(x.symbol, "BTC-USD-20230127");
     assert_eq!(x.side, trade::Side::Unspecified as i32);
     assert_eq!(x.maker, None);
@@ -113,7 +117,9 @@ fn trades_carry_the_taker_side_contracts_and_the_match_id() {
     assert_eq!(x.timestamp, 1_674_820_800_000_000);
     // Line 5: ETHH21 (ETH/XBT future), the taker bought 1 contract at 0.03191 XBT.
     let r = records(&parse(&mut st, &t[4]).unwrap());
-    let Normalized::Trade(x) = &r[0] else { panic!() };
+    let Normalized::Trade(x) = &r[0] else {
+        panic!()
+    };
     assert_eq!(x.symbol, "ETH-BTC-20210326");
     assert_eq!(x.side, trade::Side::Buy as i32);
     assert_eq!(x.maker, Some(false));
@@ -121,7 +127,9 @@ fn trades_carry_the_taker_side_contracts_and_the_match_id() {
     assert_eq!(x.timestamp, 1_615_513_563_886_000);
     // The tardis capture: XBTUSD Sell 1000 @ 8544.5.
     let r = records(&parse(&mut st, &lines("bitmex_tardis_trade.jsonl")[0]).unwrap());
-    let Normalized::Trade(x) = &r[0] else { panic!() };
+    let Normalized::Trade(x) = &r[0] else {
+        panic!()
+    };
     assert_eq!((x.price.as_str(), x.amount.as_str()), ("8544.5", "1000"));
     assert_eq!(x.trade_id, "f73b6f28-075a-3548-a81c-8c843afd2746");
 }
@@ -131,7 +139,9 @@ fn quotes_are_top_of_book_in_contracts() {
     let mut st = ParseState::new();
     let r = records(&parse(&mut st, &lines("bitmex_cmp_bbo.jsonl")[0]).unwrap());
     assert_eq!(r.len(), 2);
-    let Normalized::TopOfBook(a) = &r[0] else { panic!() };
+    let Normalized::TopOfBook(a) = &r[0] else {
+        panic!()
+    };
     assert_eq!(a.symbol, "BTC-USD-PERP");
     assert_eq!(
         (
@@ -144,14 +154,24 @@ fn quotes_are_top_of_book_in_contracts() {
     );
     // 2022-07-01T00:00:07 = 1656633607 s.
     assert_eq!(a.timestamp, Some(1_656_633_607_138_000));
-    let Normalized::TopOfBook(b) = &r[1] else { panic!() };
-    assert_eq!((b.ask_price.as_str(), b.ask_size.as_str()), ("19923", "33900"));
+    let Normalized::TopOfBook(b) = &r[1] else {
+        panic!()
+    };
+    assert_eq!(
+        (b.ask_price.as_str(), b.ask_size.as_str()),
+        ("19923", "33900")
+    );
     assert_eq!(b.timestamp, Some(1_656_633_607_161_000));
     // Linear XBTUSDT: contracts too (160000 contracts as sent, not coins).
     let r = records(&parse(&mut st, &lines("bitmex_cmp_bbo.jsonl")[1]).unwrap());
-    let Normalized::TopOfBook(c) = &r[0] else { panic!() };
+    let Normalized::TopOfBook(c) = &r[0] else {
+        panic!()
+    };
     assert_eq!(c.symbol, "BTC-USDT-PERP");
-    assert_eq!((c.bid_size.as_str(), c.bid_price.as_str()), ("160000", "19921"));
+    assert_eq!(
+        (c.bid_size.as_str(), c.bid_price.as_str()),
+        ("160000", "19921")
+    );
 }
 
 #[test]
@@ -160,9 +180,14 @@ fn trade_bins_are_closed_one_minute_candles_ending_at_their_timestamp() {
     let mut st = ParseState::new();
     // Line 2: XBTUSD bin stamped 00:07:00 covers 00:06:00–00:07:00.
     let r = records(&parse(&mut st, &c[1]).unwrap());
-    let Normalized::Candle(k) = &r[0] else { panic!() };
+    let Normalized::Candle(k) = &r[0] else {
+        panic!()
+    };
     assert_eq!(k.symbol, "BTC-USD-PERP");
-    assert_eq!((k.start, k.stop), (1_675_209_960_000_000, 1_675_210_020_000_000));
+    assert_eq!(
+        (k.start, k.stop),
+        (1_675_209_960_000_000, 1_675_210_020_000_000)
+    );
     assert_eq!(k.interval, "1m");
     assert!(k.closed);
     assert_eq!(
@@ -177,9 +202,14 @@ fn trade_bins_are_closed_one_minute_candles_ending_at_their_timestamp() {
     assert_eq!((k.trades, k.volume.as_str()), (Some(93), "342600"));
     // Line 1: spot XBT_USDT.
     let r = records(&parse(&mut st, &c[0]).unwrap());
-    let Normalized::Candle(k) = &r[0] else { panic!() };
+    let Normalized::Candle(k) = &r[0] else {
+        panic!()
+    };
     assert_eq!(k.symbol, "BTC-USDT");
-    assert_eq!((k.start, k.stop), (1_677_629_100_000_000, 1_677_629_160_000_000));
+    assert_eq!(
+        (k.start, k.stop),
+        (1_677_629_100_000_000, 1_677_629_160_000_000)
+    );
     assert_eq!(k.volume, "170000");
     // tradeBin5m is not a channel here.
     assert!(matches!(
@@ -197,43 +227,69 @@ fn instrument_rows_give_funding_and_open_interest() {
     // Recorded partial (futures, no funding): open interest only, in contracts.
     let r = records(&parse(&mut st, &lines("bitmex_instrument_partial.jsonl")[0]).unwrap());
     assert_eq!(r.len(), 2);
-    let Normalized::OpenInterest(o) = &r[0] else { panic!("{r:?}") };
+    let Normalized::OpenInterest(o) = &r[0] else {
+        panic!("{r:?}")
+    };
     assert_eq!(o.symbol, "ETH-BTC-20190628");
     assert_eq!(o.open_interest, "150499");
     // 2019-05-31T23:59:30 = 1559347170 s.
     assert_eq!(o.timestamp, Some(1_559_347_170_000_000));
-    let Normalized::OpenInterest(o) = &r[1] else { panic!() };
-    assert_eq!((o.symbol.as_str(), o.open_interest.as_str()), ("LTC-BTC-20190628", "204654"));
+    let Normalized::OpenInterest(o) = &r[1] else {
+        panic!()
+    };
+    assert_eq!(
+        (o.symbol.as_str(), o.open_interest.as_str()),
+        ("LTC-BTC-20190628", "204654")
+    );
     // Updates: a tick direction alone says nothing; open interest alone, without time.
     let u = lines("bitmex_instrument_update.jsonl");
     assert!(records(&parse(&mut st, &u[0]).unwrap()).is_empty());
     let r = records(&parse(&mut st, &u[2]).unwrap());
-    let Normalized::OpenInterest(o) = &r[0] else { panic!() };
-    assert_eq!((o.symbol.as_str(), o.open_interest.as_str(), o.timestamp), ("ETH-USD-PERP", "58922153", None));
+    let Normalized::OpenInterest(o) = &r[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (o.symbol.as_str(), o.open_interest.as_str(), o.timestamp),
+        ("ETH-USD-PERP", "58922153", None)
+    );
 
     // Documented shape of a perpetual (constructed example, see SOURCES.md).
     let d = lines("docs_examples.jsonl");
     let r = records(&parse(&mut st, &d[2]).unwrap());
     assert_eq!(r.len(), 2);
-    let Normalized::Funding(f) = &r[0] else { panic!() };
+    let Normalized::Funding(f) = &r[0] else {
+        panic!()
+    };
     assert_eq!(f.symbol, "BTC-USD-PERP");
-    assert_eq!((f.mark_price.as_str(), f.rate.as_str()), ("43250.61", "0.0001"));
+    assert_eq!(
+        (f.mark_price.as_str(), f.rate.as_str()),
+        ("43250.61", "0.0001")
+    );
     assert_eq!(f.index_price.as_deref(), Some("43251.2"));
     assert_eq!(f.predicted_rate.as_deref(), Some("0.000087"));
     // 2024-01-05T12:00:00 = 1704456000 s; 04:00:00 = 1704427200 s.
     assert_eq!(f.next_funding_time, Some(1_704_456_000_000_000));
     assert_eq!(f.timestamp, Some(1_704_427_200_000_000));
-    let Normalized::OpenInterest(o) = &r[1] else { panic!() };
+    let Normalized::OpenInterest(o) = &r[1] else {
+        panic!()
+    };
     assert_eq!(o.open_interest, "617834100");
     // An update of the mark: the rate is kept from the partial.
     let r = records(&parse(&mut st, &d[3]).unwrap());
-    let Normalized::Funding(f) = &r[0] else { panic!() };
-    assert_eq!((f.mark_price.as_str(), f.rate.as_str()), ("43249.9", "0.0001"));
+    let Normalized::Funding(f) = &r[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (f.mark_price.as_str(), f.rate.as_str()),
+        ("43249.9", "0.0001")
+    );
     assert_eq!(f.index_price.as_deref(), Some("43250.51"));
     assert_eq!(f.timestamp, Some(1_704_427_205_000_000));
     // JSON exponent -1e-7 is the exact decimal -0.0000001.
     let r = records(&parse(&mut st, &d[4]).unwrap());
-    let Normalized::Funding(f) = &r[0] else { panic!() };
+    let Normalized::Funding(f) = &r[0] else {
+        panic!()
+    };
     assert_eq!(f.predicted_rate.as_deref(), Some("-0.0000001"));
 }
 
@@ -241,7 +297,9 @@ fn instrument_rows_give_funding_and_open_interest() {
 fn liquidations_are_announced_updated_and_closed() {
     let mut st = ParseState::new();
     let r = records(&parse(&mut st, &lines("bitmex_liquidation_insert.jsonl")[0]).unwrap());
-    let Normalized::Liquidation(l) = &r[0] else { panic!() };
+    let Normalized::Liquidation(l) = &r[0] else {
+        panic!()
+    };
     assert_eq!(l.symbol, "BTC-USD-PERP");
     assert_eq!(l.side, liquidation::Side::Buy as i32);
     assert_eq!((l.price.as_str(), l.quantity.as_str()), ("10106", "9214"));
@@ -249,12 +307,19 @@ fn liquidations_are_announced_updated_and_closed() {
     assert_eq!(l.status, "new");
     // Documented update shape: only leavesQty; side and price are the order's.
     let r = records(&parse(&mut st, &lines("docs_examples.jsonl")[9]).unwrap());
-    let Normalized::Liquidation(l) = &r[0] else { panic!() };
-    assert_eq!((l.price.as_str(), l.quantity.as_str(), l.status.as_str()), ("10106", "5000", "update"));
+    let Normalized::Liquidation(l) = &r[0] else {
+        panic!()
+    };
+    assert_eq!(
+        (l.price.as_str(), l.quantity.as_str(), l.status.as_str()),
+        ("10106", "5000", "update")
+    );
     assert_eq!(l.side, liquidation::Side::Buy as i32);
     // The recorded delete: the order is gone.
     let r = records(&parse(&mut st, &lines("bitmex_liquidation_delete.jsonl")[0]).unwrap());
-    let Normalized::Liquidation(l) = &r[0] else { panic!() };
+    let Normalized::Liquidation(l) = &r[0] else {
+        panic!()
+    };
     assert_eq!((l.status.as_str(), l.quantity.as_str()), ("closed", "5000"));
 }
 
@@ -264,12 +329,18 @@ fn control_messages_and_refusals() {
     let mut st = ParseState::new();
     let mut out = Vec::new();
     let b = Bitmex::new();
-    assert_eq!(b.parse(&d[0], 0, &map(), &mut st, &mut out).unwrap(), Control::Welcome);
+    assert_eq!(
+        b.parse(&d[0], 0, &map(), &mut st, &mut out).unwrap(),
+        Control::Welcome
+    );
     assert_eq!(
         b.parse(&d[1], 0, &map(), &mut st, &mut out).unwrap(),
         Control::Subscribed("orderBookL2:XBTUSD".into())
     );
-    assert_eq!(b.parse("pong", 0, &map(), &mut st, &mut out).unwrap(), Control::Pong);
+    assert_eq!(
+        b.parse("pong", 0, &map(), &mut st, &mut out).unwrap(),
+        Control::Pong
+    );
     // One symbol refused: that symbol only.
     match b.parse(&d[11], 0, &map(), &mut st, &mut out) {
         Err(ParseError::Refused { symbol, msg }) => {
@@ -337,7 +408,9 @@ type Rows = HashMap<String, BTreeMap<(u64, String), (String, String)>>;
 fn reconstruct(frames: &[String]) -> Rows {
     let mut rows: Rows = HashMap::new();
     for f in frames {
-        let Ok(m) = serde_json::from_str::<RawMsg<'_>>(f) else { continue };
+        let Ok(m) = serde_json::from_str::<RawMsg<'_>>(f) else {
+            continue;
+        };
         if m.table != "orderBookL2" {
             continue;
         }
@@ -347,7 +420,9 @@ fn reconstruct(frames: &[String]) -> Rows {
             }
         }
         for r in &m.data {
-            let Some(book) = rows.get_mut(r.symbol) else { continue };
+            let Some(book) = rows.get_mut(r.symbol) else {
+                continue;
+            };
             let k = (r.id, r.side.to_string());
             let text = |v: Option<&RawValue>| v.map(|v| v.get().to_string());
             match m.action {
@@ -453,7 +528,11 @@ fn session_spec(channels: &[Channel]) -> SessionSpec {
 #[test]
 fn every_recorded_book_replays_without_a_gap_and_equals_an_independent_reconstruction() {
     let frames = lines("bitmex_session.jsonl");
-    let mut session = BitmexSession::new(session_spec(&[Channel::Depth, Channel::Trade, Channel::BookTicker]));
+    let mut session = BitmexSession::new(session_spec(&[
+        Channel::Depth,
+        Channel::Trade,
+        Channel::BookTicker,
+    ]));
     let subs = session.subscribe();
     assert_eq!(subs.len(), 2, "30 topics, 20 per message");
     let mut books = HashMap::new();
@@ -475,7 +554,11 @@ fn every_recorded_book_replays_without_a_gap_and_equals_an_independent_reconstru
     }
     assert_eq!(counts.0, 10, "one partial per book");
     assert!(counts.2.is_empty(), "no resync: {:?}", counts.2);
-    assert_eq!(counts.1, 445 + 1090 + 434, "every insert/update/delete frame applied");
+    assert_eq!(
+        counts.1,
+        445 + 1090 + 434,
+        "every insert/update/delete frame applied"
+    );
     assert!(rows_in.1 > 0);
     let expected = reconstruct(&frames);
     for (venue, normalized) in SESSION_SYMBOLS {
@@ -520,7 +603,9 @@ fn the_2023_api_with_prices_on_every_row_and_arbitrary_ids() {
     );
     // The delete's diff is the level at quantity 0; the update's time is the row's.
     let ev = parse(&mut st, r#"{"table":"orderBookL2","action":"delete","data":[{"symbol":"XBTUSD","id":8819777,"side":"Buy","price":43249.5,"timestamp":"2024-01-05T04:00:00.400Z"}]}"#).unwrap();
-    let VenueEvent::Diff { diff, .. } = &ev[0] else { panic!() };
+    let VenueEvent::Diff { diff, .. } = &ev[0] else {
+        panic!()
+    };
     assert_eq!(diff.bids.iter().collect::<Vec<_>>(), vec![("43249.5", "0")]);
     assert_eq!(diff.event_time, Some(1_704_427_200_400_000));
 }
@@ -532,15 +617,22 @@ fn the_orderbook_l2_25_vectors_and_rows_before_a_partial() {
     // Line 6: a delete of ETHZ21 with no partial before it: dropped, not a resync.
     assert!(parse(&mut st, &v[5]).unwrap().is_empty());
     let snap = parse(&mut st, &v[0]).unwrap();
-    let VenueEvent::Snapshot { symbol, snapshot } = &snap[0] else { panic!() };
+    let VenueEvent::Snapshot { symbol, snapshot } = &snap[0] else {
+        panic!()
+    };
     assert_eq!(symbol, "BTC-USD-PERP");
-    assert_eq!(snapshot.asks[1], ("36189.5".to_string(), "125714".to_string()));
+    assert_eq!(
+        snapshot.asks[1],
+        ("36189.5".to_string(), "125714".to_string())
+    );
     assert_eq!(snapshot.bids[2], ("36142".to_string(), "18067".to_string()));
     // Insert at 36760.5, update (no price: from the id) to 36760, delete at 0.
     let want = [("36760.5", "38760"), ("36760.5", "36760"), ("36760.5", "0")];
     for (line, w) in v[1..4].iter().zip(want) {
         let ev = parse(&mut st, line).unwrap();
-        let VenueEvent::Diff { diff, .. } = &ev[0] else { panic!() };
+        let VenueEvent::Diff { diff, .. } = &ev[0] else {
+            panic!()
+        };
         assert!(diff.bids.is_empty());
         assert_eq!(diff.asks.iter().collect::<Vec<_>>(), vec![w]);
     }
@@ -553,7 +645,9 @@ fn an_unknown_id_is_detected_resynced_and_the_book_comes_back() {
     session.subscribe();
     for t in session.topics().to_vec() {
         let ack = format!(r#"{{"success":true,"subscribe":"{t}"}}"#);
-        session.on_frame(Frame::Text(&ack), RECEIPT, &mut Vec::new()).unwrap();
+        session
+            .on_frame(Frame::Text(&ack), RECEIPT, &mut Vec::new())
+            .unwrap();
     }
     assert_eq!(session.unconfirmed(), 0);
     let mut books = HashMap::new();
@@ -573,7 +667,9 @@ fn an_unknown_id_is_detected_resynced_and_the_book_comes_back() {
             &mut out,
         )
         .unwrap();
-    let [VenueEvent::Resync { symbol, reason }] = out.as_slice() else { panic!("{out:?}") };
+    let [VenueEvent::Resync { symbol, reason }] = out.as_slice() else {
+        panic!("{out:?}")
+    };
     assert_eq!(symbol.as_deref(), Some("BTC-USD-PERP"));
     assert!(reason.contains("unknown row id 1"), "{reason}");
     // The feed resubscribes the book: unsubscribe + subscribe of its topic.
@@ -592,22 +688,34 @@ fn an_unknown_id_is_detected_resynced_and_the_book_comes_back() {
     for f in &frames[half..next] {
         let mut out = Vec::new();
         session.on_frame(Frame::Text(f), RECEIPT, &mut out).unwrap();
-        assert!(out.iter().all(|e| !matches!(e, VenueEvent::Diff { symbol, .. } if symbol == "BTC-USD-PERP")));
+        assert!(out
+            .iter()
+            .all(|e| !matches!(e, VenueEvent::Diff { symbol, .. } if symbol == "BTC-USD-PERP")));
         drive(&mut books, out, &mut counts);
     }
     // The fresh partial: the book as the independent reconstruction has it at this point.
     let expected = reconstruct(&frames[..next]);
     let rows: Vec<String> = expected["XBTUSD"]
         .iter()
-        .map(|((id, side), (p, q))| format!(r#"{{"symbol":"XBTUSD","id":{id},"side":"{side}","size":{q},"price":{p}}}"#))
+        .map(|((id, side), (p, q))| {
+            format!(r#"{{"symbol":"XBTUSD","id":{id},"side":"{side}","size":{q},"price":{p}}}"#)
+        })
         .collect();
     let partial = format!(
         r#"{{"table":"orderBookL2","action":"partial","filter":{{"symbol":"XBTUSD"}},"data":[{}]}}"#,
         rows.join(",")
     );
     let mut out = Vec::new();
-    session.on_frame(Frame::Text(r#"{"success":true,"subscribe":"orderBookL2:XBTUSD"}"#), RECEIPT, &mut out).unwrap();
-    session.on_frame(Frame::Text(&partial), RECEIPT, &mut out).unwrap();
+    session
+        .on_frame(
+            Frame::Text(r#"{"success":true,"subscribe":"orderBookL2:XBTUSD"}"#),
+            RECEIPT,
+            &mut out,
+        )
+        .unwrap();
+    session
+        .on_frame(Frame::Text(&partial), RECEIPT, &mut out)
+        .unwrap();
     assert_eq!(session.unconfirmed(), 0);
     drive(&mut books, out, &mut counts);
     for f in &frames[next..] {
@@ -638,7 +746,9 @@ fn a_corrupted_level_crosses_the_book_and_is_detected() {
         r#"{"table":"orderBookL2","action":"insert","data":[{"symbol":"XBTUSD","id":2,"side":"Buy","size":1,"price":1000000}]}"#,
     )
     .unwrap();
-    let VenueEvent::Diff { symbol, diff } = ev.into_iter().next().unwrap() else { panic!() };
+    let VenueEvent::Diff { symbol, diff } = ev.into_iter().next().unwrap() else {
+        panic!()
+    };
     match books.get_mut(&symbol).unwrap().on_diff(diff).unwrap() {
         Step::Broken(Break::Crossed { bid, .. }) => assert_eq!(bid, "1000000"),
         other => panic!("{other:?}"),
@@ -659,8 +769,12 @@ fn the_session_subscribes_pings_when_idle_and_shares_the_instrument_topic() {
     // Idle from the start: ping.
     assert_eq!(s.heartbeat().as_deref(), Some("ping"));
     let mut out = Vec::new();
-    s.on_frame(Frame::Text(r#"{"success":true,"subscribe":"instrument:XRPU21"}"#), 0, &mut out)
-        .unwrap();
+    s.on_frame(
+        Frame::Text(r#"{"success":true,"subscribe":"instrument:XRPU21"}"#),
+        0,
+        &mut out,
+    )
+    .unwrap();
     // A frame just arrived: no ping.
     assert_eq!(s.heartbeat(), None);
     assert_eq!(s.unconfirmed(), 1);

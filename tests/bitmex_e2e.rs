@@ -46,7 +46,12 @@ async fn run(cfg: Config, replay: &ReplayServer) -> Service {
     tokio::time::timeout(Duration::from_secs(120), replay.finished())
         .await
         .expect("replay played");
-    common::settled(&service, Duration::from_millis(500), Duration::from_secs(30)).await;
+    common::settled(
+        &service,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    )
+    .await;
     service.shutdown().await;
     service
 }
@@ -86,7 +91,10 @@ fn recorded_books() -> HashMap<String, (Side, Side)> {
         let action = v["action"].as_str().unwrap();
         for r in v["data"].as_array().unwrap() {
             let sym = r["symbol"].as_str().unwrap().to_string();
-            let k = (r["id"].as_u64().unwrap(), r["side"].as_str().unwrap().to_string());
+            let k = (
+                r["id"].as_u64().unwrap(),
+                r["side"].as_str().unwrap().to_string(),
+            );
             let book = rows.entry(sym).or_default();
             match action {
                 "partial" | "insert" => {
@@ -104,7 +112,9 @@ fn recorded_books() -> HashMap<String, (Side, Side)> {
         .map(|(s, r)| {
             let (mut bids, mut asks) = (Side::new(), Side::new());
             for ((_, side), (p, q)) in r {
-                let p: Decimal = p.parse().unwrap_or_else(|_| Decimal::from_scientific(&p).unwrap());
+                let p: Decimal = p
+                    .parse()
+                    .unwrap_or_else(|_| Decimal::from_scientific(&p).unwrap());
                 let p = p.normalize().to_string();
                 if side == "Buy" {
                     set(&mut bids, &p, &q);
@@ -162,9 +172,16 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
     let reconnects: u64 = service
         .feeds
         .iter()
-        .map(|f| f.stats.reconnects.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|f| {
+            f.stats
+                .reconnects
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
         .sum();
-    assert_eq!(reconnects, 1, "the dropped connection was re-established once");
+    assert_eq!(
+        reconnects, 1,
+        "the dropped connection was re-established once"
+    );
 
     // Books: the last Level2Book of each symbol and the deltas after it, in Kafka order.
     let mut records = consume(&cfg, DataType::Level2Book);
@@ -181,7 +198,10 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
         match r {
             Normalized::Level2Book(b) => {
                 assert_eq!(b.exchange, "BITMEX");
-                assert_eq!((b.sequence, b.last_update_id, b.checksum.as_deref()), (None, None, None));
+                assert_eq!(
+                    (b.sequence, b.last_update_id, b.checksum.as_deref()),
+                    (None, None, None)
+                );
                 let (mut bids, mut asks) = (Side::new(), Side::new());
                 for l in &b.bids {
                     set(&mut bids, &l.price, &l.quantity);
@@ -209,7 +229,10 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
     }
     assert!(deltas > 1_000, "deltas flowed: {deltas}");
     assert_eq!(full_books.len(), SYMBOLS.len(), "{full_books:?}");
-    assert!(full_books.values().all(|n| *n >= 2), "every book resynced after the drop: {full_books:?}");
+    assert!(
+        full_books.values().all(|n| *n >= 2),
+        "every book resynced after the drop: {full_books:?}"
+    );
     let want = recorded_books();
     for (venue, normalized) in SYMBOLS {
         let (wb, wa) = &want[venue];
@@ -226,8 +249,13 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
             _ => unreachable!(),
         })
         .collect();
-    assert!(events.iter().any(|e| e.kind == Kind::Reconnect as i32 && e.since.is_some()));
-    assert!(events.iter().all(|e| e.kind != Kind::Gap as i32), "{events:?}");
+    assert!(events
+        .iter()
+        .any(|e| e.kind == Kind::Reconnect as i32 && e.since.is_some()));
+    assert!(
+        events.iter().all(|e| e.kind != Kind::Gap as i32),
+        "{events:?}"
+    );
 
     // Trades: each at most once, every one a recorded match id.
     let trades: Vec<_> = consume(&cfg, DataType::Trade)
@@ -247,10 +275,27 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
     // {"timestamp":"2021-07-22T22:36:11.685Z","symbol":"XBTUSD","side":"Buy","size":100,
     // "price":32180.5,"trdMatchID":"6e70bebe-235e-08a6-d11b-e1042bf1f2ed",…}: the taker bought
     // 100 contracts (100 USD); 2021-07-22T22:36:11 = 1626993371 s.
-    if let Some(t) = trades.iter().find(|t| t.trade_id == "6e70bebe-235e-08a6-d11b-e1042bf1f2ed") {
+    if let Some(t) = trades
+        .iter()
+        .find(|t| t.trade_id == "6e70bebe-235e-08a6-d11b-e1042bf1f2ed")
+    {
         assert_eq!(
-            (t.exchange.as_str(), t.symbol.as_str(), t.side, t.price.as_str(), t.amount.as_str(), t.timestamp),
-            ("BITMEX", "BTC-USD-PERP", trade::Side::Buy as i32, "32180.5", "100", 1_626_993_371_685_000)
+            (
+                t.exchange.as_str(),
+                t.symbol.as_str(),
+                t.side,
+                t.price.as_str(),
+                t.amount.as_str(),
+                t.timestamp
+            ),
+            (
+                "BITMEX",
+                "BTC-USD-PERP",
+                trade::Side::Buy as i32,
+                "32180.5",
+                "100",
+                1_626_993_371_685_000
+            )
         );
     }
 
@@ -259,9 +304,18 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
     assert!(!quotes.is_empty());
     let mut seen = HashSet::new();
     for q in &quotes {
-        let Normalized::TopOfBook(q) = q else { unreachable!() };
+        let Normalized::TopOfBook(q) = q else {
+            unreachable!()
+        };
         assert!(
-            seen.insert((q.symbol.clone(), q.timestamp, q.bid_price.clone(), q.bid_size.clone(), q.ask_price.clone(), q.ask_size.clone())),
+            seen.insert((
+                q.symbol.clone(),
+                q.timestamp,
+                q.bid_price.clone(),
+                q.bid_size.clone(),
+                q.ask_price.clone(),
+                q.ask_size.clone()
+            )),
             "duplicate {q:?}"
         );
     }

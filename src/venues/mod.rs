@@ -374,7 +374,11 @@ pub static REGISTRY: &[Registration] = &[
         venue: || Box::new(kraken::Kraken::new()),
         replay: kraken::replay::mock,
     },
-    Registration { name: "bitmex", venue: || Box::new(bitmex::Bitmex::new()), replay: bitmex::replay::mock },
+    Registration {
+        name: "bitmex",
+        venue: || Box::new(bitmex::Bitmex::new()),
+        replay: bitmex::replay::mock,
+    },
 ];
 
 /// The venue implementation for a configured venue name.

@@ -69,7 +69,10 @@ pub fn parse_order_book(body: &str) -> Result<Snapshot, ParseError> {
     let rows: Vec<L2Row<'_>> = serde_json::from_str(body)?;
     let mut snap = Snapshot::default();
     for r in rows {
-        let level = (unsigned(r.price)?.into_owned(), unsigned(r.size)?.into_owned());
+        let level = (
+            unsigned(r.price)?.into_owned(),
+            unsigned(r.size)?.into_owned(),
+        );
         match r.side {
             "Buy" => snap.bids.push(level),
             "Sell" => snap.asks.push(level),

@@ -487,8 +487,16 @@ fn partial(
         let mut snapshot = Snapshot::default();
         for r in rows.iter().filter(|r| r.symbol == venue) {
             let side = side_of(r.side)?;
-            let price = r.price.map(unsigned).transpose()?.ok_or_else(|| bad("partial row without price"))?;
-            let size = r.size.map(unsigned).transpose()?.ok_or_else(|| bad("partial row without size"))?;
+            let price = r
+                .price
+                .map(unsigned)
+                .transpose()?
+                .ok_or_else(|| bad("partial row without price"))?;
+            let size = r
+                .size
+                .map(unsigned)
+                .transpose()?
+                .ok_or_else(|| bad("partial row without size"))?;
             let level = (price.to_string(), size.into_owned());
             match side {
                 BookSide::Bid => snapshot.bids.push(level),
@@ -698,18 +706,20 @@ fn liquidations(
             st.qty = q;
         }
         if let Some(status) = status {
-            out.push(VenueEvent::Record(Normalized::Liquidation(s::Liquidation {
-                exchange: EXCHANGE.into(),
-                symbol: normalized.to_string(),
-                side: st.side,
-                quantity: st.qty.clone(),
-                price: st.price.clone(),
-                id: r.order_id.to_string(),
-                status: status.to_string(),
-                timestamp: None,
-                event_time: None,
-                receipt_time: receipt_us,
-            })));
+            out.push(VenueEvent::Record(Normalized::Liquidation(
+                s::Liquidation {
+                    exchange: EXCHANGE.into(),
+                    symbol: normalized.to_string(),
+                    side: st.side,
+                    quantity: st.qty.clone(),
+                    price: st.price.clone(),
+                    id: r.order_id.to_string(),
+                    status: status.to_string(),
+                    timestamp: None,
+                    event_time: None,
+                    receipt_time: receipt_us,
+                },
+            )));
         }
         if action != "delete" {
             if state.liquidations.len() >= MAX_LIQUIDATIONS {

@@ -176,7 +176,11 @@ impl BitmexMock {
             }
         }
         // Untimed frames before the first timed one take its time.
-        let first = frames.iter().map(|f| f.time_ms).find(|t| *t > 0).unwrap_or(0);
+        let first = frames
+            .iter()
+            .map(|f| f.time_ms)
+            .find(|t| *t > 0)
+            .unwrap_or(0);
         for f in frames.iter_mut() {
             if f.time_ms == 0 {
                 f.time_ms = first;
@@ -284,7 +288,10 @@ impl ReplayMock for BitmexMock {
         let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         let op = v["op"].as_str().unwrap_or_default();
         let topics: Vec<String> = match &v["args"] {
-            Value::Array(a) => a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect(),
             Value::String(s) => vec![s.clone()],
             _ => Vec::new(),
         };
@@ -429,11 +436,17 @@ mod tests {
     #[test]
     fn times_round_trip() {
         // 2021-07-22T22:36:10.014Z = 1626993370.014 s (date -u -d @1626993370).
-        assert_eq!(us_to_rfc3339(1_626_993_370_014_000), "2021-07-22T22:36:10.014Z");
+        assert_eq!(
+            us_to_rfc3339(1_626_993_370_014_000),
+            "2021-07-22T22:36:10.014Z"
+        );
         assert_eq!(
             rfc3339_to_us("2021-07-22T22:36:10.014Z").unwrap(),
             1_626_993_370_014_000
         );
-        assert_eq!(us_to_rfc3339(951_782_400_000_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            us_to_rfc3339(951_782_400_000_000),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 }

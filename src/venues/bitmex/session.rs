@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::parse::{parse_frame, Control, ParseState, PING};
-use crate::venues::{
-    Channel, Frame, ParseError, SessionSpec, SymbolMap, VenueEvent, VenueSession,
-};
+use crate::venues::{Channel, Frame, ParseError, SessionSpec, SymbolMap, VenueEvent, VenueSession};
 
 /// After this long without a frame, the client pings.
 pub const IDLE: Duration = Duration::from_secs(5);

@@ -45,11 +45,7 @@ pub fn venue_symbol(i: &Instrument) -> String {
         InstrumentKind::Spot => format!("{base}_{quote}"),
         InstrumentKind::Perpetual => format!("{base}{quote}"),
         InstrumentKind::Future | InstrumentKind::Option => {
-            let code = i
-                .expiry
-                .as_deref()
-                .and_then(month_code)
-                .unwrap_or_default();
+            let code = i.expiry.as_deref().and_then(month_code).unwrap_or_default();
             let root = match (base, quote) {
                 ("XBT", "USD") => base.to_string(),
                 (_, "XBT") => base.to_string(),
