@@ -82,7 +82,7 @@ fn exact(side: &Side) -> BTreeMap<Decimal, Decimal> {
 /// written `1e-8`: `Decimal` reads them).
 fn recorded_books() -> HashMap<String, (Side, Side)> {
     let text = std::fs::read_to_string(format!("{FIX}/bitmex_session.jsonl")).unwrap();
-    let mut rows: HashMap<String, BTreeMap<(u64, String), (String, String)>> = HashMap::new();
+    let mut rows: Rows = HashMap::new();
     for l in text.lines() {
         let v: Value = serde_json::from_str(l).unwrap();
         if v["table"] != "orderBookL2" {
@@ -126,6 +126,9 @@ fn recorded_books() -> HashMap<String, (Side, Side)> {
         })
         .collect()
 }
+
+/// Rows by (id, side) → (price, size) literals, per symbol.
+type Rows = HashMap<String, BTreeMap<(u64, String), (String, String)>>;
 
 /// Every recorded trade match id.
 fn recorded_trade_ids() -> HashSet<String> {
