@@ -10,7 +10,7 @@ use tickflow::book::{BookSync, Step};
 use tickflow::feed::books::BookKeeper;
 use tickflow::venues::bitmex::{Bitmex, ParseState};
 use tickflow::venues::{
-    Channel, Frame, SessionSpec, Subscription, SymbolMap, Venue, VenueEvent, VenueSession,
+    Channel, Frame, SessionSpec, Subscription, SymbolMap, Venue, VenueEvent,
 };
 
 const CHANNELS: [Channel; 7] = [
