@@ -9,6 +9,7 @@
 
 pub mod binance;
 pub mod binance_coinm;
+pub mod bitmex;
 pub mod decimal;
 pub mod json;
 pub mod kraken;
@@ -389,6 +390,11 @@ pub static REGISTRY: &[Registration] = &[
         name: "kraken",
         venue: || Box::new(kraken::Kraken::new()),
         replay: kraken::replay::mock,
+    },
+    Registration {
+        name: "bitmex",
+        venue: || Box::new(bitmex::Bitmex::new()),
+        replay: bitmex::replay::mock,
     },
 ];
 
