@@ -842,15 +842,17 @@ async fn a_dropped_websocket_reconnects_resyncs_and_duplicates_nothing() {
 
 /// `config/replay.toml` on free ports, the dev stack and a fresh topic prefix, with `loops`.
 fn replay_config_file(loops: u32) -> (tempfile::NamedTempFile, String) {
-    let (spot, fut) = (common::free_port(), common::free_port());
-    let (coinm, kraken) = (common::free_port(), common::free_port());
     let prefix = common::unique_topic("cli");
-    let cfg = std::fs::read_to_string("config/replay.toml")
-        .unwrap()
-        .replace("127.0.0.1:18080", &format!("127.0.0.1:{spot}"))
-        .replace("127.0.0.1:18081", &format!("127.0.0.1:{fut}"))
-        .replace("127.0.0.1:18082", &format!("127.0.0.1:{coinm}"))
-        .replace("127.0.0.1:18083", &format!("127.0.0.1:{kraken}"))
+    let mut cfg = std::fs::read_to_string("config/replay.toml").unwrap();
+    // Every replay server's fixed port (18080, 18081, …; one per venue) becomes a free one, the
+    // same wherever it appears (the server's `listen` and its feeds' URLs).
+    for port in 18080..18100 {
+        let fixed = format!("127.0.0.1:{port}");
+        if cfg.contains(&fixed) {
+            cfg = cfg.replace(&fixed, &format!("127.0.0.1:{}", common::free_port()));
+        }
+    }
+    let cfg = cfg
         .replace(
             "topic_prefix = \"tickflow\"",
             &format!("topic_prefix = \"{prefix}\""),
