@@ -14,7 +14,8 @@
 //! perpetual `BTC-USDT-PERP` → `BTCUSDT`; USDC perpetual `BTC-USDC-PERP` → `BTCPERP`; inverse
 //! `BTC-USD-PERP` → `BTCUSD`; inverse future `BTC-USD-20230929` → `BTCUSDU23`; USDC future
 //! `BTC-USDC-20251226` → `BTC-26DEC25`; USDT future → `BTCUSDT-26DEC25`; USDC option
-//! `BTC-USDC-20230106-17500-C` → `BTC-6JAN23-17500-C` (USDT options add `-USDT`). The
+//! `BTC-USD-20230106-17500-C` → `BTC-6JAN23-17500-C` (the instrument list writes USDC-settled
+//! options' quote as `USD`; USDT options add `-USDT`). The
 //! instrument list (`/v5/market/instruments-info`, one request per category, paged by
 //! cursor) is authoritative and names every instrument from its own fields ([`http`]).
 //!
@@ -195,7 +196,7 @@ pub fn venue_symbol(i: &Instrument) -> String {
             let strike = i.strike.as_deref().unwrap_or_default();
             let right = i.right.unwrap_or('C');
             match q {
-                "USDC" => format!("{b}-{date}-{strike}-{right}"),
+                "USDC" | "USD" => format!("{b}-{date}-{strike}-{right}"),
                 _ => format!("{b}-{date}-{strike}-{right}-{q}"),
             }
         }
@@ -338,6 +339,7 @@ mod tests {
         assert_eq!(sym("BTC-USDC-20251226"), "BTC-26DEC25");
         assert_eq!(sym("BTC-USDT-20251226"), "BTCUSDT-26DEC25");
         assert_eq!(sym("BTC-USDC-20230106-17500-C"), "BTC-6JAN23-17500-C");
+        assert_eq!(sym("BTC-USD-20230106-17500-C"), "BTC-6JAN23-17500-C");
         assert_eq!(sym("ETH-USDT-20250328-2000-P"), "ETH-28MAR25-2000-P-USDT");
         let cat = |s: &str| Category::of(&Instrument::parse(s).unwrap());
         assert_eq!(cat("BTC-USDT"), Category::Spot);
