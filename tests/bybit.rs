@@ -22,8 +22,8 @@ use tickflow::schema::v2beta1::{liquidation, trade};
 use tickflow::schema::{self as s, Normalized};
 use tickflow::venues::bybit::{Bybit, Category, Control, ParseState};
 use tickflow::venues::{
-    Channel, Delivery, Frame, Instrument, ParseError, SessionSpec, Subscription, SymbolMap,
-    Venue, VenueEvent, VenueSession,
+    Channel, Delivery, Frame, Instrument, ParseError, SessionSpec, Subscription, SymbolMap, Venue,
+    VenueEvent, VenueSession,
 };
 use tokio_tungstenite::tungstenite::Message;
 
@@ -251,7 +251,11 @@ fn inverse_future_has_no_funding_and_linear_oi_is_in_coins() {
             // (The test map names BTCUSDT spot; the venue symbol is the same for both.)
             assert_eq!(f.symbol, "BTC-USDT");
             assert_eq!(
-                (f.mark_price.as_str(), f.rate.as_str(), f.index_price.as_deref()),
+                (
+                    f.mark_price.as_str(),
+                    f.rate.as_str(),
+                    f.index_price.as_deref()
+                ),
                 ("28552.81", "0.0001", Some("28562.25"))
             );
             assert_eq!(o.open_interest, "52774.528");
@@ -371,8 +375,14 @@ fn book_snapshot_and_delta_keep_ids_times_and_digits() {
     match parse(&l[5]).pop() {
         Some(VenueEvent::Diff { symbol, diff }) => {
             assert_eq!(symbol, "BTC-USDT");
-            assert_eq!((diff.first, diff.last, diff.prev), (62_505_425, 62_505_425, None));
-            assert_eq!(diff.bids.iter().collect::<Vec<_>>(), [("65140.4", "0.875077")]);
+            assert_eq!(
+                (diff.first, diff.last, diff.prev),
+                (62_505_425, 62_505_425, None)
+            );
+            assert_eq!(
+                diff.bids.iter().collect::<Vec<_>>(),
+                [("65140.4", "0.875077")]
+            );
             assert_eq!(
                 diff.asks.iter().collect::<Vec<_>>(),
                 [
@@ -455,13 +465,17 @@ fn control_frames_and_bad_input() {
     let venue = Bybit::new();
     for i in [6, 7] {
         assert_eq!(
-            venue.parse(&d[i], RECEIPT, &map(), &mut st, &mut out).unwrap(),
+            venue
+                .parse(&d[i], RECEIPT, &map(), &mut st, &mut out)
+                .unwrap(),
             Control::Pong
         );
     }
     let l = lines("bybit_v5_spot_ws.jsonl");
     assert_eq!(
-        venue.parse(&l[0], RECEIPT, &map(), &mut st, &mut out).unwrap(),
+        venue
+            .parse(&l[0], RECEIPT, &map(), &mut st, &mut out)
+            .unwrap(),
         Control::Answer {
             op: "subscribe".into(),
             success: true,
@@ -495,7 +509,9 @@ fn control_frames_and_bad_input() {
         Err(ParseError::UnknownSymbol(s)) if s == "DOGEUSDT"
     ));
     // A bad ticker field leaves the kept values untouched.
-    assert!(st.ticker("BTCUSDT").is_none_or(|t| t.funding_rate.is_empty()));
+    assert!(st
+        .ticker("BTCUSDT")
+        .is_none_or(|t| t.funding_rate.is_empty()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -656,7 +672,12 @@ fn a_lost_delta_is_a_gap_announced_and_the_resubscribe_snapshot_resyncs() {
     let VenueEvent::Snapshot { snapshot, .. } = &recorded[0].2 else {
         panic!()
     };
-    assert!(keeper.on_snapshot("BTC-USDT", snapshot, RECEIPT).unwrap().synced);
+    assert!(
+        keeper
+            .on_snapshot("BTC-USDT", snapshot, RECEIPT)
+            .unwrap()
+            .synced
+    );
     let u_of = |i: usize| recorded[i].1["data"]["u"].as_i64().unwrap();
     for (i, (_, v, ev)) in recorded.iter().enumerate().skip(1) {
         plain.apply(v);
@@ -753,7 +774,10 @@ fn a_resent_snapshot_and_the_u_1_reset_replace_the_book() {
     // Bybit resends a snapshot mid-stream (same book, same u): it replaces the book, and the
     // next delta continues it.
     let u50 = recorded[50].1["data"]["u"].as_i64().unwrap();
-    assert_eq!(book.on_snapshot(&plain.snapshot(u50)).unwrap(), Step::Synced);
+    assert_eq!(
+        book.on_snapshot(&plain.snapshot(u50)).unwrap(),
+        Step::Synced
+    );
     let VenueEvent::Diff { diff, .. } = recorded[51].2.clone() else {
         panic!()
     };
@@ -925,7 +949,10 @@ fn a_feed_mixing_categories_speaks_the_first_ones() {
     assert_eq!(s.depth(), 100);
     assert_eq!(s.foreign(), [(Channel::Trade, "BTC-USDT".to_string())]);
     let m: Value = serde_json::from_str(&s.subscribe()[0]).unwrap();
-    assert_eq!(m["args"], serde_json::json!(["publicTrade.BTC-6JAN23-17500-C"]));
+    assert_eq!(
+        m["args"],
+        serde_json::json!(["publicTrade.BTC-6JAN23-17500-C"])
+    );
     // Option pong.
     let d = lines("docs_examples.jsonl");
     assert_eq!(feed(&mut s, &d[6]).unwrap(), [VenueEvent::Control]);
@@ -966,7 +993,12 @@ fn the_recorded_spot_instrument_list() {
         .unwrap();
     assert_eq!(page.next, None);
     assert_eq!(page.pairs.len(), 557);
-    let find = |v: &str| page.pairs.iter().find(|(x, _)| x == v).map(|(_, n)| n.as_str());
+    let find = |v: &str| {
+        page.pairs
+            .iter()
+            .find(|(x, _)| x == v)
+            .map(|(_, n)| n.as_str())
+    };
     assert_eq!(find("BTCUSDT"), Some("BTC-USDT"));
     assert_eq!(find("ETHUSDT"), Some("ETH-USDT"));
     assert_eq!(find("XRPUSDT"), Some("XRP-USDT"));
@@ -998,7 +1030,10 @@ fn derivative_and_option_pages_follow_the_cursor() {
         {"symbol":"BTC-6JAN23-17500-C","optionsType":"Call","status":"Trading","baseCoin":"BTC","quoteCoin":"USD","settleCoin":"USDC","deliveryTime":"1672992000000"},
         {"symbol":"BTC-6JAN23-17500-P-USDT","optionsType":"Put","status":"Trading","baseCoin":"BTC","quoteCoin":"USDT","settleCoin":"USDT","deliveryTime":"1672992000000"}]}}"#;
     let page = Bybit::new()
-        .parse_instruments_page("/v5/market/instruments-info?category=option&baseCoin=BTC", option)
+        .parse_instruments_page(
+            "/v5/market/instruments-info?category=option&baseCoin=BTC",
+            option,
+        )
         .unwrap();
     assert_eq!(page.next, None);
     assert_eq!(
@@ -1015,7 +1050,8 @@ fn derivative_and_option_pages_follow_the_cursor() {
         ]
     );
     assert!(matches!(
-        Bybit::new().parse_instruments_page(path, r#"{"retCode":10006,"retMsg":"Too many visits!"}"#),
+        Bybit::new()
+            .parse_instruments_page(path, r#"{"retCode":10006,"retMsg":"Too many visits!"}"#),
         Err(ParseError::Venue { code: 10006, .. })
     ));
 }
@@ -1104,7 +1140,14 @@ async fn replay_mock_books_stay_in_sync_across_a_resubscribe_and_a_resent_snapsh
     // replaces the book), and the resubscribe's.
     assert_eq!(synced["BTC-USDT"], 3);
     assert_eq!(synced["ETH-USDT"], 2);
-    assert_eq!(trades, 2 * lines("bybit_v5_spot_ws.jsonl").iter().filter(|l| l.contains(r#""topic":"publicTrade"#)).map(|l| l.matches(r#""i":"#).count()).sum::<usize>());
+    assert_eq!(
+        trades,
+        2 * lines("bybit_v5_spot_ws.jsonl")
+            .iter()
+            .filter(|l| l.contains(r#""topic":"publicTrade"#))
+            .map(|l| l.matches(r#""i":"#).count())
+            .sum::<usize>()
+    );
     assert_eq!(tickers, 2 * 81);
     // The books end as the recording ends.
     let recorded = recorded_books();
@@ -1119,7 +1162,11 @@ async fn replay_mock_books_stay_in_sync_across_a_resubscribe_and_a_resent_snapsh
                 }
             }
         }
-        let norm = if sym == "BTCUSDT" { "BTC-USDT" } else { "ETH-USDT" };
+        let norm = if sym == "BTCUSDT" {
+            "BTC-USDT"
+        } else {
+            "ETH-USDT"
+        };
         assert_eq!(synced_levels(&books[norm]), plain.levels(), "{sym}");
     }
 }

@@ -77,7 +77,8 @@ fn recorded() -> Recorded {
         let topic = v["topic"].as_str().unwrap_or("");
         if topic.starts_with("publicTrade.") {
             for t in v["data"].as_array().unwrap() {
-                r.trades.insert(t["i"].as_str().unwrap().to_string(), t.clone());
+                r.trades
+                    .insert(t["i"].as_str().unwrap().to_string(), t.clone());
             }
             continue;
         }
@@ -174,7 +175,10 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
                 .load(std::sync::atomic::Ordering::Relaxed)
         })
         .sum();
-    assert_eq!(reconnects, 1, "the dropped connection was re-established once");
+    assert_eq!(
+        reconnects, 1,
+        "the dropped connection was re-established once"
+    );
 
     let rec = recorded();
     // Every full book is the recorded book at its `u`.
@@ -189,7 +193,12 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
             .books
             .get(&(b.symbol.clone(), u))
             .unwrap_or_else(|| panic!("{} book at u {u} not recorded", b.symbol));
-        assert_eq!((levels(&b.bids), levels(&b.asks)), *want, "{} u {u}", b.symbol);
+        assert_eq!(
+            (levels(&b.bids), levels(&b.asks)),
+            *want,
+            "{} u {u}",
+            b.symbol
+        );
         full_books.entry(b.symbol.clone()).or_default().push(u);
     }
     // Every delta is the recorded delta with its `u`, each at most once; after the last full
@@ -201,7 +210,11 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
         };
         let u = d.last_update_id.expect("u");
         assert_eq!(d.first_update_id, Some(u));
-        assert!(seen.insert((d.symbol.clone(), u)), "{} u {u} twice", d.symbol);
+        assert!(
+            seen.insert((d.symbol.clone(), u)),
+            "{} u {u} twice",
+            d.symbol
+        );
         let want = rec
             .deltas
             .get(&(d.symbol.clone(), u))
@@ -274,7 +287,12 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
         assert_eq!(t.timestamp, r["T"].as_i64().unwrap() * 1000);
     }
     // At most one frame's trades lost with the dropped frame.
-    assert!(trades.len() + 3 >= rec.trades.len(), "{} of {}", trades.len(), rec.trades.len());
+    assert!(
+        trades.len() + 3 >= rec.trades.len(),
+        "{} of {}",
+        trades.len(),
+        rec.trades.len()
+    );
     // {"i":"2280000001739247417","T":1786310821917,"p":"1923.28","v":"0.04537","S":"Sell",
     // "s":"ETHUSDT"}: a taker sell of 0.04537 ETH.
     if let Some(t) = trades.iter().find(|t| t.trade_id == "2280000001739247417") {
@@ -322,7 +340,7 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
         )
     );
     let candles = consume(&cfg, DataType::Candle);
-    assert!(candles
-        .iter()
-        .any(|c| matches!(c, Normalized::Candle(c) if c.symbol == "BTC-USDT" && c.interval == "1m")));
+    assert!(candles.iter().any(
+        |c| matches!(c, Normalized::Candle(c) if c.symbol == "BTC-USDT" && c.interval == "1m")
+    ));
 }

@@ -83,7 +83,10 @@ mod tests {
         );
         assert_eq!(b.decide(&d(2), 1, true), Decision::Apply);
         assert!(matches!(b.decide(&d(0), 1, true), Decision::Reject(_)));
-        assert!(matches!(b.decide(&d(5), i64::MAX, true), Decision::Reject(_)));
+        assert!(matches!(
+            b.decide(&d(5), i64::MAX, true),
+            Decision::Reject(_)
+        ));
         assert_eq!(b.max_depth(), None);
         assert!(b.has_ids());
     }

@@ -34,8 +34,8 @@ use std::time::Duration;
 
 use crate::book::Sequencer;
 use crate::venues::{
-    Channel, Delivery, Instrument, InstrumentKind, InstrumentPage, Limits, ParseError,
-    SessionSpec, SymbolMap, Venue, VenueEvent, VenueSession,
+    Channel, Delivery, Instrument, InstrumentKind, InstrumentPage, Limits, ParseError, SessionSpec,
+    SymbolMap, Venue, VenueEvent, VenueSession,
 };
 pub use book::BybitBook;
 pub use parse::{Control, ParseState};

@@ -249,7 +249,11 @@ fn book(
         other => {
             return Err(ParseError::Unsupported(format!(
                 "book message type {}",
-                other.unwrap_or("(none)").chars().take(16).collect::<String>()
+                other
+                    .unwrap_or("(none)")
+                    .chars()
+                    .take(16)
+                    .collect::<String>()
             )))
         }
     }
@@ -277,7 +281,11 @@ fn top_of_book(
         other => {
             return Err(ParseError::Unsupported(format!(
                 "book message type {}",
-                other.unwrap_or("(none)").chars().take(16).collect::<String>()
+                other
+                    .unwrap_or("(none)")
+                    .chars()
+                    .take(16)
+                    .collect::<String>()
             )))
         }
     };
@@ -394,18 +402,20 @@ fn liquidations(
             "Sell" => liquidation::Side::Buy,
             _ => liquidation::Side::Unspecified,
         };
-        out.push(VenueEvent::Record(Normalized::Liquidation(s::Liquidation {
-            exchange: EXCHANGE.into(),
-            symbol: symbol(map, l.s)?.to_string(),
-            side: side as i32,
-            quantity: unsigned(l.v)?.into(),
-            price: unsigned(l.p)?.into(),
-            id: String::new(),
-            status: String::new(),
-            timestamp: Some(ms_to_us(l.time)?),
-            event_time: ts,
-            receipt_time: receipt_us,
-        })));
+        out.push(VenueEvent::Record(Normalized::Liquidation(
+            s::Liquidation {
+                exchange: EXCHANGE.into(),
+                symbol: symbol(map, l.s)?.to_string(),
+                side: side as i32,
+                quantity: unsigned(l.v)?.into(),
+                price: unsigned(l.p)?.into(),
+                id: String::new(),
+                status: String::new(),
+                timestamp: Some(ms_to_us(l.time)?),
+                event_time: ts,
+                receipt_time: receipt_us,
+            },
+        )));
     }
     Ok(())
 }
@@ -535,7 +545,11 @@ fn ticker(
         other => {
             return Err(ParseError::Unsupported(format!(
                 "ticker message type {}",
-                other.unwrap_or("(none)").chars().take(16).collect::<String>()
+                other
+                    .unwrap_or("(none)")
+                    .chars()
+                    .take(16)
+                    .collect::<String>()
             )))
         }
     };

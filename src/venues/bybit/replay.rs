@@ -234,11 +234,9 @@ impl ReplayMock for BybitMock {
                     answer.unsubscribe = args;
                 }
             }
-            _ => answer.replies.push(answer_of(
-                false,
-                "error:request not supported",
-                op,
-            )),
+            _ => answer
+                .replies
+                .push(answer_of(false, "error:request not supported", op)),
         }
         answer
     }
