@@ -9,9 +9,7 @@ use libfuzzer_sys::fuzz_target;
 
 use tickflow::feed::books::BookKeeper;
 use tickflow::venues::bybit::{Bybit, ParseState};
-use tickflow::venues::{
-    Channel, Frame, SessionSpec, Subscription, SymbolMap, Venue, VenueEvent, VenueSession,
-};
+use tickflow::venues::{Channel, Frame, SessionSpec, Subscription, SymbolMap, Venue, VenueEvent};
 
 const CHANNELS: [Channel; 8] = [
     Channel::Depth,
