@@ -21,7 +21,7 @@ use tickflow::replay::{ReplayServer, ReplayServerConfig};
 use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::v2beta1::trade;
 use tickflow::schema::{wire, DataType, Normalized};
-use tickflow::supervisor::service::Service;
+use tickflow::service::Service;
 use tickflow::venues::Channel;
 
 const FIX: &str = "tests/fixtures/bitmex";

@@ -10,6 +10,7 @@
 pub mod binance;
 pub mod binance_coinm;
 pub mod bitmex;
+pub mod bybit;
 pub mod decimal;
 pub mod json;
 pub mod kraken;
@@ -369,33 +370,28 @@ pub struct Registration {
     pub replay: MockConstructor,
 }
 
+impl Registration {
+    /// A registration: config name, venue constructor, replay-mock constructor.
+    pub const fn new(name: &'static str, venue: Constructor, replay: MockConstructor) -> Self {
+        Registration {
+            name,
+            venue,
+            replay,
+        }
+    }
+}
+
+use Registration as R;
+
 /// Every venue, by config name: the one place a venue is registered (one line each).
+#[rustfmt::skip]
 pub static REGISTRY: &[Registration] = &[
-    Registration {
-        name: "binance",
-        venue: || Box::new(binance::Binance::spot()),
-        replay: |f| binance::Binance::spot().replay_mock(f),
-    },
-    Registration {
-        name: "binance_usdm",
-        venue: || Box::new(binance::Binance::usdm()),
-        replay: |f| binance::Binance::usdm().replay_mock(f),
-    },
-    Registration {
-        name: "binance_coinm",
-        venue: || Box::new(binance_coinm::coinm()),
-        replay: |f| binance_coinm::coinm().replay_mock(f),
-    },
-    Registration {
-        name: "kraken",
-        venue: || Box::new(kraken::Kraken::new()),
-        replay: kraken::replay::mock,
-    },
-    Registration {
-        name: "bitmex",
-        venue: || Box::new(bitmex::Bitmex::new()),
-        replay: bitmex::replay::mock,
-    },
+    R::new("binance", || Box::new(binance::Binance::spot()), |f| binance::Binance::spot().replay_mock(f)),
+    R::new("binance_usdm", || Box::new(binance::Binance::usdm()), |f| binance::Binance::usdm().replay_mock(f)),
+    R::new("binance_coinm", || Box::new(binance_coinm::coinm()), |f| binance_coinm::coinm().replay_mock(f)),
+    R::new("kraken", || Box::new(kraken::Kraken::new()), kraken::replay::mock),
+    R::new("bitmex", || Box::new(bitmex::Bitmex::new()), bitmex::replay::mock),
+    R::new("bybit", || Box::new(bybit::Bybit::new()), bybit::replay::mock),
 ];
 
 /// The venue implementation for a configured venue name.
