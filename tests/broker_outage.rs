@@ -84,8 +84,10 @@ async fn restart_mid_replay(storage: Storage) {
     let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "kraken".into(),
         fixtures: "tests/fixtures/kraken".into(),
-        // The recorded pace: ~30 s of book updates.
+        // The recorded pace: ~30 s of book updates, twice (a loaded machine may take a while to
+        // reach the kill; deltas must still flow well after the broker's return).
         speed: 1.0,
+        loops: 2,
         ..Default::default()
     })
     .await
