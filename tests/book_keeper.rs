@@ -274,8 +274,82 @@ fn binance_breaks_and_old_diffs_are_reported_by_the_keeper() {
         .unwrap();
     let ev = events(&out.records);
     assert_eq!(
-        (ev[0].kind, ev[0].reason.as_str()),
-        (Kind::RejectedUpdate as i32, "u_before_U")
+        (ev[0].kind, ev[0].reason.as_str(), ev[0].action.as_str()),
+        (
+            Kind::RejectedUpdate as i32,
+            "u_before_U; book discarded",
+            "rest_refetch"
+        )
     );
-    assert!(keeper.is_synced("BTC-USDT"));
+    // A synced book that cannot apply a diff no longer follows the venue: resync.
+    assert!(out.need_snapshot && !keeper.is_synced("BTC-USDT"));
+}
+
+/// Issue 18 §1: after one absurd `u` the genuine diffs are all "older than the book"; the
+/// 100th dropped in a row is announced as a gap and the book is resynced from the next snapshot.
+#[test]
+fn a_synced_book_that_stops_applying_is_announced_as_a_gap_and_resynced() {
+    let mut keeper = BookKeeper::new("BINANCE", Arc::new(Rules::Spot), 0, None);
+    let snap = Snapshot {
+        last_update_id: 10,
+        bids: vec![("1.0".into(), "5".into())],
+        asks: vec![("2.0".into(), "5".into())],
+        ..Snapshot::default()
+    };
+    assert!(keeper.on_snapshot("BTC-USDT", &snap, 1).unwrap().synced);
+    // U = 11 continues the book; u is absurd (within the plausible span of one diff).
+    let out = keeper
+        .on_diff("BTC-USDT", diff(11, 90_000_000, ("1.1", "1"), None))
+        .unwrap();
+    assert_eq!(out.records.len(), 1, "applied: one Level2Delta");
+    // The genuine stream goes on at 12, 13, ...: 99 dropped, each counted, nothing announced.
+    for id in 12..12 + 99 {
+        let out = keeper
+            .on_diff("BTC-USDT", diff(id, id, ("1.2", "1"), None))
+            .unwrap();
+        assert!(out.dropped && !out.need_snapshot && out.records.is_empty());
+    }
+    // The 100th: the book is discarded, a gap event names the reason, a refetch is asked for.
+    let out = keeper
+        .on_diff("BTC-USDT", diff(111, 111, ("1.2", "1"), None))
+        .unwrap();
+    assert!(out.need_snapshot && !keeper.is_synced("BTC-USDT"));
+    assert!(matches!(
+        out.broken,
+        Some(tickflow::book::Break::Stalled {
+            dropped: 100,
+            last: 90_000_000,
+            got: 111
+        })
+    ));
+    let ev = events(&out.records);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (
+            ev[0].kind,
+            ev[0].expected_id,
+            ev[0].got_id,
+            ev[0].action.as_str()
+        ),
+        (Kind::Gap as i32, Some(90_000_001), Some(111), "rest_refetch")
+    );
+    assert!(
+        ev[0].reason.starts_with("stalled book: 100 diffs in a row dropped"),
+        "{}",
+        ev[0].reason
+    );
+    // The venue's book at 110 (the genuine diffs applied to the snapshot) resyncs it, and the
+    // buffered diff 111 bridges onto it.
+    let venue_book = Snapshot {
+        last_update_id: 110,
+        bids: vec![("1.0".into(), "5".into()), ("1.2".into(), "1".into())],
+        asks: vec![("2.0".into(), "5".into())],
+        ..Snapshot::default()
+    };
+    let out = keeper.on_snapshot("BTC-USDT", &venue_book, 2).unwrap();
+    assert!(out.synced && keeper.is_synced("BTC-USDT"));
+    let out = keeper
+        .on_diff("BTC-USDT", diff(112, 112, ("1.3", "1"), None))
+        .unwrap();
+    assert_eq!(out.records.len(), 1, "applied again");
 }

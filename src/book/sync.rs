@@ -75,6 +75,17 @@ pub enum Break {
         /// Best ask price.
         ask: String,
     },
+    /// [`MAX_CONSECUTIVE_DROPS`] diffs in a row were older than the synced book: its last id
+    /// is wrong (an absurd id was applied, or the stream restarted), and every genuine diff
+    /// would be dropped silently from now on.
+    Stalled {
+        /// Diffs dropped in a row.
+        dropped: u32,
+        /// The book's last applied update id.
+        last: i64,
+        /// The final update id of the last diff dropped.
+        got: i64,
+    },
 }
 
 impl Break {
@@ -83,6 +94,7 @@ impl Break {
         match self {
             Break::Checksum { .. } => "checksum_mismatch",
             Break::Crossed { .. } => "crossed_book",
+            Break::Stalled { .. } => "stalled_book",
         }
     }
 }
@@ -94,6 +106,11 @@ impl std::fmt::Display for Break {
                 write!(f, "checksum mismatch: venue {venue}, local {local}")
             }
             Break::Crossed { bid, ask } => write!(f, "crossed book: bid {bid} >= ask {ask}"),
+            Break::Stalled { dropped, last, got } => write!(
+                f,
+                "stalled book: {dropped} diffs in a row dropped as older than the book \
+                 (last applied id {last}, last diff dropped ends at {got}); book discarded"
+            ),
         }
     }
 }
@@ -104,7 +121,8 @@ pub enum Step {
     /// Kept until a snapshot arrives (or, when it does not fit the buffer's byte cap, counted
     /// as overflowed: see [`BookSync::take_overflowed`]); a snapshot is needed either way.
     Buffered,
-    /// Older than the book (or waiting for an in-band snapshot); ignored.
+    /// Older than the book (or waiting for an in-band snapshot); ignored. The
+    /// [`MAX_CONSECUTIVE_DROPS`]th in a row on a synced book is [`Break::Stalled`] instead.
     Dropped,
     /// Applied to the book.
     Applied,
@@ -119,7 +137,9 @@ pub enum Step {
     },
     /// The book failed a check after an update: it is discarded and a new snapshot is needed.
     Broken(Break),
-    /// The diff is impossible and was not applied (the book is kept).
+    /// The diff is impossible and was not applied. A synced book that cannot apply a diff no
+    /// longer follows the venue: it is discarded and a new snapshot is needed (the impossible
+    /// diff itself is not buffered).
     Rejected(&'static str),
 }
 
@@ -131,6 +151,15 @@ enum State {
 
 /// Default bound of the diffs buffered while a REST snapshot is awaited, in text bytes.
 pub const DEFAULT_BUFFER_BYTES: usize = 16 << 20;
+
+/// Diffs in a row a synced book may drop as older than itself before it is declared stalled
+/// ([`Break::Stalled`]) and discarded. A stream that continues the book drops none once
+/// synced (the diffs a snapshot already holds are dropped while bridging it); a venue that
+/// repeats a few diffs around a reconnect drops a handful. 100 diffs are 10 s of a Binance
+/// symbol's 100 ms stream: long enough to never fire on such a seam, short enough that a book
+/// whose last id went absurd (one diff with `u` far ahead) is resynced within seconds instead
+/// of silently frozen.
+pub const MAX_CONSECUTIVE_DROPS: u32 = 100;
 
 /// The book of one symbol and its sync state.
 #[derive(Debug)]
@@ -146,6 +175,8 @@ pub struct BookSync {
     overflowed: u64,
     /// Buffered diffs a snapshot's bridge skipped as out of order.
     out_of_order: u64,
+    /// Diffs dropped in a row since the last applied one (synced book only).
+    drops: u32,
 }
 
 impl BookSync {
@@ -167,6 +198,7 @@ impl BookSync {
             buffer_byte_limit: DEFAULT_BUFFER_BYTES,
             overflowed: 0,
             out_of_order: 0,
+            drops: 0,
         }
     }
 
@@ -223,6 +255,7 @@ impl BookSync {
         self.book.clear();
         self.buffer.clear();
         self.buffer_bytes = 0;
+        self.drops = 0;
     }
 
     /// Keeps `d` until a snapshot arrives, within both caps: older diffs are pushed out to make
@@ -289,6 +322,7 @@ impl BookSync {
             last: d.last,
             bridged: true,
         };
+        self.drops = 0;
         let broken = self.check(d.checksum);
         if broken.is_some() {
             self.reset();
@@ -314,8 +348,28 @@ impl BookSync {
             return Ok((Step::Buffered, None));
         };
         match self.seq.decide(&d, last, bridged) {
-            Decision::Drop => Ok((Step::Dropped, None)),
-            Decision::Reject(why) => Ok((Step::Rejected(why), None)),
+            Decision::Drop => {
+                self.drops += 1;
+                if self.drops < MAX_CONSECUTIVE_DROPS {
+                    return Ok((Step::Dropped, None));
+                }
+                let stalled = Break::Stalled {
+                    dropped: self.drops,
+                    last,
+                    got: d.last,
+                };
+                self.reset();
+                if self.seq.source() == SnapshotSource::Rest {
+                    // Perhaps a genuine diff the wrong last id hid: the next snapshot decides.
+                    self.buffer(d);
+                }
+                Ok((Step::Broken(stalled), None))
+            }
+            Decision::Reject(why) => {
+                // The book cannot follow the venue past this diff: resync.
+                self.reset();
+                Ok((Step::Rejected(why), None))
+            }
             Decision::Apply => match self.apply_checked(&d)? {
                 Some(b) => Ok((Step::Broken(b), None)),
                 None => Ok((Step::Applied, Some(d))),
@@ -407,6 +461,7 @@ impl BookSync {
             Err(gap) => return Ok(gap),
         };
         self.out_of_order += skipped;
+        self.drops = 0;
         self.book = book;
         self.state = State::Synced {
             last: s.last_update_id,
@@ -428,5 +483,127 @@ impl BookSync {
             }
         }
         Ok(Step::Synced)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// Contiguous ids (`first` must follow `last`), as a generic venue's rules.
+    #[derive(Debug)]
+    struct Ids(SnapshotSource);
+
+    impl Sequencer for Ids {
+        fn source(&self) -> SnapshotSource {
+            self.0
+        }
+
+        fn decide(&self, d: &Diff, last: i64, _bridged: bool) -> Decision {
+            if d.last < d.first {
+                Decision::Reject("u_before_U")
+            } else if d.last <= last {
+                Decision::Drop
+            } else if d.first == last + 1 {
+                Decision::Apply
+            } else {
+                Decision::Gap {
+                    expected: last + 1,
+                    got: d.first,
+                }
+            }
+        }
+    }
+
+    fn diff(first: i64, last: i64, price: &str) -> Diff {
+        Diff {
+            first,
+            last,
+            bids: [(price, "1")].into_iter().collect(),
+            ..Diff::default()
+        }
+    }
+
+    fn synced(source: SnapshotSource, id: i64) -> BookSync {
+        let mut s = BookSync::new(Arc::new(Ids(source)), 1000);
+        let snap = Snapshot {
+            last_update_id: id,
+            bids: vec![("1".into(), "1".into())],
+            asks: vec![("2".into(), "1".into())],
+            checksum: None,
+        };
+        assert_eq!(s.on_snapshot(&snap).unwrap(), Step::Synced);
+        s
+    }
+
+    #[test]
+    fn after_one_absurd_id_the_genuine_diffs_stall_the_book_and_it_is_discarded() {
+        for source in [SnapshotSource::Rest, SnapshotSource::InBand] {
+            let mut s = synced(source, 10);
+            assert_eq!(s.on_diff(diff(11, 11, "1.1")).unwrap(), Step::Applied);
+            // One diff continues the book but ends absurdly far ahead.
+            assert_eq!(
+                s.on_diff(diff(12, 1_000_000_000, "1.2")).unwrap(),
+                Step::Applied
+            );
+            // The genuine stream (13, 14, ...) is now "older than the book".
+            for id in 13..13 + 99 {
+                assert_eq!(s.on_diff(diff(id, id, "1.3")).unwrap(), Step::Dropped);
+                assert!(s.is_synced());
+            }
+            // The 100th in a row: the book stopped applying; discarded, a snapshot needed.
+            let step = s.on_diff(diff(112, 112, "1.3")).unwrap();
+            assert_eq!(
+                step,
+                Step::Broken(Break::Stalled {
+                    dropped: 100,
+                    last: 1_000_000_000,
+                    got: 112
+                })
+            );
+            assert!(!s.is_synced() && s.book().is_empty());
+            // From a REST source the diff waits for the snapshot with the ones after it.
+            let kept = usize::from(source == SnapshotSource::Rest);
+            assert_eq!(s.buffered().0, kept, "{source:?}");
+        }
+    }
+
+    #[test]
+    fn drops_interrupted_by_an_applied_diff_do_not_stall_the_book() {
+        let mut s = synced(SnapshotSource::Rest, 100);
+        for round in 0..3 {
+            for _ in 0..MAX_CONSECUTIVE_DROPS - 1 {
+                assert_eq!(s.on_diff(diff(50, 60, "1.1")).unwrap(), Step::Dropped);
+            }
+            let next = 101 + round;
+            assert_eq!(
+                s.on_diff(diff(next, next, "1.2")).unwrap(),
+                Step::Applied
+            );
+        }
+        assert!(s.is_synced());
+        assert_eq!(s.last_update_id(), Some(103));
+    }
+
+    #[test]
+    fn one_impossible_diff_on_a_synced_book_discards_it() {
+        for source in [SnapshotSource::Rest, SnapshotSource::InBand] {
+            let mut s = synced(source, 10);
+            assert_eq!(s.on_diff(diff(11, 11, "1.1")).unwrap(), Step::Applied);
+            assert_eq!(
+                s.on_diff(diff(15, 12, "1.2")).unwrap(),
+                Step::Rejected("u_before_U")
+            );
+            assert!(!s.is_synced() && s.book().is_empty());
+            // The impossible diff is not kept for the next snapshot.
+            assert_eq!(s.buffered(), (0, 0));
+            // The next diffs wait for (REST) or are dropped until (in band) a new snapshot.
+            let want = match source {
+                SnapshotSource::Rest => Step::Buffered,
+                SnapshotSource::InBand => Step::Dropped,
+            };
+            assert_eq!(s.on_diff(diff(12, 12, "1.2")).unwrap(), want);
+        }
     }
 }

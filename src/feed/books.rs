@@ -23,9 +23,11 @@ pub struct BookOutput {
     pub need_snapshot: bool,
     /// A gap was detected: (expected, got).
     pub gap: Option<(i64, i64)>,
-    /// The book failed a check and was discarded.
+    /// The book failed a check and was discarded (checksum, crossed book, or
+    /// [`Break::Stalled`]: too many diffs in a row dropped as older than it).
     pub broken: Option<Break>,
-    /// An impossible diff was not applied.
+    /// An impossible diff was not applied; the synced book was discarded with it
+    /// (`need_snapshot` is set).
     pub rejected: Option<&'static str>,
     /// Diffs pushed out of the snapshot-wait buffer.
     pub overflowed: u64,
@@ -79,6 +81,16 @@ pub fn feed_event(
         timestamp: now_us,
         receipt_time: now_us,
         ..FeedEvent::default()
+    }
+}
+
+/// The `FeedEvent` kind of a discarded book: a stalled book is a gap (its updates stopped
+/// reaching it).
+fn break_kind(b: &Break) -> Kind {
+    match b {
+        Break::Checksum { .. } => Kind::ChecksumMismatch,
+        Break::Crossed { .. } => Kind::CrossedBook,
+        Break::Stalled { .. } => Kind::Gap,
     }
 }
 
@@ -268,21 +280,30 @@ impl BookKeeper {
                     .push(ProduceEvent::typed(Normalized::FeedEvent(ev)));
             }
             (Step::Broken(b), _) => {
-                let kind = match b {
-                    Break::Checksum { .. } => Kind::ChecksumMismatch,
-                    Break::Crossed { .. } => Kind::CrossedBook,
-                };
+                let mut ev = feed_event(
+                    exchange,
+                    symbol,
+                    break_kind(&b),
+                    b.to_string(),
+                    self.seq.source().recovery(),
+                    receipt,
+                );
+                if let (Break::Stalled { last, got, .. }, true) = (&b, ids) {
+                    ev.expected_id = Some(last.saturating_add(1));
+                    ev.got_id = Some(*got);
+                }
                 out.records
-                    .push(self.event(symbol, kind, b.to_string(), receipt));
+                    .push(ProduceEvent::typed(Normalized::FeedEvent(ev)));
                 out.broken = Some(b);
                 out.need_snapshot = true;
             }
             (Step::Rejected(why), _) => {
                 out.rejected = Some(why);
+                out.need_snapshot = true;
                 out.records.push(self.event(
                     symbol,
                     Kind::RejectedUpdate,
-                    why.to_string(),
+                    format!("{why}; book discarded"),
                     receipt,
                 ));
             }
@@ -326,12 +347,12 @@ impl BookKeeper {
                 out.need_snapshot = true;
             }
             Step::Broken(b) => {
-                let kind = match b {
-                    Break::Checksum { .. } => Kind::ChecksumMismatch,
-                    Break::Crossed { .. } => Kind::CrossedBook,
-                };
-                out.records
-                    .push(self.event(symbol, kind, format!("snapshot: {b}"), receipt_us));
+                out.records.push(self.event(
+                    symbol,
+                    break_kind(&b),
+                    format!("snapshot: {b}"),
+                    receipt_us,
+                ));
                 out.broken = Some(b);
                 out.need_snapshot = true;
             }
