@@ -353,3 +353,67 @@ fn a_synced_book_that_stops_applying_is_announced_as_a_gap_and_resynced() {
         .unwrap();
     assert_eq!(out.records.len(), 1, "applied again");
 }
+
+fn full_book(keeper: &BookKeeper, symbol: &str) -> tickflow::schema::Level2Book {
+    let Payload::Typed(n) = keeper.republish(symbol, 0).unwrap().payload else {
+        panic!()
+    };
+    let Normalized::Level2Book(b) = *n else {
+        panic!()
+    };
+    b
+}
+
+/// Issue 18 §1: diffs a snapshot's bridge skips (out of order, or impossible) are counted and
+/// announced, not lost silently.
+#[test]
+fn diffs_the_bridge_skips_are_counted_and_announced() {
+    let mut keeper = BookKeeper::new("BINANCE", Arc::new(Rules::Spot), 0, None);
+    for d in [
+        // Older than the snapshot (10): dropped, as Binance's procedure says; not a loss.
+        diff(9, 10, ("0.9", "1"), None),
+        diff(11, 11, ("1.1", "1"), None),
+        // u < U: impossible.
+        diff(15, 12, ("1.5", "1"), None),
+        // An id far ahead of the chain, which the next diff proves out of order.
+        diff(500, 600, ("1.6", "1"), None),
+        diff(12, 12, ("1.2", "1"), None),
+    ] {
+        assert!(keeper.on_diff("BTC-USDT", d).unwrap().need_snapshot);
+    }
+    let snap = Snapshot {
+        last_update_id: 10,
+        bids: vec![("1.0".into(), "5".into())],
+        asks: vec![("2.0".into(), "5".into())],
+        ..Snapshot::default()
+    };
+    let out = keeper.on_snapshot("BTC-USDT", &snap, 1).unwrap();
+    assert!(out.synced);
+    assert_eq!((out.out_of_order, out.bridge_rejected), (1, 1));
+    let ev = events(&out.records);
+    let reasons: Vec<(i32, &str)> = ev.iter().map(|e| (e.kind, e.reason.as_str())).collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                Kind::RejectedUpdate as i32,
+                "1 buffered diffs skipped out of order (an id no growing stream has there) \
+                 while bridging the snapshot"
+            ),
+            (
+                Kind::RejectedUpdate as i32,
+                "1 buffered diffs skipped as impossible while bridging the snapshot"
+            ),
+            (Kind::Synced as i32, "book built from a REST snapshot"),
+        ]
+    );
+    assert!(ev.iter().all(|e| e.symbol == "BTC-USDT"));
+    // The skipped diffs' levels never reached the book; the bridged ones did.
+    let b = full_book(&keeper, "BTC-USDT");
+    let bids: Vec<&str> = b.bids.iter().map(|l| l.price.as_str()).collect();
+    assert_eq!(bids, ["1.2", "1.1", "1.0"]);
+    assert_eq!(b.last_update_id, Some(12));
+    // Counted once: the next snapshot reports nothing skipped.
+    let out = keeper.on_snapshot("BTC-USDT", &snap, 2).unwrap();
+    assert_eq!((out.out_of_order, out.bridge_rejected), (0, 0));
+}

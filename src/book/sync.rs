@@ -175,6 +175,8 @@ pub struct BookSync {
     overflowed: u64,
     /// Buffered diffs a snapshot's bridge skipped as out of order.
     out_of_order: u64,
+    /// Buffered diffs a snapshot's bridge skipped as impossible (the sequencer rejected them).
+    bridge_rejected: u64,
     /// Diffs dropped in a row since the last applied one (synced book only).
     drops: u32,
 }
@@ -198,6 +200,7 @@ impl BookSync {
             buffer_byte_limit: DEFAULT_BUFFER_BYTES,
             overflowed: 0,
             out_of_order: 0,
+            bridge_rejected: 0,
             drops: 0,
         }
     }
@@ -247,6 +250,12 @@ impl BookSync {
     /// reset.
     pub fn take_out_of_order(&mut self) -> u64 {
         std::mem::take(&mut self.out_of_order)
+    }
+
+    /// Buffered diffs skipped as impossible (the sequencer's [`Decision::Reject`]) when a
+    /// snapshot was bridged so far, and the counter reset. Their levels never reach the book.
+    pub fn take_bridge_rejected(&mut self) -> u64 {
+        std::mem::take(&mut self.bridge_rejected)
     }
 
     /// Forgets the book (e.g. after a reconnect); diffs are buffered until the next snapshot.
@@ -396,14 +405,20 @@ impl BookSync {
     /// ([`BookSync::take_out_of_order`]); they must not make every snapshot "too old" and keep
     /// the symbol from ever syncing again. A stream that only grows never skips a diff here:
     /// a snapshot older than the whole buffer, or a hole in it, is still a gap.
-    fn bridge(&self, id: i64) -> Result<(Vec<bool>, u64), Step> {
+    ///
+    /// Returns the chain, the diffs skipped as out of order, and the diffs skipped as rejected.
+    fn bridge(&self, id: i64) -> Result<(Vec<bool>, u64, u64), Step> {
         let mut chain = vec![false; self.buffer.len()];
-        let mut skipped = 0u64;
+        let (mut skipped, mut rejected) = (0u64, 0u64);
         let (mut last, mut bridged) = (id, false);
         let mut i = 0;
         while let Some(d) = self.buffer.get(i) {
             match self.seq.decide(d, last, bridged) {
-                Decision::Drop | Decision::Reject(_) => i += 1,
+                Decision::Drop => i += 1,
+                Decision::Reject(_) => {
+                    rejected += 1;
+                    i += 1;
+                }
                 Decision::Apply => {
                     chain[i] = true;
                     (last, bridged) = (d.last, true);
@@ -423,23 +438,23 @@ impl BookSync {
                         // keep buffering, fetch again.
                         return Err(Step::Gap { expected, got });
                     };
-                    skipped += (i..j)
-                        .filter(|&k| {
-                            matches!(
-                                self.seq.decide(&self.buffer[k], last, bridged),
-                                Decision::Gap { .. }
-                            )
-                        })
-                        .count() as u64;
+                    for d in self.buffer.range(i..j) {
+                        match self.seq.decide(d, last, bridged) {
+                            Decision::Gap { .. } => skipped += 1,
+                            Decision::Reject(_) => rejected += 1,
+                            _ => {}
+                        }
+                    }
                     i = j;
                 }
             }
         }
-        Ok((chain, skipped))
+        Ok((chain, skipped, rejected))
     }
 
     /// Builds the book from a snapshot and bridges the buffered diffs (Binance's procedure;
-    /// diffs out of order in the buffer are skipped, see [`BookSync::take_out_of_order`]).
+    /// diffs out of order in the buffer are skipped, see [`BookSync::take_out_of_order`], and
+    /// impossible ones too, see [`BookSync::take_bridge_rejected`]).
     /// `Step::Synced` on success; `Step::Gap` when the snapshot does not bridge the buffer (too
     /// old, or a hole in the buffered stream: fetch a newer one; the buffer is kept);
     /// `Step::Broken` when the snapshot fails its checksum or is crossed.
@@ -456,11 +471,12 @@ impl BookSync {
             book.apply(Side::Ask, p, q)?;
         }
         // Check the whole buffer before touching the book.
-        let (chain, skipped) = match self.bridge(s.last_update_id) {
+        let (chain, skipped, rejected) = match self.bridge(s.last_update_id) {
             Ok(plan) => plan,
             Err(gap) => return Ok(gap),
         };
         self.out_of_order += skipped;
+        self.bridge_rejected += rejected;
         self.drops = 0;
         self.book = book;
         self.state = State::Synced {

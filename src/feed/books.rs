@@ -37,6 +37,15 @@ pub struct BookOutput {
     pub dropped: bool,
     /// The book (re)synced.
     pub synced: bool,
+    /// Buffered diffs a snapshot's bridge skipped as out of order (ids no growing stream has
+    /// there): their levels never reached the book. Announced by a `REJECTED_UPDATE` record in
+    /// `records`; the feed counts them in `book_diffs_skipped{exchange, symbol,
+    /// reason="out_of_order"}`.
+    pub out_of_order: u64,
+    /// Buffered diffs a snapshot's bridge skipped as impossible (the sequencer rejected them).
+    /// Announced by a `REJECTED_UPDATE` record; counted in `book_diffs_skipped{exchange,
+    /// symbol, reason="bridge_rejected"}`.
+    pub bridge_rejected: u64,
 }
 
 struct Entry {
@@ -320,7 +329,26 @@ impl BookKeeper {
     ) -> Result<BookOutput, BadDecimal> {
         let mut out = BookOutput::default();
         let e = self.entry(symbol);
-        match e.sync.on_snapshot(snap)? {
+        let step = e.sync.on_snapshot(snap);
+        out.out_of_order = e.sync.take_out_of_order();
+        out.bridge_rejected = e.sync.take_bridge_rejected();
+        for (n, what) in [
+            (out.out_of_order, "out of order (an id no growing stream has there)"),
+            (out.bridge_rejected, "as impossible"),
+        ] {
+            if n > 0 {
+                out.records.push(ProduceEvent::typed(Normalized::FeedEvent(feed_event(
+                    self.exchange,
+                    symbol,
+                    Kind::RejectedUpdate,
+                    format!("{n} buffered diffs skipped {what} while bridging the snapshot"),
+                    "",
+                    receipt_us,
+                ))));
+            }
+        }
+        let e = self.entry(symbol);
+        match step? {
             Step::Synced => {
                 e.deltas_since_book = 0;
                 out.synced = true;
