@@ -331,10 +331,17 @@ fn a_synced_book_that_stops_applying_is_announced_as_a_gap_and_resynced() {
             ev[0].got_id,
             ev[0].action.as_str()
         ),
-        (Kind::Gap as i32, Some(90_000_001), Some(111), "rest_refetch")
+        (
+            Kind::Gap as i32,
+            Some(90_000_001),
+            Some(111),
+            "rest_refetch"
+        )
     );
     assert!(
-        ev[0].reason.starts_with("stalled book: 100 diffs in a row dropped"),
+        ev[0]
+            .reason
+            .starts_with("stalled book: 100 diffs in a row dropped"),
         "{}",
         ev[0].reason
     );

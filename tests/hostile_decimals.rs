@@ -193,8 +193,10 @@ fn a_price_the_check_accepts_is_one_the_book_keys_exactly() {
     let mut book = OrderBook::new();
     for p in at_the_limit {
         assert_eq!(decimal::unsigned(p).unwrap(), p);
-        book.apply(Side::Bid, p, "1").unwrap_or_else(|e| panic!("{p}: {e}"));
-        book.apply(Side::Ask, p, "2").unwrap_or_else(|e| panic!("{p}: {e}"));
+        book.apply(Side::Bid, p, "1")
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
+        book.apply(Side::Ask, p, "2")
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
         let signed = format!("-{p}");
         assert_eq!(decimal::signed(&signed).unwrap(), signed);
     }
@@ -202,8 +204,10 @@ fn a_price_the_check_accepts_is_one_the_book_keys_exactly() {
     assert_eq!(book.len(), (7, 7));
     // One unit of the last place apart: two levels, each with its own digits.
     let mut b = OrderBook::new();
-    b.apply(Side::Ask, "99999999999999999999.99999998", "1").unwrap();
-    b.apply(Side::Ask, "99999999999999999999.99999999", "2").unwrap();
+    b.apply(Side::Ask, "99999999999999999999.99999998", "1")
+        .unwrap();
+    b.apply(Side::Ask, "99999999999999999999.99999999", "2")
+        .unwrap();
     b.apply(Side::Ask, "0.000000000000000002", "3").unwrap();
     b.apply(Side::Ask, "0.000000000000000001", "4").unwrap();
     assert_eq!(

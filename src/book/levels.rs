@@ -242,23 +242,29 @@ impl BookSide {
             .collect()
     }
 
-    /// Deletes the worst levels beyond `depth`; how many were deleted.
-    fn truncate(&mut self, depth: usize) -> usize {
+    /// Deletes the worst levels beyond `depth`, their prices (as the venue wrote them) pushed
+    /// to `removed`; how many were deleted.
+    fn truncate(&mut self, depth: usize, mut removed: Option<&mut Vec<String>>) -> usize {
         let extra = self.levels.len().saturating_sub(depth);
         if extra == 0 {
             return 0;
         }
+        let mut drop_key = |levels: &mut FxHashMap<i128, Level>, k: &i128| {
+            if let (Some(l), Some(out)) = (levels.remove(k), removed.as_deref_mut()) {
+                out.push(l.price);
+            }
+        };
         if let Some(o) = &mut self.order {
             for _ in 0..extra {
                 if let Some(k) = o.pop_first() {
-                    self.levels.remove(&k);
+                    drop_key(&mut self.levels, &k);
                 }
             }
         } else {
             let mut keys: Vec<i128> = self.levels.keys().copied().collect();
             keys.select_nth_unstable(extra - 1);
             for k in &keys[..extra] {
-                self.levels.remove(k);
+                drop_key(&mut self.levels, k);
             }
         }
         // Only the worst levels went; with depth 0 the best did too.
@@ -353,7 +359,18 @@ impl OrderBook {
     /// Deletes the levels beyond the best `depth` on each side (venues whose book is a window
     /// of the subscribed depth, e.g. Kraken); how many levels were deleted.
     pub fn truncate(&mut self, depth: usize) -> usize {
-        self.bids.truncate(depth) + self.asks.truncate(depth)
+        self.bids.truncate(depth, None) + self.asks.truncate(depth, None)
+    }
+
+    /// [`OrderBook::truncate`], the deleted levels' prices (as the venue wrote them) appended
+    /// to `bids` and `asks`: what a consumer of the deltas must delete too.
+    pub fn truncate_into(
+        &mut self,
+        depth: usize,
+        bids: &mut Vec<String>,
+        asks: &mut Vec<String>,
+    ) -> usize {
+        self.bids.truncate(depth, Some(bids)) + self.asks.truncate(depth, Some(asks))
     }
 
     /// The best `n` levels of one side as the venue wrote them, best first (asks ascending,

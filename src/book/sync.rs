@@ -179,6 +179,8 @@ pub struct BookSync {
     bridge_rejected: u64,
     /// Diffs dropped in a row since the last applied one (synced book only).
     drops: u32,
+    /// Prices of the levels the last check's depth window deleted (bids, asks).
+    truncated: (Vec<String>, Vec<String>),
 }
 
 impl BookSync {
@@ -202,6 +204,7 @@ impl BookSync {
             out_of_order: 0,
             bridge_rejected: 0,
             drops: 0,
+            truncated: (Vec::new(), Vec::new()),
         }
     }
 
@@ -302,10 +305,14 @@ impl BookSync {
         Ok(())
     }
 
-    /// The checks after an update: depth window, checksum, crossed book.
+    /// The checks after an update: depth window (the levels it deletes are kept in
+    /// `self.truncated`), checksum, crossed book.
     fn check(&mut self, checksum: Option<u32>) -> Option<Break> {
+        self.truncated.0.clear();
+        self.truncated.1.clear();
         if let Some(depth) = self.seq.max_depth() {
-            self.book.truncate(depth);
+            let (bids, asks) = &mut self.truncated;
+            self.book.truncate_into(depth, bids, asks);
         }
         if let Some(venue) = checksum {
             if let Some(local) = self.seq.checksum(&self.book) {
@@ -346,7 +353,9 @@ impl BookSync {
     }
 
     /// [`BookSync::on_diff`], handing an applied diff back so its levels can move into the
-    /// emitted record.
+    /// emitted record. The levels the book's depth window deleted after it are appended to the
+    /// diff as deletions (quantity `"0"`), so the diff applied in order to the book before it
+    /// gives exactly the book after it, at full depth.
     pub fn take_diff(&mut self, d: Diff) -> Result<(Step, Option<Diff>), BadDecimal> {
         let State::Synced { last, bridged } = self.state else {
             if self.seq.source() == SnapshotSource::InBand {
@@ -381,7 +390,19 @@ impl BookSync {
             }
             Decision::Apply => match self.apply_checked(&d)? {
                 Some(b) => Ok((Step::Broken(b), None)),
-                None => Ok((Step::Applied, Some(d))),
+                None => {
+                    // Levels the depth window deleted are deletions of this diff too (the
+                    // venue does not send them): appended after the diff's own levels, so
+                    // the diff applied in order to the previous book gives this book.
+                    let mut d = d;
+                    for p in self.truncated.0.drain(..) {
+                        d.bids.push(&p, "0");
+                    }
+                    for p in self.truncated.1.drain(..) {
+                        d.asks.push(&p, "0");
+                    }
+                    Ok((Step::Applied, Some(d)))
+                }
             },
             Decision::Gap { expected, got } => {
                 self.reset();
@@ -593,10 +614,7 @@ mod tests {
                 assert_eq!(s.on_diff(diff(50, 60, "1.1")).unwrap(), Step::Dropped);
             }
             let next = 101 + round;
-            assert_eq!(
-                s.on_diff(diff(next, next, "1.2")).unwrap(),
-                Step::Applied
-            );
+            assert_eq!(s.on_diff(diff(next, next, "1.2")).unwrap(), Step::Applied);
         }
         assert!(s.is_synced());
         assert_eq!(s.last_update_id(), Some(103));

@@ -333,18 +333,22 @@ impl BookKeeper {
         out.out_of_order = e.sync.take_out_of_order();
         out.bridge_rejected = e.sync.take_bridge_rejected();
         for (n, what) in [
-            (out.out_of_order, "out of order (an id no growing stream has there)"),
+            (
+                out.out_of_order,
+                "out of order (an id no growing stream has there)",
+            ),
             (out.bridge_rejected, "as impossible"),
         ] {
             if n > 0 {
-                out.records.push(ProduceEvent::typed(Normalized::FeedEvent(feed_event(
-                    self.exchange,
-                    symbol,
-                    Kind::RejectedUpdate,
-                    format!("{n} buffered diffs skipped {what} while bridging the snapshot"),
-                    "",
-                    receipt_us,
-                ))));
+                out.records
+                    .push(ProduceEvent::typed(Normalized::FeedEvent(feed_event(
+                        self.exchange,
+                        symbol,
+                        Kind::RejectedUpdate,
+                        format!("{n} buffered diffs skipped {what} while bridging the snapshot"),
+                        "",
+                        receipt_us,
+                    ))));
             }
         }
         let e = self.entry(symbol);
@@ -387,6 +391,11 @@ impl BookKeeper {
             _ => {}
         }
         Ok(out)
+    }
+
+    /// `symbol`'s book as kept (at full depth; meaningful when synced).
+    pub fn book(&self, symbol: &str) -> Option<&crate::book::OrderBook> {
+        self.books.get(symbol).map(|e| e.sync.book())
     }
 
     /// Whether `symbol`'s book is in sync.
