@@ -424,3 +424,60 @@ fn diffs_the_bridge_skips_are_counted_and_announced() {
     let out = keeper.on_snapshot("BTC-USDT", &snap, 2).unwrap();
     assert_eq!((out.out_of_order, out.bridge_rejected), (0, 0));
 }
+
+/// Issue 18 §2: one snapshot-wait budget for all books of a connection, counted with each
+/// diff's own size and its levels' index. Past it, the oldest diffs of the largest buffer go,
+/// counted and announced for their symbol; the rest still bridge a newer snapshot.
+#[test]
+fn the_connection_budget_bounds_every_book_buffer_together() {
+    // Each diff: one bid of 3 + 1 bytes of text, one index entry of two usizes.
+    let per = std::mem::size_of::<Diff>() + 4 + 2 * std::mem::size_of::<usize>();
+    let mut keeper =
+        BookKeeper::new("BINANCE", Arc::new(Rules::Spot), 0, None).with_buffer_budget(3 * per);
+    for (i, p) in [(1, "1.1"), (2, "1.2"), (3, "1.3")] {
+        let out = keeper
+            .on_diff("AAA-USDT", diff(i, i, (p, "1"), None))
+            .unwrap();
+        assert!(out.need_snapshot && out.overflowed == 0 && out.records.is_empty());
+    }
+    assert_eq!(keeper.buffered_bytes(), 3 * per);
+    // Another symbol's diff takes the total past the budget: AAA's oldest diff goes.
+    let out = keeper
+        .on_diff("BBB-USDT", diff(1, 1, ("7.1", "1"), None))
+        .unwrap();
+    assert_eq!(out.overflowed, 1);
+    assert_eq!(
+        out.overflowed_by_symbol
+            .iter()
+            .map(|(s, n)| (s.as_ref(), *n))
+            .collect::<Vec<_>>(),
+        [("AAA-USDT", 1)]
+    );
+    let ev = events(&out.records);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (ev[0].kind, ev[0].symbol.as_str()),
+        (Kind::BufferOverflow as i32, "AAA-USDT")
+    );
+    assert_eq!(keeper.buffered_bytes(), 3 * per);
+    // AAA lost diff 1: a snapshot at 0 cannot be bridged (a gap, the buffer kept) ...
+    let snap = |id| Snapshot {
+        last_update_id: id,
+        bids: vec![("1.0".into(), "5".into())],
+        asks: vec![("2.0".into(), "5".into())],
+        ..Snapshot::default()
+    };
+    let out = keeper.on_snapshot("AAA-USDT", &snap(0), 1).unwrap();
+    assert_eq!(out.gap, Some((1, 2)));
+    assert!(!keeper.is_synced("AAA-USDT"));
+    // ... one at 1 is, with diffs 2 and 3; their bytes leave the budget.
+    let out = keeper.on_snapshot("AAA-USDT", &snap(1), 2).unwrap();
+    assert!(out.synced);
+    let b = full_book(&keeper, "AAA-USDT");
+    let bids: Vec<&str> = b.bids.iter().map(|l| l.price.as_str()).collect();
+    assert_eq!(bids, ["1.3", "1.2", "1.0"]);
+    assert_eq!(keeper.buffered_bytes(), per, "BBB's one diff");
+    // A reset frees its book's share.
+    keeper.reset("BBB-USDT");
+    assert_eq!(keeper.buffered_bytes(), 0);
+}

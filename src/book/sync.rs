@@ -38,10 +38,18 @@ pub struct Diff {
     pub receipt_time: i64,
 }
 
+/// Bytes of a [`Levels`] index entry per level (where its price and quantity end).
+pub const LEVEL_INDEX_BYTES: usize = 2 * std::mem::size_of::<usize>();
+
 impl Diff {
-    /// Text bytes held by its levels (the buffer's memory bound counts these).
-    pub fn text_bytes(&self) -> usize {
-        self.bids.text_len() + self.asks.text_len() + 64
+    /// Bytes the diff holds while buffered: the struct itself (its slot in the buffer), its
+    /// levels' text and their per-level index. The snapshot-wait buffers' memory bounds count
+    /// these.
+    pub fn buffered_bytes(&self) -> usize {
+        std::mem::size_of::<Diff>()
+            + self.bids.text_len()
+            + self.asks.text_len()
+            + (self.bids.len() + self.asks.len()) * LEVEL_INDEX_BYTES
     }
 }
 
@@ -149,7 +157,9 @@ enum State {
     Synced { last: i64, bridged: bool },
 }
 
-/// Default bound of the diffs buffered while a REST snapshot is awaited, in text bytes.
+/// Default bound of the diffs buffered while a REST snapshot is awaited, in bytes
+/// ([`Diff::buffered_bytes`]); the feed's [`crate::feed::books::BookKeeper`] sets its
+/// connection-wide budget instead.
 pub const DEFAULT_BUFFER_BYTES: usize = 16 << 20;
 
 /// Diffs in a row a synced book may drop as older than itself before it is declared stalled
@@ -208,10 +218,16 @@ impl BookSync {
         }
     }
 
-    /// Caps the buffered diffs' text at `bytes`.
+    /// Caps the buffered diffs at `bytes` ([`Diff::buffered_bytes`]).
     pub fn with_buffer_bytes(mut self, bytes: usize) -> BookSync {
-        self.buffer_byte_limit = bytes.max(1);
+        self.set_buffer_bytes(bytes);
         self
+    }
+
+    /// [`BookSync::with_buffer_bytes`] on a book in place (diffs already buffered stay until
+    /// the next one is buffered).
+    pub fn set_buffer_bytes(&mut self, bytes: usize) {
+        self.buffer_byte_limit = bytes.max(1);
     }
 
     /// The venue's rules.
@@ -237,7 +253,7 @@ impl BookSync {
         }
     }
 
-    /// Diffs buffered now, and their text bytes.
+    /// Diffs buffered now, and their bytes ([`Diff::buffered_bytes`]).
     pub fn buffered(&self) -> (usize, usize) {
         (self.buffer.len(), self.buffer_bytes)
     }
@@ -261,6 +277,21 @@ impl BookSync {
         std::mem::take(&mut self.bridge_rejected)
     }
 
+    /// Pushes the oldest buffered diffs out until at most `bytes` remain; how many went (they
+    /// are not counted in [`BookSync::take_overflowed`]: the caller that sheds counts them).
+    /// What remains is still a contiguous tail of the stream, so a newer snapshot bridges it.
+    pub fn shed_to(&mut self, bytes: usize) -> u64 {
+        let mut n = 0;
+        while self.buffer_bytes > bytes {
+            let Some(old) = self.buffer.pop_front() else {
+                break;
+            };
+            self.buffer_bytes -= old.buffered_bytes();
+            n += 1;
+        }
+        n
+    }
+
     /// Forgets the book (e.g. after a reconnect); diffs are buffered until the next snapshot.
     pub fn reset(&mut self) {
         self.state = State::AwaitingSnapshot;
@@ -275,7 +306,7 @@ impl BookSync {
     /// counted as overflowed and the buffer is emptied (diffs before a lost one can never bridge
     /// onto the diffs after it), so only a snapshot the following diffs bridge syncs the book.
     fn buffer(&mut self, d: Diff) {
-        let bytes = d.text_bytes();
+        let bytes = d.buffered_bytes();
         if bytes > self.buffer_byte_limit {
             self.overflowed += self.buffer.len() as u64 + 1;
             self.buffer.clear();
@@ -287,7 +318,7 @@ impl BookSync {
                 || self.buffer_bytes + bytes > self.buffer_byte_limit)
         {
             if let Some(old) = self.buffer.pop_front() {
-                self.buffer_bytes -= old.text_bytes();
+                self.buffer_bytes -= old.buffered_bytes();
                 self.overflowed += 1;
             }
         }
@@ -618,6 +649,18 @@ mod tests {
         }
         assert!(s.is_synced());
         assert_eq!(s.last_update_id(), Some(103));
+    }
+
+    #[test]
+    fn a_buffered_diff_counts_itself_its_text_and_its_level_index() {
+        let mut d = diff(1, 1, "1.5");
+        d.asks.push("2.25", "10");
+        // "1.5" "1" and "2.25" "10": 4 + 6 bytes of text, two index entries of two usizes.
+        let want = std::mem::size_of::<Diff>() + 10 + 2 * 2 * std::mem::size_of::<usize>();
+        assert_eq!(d.buffered_bytes(), want);
+        let mut s = BookSync::new(Arc::new(Ids(SnapshotSource::Rest)), 10);
+        assert_eq!(s.on_diff(d).unwrap(), Step::Buffered);
+        assert_eq!(s.buffered(), (1, want));
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::book::levels::BadDecimal;
+#[cfg(doc)]
+use crate::book::sync::DEFAULT_BUFFER_BYTES;
 use crate::book::{BookSync, Break, Diff, Sequencer, Snapshot, SnapshotSource, Step};
 use crate::producer::ProduceEvent;
 use crate::schema::borrowed::{EncodedRecord, Level2DeltaRef};
@@ -29,8 +31,13 @@ pub struct BookOutput {
     /// An impossible diff was not applied; the synced book was discarded with it
     /// (`need_snapshot` is set).
     pub rejected: Option<&'static str>,
-    /// Diffs pushed out of the snapshot-wait buffer.
+    /// Diffs pushed out of the snapshot-wait buffers: this symbol's (its own cap), and, when
+    /// the connection's budget ([`BookKeeper::with_buffer_budget`]) is full, other symbols'
+    /// too. Each symbol that lost diffs gets a `BUFFER_OVERFLOW` record in `records`.
     pub overflowed: u64,
+    /// `overflowed` by symbol: the feed counts each in `book_diffs_skipped{exchange, symbol,
+    /// reason="buffer_overflow"}`.
+    pub overflowed_by_symbol: Vec<(Arc<str>, u64)>,
     /// A level the book could not take (the book was discarded).
     pub bad_decimal: Option<BadDecimal>,
     /// The diff was older than the book (or came before an in-band snapshot): not applied.
@@ -57,6 +64,10 @@ struct Entry {
     last_timestamp: Option<i64>,
 }
 
+/// Default budget of the diffs all books of one connection may buffer while they await
+/// their snapshots (64 MiB, counted by [`Diff::buffered_bytes`]).
+pub const DEFAULT_BUFFER_BUDGET: usize = 64 << 20;
+
 /// Books of all symbols of one feed.
 pub struct BookKeeper {
     exchange: &'static str,
@@ -64,6 +75,10 @@ pub struct BookKeeper {
     every: u32,
     depth: Option<usize>,
     books: FxHashMap<String, Entry>,
+    /// Bytes all books may buffer together.
+    budget: usize,
+    /// Bytes all books buffer now.
+    buffered: usize,
 }
 
 /// A `FeedEvent` record.
@@ -117,6 +132,74 @@ impl BookKeeper {
             every,
             depth,
             books: FxHashMap::default(),
+            budget: DEFAULT_BUFFER_BUDGET,
+            buffered: 0,
+        }
+    }
+
+    /// Bounds the diffs all books of this connection buffer together while awaiting their
+    /// snapshots at `bytes` (default [`DEFAULT_BUFFER_BUDGET`]; one book alone may use all of
+    /// it, instead of [`DEFAULT_BUFFER_BYTES`] each). When a diff takes the total past the
+    /// budget, the oldest diffs of the book buffering the most are pushed out (that book is the
+    /// furthest from bridging its snapshot), counted in [`BookOutput::overflowed`] and
+    /// announced as `BUFFER_OVERFLOW` for their symbol.
+    pub fn with_buffer_budget(mut self, bytes: usize) -> BookKeeper {
+        self.budget = bytes.max(1);
+        let budget = self.budget;
+        for e in self.books.values_mut() {
+            e.sync.set_buffer_bytes(budget);
+        }
+        self
+    }
+
+    /// Bytes all books buffer now ([`Diff::buffered_bytes`]), never above the budget after a
+    /// step.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Brings the buffered total back within the budget, pushing out the oldest diffs of the
+    /// largest buffers first; each symbol that lost diffs is counted and announced in `out`.
+    fn enforce_budget(&mut self, out: &mut BookOutput, now: i64) {
+        while self.buffered > self.budget {
+            let Some((sym, e)) = self
+                .books
+                .iter_mut()
+                .max_by_key(|(_, e)| e.sync.buffered().1)
+            else {
+                break;
+            };
+            let held = e.sync.buffered().1;
+            if held == 0 {
+                break;
+            }
+            let excess = self.buffered - self.budget;
+            let n = e.sync.shed_to(held.saturating_sub(excess));
+            let left = e.sync.buffered().1;
+            self.buffered = self.buffered - held + left;
+            let symbol = e.symbol.clone();
+            let sym = sym.clone();
+            if n > 0 {
+                out.overflowed += n;
+                match out
+                    .overflowed_by_symbol
+                    .iter_mut()
+                    .find(|(s, _)| *s == symbol)
+                {
+                    Some((_, c)) => *c += n,
+                    None => out.overflowed_by_symbol.push((symbol, n)),
+                }
+                out.records.push(self.event(
+                    &sym,
+                    Kind::BufferOverflow,
+                    format!(
+                        "{n} buffered diffs pushed out: the connection's snapshot-wait budget \
+                         ({} bytes) is full",
+                        self.budget
+                    ),
+                    now,
+                ));
+            }
         }
     }
 
@@ -130,7 +213,7 @@ impl BookKeeper {
             // Allocate the key only for a new symbol, not per diff.
             let fresh = Entry {
                 symbol: Arc::from(symbol),
-                sync: BookSync::new(self.seq.clone(), 50_000),
+                sync: BookSync::new(self.seq.clone(), 50_000).with_buffer_bytes(self.budget),
                 deltas_since_book: 0,
                 last_event_time: None,
                 last_timestamp: None,
@@ -148,12 +231,15 @@ impl BookKeeper {
         for e in self.books.values_mut() {
             e.sync.reset();
         }
+        self.buffered = 0;
     }
 
     /// Forgets one book (e.g. after a delta of it was lost); it needs a new snapshot.
     pub fn reset(&mut self, symbol: &str) {
         if let Some(e) = self.books.get_mut(symbol) {
+            let held = e.sync.buffered().1;
             e.sync.reset();
+            self.buffered -= held;
         }
     }
 
@@ -205,8 +291,15 @@ impl BookKeeper {
         let mut out = BookOutput::default();
         let receipt = diff.receipt_time;
         let e = self.entry(symbol);
+        let held = e.sync.buffered().1;
         let step = e.sync.take_diff(diff);
         out.overflowed = e.sync.take_overflowed();
+        let now_held = e.sync.buffered().1;
+        let own = e.symbol.clone();
+        self.buffered = self.buffered - held + now_held;
+        if out.overflowed > 0 {
+            out.overflowed_by_symbol.push((own, out.overflowed));
+        }
         let step = match step {
             Ok(s) => s,
             Err(bad) => {
@@ -222,14 +315,13 @@ impl BookKeeper {
                 return Ok(out);
             }
         };
-        if out.overflowed > 0 {
+        let own_overflow = out.overflowed;
+        self.enforce_budget(&mut out, receipt);
+        if own_overflow > 0 {
             out.records.push(self.event(
                 symbol,
                 Kind::BufferOverflow,
-                format!(
-                    "{} buffered diffs pushed out while awaiting a snapshot",
-                    out.overflowed
-                ),
+                format!("{own_overflow} buffered diffs pushed out while awaiting a snapshot"),
                 receipt,
             ));
         }
@@ -329,9 +421,12 @@ impl BookKeeper {
     ) -> Result<BookOutput, BadDecimal> {
         let mut out = BookOutput::default();
         let e = self.entry(symbol);
+        let held = e.sync.buffered().1;
         let step = e.sync.on_snapshot(snap);
+        let now_held = e.sync.buffered().1;
         out.out_of_order = e.sync.take_out_of_order();
         out.bridge_rejected = e.sync.take_bridge_rejected();
+        self.buffered = self.buffered - held + now_held;
         for (n, what) in [
             (
                 out.out_of_order,

@@ -289,11 +289,11 @@ mod tests {
             let d = diff(i, i, None, (big.as_str(), "1"));
             assert_eq!(s.on_diff(d).unwrap(), Step::Buffered);
         }
-        // Each diff holds 201 bytes of level text (+64 of bookkeeping): at most 3 fit.
+        // Each diff holds itself, 201 bytes of level text and one level's index entry.
+        let per = std::mem::size_of::<Diff>() + 201 + crate::book::sync::LEVEL_INDEX_BYTES;
         let (n, bytes) = s.buffered();
-        assert_eq!(n, 3);
-        assert!(bytes <= 1_000, "{bytes}");
-        assert_eq!(s.take_overflowed(), 17);
+        assert_eq!((n, bytes), (1_000 / per, 1_000 / per * per));
+        assert_eq!(s.take_overflowed(), (20 - 1_000 / per) as u64);
     }
 
     /// The bid prices of the book, best first.
