@@ -274,8 +274,210 @@ fn binance_breaks_and_old_diffs_are_reported_by_the_keeper() {
         .unwrap();
     let ev = events(&out.records);
     assert_eq!(
-        (ev[0].kind, ev[0].reason.as_str()),
-        (Kind::RejectedUpdate as i32, "u_before_U")
+        (ev[0].kind, ev[0].reason.as_str(), ev[0].action.as_str()),
+        (
+            Kind::RejectedUpdate as i32,
+            "u_before_U; book discarded",
+            "rest_refetch"
+        )
     );
-    assert!(keeper.is_synced("BTC-USDT"));
+    // A synced book that cannot apply a diff no longer follows the venue: resync.
+    assert!(out.need_snapshot && !keeper.is_synced("BTC-USDT"));
+}
+
+/// Issue 18 §1: after one absurd `u` the genuine diffs are all "older than the book"; the
+/// 100th dropped in a row is announced as a gap and the book is resynced from the next snapshot.
+#[test]
+fn a_synced_book_that_stops_applying_is_announced_as_a_gap_and_resynced() {
+    let mut keeper = BookKeeper::new("BINANCE", Arc::new(Rules::Spot), 0, None);
+    let snap = Snapshot {
+        last_update_id: 10,
+        bids: vec![("1.0".into(), "5".into())],
+        asks: vec![("2.0".into(), "5".into())],
+        ..Snapshot::default()
+    };
+    assert!(keeper.on_snapshot("BTC-USDT", &snap, 1).unwrap().synced);
+    // U = 11 continues the book; u is absurd (within the plausible span of one diff).
+    let out = keeper
+        .on_diff("BTC-USDT", diff(11, 90_000_000, ("1.1", "1"), None))
+        .unwrap();
+    assert_eq!(out.records.len(), 1, "applied: one Level2Delta");
+    // The genuine stream goes on at 12, 13, ...: 99 dropped, each counted, nothing announced.
+    for id in 12..12 + 99 {
+        let out = keeper
+            .on_diff("BTC-USDT", diff(id, id, ("1.2", "1"), None))
+            .unwrap();
+        assert!(out.dropped && !out.need_snapshot && out.records.is_empty());
+    }
+    // The 100th: the book is discarded, a gap event names the reason, a refetch is asked for.
+    let out = keeper
+        .on_diff("BTC-USDT", diff(111, 111, ("1.2", "1"), None))
+        .unwrap();
+    assert!(out.need_snapshot && !keeper.is_synced("BTC-USDT"));
+    assert!(matches!(
+        out.broken,
+        Some(tickflow::book::Break::Stalled {
+            dropped: 100,
+            last: 90_000_000,
+            got: 111
+        })
+    ));
+    let ev = events(&out.records);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (
+            ev[0].kind,
+            ev[0].expected_id,
+            ev[0].got_id,
+            ev[0].action.as_str()
+        ),
+        (
+            Kind::Gap as i32,
+            Some(90_000_001),
+            Some(111),
+            "rest_refetch"
+        )
+    );
+    assert!(
+        ev[0]
+            .reason
+            .starts_with("stalled book: 100 diffs in a row dropped"),
+        "{}",
+        ev[0].reason
+    );
+    // The venue's book at 110 (the genuine diffs applied to the snapshot) resyncs it, and the
+    // buffered diff 111 bridges onto it.
+    let venue_book = Snapshot {
+        last_update_id: 110,
+        bids: vec![("1.0".into(), "5".into()), ("1.2".into(), "1".into())],
+        asks: vec![("2.0".into(), "5".into())],
+        ..Snapshot::default()
+    };
+    let out = keeper.on_snapshot("BTC-USDT", &venue_book, 2).unwrap();
+    assert!(out.synced && keeper.is_synced("BTC-USDT"));
+    let out = keeper
+        .on_diff("BTC-USDT", diff(112, 112, ("1.3", "1"), None))
+        .unwrap();
+    assert_eq!(out.records.len(), 1, "applied again");
+}
+
+fn full_book(keeper: &BookKeeper, symbol: &str) -> tickflow::schema::Level2Book {
+    let Payload::Typed(n) = keeper.republish(symbol, 0).unwrap().payload else {
+        panic!()
+    };
+    let Normalized::Level2Book(b) = *n else {
+        panic!()
+    };
+    b
+}
+
+/// Issue 18 §1: diffs a snapshot's bridge skips (out of order, or impossible) are counted and
+/// announced, not lost silently.
+#[test]
+fn diffs_the_bridge_skips_are_counted_and_announced() {
+    let mut keeper = BookKeeper::new("BINANCE", Arc::new(Rules::Spot), 0, None);
+    for d in [
+        // Older than the snapshot (10): dropped, as Binance's procedure says; not a loss.
+        diff(9, 10, ("0.9", "1"), None),
+        diff(11, 11, ("1.1", "1"), None),
+        // u < U: impossible.
+        diff(15, 12, ("1.5", "1"), None),
+        // An id far ahead of the chain, which the next diff proves out of order.
+        diff(500, 600, ("1.6", "1"), None),
+        diff(12, 12, ("1.2", "1"), None),
+    ] {
+        assert!(keeper.on_diff("BTC-USDT", d).unwrap().need_snapshot);
+    }
+    let snap = Snapshot {
+        last_update_id: 10,
+        bids: vec![("1.0".into(), "5".into())],
+        asks: vec![("2.0".into(), "5".into())],
+        ..Snapshot::default()
+    };
+    let out = keeper.on_snapshot("BTC-USDT", &snap, 1).unwrap();
+    assert!(out.synced);
+    assert_eq!((out.out_of_order, out.bridge_rejected), (1, 1));
+    let ev = events(&out.records);
+    let reasons: Vec<(i32, &str)> = ev.iter().map(|e| (e.kind, e.reason.as_str())).collect();
+    assert_eq!(
+        reasons,
+        [
+            (
+                Kind::RejectedUpdate as i32,
+                "1 buffered diffs skipped out of order (an id no growing stream has there) \
+                 while bridging the snapshot"
+            ),
+            (
+                Kind::RejectedUpdate as i32,
+                "1 buffered diffs skipped as impossible while bridging the snapshot"
+            ),
+            (Kind::Synced as i32, "book built from a REST snapshot"),
+        ]
+    );
+    assert!(ev.iter().all(|e| e.symbol == "BTC-USDT"));
+    // The skipped diffs' levels never reached the book; the bridged ones did.
+    let b = full_book(&keeper, "BTC-USDT");
+    let bids: Vec<&str> = b.bids.iter().map(|l| l.price.as_str()).collect();
+    assert_eq!(bids, ["1.2", "1.1", "1.0"]);
+    assert_eq!(b.last_update_id, Some(12));
+    // Counted once: the next snapshot reports nothing skipped.
+    let out = keeper.on_snapshot("BTC-USDT", &snap, 2).unwrap();
+    assert_eq!((out.out_of_order, out.bridge_rejected), (0, 0));
+}
+
+/// Issue 18 §2: one snapshot-wait budget for all books of a connection, counted with each
+/// diff's own size and its levels' index. Past it, the oldest diffs of the largest buffer go,
+/// counted and announced for their symbol; the rest still bridge a newer snapshot.
+#[test]
+fn the_connection_budget_bounds_every_book_buffer_together() {
+    // Each diff: one bid of 3 + 1 bytes of text, one index entry of two usizes.
+    let per = std::mem::size_of::<Diff>() + 4 + 2 * std::mem::size_of::<usize>();
+    let mut keeper =
+        BookKeeper::new("BINANCE", Arc::new(Rules::Spot), 0, None).with_buffer_budget(3 * per);
+    for (i, p) in [(1, "1.1"), (2, "1.2"), (3, "1.3")] {
+        let out = keeper
+            .on_diff("AAA-USDT", diff(i, i, (p, "1"), None))
+            .unwrap();
+        assert!(out.need_snapshot && out.overflowed == 0 && out.records.is_empty());
+    }
+    assert_eq!(keeper.buffered_bytes(), 3 * per);
+    // Another symbol's diff takes the total past the budget: AAA's oldest diff goes.
+    let out = keeper
+        .on_diff("BBB-USDT", diff(1, 1, ("7.1", "1"), None))
+        .unwrap();
+    assert_eq!(out.overflowed, 1);
+    assert_eq!(
+        out.overflowed_by_symbol
+            .iter()
+            .map(|(s, n)| (s.as_ref(), *n))
+            .collect::<Vec<_>>(),
+        [("AAA-USDT", 1)]
+    );
+    let ev = events(&out.records);
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (ev[0].kind, ev[0].symbol.as_str()),
+        (Kind::BufferOverflow as i32, "AAA-USDT")
+    );
+    assert_eq!(keeper.buffered_bytes(), 3 * per);
+    // AAA lost diff 1: a snapshot at 0 cannot be bridged (a gap, the buffer kept) ...
+    let snap = |id| Snapshot {
+        last_update_id: id,
+        bids: vec![("1.0".into(), "5".into())],
+        asks: vec![("2.0".into(), "5".into())],
+        ..Snapshot::default()
+    };
+    let out = keeper.on_snapshot("AAA-USDT", &snap(0), 1).unwrap();
+    assert_eq!(out.gap, Some((1, 2)));
+    assert!(!keeper.is_synced("AAA-USDT"));
+    // ... one at 1 is, with diffs 2 and 3; their bytes leave the budget.
+    let out = keeper.on_snapshot("AAA-USDT", &snap(1), 2).unwrap();
+    assert!(out.synced);
+    let b = full_book(&keeper, "AAA-USDT");
+    let bids: Vec<&str> = b.bids.iter().map(|l| l.price.as_str()).collect();
+    assert_eq!(bids, ["1.3", "1.2", "1.0"]);
+    assert_eq!(keeper.buffered_bytes(), per, "BBB's one diff");
+    // A reset frees its book's share.
+    keeper.reset("BBB-USDT");
+    assert_eq!(keeper.buffered_bytes(), 0);
 }

@@ -4,12 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use serde_json::Value;
+use tickflow::book::{OrderBook, Side};
 use tickflow::venues::binance::Binance;
+use tickflow::venues::decimal;
 use tickflow::venues::kraken::{Kraken, WsVersion};
 use tickflow::venues::{ParseError, SymbolMap, Venue, VenueEvent};
 
 /// Not plain decimals, or more digits than a book level holds exactly.
-const HOSTILE: [&str; 10] = [
+const HOSTILE: [&str; 11] = [
     "NaN",
     "",
     "1e400",
@@ -20,6 +22,8 @@ const HOSTILE: [&str; 10] = [
     "1.",
     "1234567890123456789012345678901234567890",
     "0.0000000000000000001",
+    // 21 integer digits: past what a book key holds exactly (10^20).
+    "100000000000000000000",
 ];
 
 fn first_line(dir: &str, file: &str) -> Value {
@@ -164,4 +168,75 @@ fn kraken_channels_refuse_hostile_decimals() {
     refused(&m, &["1/0", "1/1", "1/3", "1/4"], false, parse);
     let m = first_line("kraken", "kraken_cmp_candlestick.jsonl");
     refused(&m, &["1/2", "1/3", "1/4", "1/5", "1/7"], false, parse);
+}
+
+/// The frame check and the book's key have one limit: every edge value the check accepts is a
+/// level the book keeps with its own digits (two prices one unit apart stay two levels), and
+/// every value just past a limit is refused by both. Values typed by hand.
+#[test]
+fn a_price_the_check_accepts_is_one_the_book_keys_exactly() {
+    let at_the_limit = [
+        // 20 integer digits.
+        "99999999999999999999",
+        "10000000000000000000",
+        // Leading zeros are not digits of the value.
+        "0000099999999999999999999",
+        // 18 places.
+        "0.000000000000000001",
+        "0.999999999999999999",
+        // 20 integer digits and 8 places: 28 significant digits.
+        "99999999999999999999.99999999",
+        "12345678901234567890.12345678",
+        // 10 integer digits and 18 places: 28 significant digits.
+        "1234567890.123456789012345678",
+    ];
+    let mut book = OrderBook::new();
+    for p in at_the_limit {
+        assert_eq!(decimal::unsigned(p).unwrap(), p);
+        book.apply(Side::Bid, p, "1")
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
+        book.apply(Side::Ask, p, "2")
+            .unwrap_or_else(|e| panic!("{p}: {e}"));
+        let signed = format!("-{p}");
+        assert_eq!(decimal::signed(&signed).unwrap(), signed);
+    }
+    // "99999999999999999999" and "0000099999999999999999999" are one price.
+    assert_eq!(book.len(), (7, 7));
+    // One unit of the last place apart: two levels, each with its own digits.
+    let mut b = OrderBook::new();
+    b.apply(Side::Ask, "99999999999999999999.99999998", "1")
+        .unwrap();
+    b.apply(Side::Ask, "99999999999999999999.99999999", "2")
+        .unwrap();
+    b.apply(Side::Ask, "0.000000000000000002", "3").unwrap();
+    b.apply(Side::Ask, "0.000000000000000001", "4").unwrap();
+    assert_eq!(
+        b.top(Side::Ask, 9),
+        [
+            ("0.000000000000000001", "4"),
+            ("0.000000000000000002", "3"),
+            ("99999999999999999999.99999998", "1"),
+            ("99999999999999999999.99999999", "2"),
+        ]
+    );
+
+    let just_past = [
+        // 21 integer digits (what the key held before: up to ~1.7·10^20).
+        "100000000000000000000",
+        "170141183460469231731",
+        "0000100000000000000000000",
+        "100000000000000000000.5",
+        // 19 places.
+        "0.0000000000000000001",
+        "1.0000000000000000000",
+    ];
+    for p in just_past {
+        assert!(decimal::unsigned(p).is_err(), "{p}");
+        assert!(decimal::signed(&format!("-{p}")).is_err(), "-{p}");
+        assert!(b.apply(Side::Bid, p, "1").is_err(), "{p}");
+        assert!(b.apply(Side::Ask, p, "1").is_err(), "{p}");
+    }
+    // 29 significant digits fit the key but not `rust_decimal`: the check refuses them.
+    assert!(decimal::unsigned("99999999999999999999.999999999").is_err());
+    assert!(decimal::unsigned("1234567890.1234567890123456789").is_err());
 }

@@ -153,6 +153,26 @@ impl Synced {
         }
     }
 
+    /// Syncs the book again from `book` (the venue's book at that point, as a REST snapshot).
+    fn resync(&mut self, book: &Level2Book) {
+        let snap = Snapshot {
+            last_update_id: book.last_update_id.unwrap(),
+            bids: book
+                .bids
+                .iter()
+                .map(|l| (l.price.clone(), l.quantity.clone()))
+                .collect(),
+            asks: book
+                .asks
+                .iter()
+                .map(|l| (l.price.clone(), l.quantity.clone()))
+                .collect(),
+            checksum: None,
+        };
+        let out = self.keeper.on_snapshot(SYMBOL, &snap, 2).unwrap();
+        assert!(out.synced, "{out:?}");
+    }
+
     /// The last applied update id (the next diff must start right after it).
     fn last_id(&self) -> i64 {
         self.book().unwrap().last_update_id.unwrap()
@@ -227,20 +247,28 @@ fn impossible_update_ids_are_rejected_or_resynced_and_counted() {
     let before = s.book().unwrap();
     let last = s.last_id();
 
-    // u < U: impossible; not applied, the book kept.
+    // u < U: impossible; not applied, and a synced book that cannot apply a diff no longer
+    // follows the venue: it is discarded, announced, and a REST refetch requested.
     let text = s.hostile(|d| {
         d["U"] = json!(last + 5);
         d["u"] = json!(last + 1);
     });
     let out = s.send(&text).unwrap();
     assert_eq!(out.rejected, Some("u_before_U"));
-    assert!(!out.need_snapshot && out.gap.is_none());
+    assert!(out.need_snapshot && out.gap.is_none());
+    assert!(!s.keeper.is_synced(SYMBOL));
     let ev = feed_events(&out.records);
     assert_eq!(ev.len(), 1);
     assert_eq!(
-        (ev[0].kind, ev[0].reason.as_str()),
-        (Kind::RejectedUpdate as i32, "u_before_U")
+        (ev[0].kind, ev[0].reason.as_str(), ev[0].action.as_str()),
+        (
+            Kind::RejectedUpdate as i32,
+            "u_before_U; book discarded",
+            "rest_refetch"
+        )
     );
+    // Nothing of it reached the book: the venue's book at `before` resyncs it.
+    s.resync(&before);
     assert_eq!(s.book().unwrap(), before);
 
     // u = i64::MAX from the right U: a span no 100 ms diff has.
@@ -248,10 +276,16 @@ fn impossible_update_ids_are_rejected_or_resynced_and_counted() {
         d["U"] = json!(last + 1);
         d["u"] = json!(i64::MAX);
     });
-    assert_eq!(s.send(&text).unwrap().rejected, Some("implausible_span"));
+    let out = s.send(&text).unwrap();
+    assert_eq!(out.rejected, Some("implausible_span"));
+    assert!(out.need_snapshot && !s.keeper.is_synced(SYMBOL));
+    s.resync(&before);
     // U = i64::MIN: the span overflows i64.
     let text = s.hostile(|d| d["U"] = json!(i64::MIN));
-    assert_eq!(s.send(&text).unwrap().rejected, Some("implausible_span"));
+    let out = s.send(&text).unwrap();
+    assert_eq!(out.rejected, Some("implausible_span"));
+    assert!(out.need_snapshot && !s.keeper.is_synced(SYMBOL));
+    s.resync(&before);
     assert_eq!(s.book().unwrap(), before);
 
     // Ids past i64 are not ids: a typed parse error.

@@ -48,20 +48,33 @@ fn quantity_is_zero(q: &str) -> Option<bool> {
 /// Decimal places of a book key: prices are keyed as exact integers of 10^-18.
 pub const KEY_SCALE: u32 = 18;
 
+/// Integer digits a book key holds (leading zeros aside): with [`KEY_SCALE`] places, any price
+/// below 10^20 is an exact `i128` (below 10^38 < `i128::MAX` ≈ 1.7·10^38), and its negation
+/// too. The one source of truth for what a venue's decimal may be
+/// ([`crate::venues::decimal`] refuses more), so a price the frame check accepts is one the book
+/// can key.
+pub const KEY_INTEGER_DIGITS: u32 = 20;
+
 /// A price as an exact fixed-point integer (units of 10^-[`KEY_SCALE`]): equal prices written
 /// with different digits (`"7.609"`, `"7.6090"`) get the same key, and comparing two keys is
 /// one integer comparison. Parsed in one pass over plain digits with an optional fraction; a
-/// price with more than 18 decimal places, too large for the scale, or not plain digits is
-/// refused (typed error, counted), never rounded.
+/// price with more than [`KEY_SCALE`] decimal places, more than [`KEY_INTEGER_DIGITS`] integer
+/// digits (leading zeros aside), or not plain digits is refused (typed error, counted), never
+/// rounded.
 fn key(price: &str) -> Result<i128, BadDecimal> {
     let bad = || BadDecimal(price.to_string());
     // Up to 19 digits fit a u64 (the common case: cheap arithmetic); longer ones go on in i128.
     let (mut small, mut wide): (u64, Option<i128>) = (0, None);
     let (mut scale, mut dot, mut digits) = (0u32, false, 0usize);
+    // Integer digits from the first non-zero one.
+    let mut integer = 0u32;
     for &c in price.as_bytes() {
         match c {
             b'0'..=b'9' => {
                 let d = c - b'0';
+                if !dot && (integer > 0 || d > 0) {
+                    integer += 1;
+                }
                 match wide {
                     None if digits < 19 => small = small * 10 + u64::from(d),
                     None => {
@@ -89,7 +102,7 @@ fn key(price: &str) -> Result<i128, BadDecimal> {
             _ => return Err(bad()),
         }
     }
-    if digits == 0 || (dot && scale == 0) || scale > KEY_SCALE {
+    if digits == 0 || (dot && scale == 0) || scale > KEY_SCALE || integer > KEY_INTEGER_DIGITS {
         return Err(bad());
     }
     wide.unwrap_or(i128::from(small))
@@ -229,23 +242,29 @@ impl BookSide {
             .collect()
     }
 
-    /// Deletes the worst levels beyond `depth`; how many were deleted.
-    fn truncate(&mut self, depth: usize) -> usize {
+    /// Deletes the worst levels beyond `depth`, their prices (as the venue wrote them) pushed
+    /// to `removed`; how many were deleted.
+    fn truncate(&mut self, depth: usize, mut removed: Option<&mut Vec<String>>) -> usize {
         let extra = self.levels.len().saturating_sub(depth);
         if extra == 0 {
             return 0;
         }
+        let mut drop_key = |levels: &mut FxHashMap<i128, Level>, k: &i128| {
+            if let (Some(l), Some(out)) = (levels.remove(k), removed.as_deref_mut()) {
+                out.push(l.price);
+            }
+        };
         if let Some(o) = &mut self.order {
             for _ in 0..extra {
                 if let Some(k) = o.pop_first() {
-                    self.levels.remove(&k);
+                    drop_key(&mut self.levels, &k);
                 }
             }
         } else {
             let mut keys: Vec<i128> = self.levels.keys().copied().collect();
             keys.select_nth_unstable(extra - 1);
             for k in &keys[..extra] {
-                self.levels.remove(k);
+                drop_key(&mut self.levels, k);
             }
         }
         // Only the worst levels went; with depth 0 the best did too.
@@ -340,7 +359,18 @@ impl OrderBook {
     /// Deletes the levels beyond the best `depth` on each side (venues whose book is a window
     /// of the subscribed depth, e.g. Kraken); how many levels were deleted.
     pub fn truncate(&mut self, depth: usize) -> usize {
-        self.bids.truncate(depth) + self.asks.truncate(depth)
+        self.bids.truncate(depth, None) + self.asks.truncate(depth, None)
+    }
+
+    /// [`OrderBook::truncate`], the deleted levels' prices (as the venue wrote them) appended
+    /// to `bids` and `asks`: what a consumer of the deltas must delete too.
+    pub fn truncate_into(
+        &mut self,
+        depth: usize,
+        bids: &mut Vec<String>,
+        asks: &mut Vec<String>,
+    ) -> usize {
+        self.bids.truncate(depth, Some(bids)) + self.asks.truncate(depth, Some(asks))
     }
 
     /// The best `n` levels of one side as the venue wrote them, best first (asks ascending,
@@ -440,12 +470,19 @@ mod tests {
             "0.000000000000000001",
             "123456789.12345678",
             "00.50",
+            "99999999999999999999.99999999",
+            "000099999999999999999999",
         ] {
             let d = Decimal::from_str(p).unwrap();
             let want = d.mantissa() * 10i128.pow(KEY_SCALE - d.scale());
             assert_eq!(key(p).unwrap(), want, "{p}");
         }
         assert_eq!(key("7.609").unwrap(), key("7.6090").unwrap());
+        // 20 integer digits and 18 places: more than `rust_decimal` holds, the key still does.
+        assert_eq!(
+            key("99999999999999999999.999999999999999999").unwrap(),
+            99_999_999_999_999_999_999_999_999_999_999_999_999i128
+        );
         for p in [
             "",
             ".",
@@ -458,6 +495,8 @@ mod tests {
             " 1",
             "NaN",
             "0.0000000000000000001",
+            "100000000000000000000",
+            "170141183460469231731",
         ] {
             assert!(key(p).is_err(), "{p:?}");
         }

@@ -8,4 +8,4 @@ pub mod sync;
 
 pub use levels::{OrderBook, Side};
 pub use sequencer::{crc32_top_levels, Decision, Sequencer, SnapshotSource};
-pub use sync::{BookSync, Break, Diff, Levels, Snapshot, Step};
+pub use sync::{BookSync, Break, Diff, Levels, Snapshot, Step, MAX_CONSECUTIVE_DROPS};

@@ -38,10 +38,18 @@ pub struct Diff {
     pub receipt_time: i64,
 }
 
+/// Bytes of a [`Levels`] index entry per level (where its price and quantity end).
+pub const LEVEL_INDEX_BYTES: usize = 2 * std::mem::size_of::<usize>();
+
 impl Diff {
-    /// Text bytes held by its levels (the buffer's memory bound counts these).
-    pub fn text_bytes(&self) -> usize {
-        self.bids.text_len() + self.asks.text_len() + 64
+    /// Bytes the diff holds while buffered: the struct itself (its slot in the buffer), its
+    /// levels' text and their per-level index. The snapshot-wait buffers' memory bounds count
+    /// these.
+    pub fn buffered_bytes(&self) -> usize {
+        std::mem::size_of::<Diff>()
+            + self.bids.text_len()
+            + self.asks.text_len()
+            + (self.bids.len() + self.asks.len()) * LEVEL_INDEX_BYTES
     }
 }
 
@@ -75,6 +83,17 @@ pub enum Break {
         /// Best ask price.
         ask: String,
     },
+    /// [`MAX_CONSECUTIVE_DROPS`] diffs in a row were older than the synced book: its last id
+    /// is wrong (an absurd id was applied, or the stream restarted), and every genuine diff
+    /// would be dropped silently from now on.
+    Stalled {
+        /// Diffs dropped in a row.
+        dropped: u32,
+        /// The book's last applied update id.
+        last: i64,
+        /// The final update id of the last diff dropped.
+        got: i64,
+    },
 }
 
 impl Break {
@@ -83,6 +102,7 @@ impl Break {
         match self {
             Break::Checksum { .. } => "checksum_mismatch",
             Break::Crossed { .. } => "crossed_book",
+            Break::Stalled { .. } => "stalled_book",
         }
     }
 }
@@ -94,6 +114,11 @@ impl std::fmt::Display for Break {
                 write!(f, "checksum mismatch: venue {venue}, local {local}")
             }
             Break::Crossed { bid, ask } => write!(f, "crossed book: bid {bid} >= ask {ask}"),
+            Break::Stalled { dropped, last, got } => write!(
+                f,
+                "stalled book: {dropped} diffs in a row dropped as older than the book \
+                 (last applied id {last}, last diff dropped ends at {got}); book discarded"
+            ),
         }
     }
 }
@@ -104,7 +129,8 @@ pub enum Step {
     /// Kept until a snapshot arrives (or, when it does not fit the buffer's byte cap, counted
     /// as overflowed: see [`BookSync::take_overflowed`]); a snapshot is needed either way.
     Buffered,
-    /// Older than the book (or waiting for an in-band snapshot); ignored.
+    /// Older than the book (or waiting for an in-band snapshot); ignored. The
+    /// [`MAX_CONSECUTIVE_DROPS`]th in a row on a synced book is [`Break::Stalled`] instead.
     Dropped,
     /// Applied to the book.
     Applied,
@@ -119,7 +145,9 @@ pub enum Step {
     },
     /// The book failed a check after an update: it is discarded and a new snapshot is needed.
     Broken(Break),
-    /// The diff is impossible and was not applied (the book is kept).
+    /// The diff is impossible and was not applied. A synced book that cannot apply a diff no
+    /// longer follows the venue: it is discarded and a new snapshot is needed (the impossible
+    /// diff itself is not buffered).
     Rejected(&'static str),
 }
 
@@ -129,8 +157,19 @@ enum State {
     Synced { last: i64, bridged: bool },
 }
 
-/// Default bound of the diffs buffered while a REST snapshot is awaited, in text bytes.
+/// Default bound of the diffs buffered while a REST snapshot is awaited, in bytes
+/// ([`Diff::buffered_bytes`]); the feed's [`crate::feed::books::BookKeeper`] sets its
+/// connection-wide budget instead.
 pub const DEFAULT_BUFFER_BYTES: usize = 16 << 20;
+
+/// Diffs in a row a synced book may drop as older than itself before it is declared stalled
+/// ([`Break::Stalled`]) and discarded. A stream that continues the book drops none once
+/// synced (the diffs a snapshot already holds are dropped while bridging it); a venue that
+/// repeats a few diffs around a reconnect drops a handful. 100 diffs are 10 s of a Binance
+/// symbol's 100 ms stream: long enough to never fire on such a seam, short enough that a book
+/// whose last id went absurd (one diff with `u` far ahead) is resynced within seconds instead
+/// of silently frozen.
+pub const MAX_CONSECUTIVE_DROPS: u32 = 100;
 
 /// The book of one symbol and its sync state.
 #[derive(Debug)]
@@ -146,6 +185,12 @@ pub struct BookSync {
     overflowed: u64,
     /// Buffered diffs a snapshot's bridge skipped as out of order.
     out_of_order: u64,
+    /// Buffered diffs a snapshot's bridge skipped as impossible (the sequencer rejected them).
+    bridge_rejected: u64,
+    /// Diffs dropped in a row since the last applied one (synced book only).
+    drops: u32,
+    /// Prices of the levels the last check's depth window deleted (bids, asks).
+    truncated: (Vec<String>, Vec<String>),
 }
 
 impl BookSync {
@@ -167,13 +212,22 @@ impl BookSync {
             buffer_byte_limit: DEFAULT_BUFFER_BYTES,
             overflowed: 0,
             out_of_order: 0,
+            bridge_rejected: 0,
+            drops: 0,
+            truncated: (Vec::new(), Vec::new()),
         }
     }
 
-    /// Caps the buffered diffs' text at `bytes`.
+    /// Caps the buffered diffs at `bytes` ([`Diff::buffered_bytes`]).
     pub fn with_buffer_bytes(mut self, bytes: usize) -> BookSync {
-        self.buffer_byte_limit = bytes.max(1);
+        self.set_buffer_bytes(bytes);
         self
+    }
+
+    /// [`BookSync::with_buffer_bytes`] on a book in place (diffs already buffered stay until
+    /// the next one is buffered).
+    pub fn set_buffer_bytes(&mut self, bytes: usize) {
+        self.buffer_byte_limit = bytes.max(1);
     }
 
     /// The venue's rules.
@@ -199,7 +253,7 @@ impl BookSync {
         }
     }
 
-    /// Diffs buffered now, and their text bytes.
+    /// Diffs buffered now, and their bytes ([`Diff::buffered_bytes`]).
     pub fn buffered(&self) -> (usize, usize) {
         (self.buffer.len(), self.buffer_bytes)
     }
@@ -217,12 +271,34 @@ impl BookSync {
         std::mem::take(&mut self.out_of_order)
     }
 
+    /// Buffered diffs skipped as impossible (the sequencer's [`Decision::Reject`]) when a
+    /// snapshot was bridged so far, and the counter reset. Their levels never reach the book.
+    pub fn take_bridge_rejected(&mut self) -> u64 {
+        std::mem::take(&mut self.bridge_rejected)
+    }
+
+    /// Pushes the oldest buffered diffs out until at most `bytes` remain; how many went (they
+    /// are not counted in [`BookSync::take_overflowed`]: the caller that sheds counts them).
+    /// What remains is still a contiguous tail of the stream, so a newer snapshot bridges it.
+    pub fn shed_to(&mut self, bytes: usize) -> u64 {
+        let mut n = 0;
+        while self.buffer_bytes > bytes {
+            let Some(old) = self.buffer.pop_front() else {
+                break;
+            };
+            self.buffer_bytes -= old.buffered_bytes();
+            n += 1;
+        }
+        n
+    }
+
     /// Forgets the book (e.g. after a reconnect); diffs are buffered until the next snapshot.
     pub fn reset(&mut self) {
         self.state = State::AwaitingSnapshot;
         self.book.clear();
         self.buffer.clear();
         self.buffer_bytes = 0;
+        self.drops = 0;
     }
 
     /// Keeps `d` until a snapshot arrives, within both caps: older diffs are pushed out to make
@@ -230,7 +306,7 @@ impl BookSync {
     /// counted as overflowed and the buffer is emptied (diffs before a lost one can never bridge
     /// onto the diffs after it), so only a snapshot the following diffs bridge syncs the book.
     fn buffer(&mut self, d: Diff) {
-        let bytes = d.text_bytes();
+        let bytes = d.buffered_bytes();
         if bytes > self.buffer_byte_limit {
             self.overflowed += self.buffer.len() as u64 + 1;
             self.buffer.clear();
@@ -242,7 +318,7 @@ impl BookSync {
                 || self.buffer_bytes + bytes > self.buffer_byte_limit)
         {
             if let Some(old) = self.buffer.pop_front() {
-                self.buffer_bytes -= old.text_bytes();
+                self.buffer_bytes -= old.buffered_bytes();
                 self.overflowed += 1;
             }
         }
@@ -260,10 +336,14 @@ impl BookSync {
         Ok(())
     }
 
-    /// The checks after an update: depth window, checksum, crossed book.
+    /// The checks after an update: depth window (the levels it deletes are kept in
+    /// `self.truncated`), checksum, crossed book.
     fn check(&mut self, checksum: Option<u32>) -> Option<Break> {
+        self.truncated.0.clear();
+        self.truncated.1.clear();
         if let Some(depth) = self.seq.max_depth() {
-            self.book.truncate(depth);
+            let (bids, asks) = &mut self.truncated;
+            self.book.truncate_into(depth, bids, asks);
         }
         if let Some(venue) = checksum {
             if let Some(local) = self.seq.checksum(&self.book) {
@@ -289,6 +369,7 @@ impl BookSync {
             last: d.last,
             bridged: true,
         };
+        self.drops = 0;
         let broken = self.check(d.checksum);
         if broken.is_some() {
             self.reset();
@@ -303,7 +384,9 @@ impl BookSync {
     }
 
     /// [`BookSync::on_diff`], handing an applied diff back so its levels can move into the
-    /// emitted record.
+    /// emitted record. The levels the book's depth window deleted after it are appended to the
+    /// diff as deletions (quantity `"0"`), so the diff applied in order to the book before it
+    /// gives exactly the book after it, at full depth.
     pub fn take_diff(&mut self, d: Diff) -> Result<(Step, Option<Diff>), BadDecimal> {
         let State::Synced { last, bridged } = self.state else {
             if self.seq.source() == SnapshotSource::InBand {
@@ -314,11 +397,43 @@ impl BookSync {
             return Ok((Step::Buffered, None));
         };
         match self.seq.decide(&d, last, bridged) {
-            Decision::Drop => Ok((Step::Dropped, None)),
-            Decision::Reject(why) => Ok((Step::Rejected(why), None)),
+            Decision::Drop => {
+                self.drops += 1;
+                if self.drops < MAX_CONSECUTIVE_DROPS {
+                    return Ok((Step::Dropped, None));
+                }
+                let stalled = Break::Stalled {
+                    dropped: self.drops,
+                    last,
+                    got: d.last,
+                };
+                self.reset();
+                if self.seq.source() == SnapshotSource::Rest {
+                    // Perhaps a genuine diff the wrong last id hid: the next snapshot decides.
+                    self.buffer(d);
+                }
+                Ok((Step::Broken(stalled), None))
+            }
+            Decision::Reject(why) => {
+                // The book cannot follow the venue past this diff: resync.
+                self.reset();
+                Ok((Step::Rejected(why), None))
+            }
             Decision::Apply => match self.apply_checked(&d)? {
                 Some(b) => Ok((Step::Broken(b), None)),
-                None => Ok((Step::Applied, Some(d))),
+                None => {
+                    // Levels the depth window deleted are deletions of this diff too (the
+                    // venue does not send them): appended after the diff's own levels, so
+                    // the diff applied in order to the previous book gives this book.
+                    let mut d = d;
+                    for p in self.truncated.0.drain(..) {
+                        d.bids.push(&p, "0");
+                    }
+                    for p in self.truncated.1.drain(..) {
+                        d.asks.push(&p, "0");
+                    }
+                    Ok((Step::Applied, Some(d)))
+                }
             },
             Decision::Gap { expected, got } => {
                 self.reset();
@@ -342,14 +457,20 @@ impl BookSync {
     /// ([`BookSync::take_out_of_order`]); they must not make every snapshot "too old" and keep
     /// the symbol from ever syncing again. A stream that only grows never skips a diff here:
     /// a snapshot older than the whole buffer, or a hole in it, is still a gap.
-    fn bridge(&self, id: i64) -> Result<(Vec<bool>, u64), Step> {
+    ///
+    /// Returns the chain, the diffs skipped as out of order, and the diffs skipped as rejected.
+    fn bridge(&self, id: i64) -> Result<(Vec<bool>, u64, u64), Step> {
         let mut chain = vec![false; self.buffer.len()];
-        let mut skipped = 0u64;
+        let (mut skipped, mut rejected) = (0u64, 0u64);
         let (mut last, mut bridged) = (id, false);
         let mut i = 0;
         while let Some(d) = self.buffer.get(i) {
             match self.seq.decide(d, last, bridged) {
-                Decision::Drop | Decision::Reject(_) => i += 1,
+                Decision::Drop => i += 1,
+                Decision::Reject(_) => {
+                    rejected += 1;
+                    i += 1;
+                }
                 Decision::Apply => {
                     chain[i] = true;
                     (last, bridged) = (d.last, true);
@@ -369,23 +490,23 @@ impl BookSync {
                         // keep buffering, fetch again.
                         return Err(Step::Gap { expected, got });
                     };
-                    skipped += (i..j)
-                        .filter(|&k| {
-                            matches!(
-                                self.seq.decide(&self.buffer[k], last, bridged),
-                                Decision::Gap { .. }
-                            )
-                        })
-                        .count() as u64;
+                    for d in self.buffer.range(i..j) {
+                        match self.seq.decide(d, last, bridged) {
+                            Decision::Gap { .. } => skipped += 1,
+                            Decision::Reject(_) => rejected += 1,
+                            _ => {}
+                        }
+                    }
                     i = j;
                 }
             }
         }
-        Ok((chain, skipped))
+        Ok((chain, skipped, rejected))
     }
 
     /// Builds the book from a snapshot and bridges the buffered diffs (Binance's procedure;
-    /// diffs out of order in the buffer are skipped, see [`BookSync::take_out_of_order`]).
+    /// diffs out of order in the buffer are skipped, see [`BookSync::take_out_of_order`], and
+    /// impossible ones too, see [`BookSync::take_bridge_rejected`]).
     /// `Step::Synced` on success; `Step::Gap` when the snapshot does not bridge the buffer (too
     /// old, or a hole in the buffered stream: fetch a newer one; the buffer is kept);
     /// `Step::Broken` when the snapshot fails its checksum or is crossed.
@@ -402,11 +523,13 @@ impl BookSync {
             book.apply(Side::Ask, p, q)?;
         }
         // Check the whole buffer before touching the book.
-        let (chain, skipped) = match self.bridge(s.last_update_id) {
+        let (chain, skipped, rejected) = match self.bridge(s.last_update_id) {
             Ok(plan) => plan,
             Err(gap) => return Ok(gap),
         };
         self.out_of_order += skipped;
+        self.bridge_rejected += rejected;
+        self.drops = 0;
         self.book = book;
         self.state = State::Synced {
             last: s.last_update_id,
@@ -428,5 +551,136 @@ impl BookSync {
             }
         }
         Ok(Step::Synced)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    /// Contiguous ids (`first` must follow `last`), as a generic venue's rules.
+    #[derive(Debug)]
+    struct Ids(SnapshotSource);
+
+    impl Sequencer for Ids {
+        fn source(&self) -> SnapshotSource {
+            self.0
+        }
+
+        fn decide(&self, d: &Diff, last: i64, _bridged: bool) -> Decision {
+            if d.last < d.first {
+                Decision::Reject("u_before_U")
+            } else if d.last <= last {
+                Decision::Drop
+            } else if d.first == last + 1 {
+                Decision::Apply
+            } else {
+                Decision::Gap {
+                    expected: last + 1,
+                    got: d.first,
+                }
+            }
+        }
+    }
+
+    fn diff(first: i64, last: i64, price: &str) -> Diff {
+        Diff {
+            first,
+            last,
+            bids: [(price, "1")].into_iter().collect(),
+            ..Diff::default()
+        }
+    }
+
+    fn synced(source: SnapshotSource, id: i64) -> BookSync {
+        let mut s = BookSync::new(Arc::new(Ids(source)), 1000);
+        let snap = Snapshot {
+            last_update_id: id,
+            bids: vec![("1".into(), "1".into())],
+            asks: vec![("2".into(), "1".into())],
+            checksum: None,
+        };
+        assert_eq!(s.on_snapshot(&snap).unwrap(), Step::Synced);
+        s
+    }
+
+    #[test]
+    fn after_one_absurd_id_the_genuine_diffs_stall_the_book_and_it_is_discarded() {
+        for source in [SnapshotSource::Rest, SnapshotSource::InBand] {
+            let mut s = synced(source, 10);
+            assert_eq!(s.on_diff(diff(11, 11, "1.1")).unwrap(), Step::Applied);
+            // One diff continues the book but ends absurdly far ahead.
+            assert_eq!(
+                s.on_diff(diff(12, 1_000_000_000, "1.2")).unwrap(),
+                Step::Applied
+            );
+            // The genuine stream (13, 14, ...) is now "older than the book".
+            for id in 13..13 + 99 {
+                assert_eq!(s.on_diff(diff(id, id, "1.3")).unwrap(), Step::Dropped);
+                assert!(s.is_synced());
+            }
+            // The 100th in a row: the book stopped applying; discarded, a snapshot needed.
+            let step = s.on_diff(diff(112, 112, "1.3")).unwrap();
+            assert_eq!(
+                step,
+                Step::Broken(Break::Stalled {
+                    dropped: 100,
+                    last: 1_000_000_000,
+                    got: 112
+                })
+            );
+            assert!(!s.is_synced() && s.book().is_empty());
+            // From a REST source the diff waits for the snapshot with the ones after it.
+            let kept = usize::from(source == SnapshotSource::Rest);
+            assert_eq!(s.buffered().0, kept, "{source:?}");
+        }
+    }
+
+    #[test]
+    fn drops_interrupted_by_an_applied_diff_do_not_stall_the_book() {
+        let mut s = synced(SnapshotSource::Rest, 100);
+        for round in 0..3 {
+            for _ in 0..MAX_CONSECUTIVE_DROPS - 1 {
+                assert_eq!(s.on_diff(diff(50, 60, "1.1")).unwrap(), Step::Dropped);
+            }
+            let next = 101 + round;
+            assert_eq!(s.on_diff(diff(next, next, "1.2")).unwrap(), Step::Applied);
+        }
+        assert!(s.is_synced());
+        assert_eq!(s.last_update_id(), Some(103));
+    }
+
+    #[test]
+    fn a_buffered_diff_counts_itself_its_text_and_its_level_index() {
+        let mut d = diff(1, 1, "1.5");
+        d.asks.push("2.25", "10");
+        // "1.5" "1" and "2.25" "10": 4 + 6 bytes of text, two index entries of two usizes.
+        let want = std::mem::size_of::<Diff>() + 10 + 2 * 2 * std::mem::size_of::<usize>();
+        assert_eq!(d.buffered_bytes(), want);
+        let mut s = BookSync::new(Arc::new(Ids(SnapshotSource::Rest)), 10);
+        assert_eq!(s.on_diff(d).unwrap(), Step::Buffered);
+        assert_eq!(s.buffered(), (1, want));
+    }
+
+    #[test]
+    fn one_impossible_diff_on_a_synced_book_discards_it() {
+        for source in [SnapshotSource::Rest, SnapshotSource::InBand] {
+            let mut s = synced(source, 10);
+            assert_eq!(s.on_diff(diff(11, 11, "1.1")).unwrap(), Step::Applied);
+            assert_eq!(
+                s.on_diff(diff(15, 12, "1.2")).unwrap(),
+                Step::Rejected("u_before_U")
+            );
+            assert!(!s.is_synced() && s.book().is_empty());
+            // The impossible diff is not kept for the next snapshot.
+            assert_eq!(s.buffered(), (0, 0));
+            // The next diffs wait for (REST) or are dropped until (in band) a new snapshot.
+            let want = match source {
+                SnapshotSource::Rest => Step::Buffered,
+                SnapshotSource::InBand => Step::Dropped,
+            };
+            assert_eq!(s.on_diff(diff(12, 12, "1.2")).unwrap(), want);
+        }
     }
 }

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::book::levels::BadDecimal;
+#[cfg(doc)]
+use crate::book::sync::DEFAULT_BUFFER_BYTES;
 use crate::book::{BookSync, Break, Diff, Sequencer, Snapshot, SnapshotSource, Step};
 use crate::producer::ProduceEvent;
 use crate::schema::borrowed::{EncodedRecord, Level2DeltaRef};
@@ -23,18 +25,34 @@ pub struct BookOutput {
     pub need_snapshot: bool,
     /// A gap was detected: (expected, got).
     pub gap: Option<(i64, i64)>,
-    /// The book failed a check and was discarded.
+    /// The book failed a check and was discarded (checksum, crossed book, or
+    /// [`Break::Stalled`]: too many diffs in a row dropped as older than it).
     pub broken: Option<Break>,
-    /// An impossible diff was not applied.
+    /// An impossible diff was not applied; the synced book was discarded with it
+    /// (`need_snapshot` is set).
     pub rejected: Option<&'static str>,
-    /// Diffs pushed out of the snapshot-wait buffer.
+    /// Diffs pushed out of the snapshot-wait buffers: this symbol's (its own cap), and, when
+    /// the connection's budget ([`BookKeeper::with_buffer_budget`]) is full, other symbols'
+    /// too. Each symbol that lost diffs gets a `BUFFER_OVERFLOW` record in `records`.
     pub overflowed: u64,
+    /// `overflowed` by symbol: the feed counts each in `book_diffs_skipped{exchange, symbol,
+    /// reason="buffer_overflow"}`.
+    pub overflowed_by_symbol: Vec<(Arc<str>, u64)>,
     /// A level the book could not take (the book was discarded).
     pub bad_decimal: Option<BadDecimal>,
     /// The diff was older than the book (or came before an in-band snapshot): not applied.
     pub dropped: bool,
     /// The book (re)synced.
     pub synced: bool,
+    /// Buffered diffs a snapshot's bridge skipped as out of order (ids no growing stream has
+    /// there): their levels never reached the book. Announced by a `REJECTED_UPDATE` record in
+    /// `records`; the feed counts them in `book_diffs_skipped{exchange, symbol,
+    /// reason="out_of_order"}`.
+    pub out_of_order: u64,
+    /// Buffered diffs a snapshot's bridge skipped as impossible (the sequencer rejected them).
+    /// Announced by a `REJECTED_UPDATE` record; counted in `book_diffs_skipped{exchange,
+    /// symbol, reason="bridge_rejected"}`.
+    pub bridge_rejected: u64,
 }
 
 struct Entry {
@@ -46,6 +64,10 @@ struct Entry {
     last_timestamp: Option<i64>,
 }
 
+/// Default budget of the diffs all books of one connection may buffer while they await
+/// their snapshots (64 MiB, counted by [`Diff::buffered_bytes`]).
+pub const DEFAULT_BUFFER_BUDGET: usize = 64 << 20;
+
 /// Books of all symbols of one feed.
 pub struct BookKeeper {
     exchange: &'static str,
@@ -53,6 +75,10 @@ pub struct BookKeeper {
     every: u32,
     depth: Option<usize>,
     books: FxHashMap<String, Entry>,
+    /// Bytes all books may buffer together.
+    budget: usize,
+    /// Bytes all books buffer now.
+    buffered: usize,
 }
 
 /// A `FeedEvent` record.
@@ -82,6 +108,16 @@ pub fn feed_event(
     }
 }
 
+/// The `FeedEvent` kind of a discarded book: a stalled book is a gap (its updates stopped
+/// reaching it).
+fn break_kind(b: &Break) -> Kind {
+    match b {
+        Break::Checksum { .. } => Kind::ChecksumMismatch,
+        Break::Crossed { .. } => Kind::CrossedBook,
+        Break::Stalled { .. } => Kind::Gap,
+    }
+}
+
 impl BookKeeper {
     /// Books for `exchange` kept by the venue's sequencer; a full book every `every` deltas.
     pub fn new(
@@ -96,6 +132,74 @@ impl BookKeeper {
             every,
             depth,
             books: FxHashMap::default(),
+            budget: DEFAULT_BUFFER_BUDGET,
+            buffered: 0,
+        }
+    }
+
+    /// Bounds the diffs all books of this connection buffer together while awaiting their
+    /// snapshots at `bytes` (default [`DEFAULT_BUFFER_BUDGET`]; one book alone may use all of
+    /// it, instead of [`DEFAULT_BUFFER_BYTES`] each). When a diff takes the total past the
+    /// budget, the oldest diffs of the book buffering the most are pushed out (that book is the
+    /// furthest from bridging its snapshot), counted in [`BookOutput::overflowed`] and
+    /// announced as `BUFFER_OVERFLOW` for their symbol.
+    pub fn with_buffer_budget(mut self, bytes: usize) -> BookKeeper {
+        self.budget = bytes.max(1);
+        let budget = self.budget;
+        for e in self.books.values_mut() {
+            e.sync.set_buffer_bytes(budget);
+        }
+        self
+    }
+
+    /// Bytes all books buffer now ([`Diff::buffered_bytes`]), never above the budget after a
+    /// step.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered
+    }
+
+    /// Brings the buffered total back within the budget, pushing out the oldest diffs of the
+    /// largest buffers first; each symbol that lost diffs is counted and announced in `out`.
+    fn enforce_budget(&mut self, out: &mut BookOutput, now: i64) {
+        while self.buffered > self.budget {
+            let Some((sym, e)) = self
+                .books
+                .iter_mut()
+                .max_by_key(|(_, e)| e.sync.buffered().1)
+            else {
+                break;
+            };
+            let held = e.sync.buffered().1;
+            if held == 0 {
+                break;
+            }
+            let excess = self.buffered - self.budget;
+            let n = e.sync.shed_to(held.saturating_sub(excess));
+            let left = e.sync.buffered().1;
+            self.buffered = self.buffered - held + left;
+            let symbol = e.symbol.clone();
+            let sym = sym.clone();
+            if n > 0 {
+                out.overflowed += n;
+                match out
+                    .overflowed_by_symbol
+                    .iter_mut()
+                    .find(|(s, _)| *s == symbol)
+                {
+                    Some((_, c)) => *c += n,
+                    None => out.overflowed_by_symbol.push((symbol, n)),
+                }
+                out.records.push(self.event(
+                    &sym,
+                    Kind::BufferOverflow,
+                    format!(
+                        "{n} buffered diffs pushed out: the connection's snapshot-wait budget \
+                         ({} bytes) is full",
+                        self.budget
+                    ),
+                    now,
+                ));
+            }
         }
     }
 
@@ -109,7 +213,7 @@ impl BookKeeper {
             // Allocate the key only for a new symbol, not per diff.
             let fresh = Entry {
                 symbol: Arc::from(symbol),
-                sync: BookSync::new(self.seq.clone(), 50_000),
+                sync: BookSync::new(self.seq.clone(), 50_000).with_buffer_bytes(self.budget),
                 deltas_since_book: 0,
                 last_event_time: None,
                 last_timestamp: None,
@@ -127,12 +231,15 @@ impl BookKeeper {
         for e in self.books.values_mut() {
             e.sync.reset();
         }
+        self.buffered = 0;
     }
 
     /// Forgets one book (e.g. after a delta of it was lost); it needs a new snapshot.
     pub fn reset(&mut self, symbol: &str) {
         if let Some(e) = self.books.get_mut(symbol) {
+            let held = e.sync.buffered().1;
             e.sync.reset();
+            self.buffered -= held;
         }
     }
 
@@ -184,8 +291,15 @@ impl BookKeeper {
         let mut out = BookOutput::default();
         let receipt = diff.receipt_time;
         let e = self.entry(symbol);
+        let held = e.sync.buffered().1;
         let step = e.sync.take_diff(diff);
         out.overflowed = e.sync.take_overflowed();
+        let now_held = e.sync.buffered().1;
+        let own = e.symbol.clone();
+        self.buffered = self.buffered - held + now_held;
+        if out.overflowed > 0 {
+            out.overflowed_by_symbol.push((own, out.overflowed));
+        }
         let step = match step {
             Ok(s) => s,
             Err(bad) => {
@@ -201,14 +315,13 @@ impl BookKeeper {
                 return Ok(out);
             }
         };
-        if out.overflowed > 0 {
+        let own_overflow = out.overflowed;
+        self.enforce_budget(&mut out, receipt);
+        if own_overflow > 0 {
             out.records.push(self.event(
                 symbol,
                 Kind::BufferOverflow,
-                format!(
-                    "{} buffered diffs pushed out while awaiting a snapshot",
-                    out.overflowed
-                ),
+                format!("{own_overflow} buffered diffs pushed out while awaiting a snapshot"),
                 receipt,
             ));
         }
@@ -268,21 +381,30 @@ impl BookKeeper {
                     .push(ProduceEvent::typed(Normalized::FeedEvent(ev)));
             }
             (Step::Broken(b), _) => {
-                let kind = match b {
-                    Break::Checksum { .. } => Kind::ChecksumMismatch,
-                    Break::Crossed { .. } => Kind::CrossedBook,
-                };
+                let mut ev = feed_event(
+                    exchange,
+                    symbol,
+                    break_kind(&b),
+                    b.to_string(),
+                    self.seq.source().recovery(),
+                    receipt,
+                );
+                if let (Break::Stalled { last, got, .. }, true) = (&b, ids) {
+                    ev.expected_id = Some(last.saturating_add(1));
+                    ev.got_id = Some(*got);
+                }
                 out.records
-                    .push(self.event(symbol, kind, b.to_string(), receipt));
+                    .push(ProduceEvent::typed(Normalized::FeedEvent(ev)));
                 out.broken = Some(b);
                 out.need_snapshot = true;
             }
             (Step::Rejected(why), _) => {
                 out.rejected = Some(why);
+                out.need_snapshot = true;
                 out.records.push(self.event(
                     symbol,
                     Kind::RejectedUpdate,
-                    why.to_string(),
+                    format!("{why}; book discarded"),
                     receipt,
                 ));
             }
@@ -299,7 +421,33 @@ impl BookKeeper {
     ) -> Result<BookOutput, BadDecimal> {
         let mut out = BookOutput::default();
         let e = self.entry(symbol);
-        match e.sync.on_snapshot(snap)? {
+        let held = e.sync.buffered().1;
+        let step = e.sync.on_snapshot(snap);
+        let now_held = e.sync.buffered().1;
+        out.out_of_order = e.sync.take_out_of_order();
+        out.bridge_rejected = e.sync.take_bridge_rejected();
+        self.buffered = self.buffered - held + now_held;
+        for (n, what) in [
+            (
+                out.out_of_order,
+                "out of order (an id no growing stream has there)",
+            ),
+            (out.bridge_rejected, "as impossible"),
+        ] {
+            if n > 0 {
+                out.records
+                    .push(ProduceEvent::typed(Normalized::FeedEvent(feed_event(
+                        self.exchange,
+                        symbol,
+                        Kind::RejectedUpdate,
+                        format!("{n} buffered diffs skipped {what} while bridging the snapshot"),
+                        "",
+                        receipt_us,
+                    ))));
+            }
+        }
+        let e = self.entry(symbol);
+        match step? {
             Step::Synced => {
                 e.deltas_since_book = 0;
                 out.synced = true;
@@ -326,18 +474,23 @@ impl BookKeeper {
                 out.need_snapshot = true;
             }
             Step::Broken(b) => {
-                let kind = match b {
-                    Break::Checksum { .. } => Kind::ChecksumMismatch,
-                    Break::Crossed { .. } => Kind::CrossedBook,
-                };
-                out.records
-                    .push(self.event(symbol, kind, format!("snapshot: {b}"), receipt_us));
+                out.records.push(self.event(
+                    symbol,
+                    break_kind(&b),
+                    format!("snapshot: {b}"),
+                    receipt_us,
+                ));
                 out.broken = Some(b);
                 out.need_snapshot = true;
             }
             _ => {}
         }
         Ok(out)
+    }
+
+    /// `symbol`'s book as kept (at full depth; meaningful when synced).
+    pub fn book(&self, symbol: &str) -> Option<&crate::book::OrderBook> {
+        self.books.get(symbol).map(|e| e.sync.book())
     }
 
     /// Whether `symbol`'s book is in sync.

@@ -74,6 +74,17 @@ pub struct FeedLabels {
     pub exchange: String,
 }
 
+/// Labels of per-symbol order-book counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BookSymbolLabels {
+    /// Venue.
+    pub exchange: String,
+    /// Normalized symbol.
+    pub symbol: String,
+    /// Why: `out_of_order`, `bridge_rejected`, `buffer_overflow`.
+    pub reason: String,
+}
+
 /// Labels of feed error counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeedErrorLabels {
@@ -133,6 +144,10 @@ pub struct Metrics {
     pub book_diffs_dropped: Family<FeedLabels, Counter>,
     /// Records a feed could not deliver, by data type and cause (`nacked`, `shed`).
     pub feed_records_lost: Family<LostLabels, Counter>,
+    /// Order-book diffs whose levels never reached the book, by symbol and reason
+    /// (`out_of_order` and `bridge_rejected`: skipped while bridging a snapshot;
+    /// `buffer_overflow`: pushed out of the snapshot-wait buffers).
+    pub book_diffs_skipped: Family<BookSymbolLabels, Counter>,
     /// Times the broker stopped taking records (the recovery watcher started probing it).
     pub broker_outages: Counter,
     /// Shared producers rebuilt after the broker came back and the old one delivered nothing.
@@ -229,6 +244,7 @@ impl Metrics {
             book_syncs: Family::default(),
             book_diffs_dropped: Family::default(),
             feed_records_lost: Family::default(),
+            book_diffs_skipped: Family::default(),
             broker_outages: Counter::default(),
             producer_rebuilds: Counter::default(),
             producer_orphan_reports: Counter::default(),
@@ -328,6 +344,12 @@ impl Metrics {
             "book_diffs_dropped",
             "Order-book diffs older than the book or before its snapshot, not applied",
             m.book_diffs_dropped.clone(),
+        );
+        registry.register(
+            "book_diffs_skipped",
+            "Order-book diffs whose levels never reached the book (out of order or rejected while \
+             bridging a snapshot, pushed out of the snapshot-wait buffers), by symbol",
+            m.book_diffs_skipped.clone(),
         );
         registry.register(
             "feed_records_lost",

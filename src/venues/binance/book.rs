@@ -228,25 +228,26 @@ mod tests {
     #[test]
     fn impossible_diffs_are_rejected_not_applied() {
         let mut s = sync(Rules::Spot, 100);
+        // Each is rejected, not applied; the synced book that cannot apply it is discarded
+        // (resynced from the next snapshot).
+        for (d, why) in [
+            // u < U.
+            (diff(12, 11, None, ("0.5", "1")), "u_before_U"),
+            // One 100 ms diff spanning more than 10^7 updates.
+            (
+                diff(11, 11 + 200_000_000, None, ("0.5", "1")),
+                "implausible_span",
+            ),
+            // A span past i64's range (found by the book_sequences fuzz target).
+            (diff(i64::MIN, 11, None, ("0.5", "1")), "implausible_span"),
+        ] {
+            assert_eq!(s.on_snapshot(&snap(10)).unwrap(), Step::Synced);
+            assert_eq!(s.on_diff(d).unwrap(), Step::Rejected(why));
+            assert!(!s.is_synced());
+            assert_eq!(s.buffered().0, 0, "the impossible diff is not kept");
+        }
+        // Nothing of them reached the book: the next snapshot and its due diff continue.
         assert_eq!(s.on_snapshot(&snap(10)).unwrap(), Step::Synced);
-        // u < U.
-        assert_eq!(
-            s.on_diff(diff(12, 11, None, ("0.5", "1"))).unwrap(),
-            Step::Rejected("u_before_U")
-        );
-        // One 100 ms diff spanning more than 10^7 updates.
-        assert_eq!(
-            s.on_diff(diff(11, 11 + 200_000_000, None, ("0.5", "1")))
-                .unwrap(),
-            Step::Rejected("implausible_span")
-        );
-        // A span past i64's range (found by the book_sequences fuzz target).
-        assert_eq!(
-            s.on_diff(diff(i64::MIN, 11, None, ("0.5", "1"))).unwrap(),
-            Step::Rejected("implausible_span")
-        );
-        // Neither touched the book or its position.
-        assert_eq!(s.last_update_id(), Some(10));
         assert_eq!(s.book().len(), (1, 1));
         assert_eq!(
             s.on_diff(diff(11, 11, None, ("0.5", "1"))).unwrap(),
@@ -256,24 +257,30 @@ mod tests {
 
     #[test]
     fn usdm_applies_a_diff_only_when_u_is_at_least_u_start_and_pu() {
-        let mut s = sync(Rules::UsdM, 100);
-        s.on_diff(diff(95, 105, Some(94), ("0.9", "1"))).unwrap();
-        assert_eq!(s.on_snapshot(&snap(100)).unwrap(), Step::Synced);
-        assert_eq!(s.last_update_id(), Some(105));
-        // pu = 105 continues the chain, but u = 104 ends before U = 106.
+        let synced = || {
+            let mut s = sync(Rules::UsdM, 100);
+            s.on_diff(diff(95, 105, Some(94), ("0.9", "1"))).unwrap();
+            assert_eq!(s.on_snapshot(&snap(100)).unwrap(), Step::Synced);
+            assert_eq!(s.last_update_id(), Some(105));
+            s
+        };
+        // pu = 105 continues the chain, but u = 104 ends before U = 106: rejected, not applied
+        // (the synced book that cannot apply it is discarded and resynced).
+        let mut s = synced();
         assert_eq!(
             s.on_diff(diff(106, 104, Some(105), ("0.5", "1"))).unwrap(),
             Step::Rejected("u_before_U")
         );
+        assert!(!s.is_synced());
         // pu = 105 continues the chain and U <= u, but u = 103 ends before pu = 105.
+        let mut s = synced();
         assert_eq!(
             s.on_diff(diff(101, 103, Some(105), ("0.5", "1"))).unwrap(),
             Step::Rejected("u_before_pu")
         );
-        // Neither moved the book or its position.
-        assert_eq!(s.last_update_id(), Some(105));
-        assert_eq!(bids(&s), ["1.0", "0.9"]);
+        assert!(!s.is_synced());
         // u = pu (a diff carrying no new id) is possible and applied.
+        let mut s = synced();
         assert_eq!(
             s.on_diff(diff(105, 105, Some(105), ("0.8", "1"))).unwrap(),
             Step::Applied
@@ -319,14 +326,15 @@ mod tests {
                 .unwrap(),
             Step::Applied
         );
-        // 10^7 + 1 ids in one diff: rejected, the book stays where it was.
+        assert_eq!(s.last_update_id(), Some(10_013_498));
+        assert_eq!(bids(&s), ["1.0", "0.95", "0.9", "0.8"]);
+        // 10^7 + 1 ids in one diff: rejected, never applied (the book is discarded).
         assert_eq!(
             s.on_diff(diff(10_013_499, 20_013_500, Some(10_013_498), ("0.7", "1")))
                 .unwrap(),
             Step::Rejected("implausible_span")
         );
-        assert_eq!(s.last_update_id(), Some(10_013_498));
-        assert_eq!(bids(&s), ["1.0", "0.95", "0.9", "0.8"]);
+        assert!(!s.is_synced());
     }
 
     #[test]
@@ -379,11 +387,11 @@ mod tests {
             let d = diff(i, i, None, (big.as_str(), "1"));
             assert_eq!(s.on_diff(d).unwrap(), Step::Buffered);
         }
-        // Each diff holds 201 bytes of level text (+64 of bookkeeping): at most 3 fit.
+        // Each diff holds itself, 201 bytes of level text and one level's index entry.
+        let per = std::mem::size_of::<Diff>() + 201 + crate::book::sync::LEVEL_INDEX_BYTES;
         let (n, bytes) = s.buffered();
-        assert_eq!(n, 3);
-        assert!(bytes <= 1_000, "{bytes}");
-        assert_eq!(s.take_overflowed(), 17);
+        assert_eq!((n, bytes), (1_000 / per, 1_000 / per * per));
+        assert_eq!(s.take_overflowed(), (20 - 1_000 / per) as u64);
     }
 
     /// The bid prices of the book, best first.
