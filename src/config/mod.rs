@@ -201,6 +201,10 @@ pub struct FeedConfig {
     /// Where venue symbols come from: the venue's `exchangeInfo` (falls back to pinned when it
     /// cannot be fetched) or `pinned` (derived from the configured names, fully offline).
     pub symbol_source: SymbolSource,
+    /// Bytes the diffs buffered while books await their snapshots may take, for all books of
+    /// one connection together (counted with their per-level index); past it the oldest diffs
+    /// of the largest buffer are pushed out and announced as `BUFFER_OVERFLOW`.
+    pub book_buffer_bytes: usize,
     /// How long opening the WebSocket (TCP, TLS, handshake) may take before it is retried.
     #[serde(rename = "connect_timeout_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
@@ -315,6 +319,7 @@ impl Default for FeedConfig {
             snapshot_timeout: Duration::from_millis(30_000),
             stream_stale_after: BTreeMap::new(),
             connect_timeout: Duration::from_millis(15_000),
+            book_buffer_bytes: crate::feed::books::DEFAULT_BUFFER_BUDGET,
         }
     }
 }
@@ -1012,6 +1017,12 @@ impl Config {
             if f.max_outstanding == 0 {
                 return Err(ConfigError::invalid(
                     &key("max_outstanding"),
+                    "must be at least 1",
+                ));
+            }
+            if f.book_buffer_bytes == 0 {
+                return Err(ConfigError::invalid(
+                    &key("book_buffer_bytes"),
                     "must be at least 1",
                 ));
             }

@@ -22,6 +22,7 @@ use super::{now_us, AbortOnDrop, Feed, SessionEnd, SessionError};
 use crate::book::{Snapshot, SnapshotSource};
 use crate::feed::books::{feed_event, BookKeeper, BookOutput};
 use crate::feed::outage::Outage;
+use crate::metrics::BookSymbolLabels;
 use crate::producer::ProduceEvent;
 use crate::schema::v2beta1::feed_event::Kind;
 use crate::schema::{DataType, Normalized};
@@ -75,6 +76,10 @@ impl Feed {
             tracing::warn!(exchange = %ex, %symbol, expected, got, "order-book gap; resyncing");
         }
         if let Some(b) = &out.broken {
+            if matches!(b, crate::book::Break::Stalled { .. }) {
+                // Announced as the gap it is.
+                self.metrics.book_gaps.get_or_create(&self.labels).inc();
+            }
             self.error(b.kind());
             self.stats.gaps.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(exchange = %ex, %symbol, error = %b, "order book discarded; resyncing");
@@ -91,6 +96,24 @@ impl Feed {
         }
         for _ in 0..out.overflowed {
             self.error("buffer_overflow");
+        }
+        // Diffs a book skipped, per symbol and reason (each also announced as a FeedEvent).
+        let skipped = |symbol: &str, reason: &str, n: u64| {
+            if n > 0 {
+                self.metrics
+                    .book_diffs_skipped
+                    .get_or_create(&BookSymbolLabels {
+                        exchange: ex.clone(),
+                        symbol: symbol.to_string(),
+                        reason: reason.to_string(),
+                    })
+                    .inc_by(n);
+            }
+        };
+        skipped(symbol, "out_of_order", out.out_of_order);
+        skipped(symbol, "bridge_rejected", out.bridge_rejected);
+        for (s, n) in &out.overflowed_by_symbol {
+            skipped(s, "buffer_overflow", *n);
         }
         if let Some(e) = &out.bad_decimal {
             self.error("bad_decimal");

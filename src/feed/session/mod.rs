@@ -187,7 +187,8 @@ impl Feed {
             self.venue.sequencer(self.cfg.snapshot_limit),
             self.cfg.book_snapshot_every,
             self.cfg.depth_limit,
-        );
+        )
+        .with_buffer_budget(self.cfg.book_buffer_bytes);
         // When the previous connection ended and why: announced once the next one is up.
         let mut lost: Option<(i64, String)> = None;
         let mut outage = Outage::new(self.cfg.shed_after, now_us());
