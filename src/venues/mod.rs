@@ -9,6 +9,7 @@
 
 pub mod binance;
 pub mod binance_coinm;
+pub mod coinbase;
 pub mod decimal;
 pub mod json;
 pub mod kraken;
@@ -372,6 +373,11 @@ pub static REGISTRY: &[Registration] = &[
         name: "kraken",
         venue: || Box::new(kraken::Kraken::new()),
         replay: kraken::replay::mock,
+    },
+    Registration {
+        name: "coinbase",
+        venue: || Box::new(coinbase::Coinbase::new()),
+        replay: coinbase::replay::mock,
     },
 ];
 
