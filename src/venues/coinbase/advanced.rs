@@ -194,12 +194,8 @@ fn trades(
 ) -> Result<(), ParseError> {
     let events: Vec<AdvTradesEvent<'_>> = serde_json::from_str(events)?;
     for e in &events {
-        // A snapshot lists recent trades newest first: produced oldest first.
-        let list: Box<dyn Iterator<Item = &AdvTrade<'_>>> = if e.kind == "snapshot" {
-            Box::new(e.trades.iter().rev())
-        } else {
-            Box::new(e.trades.iter())
-        };
+        // Snapshots and updates alike list trades newest first: produced oldest first.
+        let list = e.trades.iter().rev();
         for t in list {
             let symbol = symbol(map, t.product_id)?;
             let (side, buyer_maker) = taker_of_maker(t.side)?;

@@ -60,7 +60,7 @@ pub struct AdvLevel<'a> {
 /// One `market_trades` event.
 #[derive(Debug, Deserialize)]
 pub struct AdvTradesEvent<'a> {
-    /// `snapshot` (recent trades, newest first) or `update`.
+    /// `snapshot` (recent trades) or `update`; both list trades newest first.
     #[serde(rename = "type", borrow)]
     pub kind: &'a str,
     /// Trades.
