@@ -869,3 +869,64 @@ fn products_list_gives_online_spot_products() {
     assert!(got.contains(&("ETH-USD".to_string(), "ETH-USD".to_string())));
     assert!(got.iter().all(|(v, n)| v == n));
 }
+
+/// Recorded frames cut short or with a byte changed, through a session of each API and into
+/// books: a typed error with no events, or events (what the fuzz target does, on stable).
+#[test]
+fn mutated_recorded_frames_give_typed_errors_or_events() {
+    let mut inputs: Vec<(Api, String)> = Vec::new();
+    for l in advanced().into_iter().filter(|l| l.len() < 20_000).take(60) {
+        inputs.push((Api::Advanced, l));
+    }
+    for f in [
+        "coinbase_match.jsonl",
+        "coinbase_ticker.jsonl",
+        "coinbase_l2update.jsonl",
+        "coinbase_last_match.jsonl",
+        "coinbase_pro_cmp_l2_orderbook_snapshot.jsonl",
+    ] {
+        for l in lines(f).into_iter().take(5) {
+            inputs.push((Api::Exchange, l));
+        }
+    }
+    let symbols = ["BTC-USD", "ETH-USD", "SKL-BTC", "SKL-USD", "BAND-GBP"];
+    let (mut errors, mut oks) = (0u64, 0u64);
+    for (api, line) in &inputs {
+        let venue = Coinbase::with_api(*api);
+        let mut s = venue.session_for(*api, spec(&ALL, &symbols));
+        s.subscribe();
+        let mut books: HashMap<String, BookSync> = HashMap::new();
+        let bytes = line.as_bytes();
+        let step = (bytes.len() / 30).max(1);
+        let mut variants: Vec<Vec<u8>> = (0..bytes.len())
+            .step_by(step)
+            .map(|i| bytes[..i].to_vec())
+            .collect();
+        for i in (0..bytes.len()).step_by(step) {
+            for flip in [b'"', b'{', b']', b'9', b'-', b'.', b'e', b'0'] {
+                let mut v = bytes.to_vec();
+                v[i] = flip;
+                variants.push(v);
+            }
+        }
+        for v in variants {
+            let Ok(text) = std::str::from_utf8(&v) else {
+                continue;
+            };
+            let mut out = Vec::new();
+            match s.on_frame(Frame::Text(text), RECEIPT, &mut out) {
+                Ok(()) => {
+                    assert!(!out.is_empty(), "Ok without an event: {text}");
+                    oks += 1;
+                }
+                Err(_) => {
+                    assert!(out.is_empty(), "an error after events: {out:?}");
+                    errors += 1;
+                }
+            }
+            let mut steps = Vec::new();
+            drive(&mut books, out, &mut steps);
+        }
+    }
+    assert!(errors > 1_000 && oks > 100, "{errors} errors, {oks} oks");
+}

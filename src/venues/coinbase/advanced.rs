@@ -193,10 +193,12 @@ fn trades(
     out: &mut Vec<VenueEvent>,
 ) -> Result<(), ParseError> {
     let events: Vec<AdvTradesEvent<'_>> = serde_json::from_str(events)?;
+    // Every trade of the frame is checked before any is kept (a bad one refuses the frame
+    // whole, and marks none as produced).
+    let mut views = Vec::new();
     for e in &events {
         // Snapshots and updates alike list trades newest first: produced oldest first.
-        let list = e.trades.iter().rev();
-        for t in list {
+        for t in e.trades.iter().rev() {
             let symbol = symbol(map, t.product_id)?;
             let (side, buyer_maker) = taker_of_maker(t.side)?;
             let view = TradeRef {
@@ -214,9 +216,12 @@ fn trades(
                 liquidity_flag: None,
                 receipt_time: receipt_us,
             };
-            if keep_trade(&symbol, t.trade_id) {
-                push_trade(symbol, view, out);
-            }
+            views.push((symbol, t.trade_id, view));
+        }
+    }
+    for (symbol, id, view) in views {
+        if keep_trade(&symbol, id) {
+            push_trade(symbol, view, out);
         }
     }
     Ok(())

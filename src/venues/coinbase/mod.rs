@@ -248,14 +248,19 @@ impl Coinbase {
         out: &mut Vec<VenueEvent>,
     ) -> Result<(), ParseError> {
         let mut keep = |_: &str, _: &str| true;
-        match self.api {
+        let before = out.len();
+        let result = match self.api {
             Api::Advanced => {
                 advanced::parse_frame(text, receipt_us, symbols, &mut keep, out).map(|_| ())
             }
             Api::Exchange => {
                 exchange::parse_frame(text, receipt_us, symbols, &mut keep, out).map(|_| ())
             }
+        };
+        if result.is_err() {
+            out.truncate(before);
         }
+        result
     }
 }
 

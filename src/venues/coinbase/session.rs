@@ -246,6 +246,41 @@ impl VenueSession for CoinbaseSession {
             return Err(ParseError::Unsupported("binary frame".into()));
         };
         let before = out.len();
+        let result = self.frame(text, receipt_us, out, before);
+        if result.is_err() {
+            // A refused frame gives no events.
+            out.truncate(before);
+        }
+        result
+    }
+
+    fn resubscribe_book(&mut self, symbol: &str) -> Vec<String> {
+        if !self.wants.contains(&(Channel::Depth, symbol.to_string())) {
+            return Vec::new();
+        }
+        let (Some(product), Some(name)) = (
+            self.products.get(symbol).cloned(),
+            venue_channel(self.api, Channel::Depth),
+        ) else {
+            return Vec::new();
+        };
+        self.pending.insert((name.to_string(), product.clone()));
+        vec![
+            self.request("unsubscribe", name, &[&product]),
+            self.request("subscribe", name, &[&product]),
+        ]
+    }
+}
+
+impl CoinbaseSession {
+    /// One text frame's events into `out` (from `before`).
+    fn frame(
+        &mut self,
+        text: &str,
+        receipt_us: i64,
+        out: &mut Vec<VenueEvent>,
+        before: usize,
+    ) -> Result<(), ParseError> {
         let recent = self.recent.clone();
         let mut keep = |symbol: &str, id: &str| recent.insert(symbol, id);
         match self.api {
@@ -283,23 +318,10 @@ impl VenueSession for CoinbaseSession {
                 }
             }
         }
-        Ok(())
-    }
-
-    fn resubscribe_book(&mut self, symbol: &str) -> Vec<String> {
-        if !self.wants.contains(&(Channel::Depth, symbol.to_string())) {
-            return Vec::new();
+        if out.len() == before {
+            // Every trade already produced, or no ticker record subscribed: nothing to do.
+            out.push(VenueEvent::Control);
         }
-        let (Some(product), Some(name)) = (
-            self.products.get(symbol).cloned(),
-            venue_channel(self.api, Channel::Depth),
-        ) else {
-            return Vec::new();
-        };
-        self.pending.insert((name.to_string(), product.clone()));
-        vec![
-            self.request("unsubscribe", name, &[&product]),
-            self.request("subscribe", name, &[&product]),
-        ]
+        Ok(())
     }
 }
