@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
-use tickflow::book::{Break, BookSync, Diff, Snapshot, Step};
+use tickflow::book::{BookSync, Break, Diff, Snapshot, Step};
 use tickflow::schema::v2beta1::trade;
 use tickflow::schema::Normalized;
 use tickflow::venues::coinbase::{Api, Coinbase};
@@ -131,7 +131,10 @@ fn advanced_market_trade_carries_the_takers_side() {
         )
     );
     // The frame's send time is the event time: 21:05:48.251397169 → µs, truncated.
-    assert_eq!(t.event_time, Some(T_2026_08_09_21_05_48 * 1_000_000 + 251_397));
+    assert_eq!(
+        t.event_time,
+        Some(T_2026_08_09_21_05_48 * 1_000_000 + 251_397)
+    );
 }
 
 #[test]
@@ -271,8 +274,14 @@ fn advanced_level2_snapshot_and_update() {
     assert_eq!(bids[1], ("65061.91", "0"));
     assert_eq!(diff.bids.len() + diff.asks.len(), 18);
     // Level times 21:05:48.210883; frame time 21:05:48.505350477.
-    assert_eq!(diff.timestamp, Some(T_2026_08_09_21_05_48 * 1_000_000 + 210_883));
-    assert_eq!(diff.event_time, Some(T_2026_08_09_21_05_48 * 1_000_000 + 505_350));
+    assert_eq!(
+        diff.timestamp,
+        Some(T_2026_08_09_21_05_48 * 1_000_000 + 210_883)
+    );
+    assert_eq!(
+        diff.event_time,
+        Some(T_2026_08_09_21_05_48 * 1_000_000 + 505_350)
+    );
     // seq 13: the BTC-USD snapshot (trimmed to 500 levels a side): best bid 65083.66 ×
     // 0.20371215.
     let ev = parse(Api::Advanced, &["BTC-USD", "ETH-USD"], &l[13]).unwrap();
@@ -412,15 +421,21 @@ fn bad_input_is_a_typed_error() {
         Err(ParseError::Venue { .. })
     ));
     assert!(matches!(
-        a(r#"{"channel":"market_trades","timestamp":"2026-08-09T21:05:48Z","sequence_num":1,"events":[{"type":"update","trades":[{"product_id":"DOGE-USD","trade_id":"1","price":"1","size":"1","time":"2026-08-09T21:05:48Z","side":"BUY"}]}]}"#),
+        a(
+            r#"{"channel":"market_trades","timestamp":"2026-08-09T21:05:48Z","sequence_num":1,"events":[{"type":"update","trades":[{"product_id":"DOGE-USD","trade_id":"1","price":"1","size":"1","time":"2026-08-09T21:05:48Z","side":"BUY"}]}]}"#
+        ),
         Err(ParseError::UnknownSymbol(_))
     ));
     assert!(matches!(
-        a(r#"{"channel":"market_trades","timestamp":"2026-08-09T21:05:48Z","sequence_num":1,"events":[{"type":"update","trades":[{"product_id":"BTC-USD","trade_id":"1","price":"-1","size":"1","time":"2026-08-09T21:05:48Z","side":"BUY"}]}]}"#),
+        a(
+            r#"{"channel":"market_trades","timestamp":"2026-08-09T21:05:48Z","sequence_num":1,"events":[{"type":"update","trades":[{"product_id":"BTC-USD","trade_id":"1","price":"-1","size":"1","time":"2026-08-09T21:05:48Z","side":"BUY"}]}]}"#
+        ),
         Err(ParseError::BadDecimal(_))
     ));
     assert!(matches!(
-        a(r#"{"channel":"l2_data","timestamp":"2026-08-09T21:05:48Z","sequence_num":1,"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"bid","price_level":"1e9","new_quantity":"1"}]}]}"#),
+        a(
+            r#"{"channel":"l2_data","timestamp":"2026-08-09T21:05:48Z","sequence_num":1,"events":[{"type":"update","product_id":"BTC-USD","updates":[{"side":"bid","price_level":"1e9","new_quantity":"1"}]}]}"#
+        ),
         Err(ParseError::BadDecimal(_))
     ));
     assert!(matches!(
@@ -429,11 +444,15 @@ fn bad_input_is_a_typed_error() {
     ));
     let e = |t: &str| parse(Api::Exchange, &["BTC-USD"], t);
     assert!(matches!(
-        e(r#"{"type":"error","message":"Failed to subscribe","reason":"level2 requires authentication"}"#),
+        e(
+            r#"{"type":"error","message":"Failed to subscribe","reason":"level2 requires authentication"}"#
+        ),
         Err(ParseError::Venue { .. })
     ));
     assert!(matches!(
-        e(r#"{"type":"match","trade_id":1,"side":"up","size":"1","price":"1","product_id":"BTC-USD","time":"2021-04-17T16:43:37Z"}"#),
+        e(
+            r#"{"type":"match","trade_id":1,"side":"up","size":"1","price":"1","product_id":"BTC-USD","time":"2021-04-17T16:43:37Z"}"#
+        ),
         Err(ParseError::Unsupported(_))
     ));
 }
@@ -446,7 +465,10 @@ fn the_recorded_connection_is_contiguous_and_confirmed() {
     let venue = Coinbase::new();
     let mut s = venue.session(spec(&ALL, &["BTC-USD", "ETH-USD"]));
     let sent = s.subscribe();
-    let parsed: Vec<Value> = sent.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    let parsed: Vec<Value> = sent
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
     assert_eq!(
         parsed[0],
         serde_json::json!({"type":"subscribe","channel":"heartbeats"})
@@ -517,7 +539,11 @@ fn reconstruct_advanced(frames: &[String]) -> HashMap<String, (Side, Side)> {
             }
             let (bids, asks) = books.get_mut(&p).unwrap();
             for u in e["updates"].as_array().unwrap() {
-                let side = if u["side"] == "bid" { &mut *bids } else { &mut *asks };
+                let side = if u["side"] == "bid" {
+                    &mut *bids
+                } else {
+                    &mut *asks
+                };
                 set(
                     side,
                     u["price_level"].as_str().unwrap(),
@@ -571,7 +597,11 @@ fn advanced_books_follow_the_recording_exactly() {
         .iter()
         .filter(|(_, s)| !matches!(s, Step::Applied | Step::Synced))
         .collect();
-    assert_eq!(other, Vec::<&(String, Step)>::new(), "no gap, break or drop");
+    assert_eq!(
+        other,
+        Vec::<&(String, Step)>::new(),
+        "no gap, break or drop"
+    );
     assert_eq!(synced, 2);
     assert!(applied > 300, "{applied}");
     let expected = reconstruct_advanced(&frames);
@@ -684,7 +714,10 @@ fn a_lost_frame_resyncs_every_book_of_the_connection() {
     for sym in ["BTC-USD", "ETH-USD"] {
         asked.extend(s.resubscribe_book(sym));
     }
-    let asked: Vec<Value> = asked.iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    let asked: Vec<Value> = asked
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
     assert_eq!(
         asked,
         vec![
@@ -703,8 +736,7 @@ fn a_lost_frame_resyncs_every_book_of_the_connection() {
     // The venue's fresh snapshots: the books as recorded up to frame 125 (the recording's
     // reconstruction), sent as l2_data snapshots with the next numbers.
     let truth = reconstruct_advanced(&frames[..=125]);
-    let mut seq = 201;
-    for sym in ["BTC-USD", "ETH-USD"] {
+    for (seq, sym) in (201..).zip(["BTC-USD", "ETH-USD"]) {
         let (bids, asks) = &truth[sym];
         let mut updates = Vec::new();
         for (p, q) in bids.iter().rev() {
@@ -714,7 +746,6 @@ fn a_lost_frame_resyncs_every_book_of_the_connection() {
             updates.push(serde_json::json!({"side":"offer","event_time":"2026-08-09T21:05:52Z","price_level":p.to_string(),"new_quantity":q.to_string()}));
         }
         let snap = serde_json::json!({"channel":"l2_data","timestamp":"2026-08-09T21:05:52Z","sequence_num":seq,"events":[{"type":"snapshot","product_id":sym,"updates":updates}]});
-        seq += 1;
         let ev = feed(s.as_mut(), &snap.to_string());
         drive(&mut books, ev, &mut steps);
     }

@@ -165,7 +165,10 @@ async fn advanced_trade_through_a_dropped_connection() {
                 .load(std::sync::atomic::Ordering::Relaxed)
         })
         .sum();
-    assert_eq!(reconnects, 1, "the dropped connection was re-established once");
+    assert_eq!(
+        reconnects, 1,
+        "the dropped connection was re-established once"
+    );
 
     // The recording's books, rebuilt from the fixture's raw JSON.
     let frames = lines("coinbase_advanced_ws.jsonl");
@@ -178,7 +181,11 @@ async fn advanced_trade_through_a_dropped_connection() {
             }
             let (bids, asks) = truth.get_mut(&p).unwrap();
             for u in e["updates"].as_array().unwrap() {
-                let side = if u["side"] == "bid" { &mut *bids } else { &mut *asks };
+                let side = if u["side"] == "bid" {
+                    &mut *bids
+                } else {
+                    &mut *asks
+                };
                 set(
                     side,
                     u["price_level"].as_str().unwrap(),
@@ -189,7 +196,10 @@ async fn advanced_trade_through_a_dropped_connection() {
     }
     let (books, full) = books_from_kafka(&cfg);
     for sym in ["BTC-USD", "ETH-USD"] {
-        assert_eq!(books[sym], truth[sym], "{sym}: the final book is the recording's");
+        assert_eq!(
+            books[sym], truth[sym],
+            "{sym}: the final book is the recording's"
+        );
     }
     // Both books synced on the first connection and again after the reconnect.
     assert_eq!(full.get("BTC-USD"), Some(&2), "{full:?}");
@@ -268,8 +278,20 @@ async fn advanced_trade_through_a_dropped_connection() {
         .find(|t| t.symbol == "BTC-USD" && t.last == "65086.18")
         .unwrap_or_else(|| panic!("{tickers:?}"));
     assert_eq!(
-        (t.bid.as_str(), t.ask.as_str(), t.high.as_str(), t.low.as_str(), t.volume.as_str()),
-        ("65083.66", "65083.67", "65252.99", "64675.22", "2867.54532609")
+        (
+            t.bid.as_str(),
+            t.ask.as_str(),
+            t.high.as_str(),
+            t.low.as_str(),
+            t.volume.as_str()
+        ),
+        (
+            "65083.66",
+            "65083.67",
+            "65252.99",
+            "64675.22",
+            "2867.54532609"
+        )
     );
     let tops: Vec<_> = consume(&cfg, DataType::TopOfBook)
         .into_iter()

@@ -46,12 +46,13 @@ pub fn parse_frame(
     match m.kind {
         "snapshot" => {
             let symbol = symbol(map, product()?)?.to_string();
-            let side = |v: &Option<Vec<(&str, &str)>>| -> Result<Vec<(String, String)>, ParseError> {
-                v.iter()
-                    .flatten()
-                    .map(|(p, q)| Ok((unsigned(p)?.to_string(), unsigned(q)?.to_string())))
-                    .collect()
-            };
+            let side =
+                |v: &Option<Vec<(&str, &str)>>| -> Result<Vec<(String, String)>, ParseError> {
+                    v.iter()
+                        .flatten()
+                        .map(|(p, q)| Ok((unsigned(p)?.to_string(), unsigned(q)?.to_string())))
+                        .collect()
+                };
             out.push(VenueEvent::Snapshot {
                 symbol,
                 snapshot: Snapshot {

@@ -123,8 +123,8 @@ pub fn trade_id(text: &str) -> Result<IdRef<'_>, ParseError> {
     if text.is_empty() || text.len() > 64 {
         return Err(ParseError::Unsupported("trade id".into()));
     }
-    let canonical = text.bytes().all(|b| b.is_ascii_digit())
-        && (!text.starts_with('0') || text == "0");
+    let canonical =
+        text.bytes().all(|b| b.is_ascii_digit()) && (!text.starts_with('0') || text == "0");
     Ok(match text.parse::<i64>() {
         Ok(n) if canonical => IdRef::Num(n),
         _ => IdRef::Text(text),
@@ -147,11 +147,14 @@ pub fn push_trade(symbol: Arc<str>, trade: TradeRef<'_>, out: &mut Vec<VenueEven
     }));
 }
 
+/// (symbol, trade id).
+type TradeKey = (Arc<str>, Box<str>);
+
 /// The trade ids produced recently, per symbol, bounded (oldest forgotten first): shared by
 /// every connection of a feed so that a reconnect's trade snapshot produces nothing twice.
 #[derive(Debug)]
 pub struct RecentTrades {
-    inner: Mutex<(HashSet<(Arc<str>, Box<str>)>, VecDeque<(Arc<str>, Box<str>)>)>,
+    inner: Mutex<(HashSet<TradeKey>, VecDeque<TradeKey>)>,
     capacity: usize,
 }
 
@@ -168,7 +171,7 @@ impl RecentTrades {
     pub fn insert(&self, symbol: &str, id: &str) -> bool {
         let mut g = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let (set, order) = &mut *g;
-        let key: (Arc<str>, Box<str>) = (Arc::from(symbol), Box::from(id));
+        let key: TradeKey = (Arc::from(symbol), Box::from(id));
         if set.contains(&key) {
             return false;
         }

@@ -131,13 +131,11 @@ fn shift_exchange(v: &mut Value, k: i64) {
 /// The first product a frame is about.
 fn adv_product(v: &Value) -> Option<&str> {
     let e = v["events"].get(0)?;
-    e["product_id"]
-        .as_str()
-        .or_else(|| {
-            ["trades", "tickers", "candles"]
-                .iter()
-                .find_map(|k| e[*k].get(0)?.get("product_id")?.as_str())
-        })
+    e["product_id"].as_str().or_else(|| {
+        ["trades", "tickers", "candles"]
+            .iter()
+            .find_map(|k| e[*k].get(0)?.get("product_id")?.as_str())
+    })
 }
 
 fn time_ms(text: Option<&str>) -> i64 {
@@ -233,7 +231,11 @@ impl CoinbaseMock {
                 "heartbeats" => "heartbeats",
                 other => other,
             };
-            let product = if sub == "heartbeats" { String::new() } else { product };
+            let product = if sub == "heartbeats" {
+                String::new()
+            } else {
+                product
+            };
             frames.push(Frame {
                 key: adv_key(sub, &product),
                 symbol: product,
@@ -367,7 +369,9 @@ impl CoinbaseMock {
         } else {
             json!({})
         };
-        answer.replies.push(self.numbered(json!({"channel": "subscriptions",
+        answer
+            .replies
+            .push(self.numbered(json!({"channel": "subscriptions",
             "timestamp": Self::now(), "sequence_num": 0,
             "events": [{"subscriptions": subs}]})));
         match kind {
@@ -550,7 +554,11 @@ impl ReplayMock for CoinbaseMock {
             if let Some(book) = s.adv_books.get_mut(&frame.symbol) {
                 for e in value["events"].as_array().into_iter().flatten() {
                     for u in e["updates"].as_array().into_iter().flatten() {
-                        let side = if u["side"] == "bid" { Side::Bid } else { Side::Ask };
+                        let side = if u["side"] == "bid" {
+                            Side::Bid
+                        } else {
+                            Side::Ask
+                        };
                         let (p, q) = (
                             u["price_level"].as_str().unwrap_or_default(),
                             u["new_quantity"].as_str().unwrap_or_default(),

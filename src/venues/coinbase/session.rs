@@ -223,7 +223,13 @@ impl VenueSession for CoinbaseSession {
         }
         if self.api == Api::Exchange && !groups.is_empty() {
             // The Exchange feed's per-product heartbeat keeps quiet products' connection alive.
-            let all: Vec<String> = self.products.values().cloned().collect::<HashSet<_>>().into_iter().collect();
+            let all: Vec<String> = self
+                .products
+                .values()
+                .cloned()
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
             let mut all = all;
             all.sort();
             let refs: Vec<&str> = all.iter().map(String::as_str).collect();
