@@ -11,6 +11,7 @@ pub mod binance;
 pub mod binance_coinm;
 pub mod bitmex;
 pub mod bybit;
+pub mod coinbase;
 pub mod decimal;
 pub mod json;
 pub mod kraken;
@@ -392,6 +393,7 @@ pub static REGISTRY: &[Registration] = &[
     R::new("kraken", || Box::new(kraken::Kraken::new()), kraken::replay::mock),
     R::new("bitmex", || Box::new(bitmex::Bitmex::new()), bitmex::replay::mock),
     R::new("bybit", || Box::new(bybit::Bybit::new()), bybit::replay::mock),
+    R::new("coinbase", || Box::new(coinbase::Coinbase::new()), coinbase::replay::mock),
 ];
 
 /// The venue implementation for a configured venue name.
