@@ -10,6 +10,7 @@
 pub mod binance;
 pub mod binance_coinm;
 pub mod decimal;
+pub mod deribit;
 pub mod json;
 pub mod kraken;
 mod session;
@@ -372,6 +373,11 @@ pub static REGISTRY: &[Registration] = &[
         name: "kraken",
         venue: || Box::new(kraken::Kraken::new()),
         replay: kraken::replay::mock,
+    },
+    Registration {
+        name: "deribit",
+        venue: || Box::new(deribit::Deribit::new()),
+        replay: deribit::replay::mock,
     },
 ];
 
