@@ -164,9 +164,21 @@ fn deribit(c: &mut Criterion) {
     for (name, input) in [("deribit_trades", &trades), ("deribit_ticker", &tickers)] {
         let plain = |l: &str| {
             if name == "deribit_trades" {
-                black_box(serde_json::from_str::<Env<'_, Vec<PlainTrade<'_>>>>(l).unwrap().params.data.len());
+                black_box(
+                    serde_json::from_str::<Env<'_, Vec<PlainTrade<'_>>>>(l)
+                        .unwrap()
+                        .params
+                        .data
+                        .len(),
+                );
             } else {
-                black_box(serde_json::from_str::<Env<'_, PlainTicker<'_>>>(l).unwrap().params.data.timestamp);
+                black_box(
+                    serde_json::from_str::<Env<'_, PlainTicker<'_>>>(l)
+                        .unwrap()
+                        .params
+                        .data
+                        .timestamp,
+                );
             }
         };
         let mut g = c.benchmark_group(name);
@@ -185,7 +197,10 @@ fn deribit(c: &mut Criterion) {
         g.finish();
         let limit = mean_ns(|| input.iter().for_each(|l| plain(l)));
         let ours = mean_ns(ours);
-        println!("{name}: normalized+framed / serde_json typed parse = {:.2}", ours / limit);
+        println!(
+            "{name}: normalized+framed / serde_json typed parse = {:.2}",
+            ours / limit
+        );
     }
 
     // Books: every recorded change applied onto its snapshot, the chain checked on each.
@@ -216,14 +231,22 @@ fn deribit(c: &mut Criterion) {
     }
     let plain = || {
         for l in &changes {
-            black_box(serde_json::from_str::<Env<'_, PlainBook<'_>>>(l).unwrap().params.data.change_id);
+            black_box(
+                serde_json::from_str::<Env<'_, PlainBook<'_>>>(l)
+                    .unwrap()
+                    .params
+                    .data
+                    .change_id,
+            );
         }
     };
     let mut ours = |keeper: &mut BookKeeper, out: &mut Vec<VenueEvent>, buf: &mut Vec<u8>| {
         for l in &changes {
             venue.parse(l, 1, &map, out).unwrap();
             for ev in out.drain(..) {
-                let VenueEvent::Diff { symbol, diff } = ev else { continue };
+                let VenueEvent::Diff { symbol, diff } = ev else {
+                    continue;
+                };
                 for r in keeper.on_diff(&symbol, diff).unwrap().records {
                     buf.clear();
                     wire::write_header(buf, 1, &[0]);
@@ -257,7 +280,10 @@ fn deribit(c: &mut Criterion) {
         ours(&mut k, &mut out, &mut buf);
         total += t.elapsed().as_nanos() as f64;
     }
-    println!("deribit_book: book+framed delta / serde_json typed parse = {:.2}", total / 100.0 / limit);
+    println!(
+        "deribit_book: book+framed delta / serde_json typed parse = {:.2}",
+        total / 100.0 / limit
+    );
 }
 
 criterion_group!(benches, deribit);

@@ -137,30 +137,67 @@ fn trades_are_taker_sided_in_venue_units() {
     }
     // Liquidations (tardis-node vectors): the integer literal "1120" is kept as written.
     let (_, out) = parse(&line("deribit_trades.jsonl", 4), &m);
-    let Normalized::Trade(t) = &records(&out)[0] else { panic!() };
+    let Normalized::Trade(t) = &records(&out)[0] else {
+        panic!()
+    };
     assert_eq!(
-        (t.trade_id.as_str(), t.price.as_str(), t.amount.as_str(), t.side, t.timestamp, t.trade_type.as_deref()),
-        ("66460463", "4469.5", "1120", trade::Side::Sell as i32, 1_584_058_044_032_000, Some("liquidation"))
+        (
+            t.trade_id.as_str(),
+            t.price.as_str(),
+            t.amount.as_str(),
+            t.side,
+            t.timestamp,
+            t.trade_type.as_deref()
+        ),
+        (
+            "66460463",
+            "4469.5",
+            "1120",
+            trade::Side::Sell as i32,
+            1_584_058_044_032_000,
+            Some("liquidation")
+        )
     );
     let (_, out) = parse(&line("deribit_trades.jsonl", 5), &m);
-    let Normalized::Trade(t) = &records(&out)[0] else { panic!() };
+    let Normalized::Trade(t) = &records(&out)[0] else {
+        panic!()
+    };
     assert_eq!(
         (t.amount.as_str(), t.side, t.maker),
         ("2500", trade::Side::Buy as i32, Some(false))
     );
     // An option: price in BTC per option, amount in coins (0.1 BTC of options).
     let (_, out) = parse(&line("deribit_cmp_trade.jsonl", 3), &m);
-    let Normalized::Trade(t) = &records(&out)[0] else { panic!() };
+    let Normalized::Trade(t) = &records(&out)[0] else {
+        panic!()
+    };
     assert_eq!(
-        (t.symbol.as_str(), t.trade_id.as_str(), t.price.as_str(), t.amount.as_str(), t.side, t.timestamp),
-        ("BTC-USD-20210326-62000-C", "137488100", "0.007", "0.1", trade::Side::Buy as i32, 1_616_321_732_986_000)
+        (
+            t.symbol.as_str(),
+            t.trade_id.as_str(),
+            t.price.as_str(),
+            t.amount.as_str(),
+            t.side,
+            t.timestamp
+        ),
+        (
+            "BTC-USD-20210326-62000-C",
+            "137488100",
+            "0.007",
+            "0.1",
+            trade::Side::Buy as i32,
+            1_616_321_732_986_000
+        )
     );
     // The combo trade of line 2 names an instrument no normalized symbol has.
     let mut out = Vec::new();
     let e = Deribit::new()
         .parse(&line("deribit_trades.jsonl", 2), 7, &m, &mut out)
         .unwrap_err();
-    assert!(matches!(e, ParseError::UnknownSymbol(ref s) if s == "BTC-CS-19MAY26-70000_75000"), "{e:?}");
+    assert!(
+        matches!(e, ParseError::UnknownSymbol(ref s) if s == "BTC-CS-19MAY26-70000_75000"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -173,33 +210,65 @@ fn ticker_gives_ticker_funding_and_open_interest() {
     let (_, out) = parse(&line("deribit_cmp_ticker.jsonl", 2), &m);
     let r = records(&out);
     assert_eq!(r.len(), 3, "{r:?}");
-    let Normalized::Ticker(t) = &r[0] else { panic!("{r:?}") };
+    let Normalized::Ticker(t) = &r[0] else {
+        panic!("{r:?}")
+    };
     assert_eq!(
         (
-            t.exchange.as_str(), t.symbol.as_str(), t.bid.as_str(), t.ask.as_str(), t.last.as_str(),
-            t.open.as_str(), t.high.as_str(), t.low.as_str(), t.volume.as_str(),
-            t.quote_volume.as_str(), t.timestamp
+            t.exchange.as_str(),
+            t.symbol.as_str(),
+            t.bid.as_str(),
+            t.ask.as_str(),
+            t.last.as_str(),
+            t.open.as_str(),
+            t.high.as_str(),
+            t.low.as_str(),
+            t.volume.as_str(),
+            t.quote_volume.as_str(),
+            t.timestamp
         ),
         (
-            "DERIBIT", "BTC-USD-PERP", "29930.5", "29931.0", "29931.0",
+            "DERIBIT",
+            "BTC-USD-PERP",
+            "29930.5",
+            "29931.0",
+            "29931.0",
             // No open: Deribit sends the 24 h change as a percentage (-5.4014).
-            "", "31903.5", "29265.5",
+            "",
+            "31903.5",
+            "29265.5",
             // Volume in BTC; quote volume in USD (`volume_usd`).
-            "17945.19644566", "545442610.0", Some(1_654_161_785_818_000)
+            "17945.19644566",
+            "545442610.0",
+            Some(1_654_161_785_818_000)
         )
     );
-    let Normalized::Funding(f) = &r[1] else { panic!("{r:?}") };
+    let Normalized::Funding(f) = &r[1] else {
+        panic!("{r:?}")
+    };
     assert_eq!(
         (
-            f.symbol.as_str(), f.mark_price.as_str(), f.rate.as_str(),
-            f.predicted_rate.as_deref(), f.index_price.as_deref(), f.timestamp, f.next_funding_time
+            f.symbol.as_str(),
+            f.mark_price.as_str(),
+            f.rate.as_str(),
+            f.predicted_rate.as_deref(),
+            f.index_price.as_deref(),
+            f.timestamp,
+            f.next_funding_time
         ),
         (
-            "BTC-USD-PERP", "29932.79", "0.00000255", Some("0.0"), Some("29930.44"),
-            Some(1_654_161_785_818_000), None
+            "BTC-USD-PERP",
+            "29932.79",
+            "0.00000255",
+            Some("0.0"),
+            Some("29930.44"),
+            Some(1_654_161_785_818_000),
+            None
         )
     );
-    let Normalized::OpenInterest(o) = &r[2] else { panic!("{r:?}") };
+    let Normalized::OpenInterest(o) = &r[2] else {
+        panic!("{r:?}")
+    };
     // Inverse perpetual: open interest in USD, an integer literal.
     assert_eq!(
         (o.symbol.as_str(), o.open_interest.as_str(), o.timestamp),
@@ -207,45 +276,94 @@ fn ticker_gives_ticker_funding_and_open_interest() {
     );
     // A negative 8 h funding rate keeps its sign and digits (tardis-node vector).
     let (_, out) = parse(&line("deribit_ticker.jsonl", 91), &m);
-    let Normalized::Funding(f) = &records(&out)[1] else { panic!() };
-    assert_eq!((f.rate.as_str(), f.mark_price.as_str()), ("-0.00008477", "8304.39"));
+    let Normalized::Funding(f) = &records(&out)[1] else {
+        panic!()
+    };
+    assert_eq!(
+        (f.rate.as_str(), f.mark_price.as_str()),
+        ("-0.00008477", "8304.39")
+    );
 
     // An option: no funding; open interest in coins (1767.5 options on 1 BTC each).
     let (_, out) = parse(&line("deribit_cmp_ticker.jsonl", 3), &m);
     let r = records(&out);
     assert_eq!(r.len(), 2, "{r:?}");
-    let Normalized::Ticker(t) = &r[0] else { panic!() };
+    let Normalized::Ticker(t) = &r[0] else {
+        panic!()
+    };
     assert_eq!(
-        (t.bid.as_str(), t.ask.as_str(), t.last.as_str(), t.volume.as_str(), t.quote_volume.as_str()),
+        (
+            t.bid.as_str(),
+            t.ask.as_str(),
+            t.last.as_str(),
+            t.volume.as_str(),
+            t.quote_volume.as_str()
+        ),
         ("0.008", "0.009", "0.009", "16.7", "")
     );
-    let Normalized::OpenInterest(o) = &r[1] else { panic!() };
+    let Normalized::OpenInterest(o) = &r[1] else {
+        panic!()
+    };
     assert_eq!(o.open_interest, "1767.5");
     // Nulls (no trade yet, no statistics) are empty, not zero.
     let (_, out) = parse(&line("deribit_ticker.jsonl", 94), &m);
-    let Normalized::Ticker(t) = &records(&out)[0] else { panic!() };
+    let Normalized::Ticker(t) = &records(&out)[0] else {
+        panic!()
+    };
     assert_eq!(
-        (t.last.as_str(), t.high.as_str(), t.low.as_str(), t.volume.as_str(), t.bid.as_str()),
+        (
+            t.last.as_str(),
+            t.high.as_str(),
+            t.low.as_str(),
+            t.volume.as_str(),
+            t.bid.as_str()
+        ),
         ("", "", "", "", "0.0")
     );
 }
 
 #[test]
 fn quote_is_top_of_book() {
-    let m = map(&[("BTC-PERPETUAL", "BTC-USD-PERP"), ("BTC-30SEP22", "BTC-USD-20220930")]);
+    let m = map(&[
+        ("BTC-PERPETUAL", "BTC-USD-PERP"),
+        ("BTC-30SEP22", "BTC-USD-20220930"),
+    ]);
     let (_, out) = parse(&line("deribit_quote.jsonl", 1), &m);
-    let Normalized::TopOfBook(q) = &records(&out)[0] else { panic!() };
+    let Normalized::TopOfBook(q) = &records(&out)[0] else {
+        panic!()
+    };
     assert_eq!(
         (
-            q.exchange.as_str(), q.symbol.as_str(), q.bid_price.as_str(), q.bid_size.as_str(),
-            q.ask_price.as_str(), q.ask_size.as_str(), q.timestamp
+            q.exchange.as_str(),
+            q.symbol.as_str(),
+            q.bid_price.as_str(),
+            q.bid_size.as_str(),
+            q.ask_price.as_str(),
+            q.ask_size.as_str(),
+            q.timestamp
         ),
-        ("DERIBIT", "BTC-USD-PERP", "9600.5", "162800.0", "9601.0", "49710.0", Some(1_567_296_000_183_000))
+        (
+            "DERIBIT",
+            "BTC-USD-PERP",
+            "9600.5",
+            "162800.0",
+            "9601.0",
+            "49710.0",
+            Some(1_567_296_000_183_000)
+        )
     );
     let (_, out) = parse(&line("deribit_cmp_bbo.jsonl", 1), &m);
-    let Normalized::TopOfBook(q) = &records(&out)[0] else { panic!() };
+    let Normalized::TopOfBook(q) = &records(&out)[0] else {
+        panic!()
+    };
     assert_eq!(
-        (q.symbol.as_str(), q.bid_price.as_str(), q.bid_size.as_str(), q.ask_price.as_str(), q.ask_size.as_str()),
+        (
+            q.symbol.as_str(),
+            q.bid_price.as_str(),
+            q.bid_size.as_str(),
+            q.ask_price.as_str(),
+            q.ask_size.as_str()
+        ),
         ("BTC-USD-20220930", "32499.0", "2370.0", "32503.5", "2400.0")
     );
 }
@@ -254,28 +372,50 @@ fn quote_is_top_of_book() {
 fn book_snapshot_and_change_keep_ids_and_digits() {
     let m = map(&[("BTC-25JUN21", "BTC-USD-20210625")]);
     let (_, out) = parse(&line("deribit_cmp_l2_event.jsonl", 1), &m);
-    let VenueEvent::Snapshot { symbol, snapshot } = &out[0] else { panic!("{out:?}") };
-    let pairs = |v: &[(&str, &str)]| v.iter().map(|(p, q)| (p.to_string(), q.to_string())).collect::<Vec<_>>();
+    let VenueEvent::Snapshot { symbol, snapshot } = &out[0] else {
+        panic!("{out:?}")
+    };
+    let pairs = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(|(p, q)| (p.to_string(), q.to_string()))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(symbol, "BTC-USD-20210625");
     assert_eq!(
         snapshot,
         &Snapshot {
             last_update_id: 31_479_219_781,
-            bids: pairs(&[("37317.0", "2960.0"), ("37311.5", "530.0"), ("37311.0", "45170.0")]),
-            asks: pairs(&[("37327.0", "10.0"), ("37327.5", "20000.0"), ("37328.0", "3000.0")]),
+            bids: pairs(&[
+                ("37317.0", "2960.0"),
+                ("37311.5", "530.0"),
+                ("37311.0", "45170.0")
+            ]),
+            asks: pairs(&[
+                ("37327.0", "10.0"),
+                ("37327.5", "20000.0"),
+                ("37328.0", "3000.0")
+            ]),
             checksum: None,
         }
     );
     let (_, out) = parse(&line("deribit_cmp_l2_event.jsonl", 2), &m);
-    let VenueEvent::Diff { diff, .. } = &out[0] else { panic!("{out:?}") };
-    assert_eq!((diff.first, diff.last, diff.prev), (31_479_339_507, 31_479_339_507, Some(31_479_339_296)));
+    let VenueEvent::Diff { diff, .. } = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (diff.first, diff.last, diff.prev),
+        (31_479_339_507, 31_479_339_507, Some(31_479_339_296))
+    );
     assert_eq!(diff.timestamp, Some(1_622_626_784_890_000));
     assert_eq!(
         diff.bids.iter().collect::<Vec<_>>(),
         vec![("37392.5", "3000.0"), ("37399.0", "6530.0")]
     );
     // `delete` is written as quantity 0.
-    assert_eq!(diff.asks.iter().collect::<Vec<_>>(), vec![("37850.0", "8850.0"), ("37848.5", "0")]);
+    assert_eq!(
+        diff.asks.iter().collect::<Vec<_>>(),
+        vec![("37850.0", "8850.0"), ("37848.5", "0")]
+    );
 }
 
 // ---- book sequences -------------------------------------------------------------------
@@ -322,7 +462,10 @@ fn book_map() -> SymbolMap {
     let mut pairs = Vec::new();
     for l in lines("deribit_book_snapshot.jsonl") {
         let v: Value = serde_json::from_str(&l).unwrap();
-        let name = v["params"]["data"]["instrument_name"].as_str().unwrap().to_string();
+        let name = v["params"]["data"]["instrument_name"]
+            .as_str()
+            .unwrap()
+            .to_string();
         pairs.push((name.clone(), symbols::normalized(&name).unwrap()));
     }
     SymbolMap::new(pairs)
@@ -397,7 +540,7 @@ fn a_broken_chain_is_detected_resubscribed_and_resynced() {
     let changes = lines("deribit_book_change.jsonl");
     let mut sync = BookSync::new(std::sync::Arc::new(DeribitBook), 16);
     let mut mine = Book::default();
-    let mut feed = |session: &mut dyn VenueSession, sync: &mut BookSync, text: &str| -> Vec<Step> {
+    let feed = |session: &mut dyn VenueSession, sync: &mut BookSync, text: &str| -> Vec<Step> {
         let mut out = Vec::new();
         session.on_frame(Frame::Text(text), 1, &mut out).unwrap();
         out.into_iter()
@@ -409,7 +552,10 @@ fn a_broken_chain_is_detected_resubscribed_and_resynced() {
             .collect()
     };
     assert_eq!(feed(&mut session, &mut sync, &snapshot), vec![Step::Synced]);
-    rebuild(&mut mine, &serde_json::from_str::<Value>(&snapshot).unwrap()["params"]["data"]);
+    rebuild(
+        &mut mine,
+        &serde_json::from_str::<Value>(&snapshot).unwrap()["params"]["data"],
+    );
     let mut resubscribed = false;
     for (i, c) in changes.iter().enumerate() {
         let v: Value = serde_json::from_str(c).unwrap();
@@ -424,7 +570,13 @@ fn a_broken_chain_is_detected_resubscribed_and_resynced() {
         let steps = feed(&mut session, &mut sync, c);
         if i + 1 == 11 {
             // Line 11 says its previous change was 33195894927; the book stands at 33195894926.
-            assert_eq!(steps, vec![Step::Gap { expected: 33_195_894_926, got: 33_195_894_927 }]);
+            assert_eq!(
+                steps,
+                vec![Step::Gap {
+                    expected: 33_195_894_926,
+                    got: 33_195_894_927
+                }]
+            );
             assert!(!sync.is_synced());
             let msgs: Vec<Value> = session
                 .resubscribe_book("BTC-USD-20210924-8000-P")
@@ -438,7 +590,11 @@ fn a_broken_chain_is_detected_resubscribed_and_resynced() {
                     serde_json::json!({"jsonrpc":"2.0","id":4,"method":"public/subscribe","params":{"channels":["book.BTC-24SEP21-8000-P.100ms"]}}),
                 ]
             );
-            assert_eq!(session.unconfirmed(), 3, "heartbeat, first subscribe, resubscribe");
+            assert_eq!(
+                session.unconfirmed(),
+                3,
+                "heartbeat, first subscribe, resubscribe"
+            );
             // Deribit answers both and sends a fresh snapshot at change 33195895729.
             for a in [
                 r#"{"jsonrpc":"2.0","id":3,"result":["book.BTC-24SEP21-8000-P.100ms"]}"#,
@@ -447,8 +603,11 @@ fn a_broken_chain_is_detected_resubscribed_and_resynced() {
                 assert!(feed(&mut session, &mut sync, a).is_empty());
             }
             assert_eq!(session.unconfirmed(), 2);
-            let mut levels = |s: &BTreeMap<Decimal, Decimal>| {
-                s.iter().map(|(p, q)| format!("[\"new\",{p},{q}]")).collect::<Vec<_>>().join(",")
+            let levels = |s: &BTreeMap<Decimal, Decimal>| {
+                s.iter()
+                    .map(|(p, q)| format!("[\"new\",{p},{q}]"))
+                    .collect::<Vec<_>>()
+                    .join(",")
             };
             let fresh = format!(
                 r#"{{"jsonrpc":"2.0","method":"subscription","params":{{"channel":"book.BTC-24SEP21-8000-P.100ms","data":{{"type":"snapshot","timestamp":1626993732406,"instrument_name":"BTC-24SEP21-8000-P","change_id":33195895729,"bids":[{}],"asks":[{}]}}}}}}"#,
@@ -486,7 +645,9 @@ fn spec(subs: &[(Channel, &str, &str)]) -> SessionSpec {
 
 fn on(session: &mut dyn VenueSession, text: &str) -> Result<Vec<VenueEvent>, ParseError> {
     let mut out = Vec::new();
-    session.on_frame(Frame::Text(text), 1, &mut out).map(|_| out)
+    session
+        .on_frame(Frame::Text(text), 1, &mut out)
+        .map(|_| out)
 }
 
 #[test]
@@ -502,7 +663,11 @@ fn session_subscribes_with_heartbeat_and_matches_answers_by_id() {
         (Channel::BookTicker, p.0, p.1),
         (Channel::Trade, o.0, o.1),
     ]));
-    let msgs: Vec<Value> = s.subscribe().iter().map(|m| serde_json::from_str(m).unwrap()).collect();
+    let msgs: Vec<Value> = s
+        .subscribe()
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect();
     assert_eq!(
         msgs,
         vec![
@@ -513,7 +678,10 @@ fn session_subscribes_with_heartbeat_and_matches_answers_by_id() {
         ]
     );
     assert_eq!(s.unconfirmed(), 3);
-    assert!(matches!(on(&mut *s, r#"{"jsonrpc":"2.0","id":1,"result":"ok"}"#).unwrap()[..], [VenueEvent::Control]));
+    assert!(matches!(
+        on(&mut *s, r#"{"jsonrpc":"2.0","id":1,"result":"ok"}"#).unwrap()[..],
+        [VenueEvent::Control]
+    ));
     assert_eq!(s.unconfirmed(), 2);
     // An answer to an id never sent changes nothing.
     on(&mut *s, r#"{"jsonrpc":"2.0","id":77,"result":[]}"#).unwrap();
@@ -521,21 +689,36 @@ fn session_subscribes_with_heartbeat_and_matches_answers_by_id() {
     on(&mut *s, r#"{"jsonrpc":"2.0","id":2,"result":["book.BTC-PERPETUAL.100ms","trades.BTC-PERPETUAL.100ms","ticker.BTC-PERPETUAL.100ms","quote.BTC-PERPETUAL"]}"#).unwrap();
     assert_eq!(s.unconfirmed(), 1);
     // Deribit leaves out a channel it does not know (an expired option): refused, by symbol.
-    match on(&mut *s, r#"{"jsonrpc":"2.0","id":3,"result":[],"usIn":1,"usOut":2,"usDiff":1,"testnet":false}"#) {
+    match on(
+        &mut *s,
+        r#"{"jsonrpc":"2.0","id":3,"result":[],"usIn":1,"usOut":2,"usDiff":1,"testnet":false}"#,
+    ) {
         Err(ParseError::Refused { symbol, .. }) => assert_eq!(symbol, o.0),
         other => panic!("{other:?}"),
     }
     assert_eq!(s.unconfirmed(), 0);
     // test_request (Deribit's documented heartbeat) → public/test with the next id.
     let out = on(&mut *s, &line("docs_examples.jsonl", 1)).unwrap();
-    let [VenueEvent::Send(t)] = &out[..] else { panic!("{out:?}") };
+    let [VenueEvent::Send(t)] = &out[..] else {
+        panic!("{out:?}")
+    };
     assert_eq!(
         serde_json::from_str::<Value>(t).unwrap(),
         serde_json::json!({"jsonrpc":"2.0","id":4,"method":"public/test","params":{}})
     );
     assert_eq!(s.unconfirmed(), 0, "a test is not a subscription");
-    assert!(matches!(on(&mut *s, &line("docs_examples.jsonl", 2)).unwrap()[..], [VenueEvent::Control]));
-    assert!(matches!(on(&mut *s, r#"{"jsonrpc":"2.0","id":4,"result":{"version":"1.2.26"}}"#).unwrap()[..], [VenueEvent::Control]));
+    assert!(matches!(
+        on(&mut *s, &line("docs_examples.jsonl", 2)).unwrap()[..],
+        [VenueEvent::Control]
+    ));
+    assert!(matches!(
+        on(
+            &mut *s,
+            r#"{"jsonrpc":"2.0","id":4,"result":{"version":"1.2.26"}}"#
+        )
+        .unwrap()[..],
+        [VenueEvent::Control]
+    ));
     // No book wanted for the option: nothing to resubscribe.
     assert!(s.resubscribe_book(o.0).is_empty());
 }
@@ -544,13 +727,22 @@ fn session_subscribes_with_heartbeat_and_matches_answers_by_id() {
 fn error_answers_refuse_one_instrument_or_fail_the_connection() {
     let a = ("BTC-USD-PERP", "BTC-PERPETUAL");
     let b = ("ETH-USD-PERP", "ETH-PERPETUAL");
-    let mut s = Deribit::new().session(spec(&[(Channel::Trade, a.0, a.1), (Channel::Trade, b.0, b.1)]));
+    let mut s = Deribit::new().session(spec(&[
+        (Channel::Trade, a.0, a.1),
+        (Channel::Trade, b.0, b.1),
+    ]));
     s.subscribe();
     // An error answering ETH's subscribe (id 3) refuses ETH; BTC carries on.
-    match on(&mut *s, r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Invalid params","data":{"reason":"wrong format","param":"channels"}}}"#) {
+    match on(
+        &mut *s,
+        r#"{"jsonrpc":"2.0","id":3,"error":{"code":-32602,"message":"Invalid params","data":{"reason":"wrong format","param":"channels"}}}"#,
+    ) {
         Err(ParseError::Refused { symbol, msg }) => {
             assert_eq!(symbol, b.0);
-            assert!(msg.contains("-32602") && msg.contains("wrong format"), "{msg}");
+            assert!(
+                msg.contains("-32602") && msg.contains("wrong format"),
+                "{msg}"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -573,18 +765,29 @@ fn ticker_records_follow_the_subscribed_channels() {
     assert!(msgs[1].contains("ticker.BTC-PERPETUAL.100ms"));
     let out = on(&mut *s, &line("deribit_cmp_ticker.jsonl", 2)).unwrap();
     let r = records(&out);
-    assert!(matches!(&r[..], [Normalized::Funding(f)] if f.rate == "0.00000255"), "{r:?}");
-    let mut s = Deribit::new().session(spec(&[(Channel::OpenInterest, p.0, p.1), (Channel::Ticker, p.0, p.1)]));
+    assert!(
+        matches!(&r[..], [Normalized::Funding(f)] if f.rate == "0.00000255"),
+        "{r:?}"
+    );
+    let mut s = Deribit::new().session(spec(&[
+        (Channel::OpenInterest, p.0, p.1),
+        (Channel::Ticker, p.0, p.1),
+    ]));
     assert_eq!(s.subscribe().len(), 2, "one ticker channel for both");
     let r = records(&on(&mut *s, &line("deribit_cmp_ticker.jsonl", 2)).unwrap());
-    assert!(matches!(&r[..], [Normalized::Ticker(_), Normalized::OpenInterest(_)]), "{r:?}");
+    assert!(
+        matches!(&r[..], [Normalized::Ticker(_), Normalized::OpenInterest(_)]),
+        "{r:?}"
+    );
 }
 
 #[test]
 fn hostile_input_is_a_typed_error() {
     let m = map(&[("BTC-PERPETUAL", "BTC-USD-PERP")]);
     let book = |levels: &str| {
-        format!(r#"{{"jsonrpc":"2.0","method":"subscription","params":{{"channel":"book.BTC-PERPETUAL.100ms","data":{{"type":"change","timestamp":1,"prev_change_id":1,"instrument_name":"BTC-PERPETUAL","change_id":2,"bids":[{levels}],"asks":[]}}}}}}"#)
+        format!(
+            r#"{{"jsonrpc":"2.0","method":"subscription","params":{{"channel":"book.BTC-PERPETUAL.100ms","data":{{"type":"change","timestamp":1,"prev_change_id":1,"instrument_name":"BTC-PERPETUAL","change_id":2,"bids":[{levels}],"asks":[]}}}}}}"#
+        )
     };
     let err = |t: &str| {
         let mut out = Vec::new();
@@ -593,17 +796,54 @@ fn hostile_input_is_a_typed_error() {
     assert!(matches!(err("{"), ParseError::Malformed(_)));
     assert!(matches!(err("[]"), ParseError::Malformed(_)));
     assert!(matches!(err(r#"{"id":"x"}"#), ParseError::Malformed(_)));
-    assert!(matches!(err(r#"{"jsonrpc":"2.0"}"#), ParseError::Unsupported(_)));
-    assert!(matches!(err(&book(r#"["new",1e5,1]"#)), ParseError::BadDecimal(_)));
-    assert!(matches!(err(&book(r#"["new",100,-1]"#)), ParseError::BadDecimal(_)));
-    assert!(matches!(err(&book(r#"["new","NaN",1]"#)), ParseError::BadDecimal(_)));
-    assert!(matches!(err(&book(r#"["new",12345678901234567890123456789012345,1]"#)), ParseError::BadDecimal(_)));
-    assert!(matches!(err(&book(r#"["bogus",1,1]"#)), ParseError::Unsupported(_)));
-    assert!(matches!(err(&book(r#"["new",1]"#)), ParseError::Malformed(_)));
-    assert!(matches!(err(&book(r#"["new",1,1]"#).replace("BTC-PERPETUAL\",\"change_id", "XRP-PERPETUAL\",\"change_id")), ParseError::UnknownSymbol(_)));
-    assert!(matches!(err(&book(r#"["new",1,1]"#).replace("\"timestamp\":1,", "\"timestamp\":9223372036854775807,")), ParseError::BadDecimal(_)));
-    assert!(matches!(err(r#"{"jsonrpc":"2.0","method":"subscription","params":{"channel":"chart.trades.BTC-PERPETUAL.1","data":{}}}"#), ParseError::Unsupported(_)));
+    assert!(matches!(
+        err(r#"{"jsonrpc":"2.0"}"#),
+        ParseError::Unsupported(_)
+    ));
+    assert!(matches!(
+        err(&book(r#"["new",1e5,1]"#)),
+        ParseError::BadDecimal(_)
+    ));
+    assert!(matches!(
+        err(&book(r#"["new",100,-1]"#)),
+        ParseError::BadDecimal(_)
+    ));
+    assert!(matches!(
+        err(&book(r#"["new","NaN",1]"#)),
+        ParseError::BadDecimal(_)
+    ));
+    assert!(matches!(
+        err(&book(r#"["new",12345678901234567890123456789012345,1]"#)),
+        ParseError::BadDecimal(_)
+    ));
+    assert!(matches!(
+        err(&book(r#"["bogus",1,1]"#)),
+        ParseError::Unsupported(_)
+    ));
+    assert!(matches!(
+        err(&book(r#"["new",1]"#)),
+        ParseError::Malformed(_)
+    ));
+    assert!(matches!(
+        err(&book(r#"["new",1,1]"#)
+            .replace("BTC-PERPETUAL\",\"change_id", "XRP-PERPETUAL\",\"change_id")),
+        ParseError::UnknownSymbol(_)
+    ));
+    assert!(matches!(
+        err(&book(r#"["new",1,1]"#)
+            .replace("\"timestamp\":1,", "\"timestamp\":9223372036854775807,")),
+        ParseError::BadDecimal(_)
+    ));
+    assert!(matches!(
+        err(
+            r#"{"jsonrpc":"2.0","method":"subscription","params":{"channel":"chart.trades.BTC-PERPETUAL.1","data":{}}}"#
+        ),
+        ParseError::Unsupported(_)
+    ));
     let mut s = Deribit::new().session(spec(&[(Channel::Trade, "BTC-USD-PERP", "BTC-PERPETUAL")]));
     let mut out = Vec::new();
-    assert!(matches!(s.on_frame(Frame::Binary(&[1, 2]), 1, &mut out), Err(ParseError::Unsupported(_))));
+    assert!(matches!(
+        s.on_frame(Frame::Binary(&[1, 2]), 1, &mut out),
+        Err(ParseError::Unsupported(_))
+    ));
 }

@@ -76,17 +76,28 @@ async fn run(cfg: Config, replay: &ReplayServer) -> Service {
     tokio::time::timeout(Duration::from_secs(90), replay.finished())
         .await
         .expect("replay played");
-    common::settled(&service, Duration::from_millis(500), Duration::from_secs(30)).await;
+    common::settled(
+        &service,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+    )
+    .await;
     service.shutdown().await;
     service
 }
 
 fn consume(cfg: &Config, dt: DataType) -> Vec<Normalized> {
     let topic = format!("{}.{}", cfg.producer.topic_prefix, dt.as_str());
-    common::consume(&common::kafka_addr(), &topic, cfg.producer.partitions, 1_000_000, Duration::from_secs(6))
-        .iter()
-        .map(|r| Normalized::decode(dt, wire::parse(&r.value).unwrap().payload).unwrap())
-        .collect()
+    common::consume(
+        &common::kafka_addr(),
+        &topic,
+        cfg.producer.partitions,
+        1_000_000,
+        Duration::from_secs(6),
+    )
+    .iter()
+    .map(|r| Normalized::decode(dt, wire::parse(&r.value).unwrap().payload).unwrap())
+    .collect()
 }
 
 fn feed(replay: &ReplayServer, channels: Vec<Channel>) -> FeedConfig {
@@ -138,8 +149,14 @@ fn kafka_books(cfg: &Config) -> (HashMap<String, (Side, Side)>, HashMap<String, 
             }
             Normalized::Level2Delta(d) => {
                 let id = d.last_update_id.expect("Deribit deltas carry change ids");
-                assert!(ids.insert((d.symbol.clone(), id)), "change {id} of {} twice", d.symbol);
-                let book = books.get_mut(&d.symbol).unwrap_or_else(|| panic!("a delta of {} before its book", d.symbol));
+                assert!(
+                    ids.insert((d.symbol.clone(), id)),
+                    "change {id} of {} twice",
+                    d.symbol
+                );
+                let book = books
+                    .get_mut(&d.symbol)
+                    .unwrap_or_else(|| panic!("a delta of {} before its book", d.symbol));
                 for l in &d.bids {
                     set(&mut book.0, &l.price, &l.quantity);
                 }
@@ -192,9 +209,16 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
     let reconnects: u64 = service
         .feeds
         .iter()
-        .map(|f| f.stats.reconnects.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|f| {
+            f.stats
+                .reconnects
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
         .sum();
-    assert_eq!(reconnects, 1, "the dropped connection was re-established once");
+    assert_eq!(
+        reconnects, 1,
+        "the dropped connection was re-established once"
+    );
 
     let (books, full) = kafka_books(&cfg);
     let want = recorded_books("tests/fixtures/deribit");
@@ -202,9 +226,15 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
         assert_eq!(books.get(sym), Some(book), "{sym}");
     }
     assert_eq!(full.len(), BOOKS.len(), "{full:?}");
-    assert!(full.values().any(|n| *n >= 2), "the reconnect resynced: {full:?}");
+    assert!(
+        full.values().any(|n| *n >= 2),
+        "the reconnect resynced: {full:?}"
+    );
     let ev = events(&cfg);
-    assert!(ev.iter().any(|e| e.kind == Kind::Reconnect as i32), "{ev:?}");
+    assert!(
+        ev.iter().any(|e| e.kind == Kind::Reconnect as i32),
+        "{ev:?}"
+    );
     assert!(ev.iter().all(|e| e.kind != Kind::Gap as i32), "{ev:?}");
 
     // Trades: each id at most once; the BTC-PERPETUAL sell of 10 USD (nautilus line 1).
@@ -221,13 +251,28 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
     }
     if let Some(t) = trades.iter().find(|t| t.trade_id == "403691824") {
         assert_eq!(
-            (t.symbol.as_str(), t.price.as_str(), t.amount.as_str(), t.side, t.timestamp),
-            ("BTC-USD-PERP", "92294.5", "10.0", trade::Side::Sell as i32, 1_765_531_356_452_000)
+            (
+                t.symbol.as_str(),
+                t.price.as_str(),
+                t.amount.as_str(),
+                t.side,
+                t.timestamp
+            ),
+            (
+                "BTC-USD-PERP",
+                "92294.5",
+                "10.0",
+                trade::Side::Sell as i32,
+                1_765_531_356_452_000
+            )
         );
     } else {
         // Played before or after the drop: either way it reached Kafka unless it was the
         // frame lost with the connection; the 2019 liquidation then must be there.
-        assert!(trades.iter().any(|t| t.trade_id == "66460463"), "{trades:?}");
+        assert!(
+            trades.iter().any(|t| t.trade_id == "66460463"),
+            "{trades:?}"
+        );
     }
     // Funding and open interest from the BTC-PERPETUAL ticker of 2019-08-01 (tardis line 90):
     // funding_8h 0.00016281, open interest 66128281 USD.
@@ -243,10 +288,18 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
         .find(|f| f.timestamp == Some(1_564_617_604_229_000))
         .unwrap_or_else(|| panic!("{funding:?}"));
     assert_eq!(
-        (f.symbol.as_str(), f.mark_price.as_str(), f.rate.as_str(), f.index_price.as_deref()),
+        (
+            f.symbol.as_str(),
+            f.mark_price.as_str(),
+            f.rate.as_str(),
+            f.index_price.as_deref()
+        ),
         ("BTC-USD-PERP", "10094.1", "0.00016281", Some("10091.15"))
     );
-    assert!(funding.iter().all(|f| f.symbol == "BTC-USD-PERP"), "options have no funding");
+    assert!(
+        funding.iter().all(|f| f.symbol == "BTC-USD-PERP"),
+        "options have no funding"
+    );
     let oi: Vec<_> = consume(&cfg, DataType::OpenInterest)
         .into_iter()
         .map(|r| match r {
@@ -255,7 +308,8 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
         })
         .collect();
     assert!(
-        oi.iter().any(|o| o.symbol == "BTC-USD-PERP" && o.open_interest == "66128281"),
+        oi.iter()
+            .any(|o| o.symbol == "BTC-USD-PERP" && o.open_interest == "66128281"),
         "{oi:?}"
     );
     let tob: Vec<_> = consume(&cfg, DataType::TopOfBook)
@@ -266,8 +320,12 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
         })
         .collect();
     assert!(
-        tob.iter().any(|t| (t.bid_price.as_str(), t.bid_size.as_str(), t.ask_price.as_str(), t.ask_size.as_str())
-            == ("9600.5", "162800.0", "9601.0", "49710.0")),
+        tob.iter().any(|t| (
+            t.bid_price.as_str(),
+            t.bid_size.as_str(),
+            t.ask_price.as_str(),
+            t.ask_size.as_str()
+        ) == ("9600.5", "162800.0", "9601.0", "49710.0")),
         "{tob:?}"
     );
 }
@@ -297,9 +355,19 @@ async fn deribit_a_broken_change_chain_is_announced_and_resynced() {
         (gap.symbol.as_str(), gap.expected_id, gap.got_id),
         (sym, Some(33_195_894_926), Some(33_195_894_927))
     );
-    assert_eq!(ev.iter().filter(|e| e.kind == Kind::Gap as i32).count(), 1, "{ev:?}");
-    let synced = ev.iter().filter(|e| e.kind == Kind::Synced as i32 && e.symbol == sym).count();
-    assert_eq!(synced, 2, "synced, then synced again after the resubscribe: {ev:?}");
+    assert_eq!(
+        ev.iter().filter(|e| e.kind == Kind::Gap as i32).count(),
+        1,
+        "{ev:?}"
+    );
+    let synced = ev
+        .iter()
+        .filter(|e| e.kind == Kind::Synced as i32 && e.symbol == sym)
+        .count();
+    assert_eq!(
+        synced, 2,
+        "synced, then synced again after the resubscribe: {ev:?}"
+    );
 
     // The venue's book (the gap recording: change 33195894927 never happened for anyone)
     // equals the book rebuilt from Kafka.

@@ -59,7 +59,11 @@ pub fn subscribe_request(id: u64, method: &str, channels: &[String]) -> String {
 
 /// `public/set_heartbeat` every `secs` seconds (Deribit's minimum is 10).
 pub fn set_heartbeat(id: u64, secs: u64) -> String {
-    request(id, "public/set_heartbeat", json!({ "interval": secs.max(10) }))
+    request(
+        id,
+        "public/set_heartbeat",
+        json!({ "interval": secs.max(10) }),
+    )
 }
 
 /// The answer to a `test_request`.
@@ -103,7 +107,9 @@ pub fn parse_frame(
                 .id
                 .ok_or_else(|| ParseError::Unsupported("message without method or id".into()))?;
             let channels = match env.result {
-                Some(r) if r.get().starts_with('[') => serde_json::from_str::<Vec<String>>(r.get())?,
+                Some(r) if r.get().starts_with('[') => {
+                    serde_json::from_str::<Vec<String>>(r.get())?
+                }
                 _ => Vec::new(),
             };
             return Ok(Control::Answer { id, channels });
@@ -201,7 +207,11 @@ fn book(
         other => {
             return Err(ParseError::Unsupported(format!(
                 "book notification type {}",
-                other.unwrap_or("(none)").chars().take(16).collect::<String>()
+                other
+                    .unwrap_or("(none)")
+                    .chars()
+                    .take(16)
+                    .collect::<String>()
             )))
         }
     }
@@ -338,14 +348,16 @@ fn ticker(
         })));
     }
     if let Some(oi) = t.open_interest {
-        out.push(VenueEvent::Record(Normalized::OpenInterest(s::OpenInterest {
-            exchange: EXCHANGE.into(),
-            symbol,
-            open_interest: exact(oi, false)?.into_owned(),
-            timestamp,
-            event_time: None,
-            receipt_time: receipt_us,
-        })));
+        out.push(VenueEvent::Record(Normalized::OpenInterest(
+            s::OpenInterest {
+                exchange: EXCHANGE.into(),
+                symbol,
+                open_interest: exact(oi, false)?.into_owned(),
+                timestamp,
+                event_time: None,
+                receipt_time: receipt_us,
+            },
+        )));
     }
     Ok(())
 }

@@ -35,7 +35,8 @@ pub fn key(channel: &str) -> Option<String> {
     let mut parts = channel.split('.');
     let prefix = parts.next()?;
     let instrument = parts.next()?;
-    matches!(prefix, "book" | "trades" | "ticker" | "quote").then(|| format!("{prefix}:{instrument}"))
+    matches!(prefix, "book" | "trades" | "ticker" | "quote")
+        .then(|| format!("{prefix}:{instrument}"))
 }
 
 /// The instrument and latest time (ms) of a notification.
@@ -64,7 +65,11 @@ fn apply(book: &mut OrderBook, data: &Value) {
             let (Some(price), Some(amount)) = (num_text(&l[1]), num_text(&l[2])) else {
                 continue;
             };
-            let qty = if l[0] == "delete" { "0".to_string() } else { amount };
+            let qty = if l[0] == "delete" {
+                "0".to_string()
+            } else {
+                amount
+            };
             let _ = book.apply(side, &price, &qty);
         }
     }
@@ -132,7 +137,10 @@ impl DeribitMock {
                     continue;
                 };
                 if k.starts_with("book:") {
-                    for id in [&v["params"]["data"]["change_id"], &v["params"]["data"]["prev_change_id"]] {
+                    for id in [
+                        &v["params"]["data"]["change_id"],
+                        &v["params"]["data"]["prev_change_id"],
+                    ] {
                         if let Some(id) = id.as_i64() {
                             (id_min, id_max) = (id_min.min(id), id_max.max(id));
                         }
@@ -166,7 +174,11 @@ impl DeribitMock {
             (Some(a), Some(b)) => b.time_ms - a.time_ms + 1,
             _ => 1,
         };
-        let id_span = if id_min <= id_max { id_max - id_min + 1 } else { 1 };
+        let id_span = if id_min <= id_max {
+            id_max - id_min + 1
+        } else {
+            1
+        };
         let mut instruments: HashSet<String> = frames.iter().map(|f| f.symbol.clone()).collect();
         instruments.extend(recorded.keys().cloned());
         Ok(DeribitMock {
@@ -274,7 +286,8 @@ impl ReplayMock for DeribitMock {
     fn on_client(&self, text: &str) -> ClientAnswer {
         let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         let id = v.get("id").cloned().unwrap_or(Value::Null);
-        let answer_with = |result: Value| json!({ "jsonrpc": "2.0", "id": id, "result": result }).to_string();
+        let answer_with =
+            |result: Value| json!({ "jsonrpc": "2.0", "id": id, "result": result }).to_string();
         let mut answer = ClientAnswer::default();
         let method = v["method"].as_str().unwrap_or_default();
         match method {
@@ -336,7 +349,10 @@ impl ReplayMock for DeribitMock {
                 state.books.insert(i.clone(), self.initial(i, k));
             }
         }
-        let mut books: Vec<&str> = subs.iter().filter_map(|s| s.strip_prefix("book:")).collect();
+        let mut books: Vec<&str> = subs
+            .iter()
+            .filter_map(|s| s.strip_prefix("book:"))
+            .collect();
         books.sort_unstable();
         books
             .into_iter()
@@ -399,7 +415,10 @@ impl ReplayMock for DeribitMock {
             .into_iter()
             .map(|n| json!({ "instrument_name": n, "is_active": true }))
             .collect();
-        Some((200, json!({ "jsonrpc": "2.0", "result": result }).to_string()))
+        Some((
+            200,
+            json!({ "jsonrpc": "2.0", "result": result }).to_string(),
+        ))
     }
 }
 

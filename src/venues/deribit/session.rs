@@ -126,9 +126,9 @@ impl DeribitSession {
             .to_string();
         self.instruments.retain(|(_, v, _)| v != instrument);
         self.wants.retain(|(_, s)| *s != symbol);
-        self.pending.retain(|_, p| {
-            !matches!(p, Pending::Subscribe { instrument: i, .. } if i == instrument)
-        });
+        self.pending.retain(
+            |_, p| !matches!(p, Pending::Subscribe { instrument: i, .. } if i == instrument),
+        );
         symbol
     }
 }
@@ -141,7 +141,10 @@ impl VenueSession for DeribitSession {
 
     fn subscribe(&mut self) -> Vec<String> {
         self.pending.clear();
-        let mut out = vec![parse::set_heartbeat(self.id(Pending::Heartbeat), HEARTBEAT_SECS)];
+        let mut out = vec![parse::set_heartbeat(
+            self.id(Pending::Heartbeat),
+            HEARTBEAT_SECS,
+        )];
         for (_, instrument, channels) in self.instruments.clone() {
             let id = self.id(Pending::Subscribe {
                 instrument,

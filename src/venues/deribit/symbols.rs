@@ -26,7 +26,10 @@ fn date_to_normalized(d: &str) -> Option<String> {
         return None;
     }
     let day: u32 = d.get(..digits)?.parse().ok()?;
-    let month = MONTHS.iter().position(|m| Some(*m) == d.get(digits..digits + 3))? + 1;
+    let month = MONTHS
+        .iter()
+        .position(|m| Some(*m) == d.get(digits..digits + 3))?
+        + 1;
     let year = d.get(digits + 3..)?;
     if !(1..=31).contains(&day) || !year.bytes().all(|b| b.is_ascii_digit()) {
         return None;
