@@ -240,7 +240,7 @@ fn deribit(c: &mut Criterion) {
             );
         }
     };
-    let mut ours = |keeper: &mut BookKeeper, out: &mut Vec<VenueEvent>, buf: &mut Vec<u8>| {
+    let ours = |keeper: &mut BookKeeper, out: &mut Vec<VenueEvent>, buf: &mut Vec<u8>| {
         for l in &changes {
             venue.parse(l, 1, &map, out).unwrap();
             for ev in out.drain(..) {
