@@ -9,9 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use tickflow::book::{BookSync, Step};
 use tickflow::feed::books::BookKeeper;
 use tickflow::venues::deribit::Deribit;
-use tickflow::venues::{
-    Channel, Frame, SessionSpec, Subscription, SymbolMap, Venue, VenueEvent, VenueSession,
-};
+use tickflow::venues::{Channel, Frame, SessionSpec, Subscription, SymbolMap, Venue, VenueEvent};
 
 const CHANNELS: [Channel; 6] = [
     Channel::Depth,
