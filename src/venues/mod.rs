@@ -13,6 +13,7 @@ pub mod bitmex;
 pub mod bybit;
 pub mod coinbase;
 pub mod decimal;
+pub mod deribit;
 pub mod json;
 pub mod kraken;
 mod session;
@@ -394,6 +395,7 @@ pub static REGISTRY: &[Registration] = &[
     R::new("bitmex", || Box::new(bitmex::Bitmex::new()), bitmex::replay::mock),
     R::new("bybit", || Box::new(bybit::Bybit::new()), bybit::replay::mock),
     R::new("coinbase", || Box::new(coinbase::Coinbase::new()), coinbase::replay::mock),
+    R::new("deribit", || Box::new(deribit::Deribit::new()), deribit::replay::mock),
 ];
 
 /// The venue implementation for a configured venue name.
