@@ -12,6 +12,7 @@ pub mod binance_coinm;
 pub mod decimal;
 pub mod json;
 pub mod kraken;
+pub mod okx;
 mod session;
 mod symbols;
 
@@ -372,6 +373,11 @@ pub static REGISTRY: &[Registration] = &[
         name: "kraken",
         venue: || Box::new(kraken::Kraken::new()),
         replay: kraken::replay::mock,
+    },
+    Registration {
+        name: "okx",
+        venue: || Box::new(okx::Okx::new()),
+        replay: okx::replay::mock,
     },
 ];
 
