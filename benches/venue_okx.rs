@@ -184,7 +184,12 @@ fn okx(c: &mut Criterion) {
     let updates = lines("okx_books_update.jsonl");
     let snapshots = lines("okx_books_snapshot.jsonl");
     // Every update applies with its checksum verified: no break in the measured input.
-    run_book(&venue, &map, &mut synced(&venue, &map, &snapshots), &updates);
+    run_book(
+        &venue,
+        &map,
+        &mut synced(&venue, &map, &snapshots),
+        &updates,
+    );
     let mut g = c.benchmark_group("okx_book");
     g.throughput(Throughput::Elements(updates.len() as u64));
     g.sample_size(20);

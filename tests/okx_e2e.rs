@@ -92,7 +92,10 @@ async fn okx_books_keep_the_venue_checksum_through_a_dropped_connection() {
                 .load(std::sync::atomic::Ordering::Relaxed)
         })
         .sum();
-    assert_eq!(reconnects, 1, "the dropped connection was re-established once");
+    assert_eq!(
+        reconnects, 1,
+        "the dropped connection was re-established once"
+    );
 
     let mut records: Vec<Normalized> = consume(&cfg, DataType::Level2Book);
     records.extend(consume(&cfg, DataType::Level2Delta));
@@ -129,7 +132,13 @@ async fn okx_books_keep_the_venue_checksum_through_a_dropped_connection() {
                     set(asks, &l.price, &l.quantity);
                 }
                 let venue: u32 = d.checksum.as_deref().unwrap().parse().unwrap();
-                assert_eq!(venue as i32, okx_crc(bids, asks), "{} delta {:?}", d.symbol, d);
+                assert_eq!(
+                    venue as i32,
+                    okx_crc(bids, asks),
+                    "{} delta {:?}",
+                    d.symbol,
+                    d
+                );
                 checked += 1;
             }
             _ => unreachable!(),
@@ -152,8 +161,9 @@ async fn okx_books_keep_the_venue_checksum_through_a_dropped_connection() {
         .iter()
         .any(|e| e.kind == Kind::Reconnect as i32 && e.since.is_some()));
     assert!(
-        events.iter().all(|e| e.kind != Kind::ChecksumMismatch as i32
-            && e.kind != Kind::Gap as i32),
+        events
+            .iter()
+            .all(|e| e.kind != Kind::ChecksumMismatch as i32 && e.kind != Kind::Gap as i32),
         "{events:?}"
     );
     let synced = events

@@ -25,8 +25,7 @@ use tickflow::venues::okx::{
     book::okx_crc32, http, normalized, BookMode, Control, Okx, OkxInBandBook, OkxRestBook,
 };
 use tickflow::venues::{
-    Channel, Delivery, Frame, ParseError, SessionSpec, Subscription, SymbolMap, Venue,
-    VenueEvent,
+    Channel, Delivery, Frame, ParseError, SessionSpec, Subscription, SymbolMap, Venue, VenueEvent,
 };
 
 const DIR: &str = "tests/fixtures/okx";
@@ -43,6 +42,11 @@ fn lines(file: &str) -> Vec<String> {
 
 /// Every instId of the fixtures, mapped the way the config would pin it.
 fn symbols() -> SymbolMap {
+    static MAP: std::sync::OnceLock<SymbolMap> = std::sync::OnceLock::new();
+    MAP.get_or_init(all_symbols).clone()
+}
+
+fn all_symbols() -> SymbolMap {
     let mut pairs = Vec::new();
     for e in std::fs::read_dir(DIR).unwrap() {
         let name = e.unwrap().file_name().into_string().unwrap();
@@ -155,7 +159,12 @@ fn trades_carry_the_taker_side_exact_digits_and_microseconds() {
     let t = records(&line("okx_cmp_trade.jsonl", 6)).remove(0);
     let t = the_trade(&t);
     assert_eq!(
-        (t.symbol.as_str(), t.trade_id.as_str(), t.price.as_str(), t.amount.as_str()),
+        (
+            t.symbol.as_str(),
+            t.trade_id.as_str(),
+            t.price.as_str(),
+            t.amount.as_str()
+        ),
         ("BTC-USD-20220304-32000-P", "81", "0.001", "85")
     );
     // A perpetual: BTC-USDT-SWAP → BTC-USDT-PERP, 7 contracts.
@@ -186,7 +195,11 @@ fn trades_carry_the_taker_side_exact_digits_and_microseconds() {
         )
     );
     // Every recorded trade line parses (the subscribe answers are control frames).
-    for f in ["okx_trades.jsonl", "okx_trades_tardis.jsonl", "okx_cmp_trade.jsonl"] {
+    for f in [
+        "okx_trades.jsonl",
+        "okx_trades_tardis.jsonl",
+        "okx_cmp_trade.jsonl",
+    ] {
         for l in lines(f) {
             parse(&l);
         }
@@ -256,7 +269,12 @@ fn tickers_volume_is_base_currency_for_spot_and_derivatives() {
     let r = records(&line("okx_cmp_ticker.jsonl", 6));
     let t = the_ticker(&r[0]);
     assert_eq!(
-        (t.symbol.as_str(), t.bid.as_str(), t.ask.as_str(), t.volume.as_str()),
+        (
+            t.symbol.as_str(),
+            t.bid.as_str(),
+            t.ask.as_str(),
+            t.volume.as_str()
+        ),
         ("BTC-USD-20220624-50000-C", "", "0.0015", "0")
     );
     // index-tickers: the index price as `last`.
@@ -321,7 +339,12 @@ fn bbo_tbt_is_the_top_of_book_and_books5_a_five_level_book() {
         panic!("{r:?}")
     };
     assert_eq!(
-        (t.bid_price.as_str(), t.bid_size.as_str(), t.ask_price.as_str(), t.ask_size.as_str()),
+        (
+            t.bid_price.as_str(),
+            t.bid_size.as_str(),
+            t.ask_price.as_str(),
+            t.ask_size.as_str()
+        ),
         ("", "", "0.0015", "8")
     );
     let r = records(&line("okx_cmp_l2_topk.jsonl", 1));
@@ -329,7 +352,9 @@ fn bbo_tbt_is_the_top_of_book_and_books5_a_five_level_book() {
         panic!("{r:?}")
     };
     let lv = |v: &[s::v2beta1::level2_book::PriceLevel]| -> Vec<(String, String)> {
-        v.iter().map(|l| (l.price.clone(), l.quantity.clone())).collect()
+        v.iter()
+            .map(|l| (l.price.clone(), l.quantity.clone()))
+            .collect()
     };
     assert_eq!(b.symbol, "BTC-USDT");
     assert_eq!(b.timestamp, Some(1_652_671_418_459_000));
@@ -378,13 +403,21 @@ fn funding_rate_and_mark_price_become_funding_records() {
     let r = records(&line("okx_funding_rate.jsonl", 2));
     let f = the_funding(&r[0]);
     assert_eq!(
-        (f.symbol.as_str(), f.rate.as_str(), f.predicted_rate.as_deref()),
+        (
+            f.symbol.as_str(),
+            f.rate.as_str(),
+            f.predicted_rate.as_deref()
+        ),
         ("SOS-USDT-PERP", "", Some("0.0003"))
     );
     let r = records(&line("okx_cmp_funding_rate.jsonl", 1));
     let f = the_funding(&r[0]);
     assert_eq!(
-        (f.symbol.as_str(), f.rate.as_str(), f.predicted_rate.as_deref()),
+        (
+            f.symbol.as_str(),
+            f.rate.as_str(),
+            f.predicted_rate.as_deref()
+        ),
         (
             "BTC-USD-PERP",
             "0.0000734174532791",
@@ -494,7 +527,11 @@ fn open_interest_liquidations_and_candles() {
         panic!("{r:?}")
     };
     assert_eq!(
-        (c.symbol.as_str(), c.volume.as_str(), c.quote_volume.as_deref()),
+        (
+            c.symbol.as_str(),
+            c.volume.as_str(),
+            c.quote_volume.as_deref()
+        ),
         ("BTC-USD-PERP", "6.7561", None)
     );
     // The current 9-field layout [ts,o,h,l,c,vol,volCcy,volCcyQuote,confirm] (values made up
@@ -506,7 +543,12 @@ fn open_interest_liquidations_and_candles() {
         panic!("{r:?}")
     };
     assert_eq!(
-        (c.symbol.as_str(), c.volume.as_str(), c.quote_volume.as_deref(), c.closed),
+        (
+            c.symbol.as_str(),
+            c.volume.as_str(),
+            c.quote_volume.as_deref(),
+            c.closed
+        ),
         ("BTC-USDT-PERP", "1.2", Some("35921.1"), true)
     );
 }
@@ -541,7 +583,9 @@ fn control_frames_errors_and_hostile_input() {
         Control::Quiet
     );
     // OKX's answer to an unknown instrument: that symbol is refused, the connection lives.
-    match ctl(r#"{"event":"error","code":"60018","msg":"Wrong URL or channel:books,instId:BTC-USDT-SWAP doesn't exist.","connId":"a4d3ae55"}"#) {
+    match ctl(
+        r#"{"event":"error","code":"60018","msg":"Wrong URL or channel:books,instId:BTC-USDT-SWAP doesn't exist.","connId":"a4d3ae55"}"#,
+    ) {
         Err(ParseError::Refused { symbol, .. }) => assert_eq!(symbol, "BTC-USDT-PERP"),
         other => panic!("{other:?}"),
     }
@@ -569,7 +613,9 @@ fn control_frames_errors_and_hostile_input() {
         assert!(ctl(bad).is_err(), "{bad}");
     }
     assert!(matches!(
-        ctl(r#"{"arg":{"channel":"trades","instId":"DOGE-EUR"},"data":[{"instId":"DOGE-EUR","tradeId":"1","px":"1","sz":"1","side":"buy","ts":"1"}]}"#),
+        ctl(
+            r#"{"arg":{"channel":"trades","instId":"DOGE-EUR"},"data":[{"instId":"DOGE-EUR","tradeId":"1","px":"1","sz":"1","side":"buy","ts":"1"}]}"#
+        ),
         Err(ParseError::UnknownSymbol(_))
     ));
 }
@@ -745,19 +791,27 @@ fn a_corrupted_level_is_detected_announced_resubscribed_and_resynced() {
     };
     for u in &mine[..10] {
         apply_plain(&mut b, &mut a, &u.diff);
-        assert!(keeper.on_diff(sym, u.diff.clone()).unwrap().broken.is_none());
+        assert!(keeper
+            .on_diff(sym, u.diff.clone())
+            .unwrap()
+            .broken
+            .is_none());
     }
     // Update 11 with one level's size changed: OKX's checksum no longer agrees.
     let mut bad = mine[10].diff.clone();
     let (p, _) = bad.bids.iter().next().or(bad.asks.iter().next()).unwrap();
     let p = p.to_string();
-    let mut levels: Vec<(String, String)> = bad.bids.iter().map(|(p, q)| (p.into(), q.into())).collect();
+    let mut levels: Vec<(String, String)> =
+        bad.bids.iter().map(|(p, q)| (p.into(), q.into())).collect();
     if levels.is_empty() {
         levels.push((p, "123.456".into()));
     } else {
         levels[0].1 = "123.456".into();
     }
-    bad.bids = levels.iter().map(|(p, q)| (p.as_str(), q.as_str())).collect();
+    bad.bids = levels
+        .iter()
+        .map(|(p, q)| (p.as_str(), q.as_str()))
+        .collect();
     let out = keeper.on_diff(sym, bad).unwrap();
     assert!(out.need_snapshot && out.broken.is_some(), "{out:?}");
     assert_eq!(kinds(&out), vec![Kind::ChecksumMismatch as i32]);
@@ -835,7 +889,11 @@ fn rest_bootstrap_follows_the_documented_seq_id_procedure() {
     ));
 
     let okx = Okx::new();
-    let _vs = okx.session(spec("wss://ws.okx.com:8443", &[Channel::Depth], &["BTC-USDT"]));
+    let _vs = okx.session(spec(
+        "wss://ws.okx.com:8443",
+        &[Channel::Depth],
+        &["BTC-USDT"],
+    ));
     let seq = okx.sequencer(400);
     assert_eq!(seq.source(), SnapshotSource::Rest);
     let mut keeper = BookKeeper::new("OKX", seq, 0, None);
@@ -851,12 +909,16 @@ fn rest_bootstrap_follows_the_documented_seq_id_procedure() {
     }
     // A snapshot older than the stream (seqId 85 < 90, the first buffered event's prevSeqId:
     // nothing buffered brackets it): fetched again.
-    let out = keeper.on_snapshot(sym, &rest_snapshot(85), RECEIPT).unwrap();
+    let out = keeper
+        .on_snapshot(sym, &rest_snapshot(85), RECEIPT)
+        .unwrap();
     assert_eq!(out.gap, Some((85, 90)), "{out:?}");
     assert!(out.need_snapshot && !keeper.is_synced(sym));
     // seqId 120: events at or before it dropped (100, 110), the first applied (130, prev 110)
     // brackets it (110 <= 120 < 130), the next continues it.
-    let out = keeper.on_snapshot(sym, &rest_snapshot(120), RECEIPT).unwrap();
+    let out = keeper
+        .on_snapshot(sym, &rest_snapshot(120), RECEIPT)
+        .unwrap();
     assert_eq!(kinds(&out), vec![Kind::Synced as i32]);
     assert_eq!(keeper_last(&keeper, sym), 140);
     // A quiet-book message (no levels, seqId == prevSeqId == the last), then a reset after
@@ -864,8 +926,18 @@ fn rest_bootstrap_follows_the_documented_seq_id_procedure() {
     let mut quiet = diff(140, 140, &[]);
     quiet.asks = Default::default();
     assert!(!keeper.on_diff(sym, quiet).unwrap().need_snapshot);
-    assert!(!keeper.on_diff(sym, diff(3, 140, &[("95", "1")])).unwrap().need_snapshot);
-    assert!(!keeper.on_diff(sym, diff(5, 3, &[("95", "2")])).unwrap().need_snapshot);
+    assert!(
+        !keeper
+            .on_diff(sym, diff(3, 140, &[("95", "1")]))
+            .unwrap()
+            .need_snapshot
+    );
+    assert!(
+        !keeper
+            .on_diff(sym, diff(5, 3, &[("95", "2")]))
+            .unwrap()
+            .need_snapshot
+    );
     assert_eq!(keeper_last(&keeper, sym), 5);
     // A broken chain (prevSeqId 7, the last was 5): announced, refetched, synced again.
     let out = keeper.on_diff(sym, diff(9, 7, &[("94", "1")])).unwrap();
@@ -873,7 +945,9 @@ fn rest_bootstrap_follows_the_documented_seq_id_procedure() {
     assert!(out.need_snapshot);
     assert_eq!(kinds(&out), vec![Kind::Gap as i32]);
     keeper.on_diff(sym, diff(12, 9, &[("93", "1")])).unwrap();
-    let out = keeper.on_snapshot(sym, &rest_snapshot(10), RECEIPT).unwrap();
+    let out = keeper
+        .on_snapshot(sym, &rest_snapshot(10), RECEIPT)
+        .unwrap();
     assert_eq!(kinds(&out), vec![Kind::Synced as i32]);
     assert_eq!(keeper_last(&keeper, sym), 12);
     // The book: the snapshot (seqId 10) plus the event 12 bridging it.
@@ -886,7 +960,10 @@ fn rest_bootstrap_follows_the_documented_seq_id_procedure() {
                 ("98".into(), "4".into()),
                 ("93".into(), "1".into())
             ],
-            vec![("101".to_string(), "1".to_string()), ("102".into(), "5".into())]
+            vec![
+                ("101".to_string(), "1".to_string()),
+                ("102".into(), "5".into())
+            ]
         )
     );
     // In REST mode the in-band snapshot (prevSeqId -1) is ignored, as the procedure says.
@@ -897,7 +974,10 @@ fn rest_bootstrap_follows_the_documented_seq_id_procedure() {
     match &parse_in(BookMode::Rest, upd).unwrap()[..] {
         [VenueEvent::Diff { symbol, diff }] => {
             assert_eq!(symbol, "BTC-USDT");
-            assert_eq!((diff.last, diff.prev, diff.checksum), (123457, Some(123456), None));
+            assert_eq!(
+                (diff.last, diff.prev, diff.checksum),
+                (123457, Some(123456), None)
+            );
             assert_eq!(diff.timestamp, Some(1_597_026_383_085_000));
         }
         other => panic!("{other:?}"),
@@ -1040,7 +1120,11 @@ fn the_session_subscribes_tracks_answers_pings_and_refuses_one_symbol() {
     // REST mode: a broken book is refetched over REST, not resubscribed.
     assert!(vs.resubscribe_book("BTC-USDT").is_empty());
     // Candles alone go to /ws/v5/business.
-    let vs = okx.session(spec("wss://ws.okx.com:8443", &[Channel::Candle], &["BTC-USDT"]));
+    let vs = okx.session(spec(
+        "wss://ws.okx.com:8443",
+        &[Channel::Candle],
+        &["BTC-USDT"],
+    ));
     assert_eq!(vs.path(), "/ws/v5/business");
 }
 
@@ -1059,7 +1143,11 @@ fn the_venue_describes_itself() {
     let seq = okx.sequencer(400);
     assert_eq!(seq.source(), SnapshotSource::Rest);
     assert!(seq.checksum(&tickflow::book::OrderBook::new()).is_none());
-    let _ = okx.session(spec("ws://127.0.0.1:18085/inband", &[Channel::Depth], &["BTC-USDT"]));
+    let _ = okx.session(spec(
+        "ws://127.0.0.1:18085/inband",
+        &[Channel::Depth],
+        &["BTC-USDT"],
+    ));
     assert_eq!(seq.source(), SnapshotSource::InBand);
     assert!(seq.checksum(&tickflow::book::OrderBook::new()).is_some());
     assert!(tickflow::venues::by_name("okx").is_some());

@@ -37,14 +37,17 @@ pub fn parse_snapshot(body: &str) -> Result<Snapshot, ParseError> {
     let seq = b
         .seq_id
         .ok_or_else(|| ParseError::Unsupported("order book snapshot without seqId".into()))?;
-    let side = |v: &[Vec<&serde_json::value::RawValue>]| -> Result<Vec<(String, String)>, ParseError> {
-        v.iter()
-            .map(|l| match &l[..] {
-                [p, q, ..] => Ok((unsigned(p)?.to_string(), unsigned(q)?.to_string())),
-                _ => Err(ParseError::Unsupported("book level without price and size".into())),
-            })
-            .collect()
-    };
+    let side =
+        |v: &[Vec<&serde_json::value::RawValue>]| -> Result<Vec<(String, String)>, ParseError> {
+            v.iter()
+                .map(|l| match &l[..] {
+                    [p, q, ..] => Ok((unsigned(p)?.to_string(), unsigned(q)?.to_string())),
+                    _ => Err(ParseError::Unsupported(
+                        "book level without price and size".into(),
+                    )),
+                })
+                .collect()
+        };
     Ok(Snapshot {
         last_update_id: seq,
         bids: side(&b.bids)?,

@@ -150,7 +150,8 @@ pub fn inst_id(i: &Instrument) -> String {
 /// `BTC-USD-220527` → `BTC-USD-20220527`); `None` for what is not an instrument.
 pub fn normalized(inst_id: &str) -> Option<String> {
     let parts: Vec<&str> = inst_id.split('-').collect();
-    let date = |d: &str| (d.len() == 6 && d.bytes().all(|b| b.is_ascii_digit())).then(|| format!("20{d}"));
+    let date =
+        |d: &str| (d.len() == 6 && d.bytes().all(|b| b.is_ascii_digit())).then(|| format!("20{d}"));
     let s = match parts[..] {
         [b, q] => format!("{b}-{q}"),
         [b, q, "SWAP"] => format!("{b}-{q}-PERP"),
@@ -317,8 +318,14 @@ mod tests {
         assert_eq!(normalized("BTC-USD-SWAP-X"), None);
         assert_eq!(normalized("BTC-USD-2205"), None);
         assert_eq!(BookMode::from_url("wss://ws.okx.com:8443"), BookMode::Rest);
-        assert_eq!(BookMode::from_url("ws://127.0.0.1:1/inband"), BookMode::InBand);
-        assert_eq!(BookMode::from_url("ws://127.0.0.1:1/inband/?x"), BookMode::InBand);
+        assert_eq!(
+            BookMode::from_url("ws://127.0.0.1:1/inband"),
+            BookMode::InBand
+        );
+        assert_eq!(
+            BookMode::from_url("ws://127.0.0.1:1/inband/?x"),
+            BookMode::InBand
+        );
         assert_eq!(BookMode::from_url("ws://127.0.0.1:1/"), BookMode::Rest);
     }
 }

@@ -121,7 +121,11 @@ pub fn parse_frame(
                 }
                 Ok(Control::Subscribed {
                     channel: arg.channel.unwrap_or_default().to_string(),
-                    key: arg.inst_id.or(arg.inst_type).unwrap_or_default().to_string(),
+                    key: arg
+                        .inst_id
+                        .or(arg.inst_type)
+                        .unwrap_or_default()
+                        .to_string(),
                 })
             }
             "error" => {
@@ -143,15 +147,21 @@ pub fn parse_frame(
             other => Err(unsupported(format!("event {other}"))),
         };
     }
-    let arg = env.arg.ok_or_else(|| unsupported("frame without event or arg"))?;
-    let channel = arg.channel.ok_or_else(|| unsupported("arg without channel"))?;
+    let arg = env
+        .arg
+        .ok_or_else(|| unsupported("frame without event or arg"))?;
+    let channel = arg
+        .channel
+        .ok_or_else(|| unsupported("arg without channel"))?;
     let data = env
         .data
         .ok_or_else(|| unsupported(format!("{channel} without data")))?
         .get();
     match channel {
         "books" | "books-l2-tbt" | "books50-l2-tbt" => {
-            let inst = arg.inst_id.ok_or_else(|| unsupported("book without instId"))?;
+            let inst = arg
+                .inst_id
+                .ok_or_else(|| unsupported("book without instId"))?;
             return book(env.action, inst, data, receipt_us, map, mode, out);
         }
         "books5" => books5(arg.inst_id, data, receipt_us, map, out)?,
@@ -164,7 +174,9 @@ pub fn parse_frame(
         "open-interest" => open_interest(data, receipt_us, map, out)?,
         "liquidation-orders" => liquidations(data, receipt_us, map, out)?,
         "candle1m" => {
-            let inst = arg.inst_id.ok_or_else(|| unsupported("candle without instId"))?;
+            let inst = arg
+                .inst_id
+                .ok_or_else(|| unsupported("candle without instId"))?;
             candles(inst, data, receipt_us, map, out)?
         }
         other => return Err(unsupported(other.to_string())),
@@ -272,7 +284,10 @@ fn books5(
 ) -> Result<(), ParseError> {
     let items: Vec<m::Book<'_>> = serde_json::from_str(data)?;
     for b in &items {
-        let inst = b.inst_id.or(inst).ok_or_else(|| unsupported("books5 without instId"))?;
+        let inst = b
+            .inst_id
+            .or(inst)
+            .ok_or_else(|| unsupported("books5 without instId"))?;
         let side = |v: &[m::Level<'_>]| -> Result<Vec<level2_book::PriceLevel>, ParseError> {
             v.iter()
                 .map(|l| {
@@ -308,7 +323,10 @@ fn bbo(
 ) -> Result<(), ParseError> {
     let items: Vec<m::Book<'_>> = serde_json::from_str(data)?;
     for b in &items {
-        let inst = b.inst_id.or(inst).ok_or_else(|| unsupported("bbo-tbt without instId"))?;
+        let inst = b
+            .inst_id
+            .or(inst)
+            .ok_or_else(|| unsupported("bbo-tbt without instId"))?;
         let best = |v: &[m::Level<'_>]| -> Result<(String, String), ParseError> {
             match v.first() {
                 Some(l) => level(l).map(|(p, q)| (p.to_string(), q.to_string())),
@@ -457,7 +475,11 @@ fn funding_rate(
                 .map(ms_text_to_us)
                 .transpose()?,
             predicted_rate: opt_signed(f.next_funding_rate)?,
-            timestamp: f.ts.filter(|t| !t.is_empty()).map(ms_text_to_us).transpose()?,
+            timestamp: f
+                .ts
+                .filter(|t| !t.is_empty())
+                .map(ms_text_to_us)
+                .transpose()?,
             event_time: None,
             receipt_time: receipt_us,
             index_price: None,
@@ -498,14 +520,16 @@ fn open_interest(
 ) -> Result<(), ParseError> {
     let items: Vec<m::OpenInterest<'_>> = serde_json::from_str(data)?;
     for o in &items {
-        out.push(VenueEvent::Record(Normalized::OpenInterest(s::OpenInterest {
-            exchange: EXCHANGE.into(),
-            symbol: sym(map, o.inst_id)?.to_string(),
-            open_interest: unsigned(o.oi)?.to_string(),
-            timestamp: Some(ms_text_to_us(o.ts)?),
-            event_time: None,
-            receipt_time: receipt_us,
-        })));
+        out.push(VenueEvent::Record(Normalized::OpenInterest(
+            s::OpenInterest {
+                exchange: EXCHANGE.into(),
+                symbol: sym(map, o.inst_id)?.to_string(),
+                open_interest: unsigned(o.oi)?.to_string(),
+                timestamp: Some(ms_text_to_us(o.ts)?),
+                event_time: None,
+                receipt_time: receipt_us,
+            },
+        )));
     }
     Ok(())
 }
@@ -528,18 +552,20 @@ fn liquidations(
                 "sell" => liquidation::Side::Sell,
                 other => return Err(unsupported(format!("liquidation side {other:?}"))),
             };
-            out.push(VenueEvent::Record(Normalized::Liquidation(s::Liquidation {
-                exchange: EXCHANGE.into(),
-                symbol: symbol.to_string(),
-                side: side as i32,
-                quantity: unsigned(d.sz)?.to_string(),
-                price: unsigned(d.bk_px)?.to_string(),
-                id: String::new(),
-                status: String::new(),
-                timestamp: Some(ms_text_to_us(d.ts)?),
-                event_time: None,
-                receipt_time: receipt_us,
-            })));
+            out.push(VenueEvent::Record(Normalized::Liquidation(
+                s::Liquidation {
+                    exchange: EXCHANGE.into(),
+                    symbol: symbol.to_string(),
+                    side: side as i32,
+                    quantity: unsigned(d.sz)?.to_string(),
+                    price: unsigned(d.bk_px)?.to_string(),
+                    id: String::new(),
+                    status: String::new(),
+                    timestamp: Some(ms_text_to_us(d.ts)?),
+                    event_time: None,
+                    receipt_time: receipt_us,
+                },
+            )));
         }
     }
     Ok(())
@@ -564,9 +590,15 @@ fn candles(
             None => String::new(),
         };
         let (volume, quote_volume) = if is_spot(inst) {
-            (unsigned(vol)?.to_string(), Some(unsigned(vol_ccy)?.to_string()))
+            (
+                unsigned(vol)?.to_string(),
+                Some(unsigned(vol_ccy)?.to_string()),
+            )
         } else {
-            (unsigned(vol_ccy)?.to_string(), Some(quote).filter(|q| !q.is_empty()))
+            (
+                unsigned(vol_ccy)?.to_string(),
+                Some(quote).filter(|q| !q.is_empty()),
+            )
         };
         let closed = match rest.get(1) {
             Some(c) => scalar(c)? == "1",

@@ -179,7 +179,11 @@ impl VenueSession for OkxSession {
             }
             Ok(Control::Unsubscribed | Control::Quiet) => out.push(VenueEvent::Control),
             Err(ParseError::Refused { symbol, msg }) => {
-                let inst = self.inst_ids.get(&symbol).cloned().unwrap_or(symbol.clone());
+                let inst = self
+                    .inst_ids
+                    .get(&symbol)
+                    .cloned()
+                    .unwrap_or(symbol.clone());
                 self.pending.retain(|(_, k)| *k != inst);
                 return Err(ParseError::Refused { symbol, msg });
             }
