@@ -670,7 +670,10 @@ fn plain(bids: &[(String, String)], asks: &[(String, String)]) -> (Side, Side) {
     (b, a)
 }
 
-fn synced_levels(b: &BookSync) -> (Vec<(String, String)>, Vec<(String, String)>) {
+/// Bids and asks, best first, as (price, size) texts.
+type Levels2 = (Vec<(String, String)>, Vec<(String, String)>);
+
+fn synced_levels(b: &BookSync) -> Levels2 {
     let (bids, asks) = b.book().levels(None);
     let f = |v: Vec<s::v2beta1::level2_book::PriceLevel>| {
         v.into_iter().map(|l| (l.price, l.quantity)).collect()
@@ -1001,7 +1004,7 @@ fn keeper_last(k: &BookKeeper, sym: &str) -> i64 {
     }
 }
 
-fn keeper_levels(k: &BookKeeper, sym: &str) -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn keeper_levels(k: &BookKeeper, sym: &str) -> Levels2 {
     match k.republish(sym, RECEIPT).unwrap().payload {
         Payload::Typed(n) => match *n {
             Normalized::Level2Book(b) => (
