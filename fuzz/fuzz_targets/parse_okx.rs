@@ -9,9 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use tickflow::book::{BookSync, Snapshot, Step};
 use tickflow::feed::books::BookKeeper;
 use tickflow::venues::okx::{http, BookMode, Okx};
-use tickflow::venues::{
-    Channel, Frame, SessionSpec, Subscription, SymbolMap, Venue, VenueEvent, VenueSession,
-};
+use tickflow::venues::{Channel, Frame, SessionSpec, Subscription, SymbolMap, Venue, VenueEvent};
 
 const CHANNELS: [Channel; 8] = [
     Channel::Depth,
