@@ -10,9 +10,7 @@ use tickflow::venues::binance::{Binance, Rules};
 use tickflow::venues::{SymbolMap, Venue, VenueEvent};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else {
-        return;
-    };
+    let Ok(text) = std::str::from_utf8(data) else { return };
     let map = SymbolMap::new([("BTCUSDT".to_string(), "BTC-USDT".to_string())]);
     for venue in [Binance::spot(), Binance::usdm()] {
         let mut out = Vec::new();
