@@ -16,6 +16,7 @@ pub mod decimal;
 pub mod deribit;
 pub mod json;
 pub mod kraken;
+pub mod okx;
 mod session;
 mod symbols;
 
@@ -396,6 +397,7 @@ pub static REGISTRY: &[Registration] = &[
     R::new("bybit", || Box::new(bybit::Bybit::new()), bybit::replay::mock),
     R::new("coinbase", || Box::new(coinbase::Coinbase::new()), coinbase::replay::mock),
     R::new("deribit", || Box::new(deribit::Deribit::new()), deribit::replay::mock),
+    R::new("okx", || Box::new(okx::Okx::new()), okx::replay::mock),
 ];
 
 /// The venue implementation for a configured venue name.
