@@ -299,7 +299,7 @@ fn a_synced_book_that_stops_applying_is_announced_as_a_gap_and_resynced() {
     assert!(keeper.on_snapshot("BTC-USDT", &snap, 1).unwrap().synced);
     // U = 11 continues the book; u is absurd (within the plausible span of one diff).
     let out = keeper
-        .on_diff("BTC-USDT", diff(11, 90_000_000, ("1.1", "1"), None))
+        .on_diff("BTC-USDT", diff(11, 9_000_000, ("1.1", "1"), None))
         .unwrap();
     assert_eq!(out.records.len(), 1, "applied: one Level2Delta");
     // The genuine stream goes on at 12, 13, ...: 99 dropped, each counted, nothing announced.
@@ -318,7 +318,7 @@ fn a_synced_book_that_stops_applying_is_announced_as_a_gap_and_resynced() {
         out.broken,
         Some(tickflow::book::Break::Stalled {
             dropped: 100,
-            last: 90_000_000,
+            last: 9_000_000,
             got: 111
         })
     ));
@@ -333,7 +333,7 @@ fn a_synced_book_that_stops_applying_is_announced_as_a_gap_and_resynced() {
         ),
         (
             Kind::Gap as i32,
-            Some(90_000_001),
+            Some(9_000_001),
             Some(111),
             "rest_refetch"
         )
