@@ -331,12 +331,7 @@ fn a_synced_book_that_stops_applying_is_announced_as_a_gap_and_resynced() {
             ev[0].got_id,
             ev[0].action.as_str()
         ),
-        (
-            Kind::Gap as i32,
-            Some(9_000_001),
-            Some(111),
-            "rest_refetch"
-        )
+        (Kind::Gap as i32, Some(9_000_001), Some(111), "rest_refetch")
     );
     assert!(
         ev[0]

@@ -153,6 +153,27 @@ pub fn consume(
     out
 }
 
+/// Reads `topic` (all `partitions`) from the beginning until no record arrived for `idle` (or
+/// `deadline` passed): everything the topic holds, however slowly the broker serves it.
+pub fn consume_all(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    idle: Duration,
+    deadline: Duration,
+) -> Vec<Record> {
+    let consumer = assigned_consumer(bootstrap, topic, partitions);
+    let (started, mut last) = (Instant::now(), Instant::now());
+    let mut out = Vec::new();
+    while last.elapsed() < idle && started.elapsed() < deadline {
+        if let Some(r) = poll_record(&consumer, topic, Duration::from_millis(100)) {
+            out.push(r);
+            last = Instant::now();
+        }
+    }
+    out
+}
+
 /// How long a read goes on after it has every record it expected, with no new record arriving,
 /// before it ends: a duplicate or a stray record written after the expected ones still shows.
 pub const IDLE: Duration = Duration::from_secs(2);

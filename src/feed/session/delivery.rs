@@ -75,12 +75,11 @@ impl<'a> Delivery<'a> {
     }
 
     /// Whether reading may go on: the answers awaited are fewer than `max`, nothing waits to
-    /// be submitted, and no submission waits for room — unless the feed sheds, when a parked
-    /// record is the one probe and reading goes on (what is read is counted as shed).
+    /// be submitted, and no submission waits for room — unless the feed sheds: then reading
+    /// always goes on (what is read is counted as shed, but the one probe).
     pub fn can_read(&self, max: usize, shedding: bool) -> bool {
-        (self.submitting.is_none() || shedding)
-            && self.pending.len() < max
-            && self.backlog.is_empty()
+        shedding
+            || (self.submitting.is_none() && self.pending.len() < max && self.backlog.is_empty())
     }
 
     /// Waits for the parked submission.
@@ -103,8 +102,12 @@ impl Feed {
     /// submission that has to wait for queue room is parked in `d.submitting` for the frame
     /// loop to poll. While shedding, records are sent only as probes, the rest counted.
     pub(super) fn fill<'a>(&'a self, d: &mut Delivery<'a>, outage: &mut Outage) {
-        while d.pending.len() < self.cfg.max_outstanding {
-            if d.submitting.is_some() && !outage.shedding() {
+        loop {
+            // Not shedding: at most `max_outstanding` awaited, nothing past a parked record.
+            // Shedding: everything read is counted as shed but the one probe.
+            if !outage.shedding()
+                && (d.submitting.is_some() || d.pending.len() >= self.cfg.max_outstanding)
+            {
                 break;
             }
             let Some(r) = d.backlog.pop_front() else {
