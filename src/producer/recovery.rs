@@ -3,7 +3,7 @@
 //! it, and once it answers again makes sure deliveries resume within seconds:
 //! - topics the broker lost (a restart on empty storage) are created again;
 //! - if the producer still delivers nothing after a short grace (its idempotence state is gone,
-//!   or its connections hang), it is rebuilt: records it has
+//!   or its connections hang), and no topic delivers meanwhile, it is rebuilt: records it has
 //!   not sent yet are purged (never stored: a retriable Nack is true), records already sent
 //!   stay with the old producer until the broker or `message.timeout.ms` answers them (a purge
 //!   of those could nack a record the broker stored);
@@ -134,6 +134,12 @@ pub async fn watch(deps: Weak<ProducerDeps>, cfg: RecoveryConfig) {
                 health.recovered();
                 State::Healthy
             }
+            // Some topic delivers while another fails (or the broker is merely slow): the
+            // producer works, so it is not rebuilt; the grace starts again.
+            State::Troubled { since, .. } if delivering => State::Troubled {
+                since,
+                reachable: None,
+            },
             State::Troubled { since, reachable } => {
                 let missing = probe(&deps, probe_every).await;
                 match (missing, reachable) {
