@@ -336,6 +336,10 @@ async fn deribit_a_broken_change_chain_is_announced_and_resynced() {
     let replay = tickflow::venues::replay_server(ReplayServerConfig {
         venue: "deribit".into(),
         fixtures: "tests/fixtures/deribit/gap".into(),
+        // At the recorded pace: every subscription is in before the broken chain plays (as fast
+        // as possible, a subscription that a loaded machine delays gets the book as played,
+        // past the hole, and sees no break).
+        speed: 1.0,
         ..Default::default()
     })
     .await
