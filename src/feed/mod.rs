@@ -27,6 +27,8 @@ pub struct FeedStats {
     pub nacked: AtomicU64,
     /// Records lost (nacked, or shed while Kafka took nothing).
     pub lost: AtomicU64,
+    /// Whether the feed sheds load now (Kafka took nothing for `shed_after_ms`).
+    pub shedding: AtomicBool,
     /// Unusable frames.
     pub errors: AtomicU64,
     /// Book gaps.

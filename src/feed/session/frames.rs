@@ -314,10 +314,25 @@ impl Feed {
         };
         tracing::info!(exchange = %self.labels.exchange, %url, "feed connected");
 
-        // Subscribe messages go out through the outbox, paced at the venue's rate and quota.
+        // Subscribe messages go out first, back to back at the venue's rate and within its
+        // quota (venues want them soon after connecting: Coinbase within 5 s), before any frame
+        // is read; a stop is honoured meanwhile. Later messages go through the same outbox
+        // from the frame loop.
         let limits = self.venue.limits();
         let mut outbox = Outbox::new(&limits);
         outbox.extend(vs.subscribe());
+        while !outbox.is_empty() {
+            tokio::select! {
+                _ = stop.wait_for(|s| *s) => return Ok(SessionEnd::Stopped),
+                () = tokio::time::sleep_until(outbox.due()) => {
+                    if let Some(msg) = outbox.pop(tokio::time::Instant::now()) {
+                        ws.send(Message::text(msg))
+                            .await
+                            .map_err(|e| SessionError::Socket(Box::new(e)))?;
+                    }
+                }
+            }
+        }
         let confirm_by = tokio::time::sleep(vs.subscribe_timeout());
         tokio::pin!(confirm_by);
         let mut confirming = true;
@@ -423,6 +438,9 @@ impl Feed {
 
         let end = loop {
             self.fill(&mut delivery, outage);
+            self.stats
+                .shedding
+                .store(outage.shedding(), Ordering::Relaxed);
             let can_read = delivery.can_read(self.cfg.max_outstanding, outage.shedding());
             let waiting = delivery.in_flight() > 0;
             let waiting_room = delivery.submitting.is_some();
