@@ -6,8 +6,13 @@ cargo bench --bench encode -- --noplot
 cargo bench --bench feed_parse -- --noplot 2>&1 | "$PY" scripts/criterion-ratios.py
 # Every venue on the framework, beside a plain serde_json parse of the same input.
 cargo bench --bench venues_parse -- --noplot 2>&1 | "$PY" scripts/criterion-ratios.py
-# The framework must cost Binance nothing: the code before it, built and measured in this run.
+for b in benches/venue_*.rs; do
+  cargo bench --bench "$(basename "$b" .rs)" -- --noplot
+done
+# The framework must cost Binance nothing: the code before it, built and measured in this run;
+# and the feed hardening (issue 18) likewise, against the code before it.
 "$ROOT/scripts/bench-feed-ab.sh"
+TICKFLOW_BENCH_BASE=2aafa35 "$ROOT/scripts/bench-feed-ab.sh"
 # PostgreSQL rows/s: row-by-row INSERT, batched INSERTs, the recorder's binary COPY (ratios).
 cargo bench --bench recorder_pg
 # Redis updates/s with and without coalescing; the Kafka path with the Redis sink on vs off.
