@@ -392,7 +392,7 @@ impl Feed {
                 match source {
                     SnapshotSource::Rest => resync.request(s),
                     // Sent by the venue after subscribing: due within the timeout all the same.
-                    SnapshotSource::InBand => resync.expect(s),
+                    SnapshotSource::InBand => resync.due_in_band(s),
                 }
             }
         }

@@ -115,7 +115,7 @@ impl Resync {
     /// The venue sends `symbol`'s snapshot by itself (in band, after subscribing): it is due
     /// within the timeout like any asked one, so a first snapshot that never comes (lost to a
     /// parse error or the frame cap) is noticed.
-    pub fn expect(&mut self, symbol: &str) {
+    pub fn due_in_band(&mut self, symbol: &str) {
         let deadline = self.deadline();
         self.asked.insert(symbol.to_string(), deadline);
     }
@@ -293,7 +293,7 @@ mod tests {
     #[test]
     fn an_in_band_first_snapshot_that_never_comes_is_asked_for_again() {
         let (mut r, _rx) = resync(SnapshotSource::InBand, 20);
-        r.expect("BTC-USD");
+        r.due_in_band("BTC-USD");
         // Every diff of the unsynced book asks: nothing new is sent while it is awaited.
         r.request("BTC-USD");
         assert!(r.take_inband().is_empty());
@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn a_forgotten_symbol_is_never_asked_for_again() {
         let (mut r, _rx) = resync(SnapshotSource::InBand, 10);
-        r.expect("DOGE-USD");
+        r.due_in_band("DOGE-USD");
         r.forget("DOGE-USD");
         r.request("DOGE-USD");
         r.again("DOGE-USD");
