@@ -16,12 +16,11 @@ use std::time::Duration;
 use books::{set, Side};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use tickflow::config::{Config, FeedConfig, SymbolSource};
-use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::config::{FeedConfig, SymbolSource};
+use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::v2beta1::trade;
-use tickflow::schema::{wire, DataType, Normalized};
-use tickflow::service::Service;
+use tickflow::schema::{DataType, Normalized};
 use tickflow::venues::Channel;
 
 const FIX: &str = "tests/fixtures/bitmex";
@@ -40,35 +39,6 @@ const SYMBOLS: [(&str, &str); 10] = [
     ("BCHUSD", "BCH-USD-PERP"),
     ("MATICUSDT", "MATIC-USDT-PERP"),
 ];
-
-async fn run(cfg: Config, replay: &ReplayServer) -> Service {
-    let service = Service::start(cfg).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(120), replay.finished())
-        .await
-        .expect("replay played");
-    common::settled(
-        &service,
-        Duration::from_millis(500),
-        Duration::from_secs(30),
-    )
-    .await;
-    service.shutdown().await;
-    service
-}
-
-fn consume(cfg: &Config, dt: DataType) -> Vec<Normalized> {
-    let topic = format!("{}.{}", cfg.producer.topic_prefix, dt.as_str());
-    common::consume(
-        &common::kafka_addr(),
-        &topic,
-        cfg.producer.partitions,
-        1_000_000,
-        Duration::from_secs(6),
-    )
-    .iter()
-    .map(|r| Normalized::decode(dt, wire::parse(&r.value).unwrap().payload).unwrap())
-    .collect()
-}
 
 /// Exact price → exact quantity.
 fn exact(side: &Side) -> BTreeMap<Decimal, Decimal> {
@@ -171,7 +141,7 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
         ..Default::default()
     }];
     cfg.validate().unwrap();
-    let service = run(cfg.clone(), &replay).await;
+    let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(120)).await;
     let reconnects: u64 = service
         .feeds
         .iter()
@@ -187,8 +157,8 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
     );
 
     // Books: the last Level2Book of each symbol and the deltas after it, in Kafka order.
-    let mut records = consume(&cfg, DataType::Level2Book);
-    records.extend(consume(&cfg, DataType::Level2Delta));
+    let mut records = common::decoded(&cfg, DataType::Level2Book);
+    records.extend(common::decoded(&cfg, DataType::Level2Delta));
     records.sort_by_key(|r| match r {
         Normalized::Level2Book(b) => (b.symbol.clone(), b.receipt_time, 0),
         Normalized::Level2Delta(d) => (d.symbol.clone(), d.receipt_time, 1),
@@ -245,7 +215,7 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
     }
 
     // The drop is announced; no book broke.
-    let events: Vec<_> = consume(&cfg, DataType::FeedEvent)
+    let events: Vec<_> = common::decoded(&cfg, DataType::FeedEvent)
         .into_iter()
         .map(|r| match r {
             Normalized::FeedEvent(e) => e,
@@ -261,7 +231,7 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
     );
 
     // Trades: each at most once, every one a recorded match id.
-    let trades: Vec<_> = consume(&cfg, DataType::Trade)
+    let trades: Vec<_> = common::decoded(&cfg, DataType::Trade)
         .into_iter()
         .map(|r| match r {
             Normalized::Trade(t) => t,
@@ -303,7 +273,7 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
     }
 
     // Quotes: no (symbol, time, bid, ask) twice.
-    let quotes = consume(&cfg, DataType::TopOfBook);
+    let quotes = common::decoded(&cfg, DataType::TopOfBook);
     assert!(!quotes.is_empty());
     let mut seen = HashSet::new();
     for q in &quotes {

@@ -15,45 +15,15 @@ use std::time::Duration;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
-use tickflow::config::{Config, FeedConfig};
-use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::config::FeedConfig;
+use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::v2beta1::level2_book::PriceLevel;
 use tickflow::schema::v2beta1::trade;
-use tickflow::schema::{wire, DataType, Normalized};
-use tickflow::service::Service;
+use tickflow::schema::{DataType, Normalized};
 use tickflow::venues::Channel;
 
 const DIR: &str = "tests/fixtures/bybit";
-
-async fn run(cfg: Config, replay: &ReplayServer) -> Service {
-    let service = Service::start(cfg).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(90), replay.finished())
-        .await
-        .expect("replay played");
-    common::settled(
-        &service,
-        Duration::from_millis(500),
-        Duration::from_secs(30),
-    )
-    .await;
-    service.shutdown().await;
-    service
-}
-
-fn consume(cfg: &Config, dt: DataType) -> Vec<Normalized> {
-    let topic = format!("{}.{}", cfg.producer.topic_prefix, dt.as_str());
-    common::consume(
-        &common::kafka_addr(),
-        &topic,
-        cfg.producer.partitions,
-        1_000_000,
-        Duration::from_secs(6),
-    )
-    .iter()
-    .map(|r| Normalized::decode(dt, wire::parse(&r.value).unwrap().payload).unwrap())
-    .collect()
-}
 
 type Side = BTreeMap<Decimal, (String, String)>;
 type Levels = Vec<(String, String)>;
@@ -165,7 +135,7 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
         ..Default::default()
     }];
     cfg.validate().unwrap();
-    let service = run(cfg.clone(), &replay).await;
+    let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(90)).await;
     let reconnects: u64 = service
         .feeds
         .iter()
@@ -183,7 +153,7 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
     let rec = recorded();
     // Every full book is the recorded book at its `u`.
     let mut full_books: HashMap<String, Vec<i64>> = HashMap::new();
-    for r in consume(&cfg, DataType::Level2Book) {
+    for r in common::decoded(&cfg, DataType::Level2Book) {
         let Normalized::Level2Book(b) = r else {
             unreachable!()
         };
@@ -204,7 +174,7 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
     // Every delta is the recorded delta with its `u`, each at most once; after the last full
     // book of a symbol, every later `u` arrived (the book ends as the recording ends).
     let mut seen: HashSet<(String, i64)> = HashSet::new();
-    for r in consume(&cfg, DataType::Level2Delta) {
+    for r in common::decoded(&cfg, DataType::Level2Delta) {
         let Normalized::Level2Delta(d) = r else {
             unreachable!()
         };
@@ -245,7 +215,7 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
     }
 
     // The drop is announced; every full book came with a SYNCED event; nothing broke.
-    let events: Vec<_> = consume(&cfg, DataType::FeedEvent)
+    let events: Vec<_> = common::decoded(&cfg, DataType::FeedEvent)
         .into_iter()
         .map(|r| match r {
             Normalized::FeedEvent(e) => e,
@@ -268,7 +238,7 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
     assert_eq!(synced, full_books.values().map(Vec::len).sum::<usize>());
 
     // Trades: each recorded trade at most once (compared by id), as Bybit documents them.
-    let trades: Vec<_> = consume(&cfg, DataType::Trade)
+    let trades: Vec<_> = common::decoded(&cfg, DataType::Trade)
         .into_iter()
         .map(|r| match r {
             Normalized::Trade(t) => t,
@@ -308,7 +278,7 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
     }
 
     // The first BTCUSDT ticker: lastPrice 65140.5, prevPrice24h 65045.3, volume24h 2953.835931.
-    let tickers: Vec<_> = consume(&cfg, DataType::Ticker)
+    let tickers: Vec<_> = common::decoded(&cfg, DataType::Ticker)
         .into_iter()
         .map(|r| match r {
             Normalized::Ticker(t) => t,
@@ -339,7 +309,7 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
             "191907024.69597728"
         )
     );
-    let candles = consume(&cfg, DataType::Candle);
+    let candles = common::decoded(&cfg, DataType::Candle);
     assert!(candles.iter().any(
         |c| matches!(c, Normalized::Candle(c) if c.symbol == "BTC-USDT" && c.interval == "1m")
     ));

@@ -18,11 +18,10 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use tickflow::config::{Config, FeedConfig, SymbolSource};
-use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::v2beta1::trade;
-use tickflow::schema::{wire, DataType, Normalized};
-use tickflow::service::Service;
+use tickflow::schema::{DataType, Normalized};
 use tickflow::venues::Channel;
 
 const DIR: &str = "tests/fixtures/coinbase";
@@ -51,40 +50,11 @@ fn lines(file: &str) -> Vec<Value> {
         .collect()
 }
 
-async fn run(cfg: Config, replay: &ReplayServer) -> Service {
-    let service = Service::start(cfg).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(120), replay.finished())
-        .await
-        .expect("replay played");
-    common::settled(
-        &service,
-        Duration::from_millis(800),
-        Duration::from_secs(30),
-    )
-    .await;
-    service.shutdown().await;
-    service
-}
-
-fn consume(cfg: &Config, dt: DataType) -> Vec<Normalized> {
-    let topic = format!("{}.{}", cfg.producer.topic_prefix, dt.as_str());
-    common::consume(
-        &common::kafka_addr(),
-        &topic,
-        cfg.producer.partitions,
-        1_000_000,
-        Duration::from_secs(6),
-    )
-    .iter()
-    .map(|r| Normalized::decode(dt, wire::parse(&r.value).unwrap().payload).unwrap())
-    .collect()
-}
-
 /// Books rebuilt from what reached Kafka: each `Level2Book` replaces the symbol's book, the
 /// deltas after it apply. Also how many full books each symbol got.
 fn books_from_kafka(cfg: &Config) -> (HashMap<String, (Side, Side)>, HashMap<String, usize>) {
-    let mut records: Vec<Normalized> = consume(cfg, DataType::Level2Book);
-    records.extend(consume(cfg, DataType::Level2Delta));
+    let mut records: Vec<Normalized> = common::decoded(cfg, DataType::Level2Book);
+    records.extend(common::decoded(cfg, DataType::Level2Delta));
     records.sort_by_key(|r| match r {
         Normalized::Level2Book(b) => (b.symbol.clone(), b.receipt_time, 0),
         Normalized::Level2Delta(d) => (d.symbol.clone(), d.receipt_time, 1),
@@ -155,7 +125,7 @@ async fn advanced_trade_through_a_dropped_connection() {
         ..Default::default()
     }];
     cfg.validate().unwrap();
-    let service = run(cfg.clone(), &replay).await;
+    let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(120)).await;
     let reconnects: u64 = service
         .feeds
         .iter()
@@ -206,7 +176,7 @@ async fn advanced_trade_through_a_dropped_connection() {
     assert_eq!(full.get("ETH-USD"), Some(&2), "{full:?}");
 
     // Announced: the reconnect; no sequence break (the mock numbers per connection).
-    let events: Vec<_> = consume(&cfg, DataType::FeedEvent)
+    let events: Vec<_> = common::decoded(&cfg, DataType::FeedEvent)
         .into_iter()
         .map(|r| match r {
             Normalized::FeedEvent(e) => e,
@@ -233,7 +203,7 @@ async fn advanced_trade_through_a_dropped_connection() {
         })
         .collect();
     want.sort();
-    let trades: Vec<_> = consume(&cfg, DataType::Trade)
+    let trades: Vec<_> = common::decoded(&cfg, DataType::Trade)
         .into_iter()
         .map(|r| match r {
             Normalized::Trade(t) => t,
@@ -266,7 +236,7 @@ async fn advanced_trade_through_a_dropped_connection() {
     );
 
     // seq 6: the BTC-USD ticker and book ticker.
-    let tickers: Vec<_> = consume(&cfg, DataType::Ticker)
+    let tickers: Vec<_> = common::decoded(&cfg, DataType::Ticker)
         .into_iter()
         .map(|r| match r {
             Normalized::Ticker(t) => t,
@@ -293,7 +263,7 @@ async fn advanced_trade_through_a_dropped_connection() {
             "2867.54532609"
         )
     );
-    let tops: Vec<_> = consume(&cfg, DataType::TopOfBook)
+    let tops: Vec<_> = common::decoded(&cfg, DataType::TopOfBook)
         .into_iter()
         .map(|r| match r {
             Normalized::TopOfBook(t) => t,
@@ -304,7 +274,7 @@ async fn advanced_trade_through_a_dropped_connection() {
         && b.bid_size == "0.20371215"
         && b.ask_size == "0.24290402"));
     // seq 138: the ETH-USD 5-minute candle from 1786309500 s.
-    let candles: Vec<_> = consume(&cfg, DataType::Candle)
+    let candles: Vec<_> = common::decoded(&cfg, DataType::Candle)
         .into_iter()
         .map(|r| match r {
             Normalized::Candle(c) => c,
@@ -347,7 +317,7 @@ async fn exchange_feed_books_and_matches() {
         ..Default::default()
     }];
     cfg.validate().unwrap();
-    let _service = run(cfg.clone(), &replay).await;
+    let _service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(120)).await;
     let mut truth: HashMap<String, (Side, Side)> = HashMap::new();
     for v in snaps.iter().chain(lines("coinbase_l2update.jsonl").iter()) {
         let p = v["product_id"].as_str().unwrap().to_string();
@@ -390,7 +360,7 @@ async fn exchange_feed_books_and_matches() {
         })
         .collect();
     want.sort();
-    let mut got: Vec<(String, String, i32)> = consume(&cfg, DataType::Trade)
+    let mut got: Vec<(String, String, i32)> = common::decoded(&cfg, DataType::Trade)
         .into_iter()
         .map(|r| match r {
             Normalized::Trade(t) => (t.symbol, t.trade_id, t.side),

@@ -20,8 +20,7 @@ use tickflow::config::{Config, FeedConfig, SymbolSource};
 use tickflow::replay::{ReplayServer, ReplayServerConfig};
 use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::v2beta1::trade;
-use tickflow::schema::{wire, DataType, Normalized};
-use tickflow::service::Service;
+use tickflow::schema::{DataType, Normalized};
 use tickflow::venues::Channel;
 
 /// The instruments of the book recording (Deribit name, normalized symbol typed by hand).
@@ -71,35 +70,6 @@ fn recorded_books(dir: &str) -> HashMap<String, (Side, Side)> {
     books
 }
 
-async fn run(cfg: Config, replay: &ReplayServer) -> Service {
-    let service = Service::start(cfg).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(90), replay.finished())
-        .await
-        .expect("replay played");
-    common::settled(
-        &service,
-        Duration::from_millis(500),
-        Duration::from_secs(30),
-    )
-    .await;
-    service.shutdown().await;
-    service
-}
-
-fn consume(cfg: &Config, dt: DataType) -> Vec<Normalized> {
-    let topic = format!("{}.{}", cfg.producer.topic_prefix, dt.as_str());
-    common::consume(
-        &common::kafka_addr(),
-        &topic,
-        cfg.producer.partitions,
-        1_000_000,
-        Duration::from_secs(6),
-    )
-    .iter()
-    .map(|r| Normalized::decode(dt, wire::parse(&r.value).unwrap().payload).unwrap())
-    .collect()
-}
-
 fn feed(replay: &ReplayServer, channels: Vec<Channel>) -> FeedConfig {
     FeedConfig {
         venue: "deribit".into(),
@@ -117,8 +87,8 @@ fn feed(replay: &ReplayServer, channels: Vec<Channel>) -> FeedConfig {
 
 /// Rebuilds every book from what reached Kafka; checks that no change id was produced twice.
 fn kafka_books(cfg: &Config) -> (HashMap<String, (Side, Side)>, HashMap<String, usize>) {
-    let mut records = consume(cfg, DataType::Level2Book);
-    records.extend(consume(cfg, DataType::Level2Delta));
+    let mut records = common::decoded(cfg, DataType::Level2Book);
+    records.extend(common::decoded(cfg, DataType::Level2Delta));
     records.sort_by_key(|r| match r {
         Normalized::Level2Book(b) => (b.symbol.clone(), b.receipt_time, 0),
         Normalized::Level2Delta(d) => (d.symbol.clone(), d.receipt_time, 1),
@@ -171,7 +141,7 @@ fn kafka_books(cfg: &Config) -> (HashMap<String, (Side, Side)>, HashMap<String, 
 }
 
 fn events(cfg: &Config) -> Vec<tickflow::schema::v2beta1::FeedEvent> {
-    consume(cfg, DataType::FeedEvent)
+    common::decoded(cfg, DataType::FeedEvent)
         .into_iter()
         .map(|r| match r {
             Normalized::FeedEvent(e) => e,
@@ -205,7 +175,7 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
         ],
     )];
     cfg.validate().unwrap();
-    let service = run(cfg.clone(), &replay).await;
+    let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(90)).await;
     let reconnects: u64 = service
         .feeds
         .iter()
@@ -238,7 +208,7 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
     assert!(ev.iter().all(|e| e.kind != Kind::Gap as i32), "{ev:?}");
 
     // Trades: each id at most once; the BTC-PERPETUAL sell of 10 USD (nautilus line 1).
-    let trades: Vec<_> = consume(&cfg, DataType::Trade)
+    let trades: Vec<_> = common::decoded(&cfg, DataType::Trade)
         .into_iter()
         .map(|r| match r {
             Normalized::Trade(t) => t,
@@ -276,7 +246,7 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
     }
     // Funding and open interest from the BTC-PERPETUAL ticker of 2019-08-01 (tardis line 90):
     // funding_8h 0.00016281, open interest 66128281 USD.
-    let funding: Vec<_> = consume(&cfg, DataType::Funding)
+    let funding: Vec<_> = common::decoded(&cfg, DataType::Funding)
         .into_iter()
         .map(|r| match r {
             Normalized::Funding(f) => f,
@@ -300,7 +270,7 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
         funding.iter().all(|f| f.symbol == "BTC-USD-PERP"),
         "options have no funding"
     );
-    let oi: Vec<_> = consume(&cfg, DataType::OpenInterest)
+    let oi: Vec<_> = common::decoded(&cfg, DataType::OpenInterest)
         .into_iter()
         .map(|r| match r {
             Normalized::OpenInterest(o) => o,
@@ -312,7 +282,7 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
             .any(|o| o.symbol == "BTC-USD-PERP" && o.open_interest == "66128281"),
         "{oi:?}"
     );
-    let tob: Vec<_> = consume(&cfg, DataType::TopOfBook)
+    let tob: Vec<_> = common::decoded(&cfg, DataType::TopOfBook)
         .into_iter()
         .map(|r| match r {
             Normalized::TopOfBook(t) => t,
@@ -347,7 +317,7 @@ async fn deribit_a_broken_change_chain_is_announced_and_resynced() {
     let mut cfg = common::test_config("e2ederibitgap");
     cfg.feeds = vec![feed(&replay, vec![Channel::Depth])];
     cfg.validate().unwrap();
-    let _service = run(cfg.clone(), &replay).await;
+    let _service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(90)).await;
 
     let ev = events(&cfg);
     let sym = "BTC-USD-20210924-8000-P";

@@ -14,42 +14,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use books::{kraken_crc, set, truncate, Side, KRAKEN_PAIRS};
-use tickflow::config::{Config, FeedConfig, SymbolSource};
-use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::config::{FeedConfig, SymbolSource};
+use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::v2beta1::trade;
-use tickflow::schema::{wire, DataType, Normalized};
-use tickflow::service::Service;
+use tickflow::schema::{DataType, Normalized};
 use tickflow::venues::Channel;
-
-async fn run(cfg: Config, replay: &ReplayServer) -> Service {
-    let service = Service::start(cfg).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(90), replay.finished())
-        .await
-        .expect("replay played");
-    common::settled(
-        &service,
-        Duration::from_millis(500),
-        Duration::from_secs(30),
-    )
-    .await;
-    service.shutdown().await;
-    service
-}
-
-fn consume(cfg: &Config, dt: DataType) -> Vec<Normalized> {
-    let topic = format!("{}.{}", cfg.producer.topic_prefix, dt.as_str());
-    common::consume(
-        &common::kafka_addr(),
-        &topic,
-        cfg.producer.partitions,
-        1_000_000,
-        Duration::from_secs(6),
-    )
-    .iter()
-    .map(|r| Normalized::decode(dt, wire::parse(&r.value).unwrap().payload).unwrap())
-    .collect()
-}
 
 #[actix_rt::test]
 async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
@@ -78,7 +48,7 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
         ..Default::default()
     }];
     cfg.validate().unwrap();
-    let service = run(cfg.clone(), &replay).await;
+    let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(90)).await;
     let reconnects: u64 = service
         .feeds
         .iter()
@@ -95,8 +65,8 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
 
     // Rebuild every book from its Level2Book and the deltas after it, in Kafka order (one
     // partition per symbol key), and check Kraken's checksum after every delta.
-    let mut records: Vec<Normalized> = consume(&cfg, DataType::Level2Book);
-    records.extend(consume(&cfg, DataType::Level2Delta));
+    let mut records: Vec<Normalized> = common::decoded(&cfg, DataType::Level2Book);
+    records.extend(common::decoded(&cfg, DataType::Level2Delta));
     records.sort_by_key(|r| match r {
         Normalized::Level2Book(b) => (b.symbol.clone(), b.receipt_time, 0),
         Normalized::Level2Delta(d) => (d.symbol.clone(), d.receipt_time, 1),
@@ -153,7 +123,7 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
     assert!(full_books.values().any(|n| *n >= 2), "{full_books:?}");
 
     // The drop is announced, and every book that synced again says so.
-    let events: Vec<_> = consume(&cfg, DataType::FeedEvent)
+    let events: Vec<_> = common::decoded(&cfg, DataType::FeedEvent)
         .into_iter()
         .map(|r| match r {
             Normalized::FeedEvent(e) => e,
@@ -176,7 +146,7 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
     assert_eq!(synced, full_books.values().sum::<usize>());
 
     // Trades: each recorded trade at most once; the first one as Kraken documents it.
-    let trades: Vec<_> = consume(&cfg, DataType::Trade)
+    let trades: Vec<_> = common::decoded(&cfg, DataType::Trade)
         .into_iter()
         .map(|r| match r {
             Normalized::Trade(t) => t,
@@ -199,7 +169,7 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
     // 24 h ones. [996,{"a":["355.24000000",..],"b":["354.32000000",..],"c":["355.23000000",..],
     // "v":[..,"33470.74135600"],"l":[..,"333.87000000"],"h":[..,"368.00000000"],
     // "o":[..,"335.21000000"]},"ticker","XMR/USD"]
-    let tickers: Vec<_> = consume(&cfg, DataType::Ticker)
+    let tickers: Vec<_> = common::decoded(&cfg, DataType::Ticker)
         .into_iter()
         .map(|r| match r {
             Normalized::Ticker(t) => t,
@@ -276,9 +246,9 @@ async fn coin_m_records_reach_kafka_as_binance_documents_them() {
         ..Default::default()
     }];
     cfg.validate().unwrap();
-    let service = run(cfg.clone(), &replay).await;
+    let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(90)).await;
     assert_eq!(service.feeds.len(), 1);
-    let mut trades: Vec<_> = consume(&cfg, DataType::Trade)
+    let mut trades: Vec<_> = common::decoded(&cfg, DataType::Trade)
         .into_iter()
         .map(|r| match r {
             Normalized::Trade(t) => t,

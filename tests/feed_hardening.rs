@@ -3,7 +3,7 @@
 //! and asked again; a connection-wide break resyncs every book; a stream that ticks by design
 //! and goes silent is announced; the loop keeps serving heartbeats and sheds within its bound
 //! while the producer queue is full; `StopFeed` is honoured while connecting; a REST ban does
-//! not hold back a reconnect.
+//! not hold back a reconnect; a failed send still produces and counts what was read.
 #![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -68,23 +68,27 @@ fn start_feed(
 
 fn feed_events(cfg: &Config, want: usize) -> Vec<FeedEvent> {
     let topic = format!("{}.feed_event", cfg.producer.topic_prefix);
-    common::consume(
+    decoded(&common::consume(
         &common::kafka_addr(),
         &topic,
         cfg.producer.partitions,
         want,
         Duration::from_secs(8),
-    )
-    .iter()
-    .map(|r| {
-        match Normalized::decode(DataType::FeedEvent, wire::parse(&r.value).unwrap().payload)
-            .unwrap()
-        {
-            Normalized::FeedEvent(e) => e,
-            other => panic!("not a FeedEvent: {other:?}"),
-        }
-    })
-    .collect()
+    ))
+}
+
+fn decoded(records: &[common::Record]) -> Vec<FeedEvent> {
+    records
+        .iter()
+        .map(|r| {
+            match Normalized::decode(DataType::FeedEvent, wire::parse(&r.value).unwrap().payload)
+                .unwrap()
+            {
+                Normalized::FeedEvent(e) => e,
+                other => panic!("not a FeedEvent: {other:?}"),
+            }
+        })
+        .collect()
 }
 
 async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
@@ -187,23 +191,13 @@ async fn a_connection_wide_break_resyncs_every_book_at_once() {
     // resubscribes are paced at Kraken's message rate).
     let started = Instant::now();
     let events = loop {
-        let events: Vec<FeedEvent> = common::consume(
+        let events = decoded(&common::consume(
             &common::kafka_addr(),
             &format!("{}.feed_event", cfg.producer.topic_prefix),
             cfg.producer.partitions,
             100_000,
             Duration::from_secs(2),
-        )
-        .iter()
-        .map(|r| {
-            match Normalized::decode(DataType::FeedEvent, wire::parse(&r.value).unwrap().payload)
-                .unwrap()
-            {
-                Normalized::FeedEvent(e) => e,
-                other => panic!("not a FeedEvent: {other:?}"),
-            }
-        })
-        .collect();
+        ));
         let brk = events
             .iter()
             .find(|e| e.kind == Kind::Gap as i32 && e.symbol.is_empty())
@@ -537,4 +531,73 @@ async fn one_refused_symbol_is_announced_and_the_connection_carries_on() {
             .any(|e| e.kind == Kind::Stale as i32 && e.symbol == victim),
         "a refused symbol's snapshot is not awaited: {events:?}"
     );
+}
+
+#[actix_rt::test]
+async fn a_failed_resubscribe_send_still_produces_and_counts_what_was_read() {
+    common::init_logs();
+    let replay = kraken_replay(0.0, 1).await;
+    let cfg = common::test_config("sendfail");
+    let producer = ProducerHandle::start(cfg.clone()).unwrap();
+    // A connection-wide break after 300 frames resubscribes every book; each resubscribe is
+    // larger than a send may be, so the first one fails the session.
+    let venue = Tweaked::new(
+        "kraken",
+        Tweaks {
+            resync_after_frames: Some(300),
+            resubscribe_bytes: Some(2 * tickflow::transport::ws::MAX_OUTGOING_BYTES),
+            ..Default::default()
+        },
+    );
+    let mut feed = kraken_feed(&replay, vec![Channel::Depth]);
+    // No second session within the test.
+    feed.reconnect_min = Duration::from_secs(60);
+    feed.reconnect_max = Duration::from_secs(60);
+    let (addr, stats) = start_feed(feed, venue, &producer);
+    until("the session ended", Duration::from_secs(30), || {
+        stats.reconnects.load(Ordering::Relaxed) >= 1
+    })
+    .await;
+    // The session has returned: whatever it read was answered before.
+    let (acked, lost, nacked) = (
+        stats.acked.load(Ordering::Relaxed),
+        stats.lost.load(Ordering::Relaxed),
+        stats.nacked.load(Ordering::Relaxed),
+    );
+    addr.send(StopFeed).await.unwrap();
+    producer.shutdown().await;
+    let read = |dt: &str| {
+        common::consume_all(
+            &common::kafka_addr(),
+            &format!("{}.{dt}", cfg.producer.topic_prefix),
+            cfg.producer.partitions,
+            common::IDLE,
+            Duration::from_secs(20),
+        )
+    };
+    let (books, deltas, events) = (
+        read("level2_book"),
+        read("level2_delta"),
+        read("feed_event"),
+    );
+    assert_eq!((lost, nacked), (0, 0));
+    assert!(
+        deltas.len() > 100,
+        "the deltas of ~300 frames: {}",
+        deltas.len()
+    );
+    // Every record produced was counted as acknowledged, the last feed event included.
+    assert_eq!(
+        acked as usize,
+        books.len() + deltas.len() + events.len(),
+        "books {}, deltas {}, feed events {}",
+        books.len(),
+        deltas.len(),
+        events.len()
+    );
+    let events = decoded(&events);
+    let last = events.iter().max_by_key(|e| e.timestamp).unwrap();
+    assert_eq!(last.kind, Kind::Reconnect as i32, "{events:?}");
+    assert_eq!(last.action, "reconnect");
+    assert_eq!(last.reason, "websocket: Write buffer is full");
 }

@@ -16,42 +16,12 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use okx_books::{okx_crc, set, Side, BOOK_SYMBOLS};
-use tickflow::config::{Config, FeedConfig, SymbolSource};
-use tickflow::replay::{ReplayServer, ReplayServerConfig};
+use tickflow::config::{FeedConfig, SymbolSource};
+use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::v2beta1::feed_event::Kind;
 use tickflow::schema::v2beta1::trade;
-use tickflow::schema::{wire, DataType, Normalized};
-use tickflow::service::Service;
+use tickflow::schema::{DataType, Normalized};
 use tickflow::venues::Channel;
-
-async fn run(cfg: Config, replay: &ReplayServer) -> Service {
-    let service = Service::start(cfg).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(120), replay.finished())
-        .await
-        .expect("replay played");
-    common::settled(
-        &service,
-        Duration::from_millis(500),
-        Duration::from_secs(30),
-    )
-    .await;
-    service.shutdown().await;
-    service
-}
-
-fn consume(cfg: &Config, dt: DataType) -> Vec<Normalized> {
-    let topic = format!("{}.{}", cfg.producer.topic_prefix, dt.as_str());
-    common::consume(
-        &common::kafka_addr(),
-        &topic,
-        cfg.producer.partitions,
-        1_000_000,
-        Duration::from_secs(6),
-    )
-    .iter()
-    .map(|r| Normalized::decode(dt, wire::parse(&r.value).unwrap().payload).unwrap())
-    .collect()
-}
 
 #[actix_rt::test]
 async fn okx_books_keep_the_venue_checksum_through_a_dropped_connection() {
@@ -82,7 +52,7 @@ async fn okx_books_keep_the_venue_checksum_through_a_dropped_connection() {
         ..Default::default()
     }];
     cfg.validate().unwrap();
-    let service = run(cfg.clone(), &replay).await;
+    let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(120)).await;
     let reconnects: u64 = service
         .feeds
         .iter()
@@ -97,8 +67,8 @@ async fn okx_books_keep_the_venue_checksum_through_a_dropped_connection() {
         "the dropped connection was re-established once"
     );
 
-    let mut records: Vec<Normalized> = consume(&cfg, DataType::Level2Book);
-    records.extend(consume(&cfg, DataType::Level2Delta));
+    let mut records: Vec<Normalized> = common::decoded(&cfg, DataType::Level2Book);
+    records.extend(common::decoded(&cfg, DataType::Level2Delta));
     records.sort_by_key(|r| match r {
         Normalized::Level2Book(b) => (b.symbol.clone(), b.receipt_time, 0),
         Normalized::Level2Delta(d) => (d.symbol.clone(), d.receipt_time, 1),
@@ -150,7 +120,7 @@ async fn okx_books_keep_the_venue_checksum_through_a_dropped_connection() {
     // A book at the start of each loop and one after the reconnect.
     assert!(full_books.values().all(|n| *n >= 3), "{full_books:?}");
 
-    let events: Vec<_> = consume(&cfg, DataType::FeedEvent)
+    let events: Vec<_> = common::decoded(&cfg, DataType::FeedEvent)
         .into_iter()
         .map(|r| match r {
             Normalized::FeedEvent(e) => e,
@@ -175,7 +145,7 @@ async fn okx_books_keep_the_venue_checksum_through_a_dropped_connection() {
     // Trades: each (symbol, trade id) at most once; the first recorded one as OKX documents
     // it: {"instId":"BTC-USD-220527","tradeId":"7849","px":"30218.8","sz":"1","side":"buy",
     // "ts":"1652459199958"} — a taker buy of 1 contract.
-    let trades: Vec<_> = consume(&cfg, DataType::Trade)
+    let trades: Vec<_> = common::decoded(&cfg, DataType::Trade)
         .into_iter()
         .map(|r| match r {
             Normalized::Trade(t) => t,
@@ -212,7 +182,7 @@ async fn okx_books_keep_the_venue_checksum_through_a_dropped_connection() {
         )
     );
     // A recorded ticker of the quarterly: volume in BTC (volCcy24h), not contracts.
-    let tickers: Vec<_> = consume(&cfg, DataType::Ticker)
+    let tickers: Vec<_> = common::decoded(&cfg, DataType::Ticker)
         .into_iter()
         .map(|r| match r {
             Normalized::Ticker(t) => t,

@@ -41,6 +41,15 @@ pub struct Frame {
     pub time_ms: i64,
 }
 
+/// Index of `frame` in `frames`, when it is one of its elements (by address: mocks are handed
+/// their own frames back).
+pub fn index_in(frames: &[Frame], frame: &Frame) -> Option<usize> {
+    let size = std::mem::size_of::<Frame>().max(1);
+    let base = frames.as_ptr() as usize;
+    let at = (frame as *const Frame as usize).checked_sub(base)?;
+    (at % size == 0 && at / size < frames.len()).then_some(at / size)
+}
+
 /// Reads a JSONL file: one JSON value per non-empty line.
 pub fn read(path: &Path) -> Result<Vec<Value>, CorpusError> {
     let p = path.display().to_string();

@@ -67,6 +67,20 @@ pub trait ReplayMock: Send + Sync + 'static {
         let _ = (frame, value);
     }
 
+    /// The timeline moved past `frame` (of loop `k`), which this client does not receive: the
+    /// venue's state moves on regardless, so that a snapshot asked for later includes it.
+    fn passed(&self, frame: &Frame, k: i64) {
+        let _ = (frame, k);
+    }
+
+    /// A message about to be sent as the `n`-th (from 0) of its connection, numbered where the
+    /// venue numbers a connection's messages (Coinbase Advanced Trade's `sequence_num`);
+    /// unchanged by default.
+    fn sequence(&self, text: String, n: u64) -> String {
+        let _ = n;
+        text
+    }
+
     /// Answers a REST request: status and JSON body, `None` for an unknown path.
     fn rest(&self, path: &str, query: &HashMap<String, String>) -> Option<(u16, String)>;
 }

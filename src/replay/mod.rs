@@ -252,76 +252,89 @@ async fn rest(
     }
 }
 
-/// Sends text frames; false when the client is gone.
-async fn send_all(socket: &mut WebSocket, texts: Vec<String>) -> bool {
-    for t in texts {
-        if socket.send(Message::Text(t.into())).await.is_err() {
-            return false;
-        }
-    }
-    true
+/// One client connection: its socket, its subscriptions and how many messages it was sent
+/// (venues that number the messages of a connection number them from this count).
+struct Client {
+    socket: WebSocket,
+    subs: HashSet<String>,
+    path: String,
+    sent: u64,
 }
 
-/// Answers a client message; returns false when the client is gone.
-async fn control(
-    socket: &mut WebSocket,
-    m: &Market,
-    msg: Option<Result<Message, axum::Error>>,
-    subs: &mut HashSet<String>,
-    path: &str,
-) -> bool {
-    match msg {
-        Some(Ok(Message::Text(t))) => {
-            {
-                let mut log = m.client_log.lock().unwrap_or_else(PoisonError::into_inner);
-                if log.len() >= CLIENT_LOG_LIMIT {
-                    log.pop_front();
-                }
-                log.push_back((std::time::Instant::now(), t.as_str().to_string()));
-            }
-            let answer = m.mock.on_client(t.as_str());
-            for key in &answer.unsubscribe {
-                subs.remove(key);
-            }
-            if !send_all(socket, answer.replies).await {
+impl Client {
+    /// Sends text frames, numbered by the mock; false when the client is gone.
+    async fn send_all(&mut self, m: &Market, texts: Vec<String>) -> bool {
+        for t in texts {
+            let t = m.mock.sequence(t, self.sent);
+            self.sent += 1;
+            if self.socket.send(Message::Text(t.into())).await.is_err() {
                 return false;
             }
-            // A stream this path does not serve is acknowledged and never played.
-            for key in answer.subscribe {
-                if !m.mock.serves(path, &key) {
-                    continue;
+        }
+        true
+    }
+
+    /// Answers a client message; returns false when the client is gone.
+    async fn control(&mut self, m: &Market, msg: Option<Result<Message, axum::Error>>) -> bool {
+        match msg {
+            Some(Ok(Message::Text(t))) => {
+                {
+                    let mut log = m.client_log.lock().unwrap_or_else(PoisonError::into_inner);
+                    if log.len() >= CLIENT_LOG_LIMIT {
+                        log.pop_front();
+                    }
+                    log.push_back((std::time::Instant::now(), t.as_str().to_string()));
                 }
-                let first = m.mock.on_subscribed(&key);
-                subs.insert(key);
-                if !send_all(socket, first).await {
+                let answer = m.mock.on_client(t.as_str());
+                for key in &answer.unsubscribe {
+                    self.subs.remove(key);
+                }
+                if !self.send_all(m, answer.replies).await {
                     return false;
                 }
+                // A stream this path does not serve is acknowledged and never played.
+                for key in answer.subscribe {
+                    if !m.mock.serves(&self.path, &key) {
+                        continue;
+                    }
+                    let first = m.mock.on_subscribed(&key);
+                    self.subs.insert(key);
+                    if !self.send_all(m, first).await {
+                        return false;
+                    }
+                }
+                true
             }
-            true
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => false,
+            Some(Ok(_)) => true,
         }
-        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => false,
-        Some(Ok(_)) => true,
     }
 }
 
-async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>, path: String) {
+async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: String) {
+    let mut c = Client {
+        socket,
+        subs,
+        path,
+        sent: 0,
+    };
     // Nothing is played before the first subscription, nor while more subscribe messages
     // are still coming (a venue subscribed over several messages, paced).
-    while subs.is_empty() {
-        let msg = socket.recv().await;
-        if !control(&mut socket, &m, msg, &mut subs, &path).await {
+    while c.subs.is_empty() {
+        let msg = c.socket.recv().await;
+        if !c.control(&m, msg).await {
             return;
         }
     }
-    while let Ok(msg) = tokio::time::timeout(m.settle, socket.recv()).await {
-        if !control(&mut socket, &m, msg, &mut subs, &path).await {
+    while let Ok(msg) = tokio::time::timeout(m.settle, c.socket.recv()).await {
+        if !c.control(&m, msg).await {
             return;
         }
     }
     let frames = m.mock.frames();
     let len = frames.len();
     let total = len * m.cfg.loops.max(1) as usize;
-    let mut set: Vec<&String> = subs.iter().collect();
+    let mut set: Vec<&String> = c.subs.iter().collect();
     set.sort();
     let set_key = set.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("/");
     let mut idx = m.position(&set_key).0;
@@ -329,28 +342,37 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>,
     while idx < total {
         let frame = &frames[idx % len];
         let k = (idx / len) as i64;
-        if idx % len == 0 && k > 0 && !send_all(&mut socket, m.mock.on_loop(k, &subs)).await {
-            return;
+        if idx % len == 0 && k > 0 {
+            let fresh = m.mock.on_loop(k, &c.subs);
+            if !c.send_all(&m, fresh).await {
+                return;
+            }
         }
         idx += 1;
         m.set_position(&set_key, idx, false);
-        if !subs.contains(&frame.key) && m.cfg.speed <= 0.0 {
-            continue;
-        }
-        let Some(value) = m.mock.render(frame, k) else {
-            continue;
-        };
-        let time = frame.time_ms + k * m.time_span;
         if m.cfg.speed > 0.0 {
+            let time = frame.time_ms + k * m.time_span;
             if let Some(p) = prev_time {
                 let wait = ((time - p).max(0) as f64 / m.cfg.speed).min(1_000.0);
                 tokio::time::sleep(Duration::from_micros((wait * 1_000.0) as u64)).await;
             }
             prev_time = Some(time);
-            if !subs.contains(&frame.key) {
-                continue;
+        }
+        // Answer whatever the client sent meanwhile (more subscriptions, pings).
+        while let Some(msg) = c.socket.recv().now_or_never() {
+            if !c.control(&m, msg).await {
+                return;
             }
         }
+        if !c.subs.contains(&frame.key) {
+            // The venue moves on with frames this client does not receive: a snapshot it
+            // asks for later includes them.
+            m.mock.passed(frame, k);
+            continue;
+        }
+        let Some(value) = m.mock.render(frame, k) else {
+            continue;
+        };
         let n = m.sent.fetch_add(1, Ordering::Relaxed) + 1;
         if m.cfg.drop_after_frames > 0
             && n == m.cfg.drop_after_frames
@@ -365,17 +387,7 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>,
             m.mock.played(frame, &value);
             return; // no close frame: an abrupt drop
         }
-        // Answer whatever the client sent meanwhile (more subscriptions, pings).
-        while let Some(msg) = socket.recv().now_or_never() {
-            if !control(&mut socket, &m, msg, &mut subs, &path).await {
-                return;
-            }
-        }
-        if socket
-            .send(Message::Text(value.to_string().into()))
-            .await
-            .is_err()
-        {
+        if !c.send_all(&m, vec![value.to_string()]).await {
             return;
         }
         m.mock.played(frame, &value);
@@ -391,8 +403,8 @@ async fn serve(mut socket: WebSocket, m: Arc<Market>, mut subs: HashSet<String>,
     }
     // Idle like a quiet venue until the client leaves.
     loop {
-        let msg = socket.recv().await;
-        if !control(&mut socket, &m, msg, &mut subs, &path).await {
+        let msg = c.socket.recv().await;
+        if !c.control(&m, msg).await {
             return;
         }
     }

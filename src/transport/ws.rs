@@ -8,8 +8,14 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// An open venue WebSocket.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// Largest outgoing message, and all that may wait unsent: a feed sends subscribes, pongs and
+/// heartbeats, a few KiB at most; a send beyond this fails (`WriteBufferFull`) instead of
+/// growing memory while the venue does not read.
+pub const MAX_OUTGOING_BYTES: usize = 1 << 20;
+
 /// Opens `url` (`ws://` or `wss://`). Frames larger than `max_frame_bytes` × 4 are refused by
-/// the socket itself (the feed refuses anything over `max_frame_bytes` after reading).
+/// the socket itself (the feed refuses anything over `max_frame_bytes` after reading); what
+/// is sent is bounded by [`MAX_OUTGOING_BYTES`].
 pub async fn connect(
     url: &str,
     max_frame_bytes: usize,
@@ -19,7 +25,8 @@ pub async fn connect(
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cfg = WebSocketConfig::default()
         .max_message_size(Some(max_frame_bytes.saturating_mul(4)))
-        .max_frame_size(Some(max_frame_bytes.saturating_mul(4)));
+        .max_frame_size(Some(max_frame_bytes.saturating_mul(4)))
+        .max_write_buffer_size(MAX_OUTGOING_BYTES);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(cfg), false).await?;
     Ok(ws)
 }

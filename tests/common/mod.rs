@@ -595,3 +595,49 @@ pub async fn settled(service: &tickflow::service::Service, quiet: Duration, limi
         }
     }
 }
+
+/// Runs the service on `cfg` against `replay`: waits up to `played_within` for every loop to be
+/// played, then until the feeds have settled, and shuts the service down (its stats stay).
+pub async fn run_replayed(
+    cfg: tickflow::config::Config,
+    replay: &tickflow::replay::ReplayServer,
+    played_within: Duration,
+) -> tickflow::service::Service {
+    let service = tickflow::service::Service::start(cfg).await.unwrap();
+    tokio::time::timeout(played_within, replay.finished())
+        .await
+        .expect("replay played");
+    settled(
+        &service,
+        Duration::from_millis(800),
+        Duration::from_secs(30),
+    )
+    .await;
+    service.shutdown().await;
+    service
+}
+
+/// Every record of `dt`'s topic under `cfg`'s prefix, decoded (the records in the topic after
+/// no new one came for 6 s).
+pub fn decoded(
+    cfg: &tickflow::config::Config,
+    dt: tickflow::schema::DataType,
+) -> Vec<tickflow::schema::Normalized> {
+    let topic = format!("{}.{}", cfg.producer.topic_prefix, dt.as_str());
+    consume(
+        &kafka_addr(),
+        &topic,
+        cfg.producer.partitions,
+        1_000_000,
+        Duration::from_secs(6),
+    )
+    .iter()
+    .map(|r| {
+        tickflow::schema::Normalized::decode(
+            dt,
+            tickflow::schema::wire::parse(&r.value).unwrap().payload,
+        )
+        .unwrap()
+    })
+    .collect()
+}

@@ -27,6 +27,8 @@ pub struct Tweaks {
     pub ticks: Option<(Channel, Duration)>,
     /// The venue refuses this symbol's subscription (as a delisted instrument's), once.
     pub refuse: Option<&'static str>,
+    /// A book resubscribe is one message of this many bytes (a send that fails).
+    pub resubscribe_bytes: Option<usize>,
 }
 
 /// A registered venue with [`Tweaks`].
@@ -178,6 +180,9 @@ impl VenueSession for TweakedSession {
         Ok(())
     }
     fn resubscribe_book(&mut self, symbol: &str) -> Vec<String> {
+        if let Some(n) = self.tweaks.resubscribe_bytes {
+            return vec![" ".repeat(n)];
+        }
         self.inner.resubscribe_book(symbol)
     }
     fn resubscribe(&mut self, sub: &Subscription) -> Vec<String> {

@@ -510,7 +510,14 @@ impl ReplayMock for BinanceMock {
         out
     }
 
-    /// Keeps the served book current with every depth frame played.
+    fn passed(&self, frame: &Frame, k: i64) {
+        if let Some(v) = self.render(frame, k) {
+            self.played(frame, &v);
+        }
+    }
+
+    /// Keeps the served book current with every depth frame played (once: a frame whose
+    /// final id the book has is ignored).
     fn played(&self, frame: &Frame, value: &Value) {
         let d = &value["data"];
         if d["e"].as_str() != Some("depthUpdate") {

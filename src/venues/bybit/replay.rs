@@ -161,10 +161,7 @@ impl BybitMock {
 
     /// Index of `frame` in the recording, when it is one of its frames.
     fn index_of(&self, frame: &Frame) -> Option<usize> {
-        let size = std::mem::size_of::<Frame>().max(1);
-        let base = self.frames.as_ptr() as usize;
-        let at = (frame as *const Frame as usize).checked_sub(base)?;
-        (at % size == 0 && at / size < self.frames.len()).then_some(at / size)
+        crate::replay::corpus::index_in(&self.frames, frame)
     }
 
     fn book_symbol<'a>(&self, key: &'a str) -> Option<&'a str> {
@@ -280,6 +277,11 @@ impl ReplayMock for BybitMock {
             }
         }
         Some(v)
+    }
+
+    /// Positions only: a frame passed moves the venue's book like one played.
+    fn passed(&self, frame: &Frame, _k: i64) {
+        self.played(frame, &Value::Null);
     }
 
     fn played(&self, frame: &Frame, _value: &Value) {

@@ -9,13 +9,11 @@
 //! recent trades as played, newest first — so a client reconnecting mid-stream sees the
 //! trades it already has again, as from the venue. The recording's own snapshot frames of
 //! these two channels give the initial state and are not played; its `subscriptions` frames
-//! are not played either. **`sequence_num` is numbered as served**, from 0 for each client
-//! connection, so that a client subscribed to fewer channels than were recorded still sees a
-//! contiguous sequence. The engine gives a mock no connection identity: the count restarts
-//! at a `heartbeats` subscribe (every client subscribes it first on each connection), so one
-//! Advanced Trade client at a time per server is numbered right; and a message a client sends
-//! mid-play (a book resubscribe) is answered between a frame's numbering and its sending,
-//! which the client sees as a reorder (its session then resyncs once; see `session`).
+//! are not played either. **`sequence_num` counts the messages of each connection** from 0
+//! (subscription answers and snapshots included, as from the venue), so a client subscribed
+//! to fewer channels than were recorded still sees a contiguous sequence. Frames a client is
+//! not subscribed to still move the books, so a resubscribe's snapshot is the venue's book at
+//! that moment.
 //!
 //! Exchange feed: a subscribe (`channels`, `product_ids`) is answered with `subscriptions`;
 //! `level2_batch` is followed by a snapshot of the book as played, `matches` by the latest
@@ -145,8 +143,11 @@ fn time_ms(text: Option<&str>) -> i64 {
 /// What the mock keeps as played.
 #[derive(Debug, Default)]
 struct State {
-    /// The next `sequence_num`.
-    seq: u64,
+    /// The loop being played.
+    loop_k: i64,
+    /// The timeline position last applied, per subscription key (several connections pass
+    /// the same frames; each is applied once, in order).
+    applied: HashMap<String, i64>,
     /// Advanced Trade books by product.
     adv_books: HashMap<String, OrderBook>,
     /// Advanced Trade recent trades by product, oldest first.
@@ -314,12 +315,9 @@ impl CoinbaseMock {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// An Advanced Trade frame with the next `sequence_num`.
-    fn numbered(&self, mut v: Value) -> String {
-        let mut s = self.state();
-        v["sequence_num"] = json!(s.seq);
-        s.seq += 1;
-        v.to_string()
+    /// Index of `frame` in the recording, when it is one of its frames.
+    fn index_of(&self, frame: &Frame) -> Option<usize> {
+        crate::replay::corpus::index_in(&self.frames, frame)
     }
 
     fn now() -> String {
@@ -350,10 +348,6 @@ impl CoinbaseMock {
             .filter_map(|p| p.as_str().map(str::to_string))
             .collect();
         let mut answer = ClientAnswer::default();
-        if channel == "heartbeats" && kind == "subscribe" {
-            // A new connection (see the module docs).
-            self.state().seq = 0;
-        }
         let keys: Vec<String> = if channel == "heartbeats" {
             vec![adv_key("heartbeats", "")]
         } else {
@@ -369,11 +363,12 @@ impl CoinbaseMock {
         } else {
             json!({})
         };
-        answer
-            .replies
-            .push(self.numbered(json!({"channel": "subscriptions",
+        answer.replies.push(
+            json!({"channel": "subscriptions",
             "timestamp": Self::now(), "sequence_num": 0,
-            "events": [{"subscriptions": subs}]})));
+            "events": [{"subscriptions": subs}]})
+            .to_string(),
+        );
         match kind {
             "subscribe" => answer.subscribe = keys,
             "unsubscribe" => answer.unsubscribe = keys,
@@ -459,7 +454,7 @@ impl ReplayMock for CoinbaseMock {
                         .get(product)
                         .map(|b| self.adv_book_frame(product, b))
                 };
-                frame.map(|f| self.numbered(f)).into_iter().collect()
+                frame.map(|f| f.to_string()).into_iter().collect()
             }
             ("adv", "market_trades") => {
                 let trades: Vec<Value> = {
@@ -469,9 +464,10 @@ impl ReplayMock for CoinbaseMock {
                         .map(|t| t.iter().rev().cloned().collect())
                         .unwrap_or_default()
                 };
-                vec![self.numbered(json!({"channel": "market_trades",
+                vec![json!({"channel": "market_trades",
                     "timestamp": Self::now(), "sequence_num": 0,
-                    "events": [{"type": "snapshot", "trades": trades}]}))]
+                    "events": [{"type": "snapshot", "trades": trades}]})
+                .to_string()]
             }
             ("ex", "level2_batch") => {
                 let s = self.state();
@@ -506,31 +502,32 @@ impl ReplayMock for CoinbaseMock {
     }
 
     fn on_loop(&self, k: i64, subs: &HashSet<String>) -> Vec<String> {
-        let mut out = Vec::new();
         {
             let mut s = self.state();
-            for (p, levels) in &self.adv_snapshots {
-                s.adv_books.insert(p.clone(), book_of(levels));
-            }
-            for (p, levels) in &self.ex_snapshots {
-                s.ex_books.insert(p.clone(), book_of(levels));
-            }
-            for (p, trades) in &self.adv_trade_snapshots {
-                let mut t: VecDeque<Value> = trades.iter().rev().cloned().collect();
-                for v in t.iter_mut() {
-                    shift_id_text(&mut v["trade_id"], k);
+            // The first connection to reach loop `k` resets the venue's state for it.
+            if k > s.loop_k {
+                s.loop_k = k;
+                for (p, levels) in &self.adv_snapshots {
+                    s.adv_books.insert(p.clone(), book_of(levels));
                 }
-                s.adv_trades.insert(p.clone(), t);
+                for (p, levels) in &self.ex_snapshots {
+                    s.ex_books.insert(p.clone(), book_of(levels));
+                }
+                for (p, trades) in &self.adv_trade_snapshots {
+                    let mut t: VecDeque<Value> = trades.iter().rev().cloned().collect();
+                    for v in t.iter_mut() {
+                        shift_id_text(&mut v["trade_id"], k);
+                    }
+                    s.adv_trades.insert(p.clone(), t);
+                }
             }
         }
         let mut keys: Vec<&String> = subs.iter().collect();
         keys.sort();
-        for key in keys {
-            if key.starts_with("adv|level2|") || key.starts_with("ex|level2_batch|") {
-                out.extend(self.on_subscribed(key));
-            }
-        }
-        out
+        keys.into_iter()
+            .filter(|key| key.starts_with("adv|level2|") || key.starts_with("ex|level2_batch|"))
+            .flat_map(|key| self.on_subscribed(key))
+            .collect()
     }
 
     fn render(&self, frame: &Frame, k: i64) -> Option<Value> {
@@ -539,17 +536,43 @@ impl ReplayMock for CoinbaseMock {
             if k > 0 {
                 shift_advanced(&mut v, k);
             }
-            let mut s = self.state();
-            v["sequence_num"] = json!(s.seq);
-            s.seq += 1;
         } else if k > 0 {
             shift_exchange(&mut v, k);
         }
         Some(v)
     }
 
+    fn passed(&self, frame: &Frame, k: i64) {
+        if let Some(v) = self.render(frame, k) {
+            self.played(frame, &v);
+        }
+    }
+
+    /// Advanced Trade numbers every message of a connection, subscription answers and
+    /// snapshots included.
+    fn sequence(&self, text: String, n: u64) -> String {
+        if !text.contains("\"sequence_num\"") {
+            return text;
+        }
+        match serde_json::from_str::<Value>(&text) {
+            Ok(mut v) if v.get("sequence_num").is_some() => {
+                v["sequence_num"] = json!(n);
+                v.to_string()
+            }
+            _ => text,
+        }
+    }
+
     fn played(&self, frame: &Frame, value: &Value) {
         let mut s = self.state();
+        if let Some(idx) = self.index_of(frame) {
+            let pos = s.loop_k * self.frames.len() as i64 + idx as i64;
+            let last = s.applied.entry(frame.key.clone()).or_insert(-1);
+            if pos <= *last {
+                return;
+            }
+            *last = pos;
+        }
         if frame.key.starts_with("adv|level2|") {
             if let Some(book) = s.adv_books.get_mut(&frame.symbol) {
                 for e in value["events"].as_array().into_iter().flatten() {

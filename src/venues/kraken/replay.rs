@@ -387,10 +387,7 @@ impl KrakenMock {
 
     /// Index of `frame` in the recording, when it is one of its frames.
     fn index_of(&self, frame: &Frame) -> Option<usize> {
-        let size = std::mem::size_of::<Frame>().max(1);
-        let base = self.frames.as_ptr() as usize;
-        let at = (frame as *const Frame as usize).checked_sub(base)?;
-        (at % size == 0 && at / size < self.frames.len()).then_some(at / size)
+        crate::replay::corpus::index_in(&self.frames, frame)
     }
 }
 
@@ -521,6 +518,11 @@ impl ReplayMock for KrakenMock {
     /// Keeps the served book current with every update played (once per timeline position,
     /// including the pair's updates skipped before it), truncated to the depth like the
     /// client's.
+    /// Positions only: a frame passed moves the venue's book like one played.
+    fn passed(&self, frame: &Frame, _k: i64) {
+        self.played(frame, &Value::Null);
+    }
+
     fn played(&self, frame: &Frame, _value: &Value) {
         let Some(idx) = self.index_of(frame) else {
             return;

@@ -203,10 +203,7 @@ impl OkxMock {
     }
 
     fn index_of(&self, frame: &Frame) -> Option<usize> {
-        let size = std::mem::size_of::<Frame>().max(1);
-        let base = self.frames.as_ptr() as usize;
-        let at = (frame as *const Frame as usize).checked_sub(base)?;
-        (at % size == 0 && at / size < self.frames.len()).then_some(at / size)
+        crate::replay::corpus::index_in(&self.frames, frame)
     }
 }
 
@@ -308,6 +305,11 @@ impl ReplayMock for OkxMock {
             shift(&mut v, k, self.span_ms);
         }
         Some(v)
+    }
+
+    /// Positions only: a frame passed moves the venue's book like one played.
+    fn passed(&self, frame: &Frame, _k: i64) {
+        self.played(frame, &Value::Null);
     }
 
     fn played(&self, frame: &Frame, _value: &Value) {
