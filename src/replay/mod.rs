@@ -365,9 +365,11 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
             }
         }
         if !c.subs.contains(&frame.key) {
-            // The venue moves on with frames this client does not receive: a snapshot it
-            // asks for later includes them.
-            m.mock.passed(frame, k);
+            // The venue moves on with frames this client does not receive (of the streams
+            // its path serves): a snapshot it asks for later includes them.
+            if m.mock.serves(&c.path, &frame.key) {
+                m.mock.passed(frame, k);
+            }
             continue;
         }
         let Some(value) = m.mock.render(frame, k) else {

@@ -510,14 +510,10 @@ impl ReplayMock for BinanceMock {
         out
     }
 
-    fn passed(&self, frame: &Frame, k: i64) {
-        if let Some(v) = self.render(frame, k) {
-            self.played(frame, &v);
-        }
-    }
-
     /// Keeps the served book current with every depth frame played (once: a frame whose
-    /// final id the book has is ignored).
+    /// final id the book has is ignored). Frames a connection skips do not move it (no
+    /// `passed`): connections replay at their own pace, and a REST snapshot taken ahead of a
+    /// slower connection's stream would leave it dropping diffs older than its book.
     fn played(&self, frame: &Frame, value: &Value) {
         let d = &value["data"];
         if d["e"].as_str() != Some("depthUpdate") {

@@ -143,8 +143,8 @@ fn time_ms(text: Option<&str>) -> i64 {
 /// What the mock keeps as played.
 #[derive(Debug, Default)]
 struct State {
-    /// The loop being played.
-    loop_k: i64,
+    /// The loop being played, per API (`adv`, `ex`: separate connections, separate paces).
+    loops: HashMap<&'static str, i64>,
     /// The timeline position last applied, per subscription key (several connections pass
     /// the same frames; each is applied once, in order).
     applied: HashMap<String, i64>,
@@ -425,6 +425,11 @@ impl ReplayMock for CoinbaseMock {
         &["/", "/exchange"]
     }
 
+    /// Advanced Trade streams on `/`, the Exchange feed's on `/exchange`.
+    fn serves(&self, path: &str, key: &str) -> bool {
+        path.ends_with("/exchange") == key.starts_with("ex|")
+    }
+
     fn on_client(&self, text: &str) -> ClientAnswer {
         let Ok(v) = serde_json::from_str::<Value>(text) else {
             return ClientAnswer {
@@ -504,21 +509,30 @@ impl ReplayMock for CoinbaseMock {
     fn on_loop(&self, k: i64, subs: &HashSet<String>) -> Vec<String> {
         {
             let mut s = self.state();
-            // The first connection to reach loop `k` resets the venue's state for it.
-            if k > s.loop_k {
-                s.loop_k = k;
-                for (p, levels) in &self.adv_snapshots {
-                    s.adv_books.insert(p.clone(), book_of(levels));
-                }
-                for (p, levels) in &self.ex_snapshots {
-                    s.ex_books.insert(p.clone(), book_of(levels));
-                }
-                for (p, trades) in &self.adv_trade_snapshots {
-                    let mut t: VecDeque<Value> = trades.iter().rev().cloned().collect();
-                    for v in t.iter_mut() {
-                        shift_id_text(&mut v["trade_id"], k);
+            // The first connection of an API to reach loop `k` resets that API's state.
+            let api = if subs.iter().any(|key| key.starts_with("ex|")) {
+                "ex"
+            } else {
+                "adv"
+            };
+            let at = s.loops.entry(api).or_insert(0);
+            if k > *at {
+                *at = k;
+                if api == "adv" {
+                    for (p, levels) in &self.adv_snapshots {
+                        s.adv_books.insert(p.clone(), book_of(levels));
                     }
-                    s.adv_trades.insert(p.clone(), t);
+                    for (p, trades) in &self.adv_trade_snapshots {
+                        let mut t: VecDeque<Value> = trades.iter().rev().cloned().collect();
+                        for v in t.iter_mut() {
+                            shift_id_text(&mut v["trade_id"], k);
+                        }
+                        s.adv_trades.insert(p.clone(), t);
+                    }
+                } else {
+                    for (p, levels) in &self.ex_snapshots {
+                        s.ex_books.insert(p.clone(), book_of(levels));
+                    }
                 }
             }
         }
@@ -566,7 +580,13 @@ impl ReplayMock for CoinbaseMock {
     fn played(&self, frame: &Frame, value: &Value) {
         let mut s = self.state();
         if let Some(idx) = self.index_of(frame) {
-            let pos = s.loop_k * self.frames.len() as i64 + idx as i64;
+            let api = if frame.key.starts_with("ex|") {
+                "ex"
+            } else {
+                "adv"
+            };
+            let k = s.loops.get(api).copied().unwrap_or(0);
+            let pos = k * self.frames.len() as i64 + idx as i64;
             let last = s.applied.entry(frame.key.clone()).or_insert(-1);
             if pos <= *last {
                 return;
