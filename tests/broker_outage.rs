@@ -64,29 +64,26 @@ async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool)
 }
 
 fn decode_all(bootstrap: &str, prefix: &str, dt: DataType) -> Vec<Normalized> {
-    // Everything the topic holds: a broker on sqlite storage serves it slowly, and a read cut
-    // at a fixed time saw only the records before the outage. tansu 0.6's sqlite storage
-    // sometimes answers a fresh consumer's first fetches of a topic with nothing although the
-    // records are stored (seen before in stress runs): a new consumer is tried a few times.
-    let mut got = Vec::new();
-    for _ in 0..5 {
-        got = common::consume_all(
-            bootstrap,
-            &format!("{prefix}.{}", dt.as_str()),
-            3,
-            Duration::from_secs(3),
-            Duration::from_secs(90),
-        );
-        if !got.is_empty() {
-            break;
-        }
-    }
-    got.iter()
-        .map(|r| Normalized::decode(dt, wire::parse(&r.value).unwrap().payload).unwrap())
-        .collect()
+    // Everything the topic holds, up to each partition's high watermark: tansu's sqlite
+    // storage may take over ten seconds to answer a first fetch of a large partition, so a
+    // read that stops after a quiet spell can end before the first answer.
+    common::consume_to_end(
+        bootstrap,
+        &format!("{prefix}.{}", dt.as_str()),
+        3,
+        Duration::from_secs(120),
+    )
+    .iter()
+    .map(|r| Normalized::decode(dt, wire::parse(&r.value).unwrap().payload).unwrap())
+    .collect()
 }
 
+/// One outage at a time: two brokers restarting side by side on a 2-core machine measure the
+/// machine, not the recovery.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn restart_mid_replay(storage: Storage) {
+    let _turn = ONE_AT_A_TIME.lock().await;
     let durable = matches!(storage, Storage::Sqlite(_));
     common::init_logs();
     let port = common::free_port();
@@ -117,6 +114,7 @@ async fn restart_mid_replay(storage: Storage) {
     }];
     cfg.validate().unwrap();
     let prefix = cfg.producer.topic_prefix.clone();
+    let message_timeout = cfg.kafka.message_timeout;
     let service = Arc::new(Service::start(cfg).await.unwrap());
 
     let samples: Samples = Arc::default();
@@ -186,11 +184,15 @@ async fn restart_mid_replay(storage: Storage) {
     let took = resumed.0.duration_since(back);
     println!("Acks resumed {took:?} after the broker was started again");
     assert!(took <= RESUME_WITHIN, "Acks resumed only after {took:?}");
-    // Nacks only in the outage window.
+    // Nacks only in the outage window. Records a replaced producer had sent when the broker
+    // died are answered by the broker or by `message.timeout.ms` (30 s from their send),
+    // never earlier by a purge that could nack a record the broker stored
+    // (`src/producer/recovery.rs`): the window closes at the later of the two.
+    let window_end = (back + RESUME_WITHIN).max(killed + message_timeout + Duration::from_secs(2));
     for w in samples.windows(2) {
         if w[1].2 > w[0].2 {
             assert!(
-                w[1].0 >= killed && w[0].0 <= back + RESUME_WITHIN,
+                w[1].0 >= killed && w[0].0 <= window_end,
                 "{} Nack(s) at {:?} after the kill, outside the outage window (back at {:?})",
                 w[1].2 - w[0].2,
                 w[1].0.duration_since(killed),
@@ -349,7 +351,7 @@ async fn broker_restarted_empty_mid_replay_acks_resume_within_5s_and_every_loss_
 }
 
 #[actix_rt::test]
-#[ignore = "since 2026-12-06 a fresh consumer reads no level2_delta record back from tansu's sqlite storage after this run (books and feed events read fine, the feed's deltas are acked); cause not found yet, see the session note"]
+#[ignore = "tansu 0.6 on sqlite answers a fresh consumer's first fetch of a ~2 000-record partition in 12 s to over 120 s on a loaded 2-core machine (seen with librdkafka debug: FetchRequest rtt 12 372 ms); the read-back is too slow for make test. Run with --ignored on a quiet machine: it passed 2026-12-06 (6 972 deltas checked after the outage)"]
 async fn broker_restarted_with_its_data_mid_replay_acks_resume_within_5s_and_books_stay_right() {
     let dir = tempfile::tempdir().unwrap();
     restart_mid_replay(Storage::Sqlite(dir.path().join("outage.db"))).await;

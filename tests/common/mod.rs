@@ -174,6 +174,40 @@ pub fn consume_all(
     out
 }
 
+/// Reads `topic` (all `partitions`) from the beginning up to the high watermark each partition
+/// had when the read started: everything it held then, however slowly the broker serves it.
+/// Panics when `deadline` passes first.
+pub fn consume_to_end(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    deadline: Duration,
+) -> Vec<Record> {
+    let consumer = assigned_consumer(bootstrap, topic, partitions);
+    let mut next: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
+    for p in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .unwrap();
+        next.insert(p, (low, high));
+    }
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while next.values().any(|(at, high)| at < high) {
+        assert!(
+            started.elapsed() < deadline,
+            "{topic}: not read to its end within {deadline:?}: {next:?}"
+        );
+        if let Some(r) = poll_record(&consumer, topic, Duration::from_millis(200)) {
+            if let Some(p) = next.get_mut(&r.partition) {
+                p.0 = p.0.max(r.offset + 1);
+            }
+            out.push(r);
+        }
+    }
+    out
+}
+
 /// How long a read goes on after it has every record it expected, with no new record arriving,
 /// before it ends: a duplicate or a stray record written after the expected ones still shows.
 pub const IDLE: Duration = Duration::from_secs(2);
