@@ -67,8 +67,9 @@ pub trait ReplayMock: Send + Sync + 'static {
         let _ = (frame, value);
     }
 
-    /// The timeline moved past `frame` (of loop `k`), which this client does not receive: the
-    /// venue's state moves on regardless, so that a snapshot asked for later includes it.
+    /// The timeline moved past `frame` (of loop `k`) of a stream this client had subscribed and
+    /// left (a resubscribe under way): the venue's state moves on regardless, so that the
+    /// snapshot sent when it subscribes again includes it.
     fn passed(&self, frame: &Frame, k: i64) {
         let _ = (frame, k);
     }

@@ -257,6 +257,8 @@ async fn rest(
 struct Client {
     socket: WebSocket,
     subs: HashSet<String>,
+    /// Every stream this client has subscribed on this connection (also those it left).
+    ever: HashSet<String>,
     path: String,
     sent: u64,
 }
@@ -298,6 +300,7 @@ impl Client {
                         continue;
                     }
                     let first = m.mock.on_subscribed(&key);
+                    self.ever.insert(key.clone());
                     self.subs.insert(key);
                     if !self.send_all(m, first).await {
                         return false;
@@ -314,6 +317,7 @@ impl Client {
 async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: String) {
     let mut c = Client {
         socket,
+        ever: subs.clone(),
         subs,
         path,
         sent: 0,
@@ -365,9 +369,10 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
             }
         }
         if !c.subs.contains(&frame.key) {
-            // The venue moves on with frames this client does not receive (of the streams
-            // its path serves): a snapshot it asks for later includes them.
-            if m.mock.serves(&c.path, &frame.key) {
+            // A stream this client left for a while (a resubscribe) moves on without it: the
+            // snapshot it gets on coming back includes what it missed. Streams it never
+            // subscribed are other connections' (each replays at its own pace).
+            if c.ever.contains(&frame.key) {
                 m.mock.passed(frame, k);
             }
             continue;

@@ -515,14 +515,14 @@ impl ReplayMock for KrakenMock {
         Some(v)
     }
 
-    /// Keeps the served book current with every update played (once per timeline position,
-    /// including the pair's updates skipped before it), truncated to the depth like the
-    /// client's.
     /// Positions only: a frame passed moves the venue's book like one played.
     fn passed(&self, frame: &Frame, _k: i64) {
         self.played(frame, &Value::Null);
     }
 
+    /// Keeps the served book current with every update played (once per timeline position,
+    /// including the pair's updates skipped before it), truncated to the depth like the
+    /// client's.
     fn played(&self, frame: &Frame, _value: &Value) {
         let Some(idx) = self.index_of(frame) else {
             return;
