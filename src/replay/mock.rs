@@ -62,9 +62,11 @@ pub trait ReplayMock: Send + Sync + 'static {
     /// `None` when it is not played in that loop.
     fn render(&self, frame: &Frame, k: i64) -> Option<Value>;
 
-    /// Keeps the mock's venue state current with a frame just played (as rendered).
-    fn played(&self, frame: &Frame, value: &Value) {
-        let _ = (frame, value);
+    /// Keeps the mock's venue state current with a frame of loop `k` just played (as
+    /// rendered). Connections replay at their own pace: a mock places the frame by `k`, not
+    /// by the loop the fastest connection has reached.
+    fn played(&self, frame: &Frame, value: &Value, k: i64) {
+        let _ = (frame, value, k);
     }
 
     /// The timeline moved past `frame` (of loop `k`) of a stream this client had subscribed and

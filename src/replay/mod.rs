@@ -391,13 +391,13 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
             );
             // The venue's state moved on with this frame (a snapshot taken later includes it);
             // only this client never gets it, like a frame lost on a real network.
-            m.mock.played(frame, &value);
+            m.mock.played(frame, &value, k);
             return; // no close frame: an abrupt drop
         }
         if !c.send_all(&m, vec![value.to_string()]).await {
             return;
         }
-        m.mock.played(frame, &value);
+        m.mock.played(frame, &value, k);
     }
     m.set_position(&set_key, total, true);
     if m.positions

@@ -514,7 +514,7 @@ impl ReplayMock for BinanceMock {
     /// final id the book has is ignored). Frames a connection skips do not move it (no
     /// `passed`): connections replay at their own pace, and a REST snapshot taken ahead of a
     /// slower connection's stream would leave it dropping diffs older than its book.
-    fn played(&self, frame: &Frame, value: &Value) {
+    fn played(&self, frame: &Frame, value: &Value, _k: i64) {
         let d = &value["data"];
         if d["e"].as_str() != Some("depthUpdate") {
             return;

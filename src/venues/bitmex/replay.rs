@@ -366,16 +366,16 @@ impl ReplayMock for BitmexMock {
     }
 
     /// Positions only: a frame passed moves the venue's book like one played.
-    fn passed(&self, frame: &Frame, _k: i64) {
-        self.played(frame, &Value::Null);
+    fn passed(&self, frame: &Frame, k: i64) {
+        self.played(frame, &Value::Null, k);
     }
 
-    fn played(&self, frame: &Frame, _value: &Value) {
+    fn played(&self, frame: &Frame, _value: &Value, k: i64) {
         let Some(idx) = self.index_of(frame) else {
             return;
         };
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let pos = state.loop_k * self.frames.len() as i64 + idx as i64;
+        let pos = k * self.frames.len() as i64 + idx as i64;
         state.seen = Some(state.seen.map_or(pos, |s| s.max(pos)));
         if frame.key.starts_with("orderBookL2:") {
             self.advance(&mut state, &frame.symbol, pos);

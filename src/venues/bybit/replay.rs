@@ -280,11 +280,11 @@ impl ReplayMock for BybitMock {
     }
 
     /// Positions only: a frame passed moves the venue's book like one played.
-    fn passed(&self, frame: &Frame, _k: i64) {
-        self.played(frame, &Value::Null);
+    fn passed(&self, frame: &Frame, k: i64) {
+        self.played(frame, &Value::Null, k);
     }
 
-    fn played(&self, frame: &Frame, _value: &Value) {
+    fn played(&self, frame: &Frame, _value: &Value, _k: i64) {
         let Some(idx) = self.index_of(frame) else {
             return;
         };

@@ -558,7 +558,7 @@ impl ReplayMock for CoinbaseMock {
 
     fn passed(&self, frame: &Frame, k: i64) {
         if let Some(v) = self.render(frame, k) {
-            self.played(frame, &v);
+            self.played(frame, &v, k);
         }
     }
 
@@ -577,15 +577,9 @@ impl ReplayMock for CoinbaseMock {
         }
     }
 
-    fn played(&self, frame: &Frame, value: &Value) {
+    fn played(&self, frame: &Frame, value: &Value, k: i64) {
         let mut s = self.state();
         if let Some(idx) = self.index_of(frame) {
-            let api = if frame.key.starts_with("ex|") {
-                "ex"
-            } else {
-                "adv"
-            };
-            let k = s.loops.get(api).copied().unwrap_or(0);
             let pos = k * self.frames.len() as i64 + idx as i64;
             let last = s.applied.entry(frame.key.clone()).or_insert(-1);
             if pos <= *last {

@@ -516,19 +516,19 @@ impl ReplayMock for KrakenMock {
     }
 
     /// Positions only: a frame passed moves the venue's book like one played.
-    fn passed(&self, frame: &Frame, _k: i64) {
-        self.played(frame, &Value::Null);
+    fn passed(&self, frame: &Frame, k: i64) {
+        self.played(frame, &Value::Null, k);
     }
 
     /// Keeps the served book current with every update played (once per timeline position,
     /// including the pair's updates skipped before it), truncated to the depth like the
     /// client's.
-    fn played(&self, frame: &Frame, _value: &Value) {
+    fn played(&self, frame: &Frame, _value: &Value, k: i64) {
         let Some(idx) = self.index_of(frame) else {
             return;
         };
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let pos = state.loop_k * self.frames.len() as i64 + idx as i64;
+        let pos = k * self.frames.len() as i64 + idx as i64;
         state.seen = Some(state.seen.map_or(pos, |s| s.max(pos)));
         if frame.key.starts_with("book:") {
             self.advance(&mut state, &frame.symbol, pos);
