@@ -174,15 +174,23 @@ pub fn consume_all(
     out
 }
 
-/// Reads `topic` (all `partitions`) from the beginning up to the high watermark each partition
-/// had when the read started: everything it held then, however slowly the broker serves it.
-/// Panics when `deadline` passes first.
-pub fn consume_to_end(
-    bootstrap: &str,
-    topic: &str,
-    partitions: i32,
-    deadline: Duration,
-) -> Vec<Record> {
+/// Reads `topic` (every partition the broker lists for it) from the beginning up to the high
+/// watermark each partition had when the read started: everything it held then, however
+/// slowly the broker serves it. Panics when `deadline` passes first.
+pub fn consume_to_end(bootstrap: &str, topic: &str, deadline: Duration) -> Vec<Record> {
+    let partitions = {
+        let probe: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .unwrap();
+        let md = probe
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        md.topics()
+            .first()
+            .map_or(0, |t| t.partitions().len() as i32)
+    };
+    println!("{topic}: {partitions} partitions");
     let consumer = assigned_consumer(bootstrap, topic, partitions);
     let mut next: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
     for p in 0..partitions {
