@@ -129,15 +129,34 @@ impl Service {
                     .max(1);
                 let per_connection =
                     (venue.limits().max_streams_per_connection / streams_per_symbol).max(1);
-                for symbols in f.symbols.chunks(per_connection) {
+                // Symbols a venue serves on different endpoints (Bybit's categories) go to
+                // different connections too (`Venue::symbol_group`), in config order.
+                let mut by_symbol: Vec<(&str, Vec<String>)> = Vec::new();
+                for s in &f.symbols {
+                    let g = venue.symbol_group(s);
+                    match by_symbol.iter_mut().find(|(name, _)| *name == g) {
+                        Some((_, ss)) => ss.push(s.clone()),
+                        None => by_symbol.push((g, vec![s.clone()])),
+                    }
+                }
+                let chunks = by_symbol.iter().flat_map(|(sg, ss)| {
+                    ss.chunks(per_connection).map(move |c| (*sg, c.to_vec()))
+                });
+                for (symbol_group, symbols) in chunks {
                     let mut cfg = f.clone();
-                    cfg.symbols = symbols.to_vec();
+                    cfg.symbols = symbols;
                     cfg.channels = channels.clone();
                     let stats = Arc::new(FeedStats::new());
-                    let name = if group.is_empty() {
+                    let label = [group, symbol_group]
+                        .iter()
+                        .filter(|g| !g.is_empty())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    let name = if label.is_empty() {
                         format!("{}[{}]", f.venue, cfg.symbols.join(","))
                     } else {
-                        format!("{}/{group}[{}]", f.venue, cfg.symbols.join(","))
+                        format!("{}/{label}[{}]", f.venue, cfg.symbols.join(","))
                     };
                     let (v, p, s, h) =
                         (venue.clone(), producer.clone(), stats.clone(), http.clone());

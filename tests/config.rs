@@ -359,3 +359,39 @@ fn a_feed_names_its_venue_and_every_duration_is_in_range() {
     ))
     .unwrap();
 }
+
+#[test]
+fn partial_depth_and_depth_on_one_symbol_are_refused_wherever_they_meet() {
+    let err = |text: &str| load(text).unwrap_err().to_string();
+    let feed = |ch: &str, sym: &str| {
+        format!("[[feeds]]\nvenue = \"okx\"\nsymbols = [\"{sym}\"]\nchannels = [{ch}]\n")
+    };
+    // In one feed.
+    let e = err(&feed("\"depth\", \"partial_depth\"", "BTC-USDT"));
+    assert!(
+        e.contains("feeds[0].channels") && e.contains("choose one"),
+        "{e}"
+    );
+    // Across two feeds of the venue on one symbol, either order.
+    let e = err(&format!(
+        "{}{}",
+        feed("\"depth\"", "BTC-USDT"),
+        feed("\"partial_depth\"", "BTC-USDT")
+    ));
+    assert!(e.contains("feeds[1].channels"), "{e}");
+    let e = err(&format!(
+        "{}{}",
+        feed("\"partial_depth\"", "BTC-USDT"),
+        feed("\"trade\", \"depth\"", "BTC-USDT")
+    ));
+    assert!(e.contains("feeds[1].channels"), "{e}");
+    // Different symbols are fine; a venue without the channel says so.
+    load(&format!(
+        "{}{}",
+        feed("\"depth\"", "BTC-USDT"),
+        feed("\"partial_depth\"", "ETH-USDT")
+    ))
+    .unwrap();
+    let e = err("[[feeds]]\nvenue = \"kraken\"\nsymbols = [\"BTC-USD\"]\nchannels = [\"partial_depth\"]\n");
+    assert!(e.contains("does not offer PartialDepth"), "{e}");
+}

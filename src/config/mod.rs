@@ -996,6 +996,24 @@ impl Config {
                     format!("{} does not offer {c:?}", f.venue),
                 ));
             }
+            // `depth` and `partial_depth` both write `Level2Book`: one symbol takes one of them,
+            // or a consumer rebuilding a book from snapshots and deltas would mix two books.
+            let has = |g: &FeedConfig, c: Channel| g.channels.contains(&c);
+            let clash = |g: &FeedConfig| {
+                (has(f, Channel::PartialDepth) && has(g, Channel::Depth))
+                    || (has(f, Channel::Depth) && has(g, Channel::PartialDepth))
+            };
+            let overlaps = |g: &FeedConfig| g.symbols.iter().any(|s| f.symbols.contains(s));
+            if clash(f)
+                || self.feeds[..i]
+                    .iter()
+                    .any(|g| g.venue == f.venue && overlaps(g) && clash(g))
+            {
+                return Err(ConfigError::invalid(
+                    &key("channels"),
+                    "partial_depth and depth on one symbol: both write Level2Book; choose one",
+                ));
+            }
             if let Some(u) = &f.ws_url {
                 urls::check(&key("ws_url"), u, urls::Use::WebSocket)?;
             }

@@ -56,6 +56,9 @@ pub enum Channel {
     OpenInterest,
     /// Candles at the venue's interval ([`Venue::candle_interval`]; 1 minute on most).
     Candle,
+    /// The venue's top levels, each message a whole `Level2Book` (OKX `books5`); no local
+    /// book is kept. Not with `depth` on the same symbol (both write `Level2Book`).
+    PartialDepth,
 }
 
 impl Channel {
@@ -71,6 +74,7 @@ impl Channel {
             Channel::Liquidation => "liquidation",
             Channel::OpenInterest => "open_interest",
             Channel::Candle => "candle",
+            Channel::PartialDepth => "partial_depth",
         }
     }
 }
@@ -316,6 +320,13 @@ pub trait Venue: Send + Sync + std::fmt::Debug + 'static {
     /// `/market`). Default: one group.
     fn connection_group(&self, channel: Channel) -> &'static str {
         let _ = channel;
+        ""
+    }
+    /// Symbols that must share a connection, by group name: a feed's symbols are split by
+    /// group before they are chunked into connections (Bybit serves each category on its own
+    /// URL). Default: one group.
+    fn symbol_group(&self, symbol: &str) -> &'static str {
+        let _ = symbol;
         ""
     }
     /// Parses the instrument list into (venue symbol, normalized symbol) pairs of tradable

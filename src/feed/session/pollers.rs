@@ -137,6 +137,7 @@ pub fn data_type_of(channel: Channel) -> DataType {
         Channel::Liquidation => DataType::Liquidation,
         Channel::OpenInterest => DataType::OpenInterest,
         Channel::Candle => DataType::Candle,
+        Channel::PartialDepth => DataType::Level2Book,
     }
 }
 

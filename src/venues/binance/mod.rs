@@ -223,7 +223,10 @@ impl Binance {
             Channel::Candle => format!("{s}@kline_1m"),
             Channel::Funding if futures => format!("{s}@markPrice"),
             Channel::Liquidation if futures => format!("{s}@forceOrder"),
-            Channel::Funding | Channel::Liquidation | Channel::OpenInterest => return None,
+            Channel::Funding
+            | Channel::Liquidation
+            | Channel::OpenInterest
+            | Channel::PartialDepth => return None,
         })
     }
 }

@@ -27,7 +27,7 @@ pub fn table(channel: Channel) -> Option<&'static str> {
         Channel::Funding | Channel::OpenInterest => "instrument",
         Channel::Liquidation => "liquidation",
         Channel::Candle => "tradeBin1m",
-        Channel::AggTrade | Channel::Ticker => return None,
+        Channel::AggTrade | Channel::Ticker | Channel::PartialDepth => return None,
     })
 }
 

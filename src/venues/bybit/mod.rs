@@ -4,9 +4,9 @@
 //! **One connection serves one category**: `wss://stream.bybit.com/v5/public/{category}`. The
 //! session picks the category from the kinds of its symbols ([`Category::of`]): spot symbols →
 //! `spot`; perpetuals and futures quoted in USDT or USDC → `linear`, in USD → `inverse`;
-//! options → `option`. The venue's [`Venue::connection_group`] takes only a channel, so it
-//! cannot split one feed's symbols by category: **a feed names the symbols of one category**
-//! (configure one feed per category). A session given symbols of several categories speaks
+//! options → `option`. A feed may name symbols of several categories: the venue's
+//! [`Venue::symbol_group`] is the category, so the service opens one connection per category.
+//! A session still given symbols of several categories (a test driving it directly) speaks
 //! the category of its first subscription and leaves the others out of its subscribe
 //! messages ([`BybitSession::foreign`] lists them).
 //!
@@ -310,6 +310,13 @@ impl Venue for Bybit {
     /// Open interest comes with the `tickers` stream (linear, inverse, option).
     fn delivery(&self, _channel: Channel) -> Delivery {
         Delivery::Stream
+    }
+
+    /// Each category is served on its own URL (`/v5/public/{category}`): one connection per
+    /// category; a symbol that does not parse stays with the first group (and is refused by
+    /// config validation before it gets here).
+    fn symbol_group(&self, symbol: &str) -> &'static str {
+        Instrument::parse(symbol).map_or("", |i| Category::of(&i).as_str())
     }
 
     fn sequencer(&self, depth: u32) -> Arc<dyn Sequencer> {

@@ -118,6 +118,7 @@ impl BybitSession {
             Channel::Ticker | Channel::Funding | Channel::OpenInterest => format!("tickers.{v}"),
             Channel::Liquidation => format!("allLiquidation.{v}"),
             Channel::Candle => format!("kline.1.{v}"),
+            Channel::PartialDepth => return None,
         })
     }
 

@@ -55,6 +55,7 @@ fn args_of(channel: Channel, inst: &str, kind: Option<InstrumentKind>) -> Vec<Ar
             vec![("liquidation-orders", t.to_string())]
         }
         Channel::OpenInterest => Vec::new(),
+        Channel::PartialDepth => one("books5"),
     }
 }
 
