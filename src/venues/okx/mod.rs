@@ -61,6 +61,7 @@ const CHANNELS: &[Channel] = &[
     Channel::Liquidation,
     Channel::OpenInterest,
     Channel::Candle,
+    Channel::PartialDepth,
 ];
 
 /// How the feed's books are kept.
