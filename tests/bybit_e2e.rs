@@ -314,3 +314,62 @@ async fn bybit_books_trades_and_tickers_reach_kafka_through_a_dropped_connection
         |c| matches!(c, Normalized::Candle(c) if c.symbol == "BTC-USDT" && c.interval == "1m")
     ));
 }
+
+/// One feed naming a spot and a linear symbol opens one connection per category (Bybit serves
+/// each on its own URL): the spot connection carries the recorded spot trades, the linear one is
+/// answered on `/v5/public/linear` (where nothing was recorded, so nothing plays) and no spot
+/// frame is taken for the perpetual.
+#[actix_rt::test]
+async fn one_feed_of_two_categories_opens_a_connection_per_category() {
+    common::init_logs();
+    let replay = tickflow::venues::replay_server(ReplayServerConfig {
+        venue: "bybit".into(),
+        fixtures: DIR.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut cfg = common::test_config("e2ebybitcat");
+    cfg.feeds = vec![FeedConfig {
+        venue: "bybit".into(),
+        symbols: vec!["BTC-USDT".into(), "BTC-USDT-PERP".into()],
+        channels: vec![Channel::Trade],
+        ws_url: Some(format!("ws://{}", replay.addr)),
+        rest_url: Some(format!("http://{}", replay.addr)),
+        // The replayed instrument list is spot's only: the perpetual is named by the pinned rule.
+        symbol_source: tickflow::config::SymbolSource::Pinned,
+        ..Default::default()
+    }];
+    cfg.validate().unwrap();
+    let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(90)).await;
+    let names: HashSet<&str> = service.feeds.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        HashSet::from(["bybit/spot[BTC-USDT]", "bybit/linear[BTC-USDT-PERP]"])
+    );
+    for f in &service.feeds {
+        let frames = f.stats.frames.load(std::sync::atomic::Ordering::Relaxed);
+        let errors = f.stats.errors.load(std::sync::atomic::Ordering::Relaxed);
+        // The linear connection's frame is its subscription answer.
+        assert!(frames >= 1, "{}: no frame", f.name);
+        assert_eq!(errors, 0, "{}", f.name);
+    }
+    // Every recorded BTCUSDT spot trade, once, as BTC-USDT; none as the perpetual.
+    let rec = recorded();
+    let want: HashSet<String> = rec
+        .trades
+        .iter()
+        .filter(|(_, t)| t["s"] == "BTCUSDT")
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert!(!want.is_empty());
+    let mut got = HashSet::new();
+    for r in common::decoded(&cfg, DataType::Trade) {
+        let Normalized::Trade(t) = r else {
+            unreachable!()
+        };
+        assert_eq!(t.symbol, "BTC-USDT", "{t:?}");
+        assert!(got.insert(t.trade_id.clone()), "twice: {t:?}");
+    }
+    assert_eq!(got, want);
+}

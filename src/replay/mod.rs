@@ -340,7 +340,11 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
     let total = len * m.cfg.loops.max(1) as usize;
     let mut set: Vec<&String> = c.subs.iter().collect();
     set.sort();
-    let set_key = set.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("/");
+    // A connection continues where the last one with the same subscriptions on the same path
+    // left off (a reconnect); another endpoint's streams of the same name are another market
+    // (Bybit's spot and linear `publicTrade.BTCUSDT`).
+    let names = set.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("/");
+    let set_key = format!("{}|{names}", c.path);
     let mut idx = m.position(&set_key).0;
     let mut prev_time: Option<i64> = None;
     while idx < total {

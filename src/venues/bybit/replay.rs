@@ -185,6 +185,13 @@ impl ReplayMock for BybitMock {
         ]
     }
 
+    /// Only spot was recorded: the other categories' paths acknowledge and play nothing (a
+    /// linear `BTCUSDT` is another instrument than the spot `BTCUSDT` recorded).
+    fn serves(&self, path: &str, key: &str) -> bool {
+        let _ = key;
+        path.ends_with("/spot")
+    }
+
     fn on_client(&self, text: &str) -> ClientAnswer {
         let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
         let req_id = v["req_id"].as_str().unwrap_or_default().to_string();
