@@ -1,10 +1,18 @@
-//! OKX end to end: the replay server plays the 2022 recordings (in-band snapshot + CRC32
-//! book mode, selected by the `/inband` URL) three times, the service ingests them over
-//! WebSocket, and what reached Kafka is consumed, decoded and checked: every book rebuilt here
-//! from each `Level2Book` and the deltas after it agrees with OKX's checksum (computed here,
-//! independently of the service) on every delta; the connection dropped mid-stream is
-//! reconnected, announced, every book resyncs, and no trade is duplicated; trade and ticker
-//! values equal the ones typed from the recorded messages by OKX's documented semantics.
+//! OKX end to end, both book modes, each through a connection dropped mid-stream.
+//!
+//! In-band (`/inband`, the 2022 recordings as they were): the replay server plays them three
+//! times, the service ingests them over WebSocket (books and tickers on `/ws/v5/public`, every
+//! trade as `trades-all` on `/ws/v5/business`), and what reached Kafka is consumed, decoded and
+//! checked: every book rebuilt here from each `Level2Book` and the deltas after it agrees with
+//! OKX's checksum (computed here, independently of the service) on every delta; the dropped
+//! connection is reconnected, announced, and no trade is duplicated; trade and ticker values
+//! equal the ones typed from the recorded messages by OKX's documented semantics.
+//!
+//! REST mode (OKX's current one: plain URL): no in-band snapshot, books fetched from
+//! `GET /api/v5/market/books` and bridged by `seqId`/`prevSeqId` (numbered by the mock); every
+//! `Level2Book` and every book after each `Level2Delta`, rebuilt here, equals the book rebuilt
+//! here from the recorded frames alone at the same `seqId`; no gap, the drop resynced over
+//! REST and announced, no aggregated trade twice.
 #![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 

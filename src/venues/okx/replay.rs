@@ -9,9 +9,9 @@
 //! - **REST mode** on `/ws/v5/public` and `/ws/v5/business`, as OKX documents it since 2026:
 //!   no snapshot after subscribing; every recorded update is sent with `checksum` 0 and
 //!   `prevSeqId`/`seqId`. **The numbering is the mock's** (the recordings predate the ids;
-//!   like Coinbase's `sequence_num`): per instrument, `seqId` = [`SEQ_BASE`] + loop × (N + 1)
-//!   + n for the n-th (from 1) recorded update of that instrument in the loop (N of them per
-//!   loop), `prevSeqId` = `seqId` − 1. A new loop sends each subscribed book one update
+//!   like Coinbase's `sequence_num`): per instrument, the n-th (from 1) recorded update of
+//!   that instrument in a loop (N of them per loop) has `seqId` =
+//!   [`SEQ_BASE`] + loop × (N + 1) + n and `prevSeqId` = `seqId` − 1. A new loop sends each subscribed book one update
 //!   (`seqId` = [`SEQ_BASE`] + loop × (N + 1)) that takes it back to the recorded snapshot:
 //!   the levels it no longer has at size `0`, the recorded ones at their size.
 //!   `GET /api/v5/market/books?instId=…&sz=…` answers the book as played so far (the top `sz`
