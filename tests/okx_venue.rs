@@ -1239,6 +1239,96 @@ fn books5_messages_are_whole_five_level_books() {
     );
 }
 
+// ------------------------------------------------------------------ the replay mock
+
+#[test]
+fn the_mock_serves_rest_mode_numbered_updates_and_the_rest_book() {
+    use std::collections::HashSet;
+    use tickflow::replay::ReplayMock;
+    use tickflow::venues::okx::replay::OkxMock;
+
+    let mock = OkxMock::load(std::path::Path::new(DIR)).unwrap();
+    // Each mode's streams on its own paths; `trades-all` on the business paths only.
+    assert!(mock.serves("/ws/v5/public", "books@rest:BTC-USDT"));
+    assert!(!mock.serves("/ws/v5/public", "books:BTC-USDT"));
+    assert!(mock.serves("/inband/ws/v5/public", "books:BTC-USDT"));
+    assert!(!mock.serves("/inband/ws/v5/public", "books@rest:BTC-USDT"));
+    assert!(mock.serves("/ws/v5/business", "trades-all:BTC-USDT"));
+    assert!(!mock.serves("/ws/v5/public", "trades-all:BTC-USDT"));
+    assert!(mock.serves("/ws/v5/public", "trades:BTC-USDT"));
+    // REST mode: no snapshot after subscribing.
+    assert!(mock.on_subscribed("books@rest:BTC-USDT").is_empty());
+
+    let rest = |sz: &str| -> serde_json::Value {
+        let q = [
+            ("instId".to_string(), "BTC-USDT".to_string()),
+            ("sz".into(), sz.into()),
+        ];
+        let (status, body) = mock
+            .rest("/api/v5/market/books", &q.into_iter().collect())
+            .unwrap();
+        assert_eq!(status, 200);
+        serde_json::from_str(&body).unwrap()
+    };
+    // Before anything is played: the recorded BTC-USDT snapshot (okx_books_snapshot.jsonl line
+    // 3: asks 30243.5 × 1.44679, 30244 × 0.08; best bid 30243.4 × 0.0012029), seqId 1 000 000.
+    let v = rest("2");
+    assert_eq!(v["code"], "0");
+    let book = &v["data"][0];
+    assert_eq!(book["seqId"], 1_000_000);
+    assert_eq!(
+        book["asks"],
+        serde_json::json!([
+            ["30243.5", "1.44679", "0", "1"],
+            ["30244", "0.08", "0", "1"]
+        ])
+    );
+    assert_eq!(book["bids"][0][0], "30243.4");
+    assert_eq!(book["bids"][0][1], "0.0012029");
+    assert_eq!(book["bids"].as_array().unwrap().len(), 2);
+    // The books parse as OKX's REST answer.
+    let snap = http::parse_snapshot(&v.to_string()).unwrap();
+    assert_eq!(snap.last_update_id, 1_000_000);
+
+    // The first REST-mode update of BTC-USDT: prevSeqId 1 000 000, seqId 1 000 001, checksum 0;
+    // in loop 1 (BTC-USDT has 97 recorded updates a loop): seqId 1 000 000 + 98 + 1.
+    let frames = mock.frames();
+    let f = frames
+        .iter()
+        .find(|f| f.key == "books@rest:BTC-USDT")
+        .unwrap();
+    let v0 = mock.render(f, 0).unwrap();
+    let d = &v0["data"][0];
+    assert_eq!(
+        (&d["prevSeqId"], &d["seqId"], &d["checksum"]),
+        (&1_000_000.into(), &1_000_001.into(), &0.into())
+    );
+    let v1 = mock.render(f, 1).unwrap();
+    assert_eq!(v1["data"][0]["seqId"], 1_000_099);
+    assert_eq!(v1["data"][0]["prevSeqId"], 1_000_098);
+    // Played: the REST book has moved on to it, with its seqId.
+    mock.played(f, &v0, 0);
+    assert_eq!(rest("400")["data"][0]["seqId"], 1_000_001);
+    // Loop 1 starts: one update (seqId 1 000 098) taking the book back to the recording.
+    let subs: HashSet<String> = ["books@rest:BTC-USDT".to_string()].into();
+    let reset: serde_json::Value = serde_json::from_str(&mock.on_loop(1, &subs).remove(0)).unwrap();
+    assert_eq!(reset["action"], "update");
+    assert_eq!(reset["data"][0]["seqId"], 1_000_098);
+    assert_eq!(reset["data"][0]["prevSeqId"], 1_000_097);
+    // `trades-all` twins of the recorded `trades` frames, relabelled.
+    let t = frames
+        .iter()
+        .find(|f| f.key.starts_with("trades-all:"))
+        .unwrap();
+    assert_eq!(mock.render(t, 0).unwrap()["arg"]["channel"], "trades-all");
+    // An unknown instrument is answered OKX's error code.
+    let q = [("instId".to_string(), "XXX-USDT".to_string())];
+    let (_, body) = mock
+        .rest("/api/v5/market/books", &q.into_iter().collect())
+        .unwrap();
+    assert!(body.contains(r#""code":"51001""#), "{body}");
+}
+
 // ------------------------------------------------------------------ session and venue
 
 #[test]
