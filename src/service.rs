@@ -139,9 +139,9 @@ impl Service {
                         None => by_symbol.push((g, vec![s.clone()])),
                     }
                 }
-                let chunks = by_symbol
-                    .iter()
-                    .flat_map(|(sg, ss)| ss.chunks(per_connection).map(move |c| (*sg, c.to_vec())));
+                let chunks = by_symbol.iter().flat_map(|(sg, ss)| {
+                    ss.chunks(per_connection).map(move |c| (*sg, c.to_vec()))
+                });
                 for (symbol_group, symbols) in chunks {
                     let mut cfg = f.clone();
                     cfg.symbols = symbols;

@@ -392,8 +392,6 @@ fn partial_depth_and_depth_on_one_symbol_are_refused_wherever_they_meet() {
         feed("\"partial_depth\"", "ETH-USDT")
     ))
     .unwrap();
-    let e = err(
-        "[[feeds]]\nvenue = \"kraken\"\nsymbols = [\"BTC-USD\"]\nchannels = [\"partial_depth\"]\n",
-    );
+    let e = err("[[feeds]]\nvenue = \"kraken\"\nsymbols = [\"BTC-USD\"]\nchannels = [\"partial_depth\"]\n");
     assert!(e.contains("does not offer PartialDepth"), "{e}");
 }
