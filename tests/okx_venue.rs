@@ -277,31 +277,6 @@ fn tickers_volume_is_base_currency_for_spot_and_derivatives() {
         ),
         ("BTC-USD-20220624-50000-C", "", "0.0015", "0")
     );
-    // index-tickers: the index price as `last`.
-    let r = records(&line("okx_index_tickers.jsonl", 1));
-    let t = the_ticker(&r[0]);
-    assert_eq!(
-        (
-            t.symbol.as_str(),
-            t.last.as_str(),
-            t.open.as_str(),
-            t.high.as_str(),
-            t.low.as_str(),
-            t.bid.as_str(),
-            t.volume.as_str(),
-            t.timestamp
-        ),
-        (
-            "FIL-USDT",
-            "35.583",
-            "34.558",
-            "35.862",
-            "34.529",
-            "",
-            "",
-            Some(1_640_140_200_581_000)
-        )
-    );
     for f in ["okx_tickers.jsonl", "okx_tickers_tardis.jsonl"] {
         for l in lines(f) {
             assert_eq!(records(&l).len(), 1, "{l}");
@@ -1042,6 +1017,318 @@ fn in_band_ids_are_chained_after_a_snapshot_that_has_one() {
     assert_eq!(seq.decide(&Diff::default(), 0, true), Decision::Apply);
 }
 
+// ------------------------------------------- trades-all, aggregated trades, index, books5
+
+#[test]
+fn trades_all_is_every_trade_and_trades_the_documented_aggregation() {
+    // `trades-all` (recorded, tardis-node vector): one trade, no aggregation.
+    let t = records(&line("okx_trades_all.jsonl", 1)).remove(0);
+    let t = the_trade(&t);
+    assert_eq!(
+        (
+            t.trade_id.as_str(),
+            t.trade_type.as_deref(),
+            t.match_id.as_deref(),
+            t.maker
+        ),
+        ("84834539", None, None, Some(false))
+    );
+    // `trades` as OKX documents it since the aggregation (the push-data example of
+    // https://www.okx.com/docs-v5/en/#order-book-trading-market-data-ws-trades-channel, typed
+    // here, not recorded): one message per taker order and price; `count` 3 and `tradeId`
+    // 130639474, the last of the three → trades 130639472 to 130639474.
+    let doc = r#"{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"130639474","px":"42219.9","sz":"0.12060306","side":"buy","ts":"1630048897897","count":"3","source":"0","seqId":1234}]}"#;
+    let r = records(doc);
+    assert_eq!(r.len(), 1);
+    let t = the_trade(&r[0]);
+    assert_eq!(
+        (
+            t.exchange.as_str(),
+            t.symbol.as_str(),
+            t.side,
+            t.trade_id.as_str(),
+            t.price.as_str(),
+            t.amount.as_str(),
+            t.timestamp,
+            t.maker,
+            t.trade_type.as_deref(),
+            t.match_id.as_deref()
+        ),
+        (
+            "OKX",
+            "BTC-USDT",
+            trade::Side::Buy as i32,
+            "130639474",
+            "42219.9",
+            "0.12060306",
+            1_630_048_897_897_000,
+            Some(false),
+            Some("aggregate"),
+            Some("130639472-130639474")
+        )
+    );
+    // `count` 1: the taker order met one maker order.
+    let one = doc.replace(r#""count":"3""#, r#""count":"1""#);
+    assert_eq!(
+        the_trade(&records(&one)[0]).match_id.as_deref(),
+        Some("130639474-130639474")
+    );
+    // A count that is no positive number is refused, typed.
+    for bad in [r#""count":"0""#, r#""count":"x""#, r#""count":"-2""#] {
+        let text = doc.replace(r#""count":"3""#, bad);
+        assert!(
+            matches!(
+                parse_in(BookMode::Rest, &text),
+                Err(ParseError::Unsupported(_))
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn index_tickers_become_the_funding_index_price_of_each_derivative_on_the_index() {
+    // `funding` on two FIL-USDT derivatives and the spot pair: the derivatives' index
+    // (FIL-USDT) is subscribed once; the spot pair has no funding.
+    let okx = Okx::new();
+    let mut vs = okx.session(spec(
+        "wss://ws.okx.com:8443",
+        &[Channel::Funding],
+        &["FIL-USDT-PERP", "FIL-USDT-20220325", "FIL-USDT"],
+    ));
+    let v: serde_json::Value = serde_json::from_str(&vs.subscribe()[0]).unwrap();
+    let index_args: Vec<&serde_json::Value> = v["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["channel"] == "index-tickers")
+        .collect();
+    assert_eq!(
+        index_args,
+        [&serde_json::json!({"channel": "index-tickers", "instId": "FIL-USDT"})]
+    );
+    // {"instId":"FIL-USDT","idxPx":"35.583",…,"ts":"1640140200581"} (tardis-node vector):
+    // one Funding per derivative, the index price only.
+    let mut out = Vec::new();
+    vs.on_frame(
+        Frame::Text(&line("okx_index_tickers.jsonl", 1)),
+        RECEIPT,
+        &mut out,
+    )
+    .unwrap();
+    let got: Vec<s::Funding> = out
+        .iter()
+        .filter_map(VenueEvent::record)
+        .map(|r| the_funding(&r).clone())
+        .collect();
+    let want = |symbol: &str| s::Funding {
+        exchange: "OKX".into(),
+        symbol: symbol.into(),
+        mark_price: String::new(),
+        rate: String::new(),
+        next_funding_time: None,
+        predicted_rate: None,
+        timestamp: Some(1_640_140_200_581_000),
+        event_time: None,
+        receipt_time: RECEIPT,
+        index_price: Some("35.583".into()),
+    };
+    assert_eq!(got, vec![want("FIL-USDT-PERP"), want("FIL-USDT-20220325")]);
+    // Another index (WNCG-USDT): no configured derivative takes its funding from it.
+    out.clear();
+    vs.on_frame(
+        Frame::Text(&line("okx_index_tickers.jsonl", 2)),
+        RECEIPT,
+        &mut out,
+    )
+    .unwrap();
+    assert!(out.iter().all(|e| e.record().is_none()), "{out:?}");
+    // Inverse derivatives take the USD index (OKX: "Index with USD, USDT, BTC, USDC as the
+    // quote currency").
+    let mut vs = okx.session(spec(
+        "wss://ws.okx.com:8443",
+        &[Channel::Funding],
+        &["BTC-USD-PERP", "BTC-USD-20220527"],
+    ));
+    let text = vs.subscribe().join("");
+    assert_eq!(text.matches(r#""index-tickers""#).count(), 1, "{text}");
+    assert!(
+        text.contains(r#"{"channel":"index-tickers","instId":"BTC-USD"}"#),
+        "{text}"
+    );
+}
+
+#[test]
+fn books5_messages_are_whole_five_level_books() {
+    let book = |text: &str| -> s::Level2Book {
+        let r = records(text);
+        assert_eq!(r.len(), 1, "{text}");
+        match &r[0] {
+            Normalized::Level2Book(b) => b.clone(),
+            other => panic!("not a book: {other:?}"),
+        }
+    };
+    fn lv(v: &[s::v2beta1::level2_book::PriceLevel]) -> Vec<(&str, &str)> {
+        v.iter()
+            .map(|l| (l.price.as_str(), l.quantity.as_str()))
+            .collect()
+    }
+    // crypto-msg-parser's spot vector: the five levels a side, best first, sizes in BTC.
+    let b = book(&line("okx_cmp_l2_topk.jsonl", 1));
+    assert_eq!(
+        (b.exchange.as_str(), b.symbol.as_str()),
+        ("OKX", "BTC-USDT")
+    );
+    assert_eq!(b.timestamp, Some(1_652_671_418_459_000));
+    assert_eq!(
+        lv(&b.asks),
+        [
+            ("30221.8", "0.00439"),
+            ("30223.5", "1.12"),
+            ("30223.7", "1.16000647"),
+            ("30224.6", "1.22"),
+            ("30225.6", "1.64553107")
+        ]
+    );
+    assert_eq!(
+        lv(&b.bids),
+        [
+            ("30221.7", "0.30608367"),
+            ("30220.9", "0.01321829"),
+            ("30219.6", "1.06226719"),
+            ("30219.5", "0.0130546"),
+            ("30219.4", "0.41")
+        ]
+    );
+    // The next message is a book of its own (nothing carried over): the inverse quarterly's
+    // five levels a side, in contracts.
+    let b = book(&line("okx_cmp_l2_topk.jsonl", 3));
+    assert_eq!(b.symbol, "BTC-USD-20220624");
+    assert_eq!(b.timestamp, Some(1_653_997_473_120_000));
+    assert_eq!(
+        lv(&b.asks),
+        [
+            ("31835.7", "690"),
+            ("31841.2", "5"),
+            ("31841.5", "148"),
+            ("31841.8", "5"),
+            ("31843.4", "10")
+        ]
+    );
+    assert_eq!(
+        lv(&b.bids),
+        [
+            ("31835.6", "6"),
+            ("31834", "1"),
+            ("31833.2", "23"),
+            ("31833.1", "403"),
+            ("31832.9", "5")
+        ]
+    );
+    // `partial_depth` subscribes `books5` on the public path.
+    let mut vs = Okx::new().session(spec(
+        "wss://ws.okx.com:8443",
+        &[Channel::PartialDepth],
+        &["BTC-USDT"],
+    ));
+    assert_eq!(vs.path(), "/ws/v5/public");
+    let v: serde_json::Value = serde_json::from_str(&vs.subscribe()[0]).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"op": "subscribe", "args": [{"channel": "books5", "instId": "BTC-USDT"}]})
+    );
+}
+
+// ------------------------------------------------------------------ the replay mock
+
+#[test]
+fn the_mock_serves_rest_mode_numbered_updates_and_the_rest_book() {
+    use std::collections::HashSet;
+    use tickflow::replay::ReplayMock;
+    use tickflow::venues::okx::replay::OkxMock;
+
+    let mock = OkxMock::load(std::path::Path::new(DIR)).unwrap();
+    // Each mode's streams on its own paths; `trades-all` on the business paths only.
+    assert!(mock.serves("/ws/v5/public", "books@rest:BTC-USDT"));
+    assert!(!mock.serves("/ws/v5/public", "books:BTC-USDT"));
+    assert!(mock.serves("/inband/ws/v5/public", "books:BTC-USDT"));
+    assert!(!mock.serves("/inband/ws/v5/public", "books@rest:BTC-USDT"));
+    assert!(mock.serves("/ws/v5/business", "trades-all:BTC-USDT"));
+    assert!(!mock.serves("/ws/v5/public", "trades-all:BTC-USDT"));
+    assert!(mock.serves("/ws/v5/public", "trades:BTC-USDT"));
+    // REST mode: no snapshot after subscribing.
+    assert!(mock.on_subscribed("books@rest:BTC-USDT").is_empty());
+
+    let rest = |sz: &str| -> serde_json::Value {
+        let q = [
+            ("instId".to_string(), "BTC-USDT".to_string()),
+            ("sz".into(), sz.into()),
+        ];
+        let (status, body) = mock
+            .rest("/api/v5/market/books", &q.into_iter().collect())
+            .unwrap();
+        assert_eq!(status, 200);
+        serde_json::from_str(&body).unwrap()
+    };
+    // Before anything is played: the recorded BTC-USDT snapshot (okx_books_snapshot.jsonl line
+    // 3: asks 30243.5 × 1.44679, 30244 × 0.08; best bid 30243.4 × 0.0012029), seqId 1 000 000.
+    let v = rest("2");
+    assert_eq!(v["code"], "0");
+    let book = &v["data"][0];
+    assert_eq!(book["seqId"], 1_000_000);
+    assert_eq!(
+        book["asks"],
+        serde_json::json!([
+            ["30243.5", "1.44679", "0", "1"],
+            ["30244", "0.08", "0", "1"]
+        ])
+    );
+    assert_eq!(book["bids"][0][0], "30243.4");
+    assert_eq!(book["bids"][0][1], "0.0012029");
+    assert_eq!(book["bids"].as_array().unwrap().len(), 2);
+    // The books parse as OKX's REST answer.
+    let snap = http::parse_snapshot(&v.to_string()).unwrap();
+    assert_eq!(snap.last_update_id, 1_000_000);
+
+    // The first REST-mode update of BTC-USDT: prevSeqId 1 000 000, seqId 1 000 001, checksum 0;
+    // in loop 1 (BTC-USDT has 97 recorded updates a loop): seqId 1 000 000 + 98 + 1.
+    let frames = mock.frames();
+    let f = frames
+        .iter()
+        .find(|f| f.key == "books@rest:BTC-USDT")
+        .unwrap();
+    let v0 = mock.render(f, 0).unwrap();
+    let d = &v0["data"][0];
+    assert_eq!(
+        (&d["prevSeqId"], &d["seqId"], &d["checksum"]),
+        (&1_000_000.into(), &1_000_001.into(), &0.into())
+    );
+    let v1 = mock.render(f, 1).unwrap();
+    assert_eq!(v1["data"][0]["seqId"], 1_000_099);
+    assert_eq!(v1["data"][0]["prevSeqId"], 1_000_098);
+    // Played: the REST book has moved on to it, with its seqId.
+    mock.played(f, &v0, 0);
+    assert_eq!(rest("400")["data"][0]["seqId"], 1_000_001);
+    // Loop 1 starts: one update (seqId 1 000 098) taking the book back to the recording.
+    let subs: HashSet<String> = ["books@rest:BTC-USDT".to_string()].into();
+    let reset: serde_json::Value = serde_json::from_str(&mock.on_loop(1, &subs).remove(0)).unwrap();
+    assert_eq!(reset["action"], "update");
+    assert_eq!(reset["data"][0]["seqId"], 1_000_098);
+    assert_eq!(reset["data"][0]["prevSeqId"], 1_000_097);
+    // `trades-all` twins of the recorded `trades` frames, relabelled.
+    let t = frames
+        .iter()
+        .find(|f| f.key.starts_with("trades-all:"))
+        .unwrap();
+    assert_eq!(mock.render(t, 0).unwrap()["arg"]["channel"], "trades-all");
+    // An unknown instrument is answered OKX's error code.
+    let q = [("instId".to_string(), "XXX-USDT".to_string())];
+    let (_, body) = mock
+        .rest("/api/v5/market/books", &q.into_iter().collect())
+        .unwrap();
+    assert!(body.contains(r#""code":"51001""#), "{body}");
+}
+
 // ------------------------------------------------------------------ session and venue
 
 #[test]
@@ -1050,7 +1337,7 @@ fn the_session_subscribes_tracks_answers_pings_and_refuses_one_symbol() {
     let mut vs = okx.session(spec(
         "wss://ws.okx.com:8443",
         &[
-            Channel::Trade,
+            Channel::AggTrade,
             Channel::Depth,
             Channel::Funding,
             Channel::Liquidation,
@@ -1082,19 +1369,21 @@ fn the_session_subscribes_tracks_answers_pings_and_refuses_one_symbol() {
             "books:BTC-USDT-SWAP",
             "funding-rate:BTC-USDT-SWAP",
             "mark-price:BTC-USDT-SWAP",
+            "index-tickers:BTC-USDT",
             "liquidation-orders:SWAP",
             "open-interest:BTC-USDT-SWAP",
             "trades:ETH-USDT-SWAP",
             "books:ETH-USDT-SWAP",
             "funding-rate:ETH-USDT-SWAP",
             "mark-price:ETH-USDT-SWAP",
+            "index-tickers:ETH-USDT",
             "open-interest:ETH-USDT-SWAP",
             "trades:BTC-USDT",
             "books:BTC-USDT",
             "liquidation-orders:MARGIN",
         ]
     );
-    assert_eq!(vs.unconfirmed(), 14);
+    assert_eq!(vs.unconfirmed(), 16);
     let mut out = Vec::new();
     vs.on_frame(
         Frame::Text(r#"{"event":"subscribe","arg":{"channel":"trades","instId":"BTC-USDT-SWAP"},"connId":"x"}"#),
@@ -1102,9 +1391,9 @@ fn the_session_subscribes_tracks_answers_pings_and_refuses_one_symbol() {
         &mut out,
     )
     .unwrap();
-    assert_eq!(vs.unconfirmed(), 13);
+    assert_eq!(vs.unconfirmed(), 15);
     assert_eq!(out, vec![VenueEvent::Control]);
-    // ETH-USDT-SWAP refused: its five args are no longer awaited.
+    // ETH-USDT-SWAP refused: its five args are no longer awaited (its index's is).
     let e = vs
         .on_frame(
             Frame::Text(r#"{"event":"error","code":"60018","msg":"Wrong URL or channel:books,instId:ETH-USDT-SWAP doesn't exist.","connId":"x"}"#),
@@ -1113,7 +1402,7 @@ fn the_session_subscribes_tracks_answers_pings_and_refuses_one_symbol() {
         )
         .unwrap_err();
     assert!(matches!(e, ParseError::Refused { ref symbol, .. } if symbol == "ETH-USDT-PERP"));
-    assert_eq!(vs.unconfirmed(), 8);
+    assert_eq!(vs.unconfirmed(), 10);
     // The text ping every 20 s (< 30 s); `pong` is a control frame.
     assert!(vs.heartbeat_interval().unwrap() < std::time::Duration::from_secs(30));
     assert_eq!(vs.heartbeat().as_deref(), Some("ping"));
@@ -1122,13 +1411,21 @@ fn the_session_subscribes_tracks_answers_pings_and_refuses_one_symbol() {
     assert_eq!(out, vec![VenueEvent::Control]);
     // REST mode: a broken book is refetched over REST, not resubscribed.
     assert!(vs.resubscribe_book("BTC-USDT").is_empty());
-    // Candles alone go to /ws/v5/business.
-    let vs = okx.session(spec(
+    // Candles and every trade (`trades-all`) go to /ws/v5/business.
+    let mut vs = okx.session(spec(
         "wss://ws.okx.com:8443",
-        &[Channel::Candle],
+        &[Channel::Candle, Channel::Trade],
         &["BTC-USDT"],
     ));
     assert_eq!(vs.path(), "/ws/v5/business");
+    let v: serde_json::Value = serde_json::from_str(&vs.subscribe()[0]).unwrap();
+    assert_eq!(
+        v["args"],
+        serde_json::json!([
+            {"channel": "candle1m", "instId": "BTC-USDT"},
+            {"channel": "trades-all", "instId": "BTC-USDT"}
+        ])
+    );
 }
 
 #[test]
@@ -1141,7 +1438,23 @@ fn the_venue_describes_itself() {
     assert_eq!(l.connections_per_second, Some(3));
     assert_eq!(okx.delivery(Channel::OpenInterest), Delivery::Stream);
     assert_eq!(okx.connection_group(Channel::Candle), "business");
+    assert_eq!(okx.connection_group(Channel::Trade), "business");
+    assert_eq!(okx.connection_group(Channel::AggTrade), "");
     assert_eq!(okx.connection_group(Channel::Depth), "");
+    for c in [
+        Channel::Trade,
+        Channel::AggTrade,
+        Channel::Depth,
+        Channel::PartialDepth,
+        Channel::BookTicker,
+        Channel::Ticker,
+        Channel::Funding,
+        Channel::Liquidation,
+        Channel::OpenInterest,
+        Channel::Candle,
+    ] {
+        assert!(okx.channels().contains(&c), "{c:?} offered");
+    }
     // One venue value per feed: the sequencer it handed out follows the session's URL.
     let seq = okx.sequencer(400);
     assert_eq!(seq.source(), SnapshotSource::Rest);

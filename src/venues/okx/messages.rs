@@ -88,6 +88,9 @@ pub struct Trade<'a> {
     pub side: &'a str,
     /// Trade time, ms text.
     pub ts: &'a str,
+    /// `trades` (aggregated): how many trades the message aggregates (`tradeId` is the last).
+    #[serde(borrow, default)]
+    pub count: Option<&'a str>,
 }
 
 /// A `tickers` message.

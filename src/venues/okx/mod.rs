@@ -54,6 +54,7 @@ pub const REST_URL: &str = "https://www.okx.com";
 /// Channels OKX offers here.
 const CHANNELS: &[Channel] = &[
     Channel::Trade,
+    Channel::AggTrade,
     Channel::Depth,
     Channel::BookTicker,
     Channel::Ticker,
@@ -194,7 +195,8 @@ impl Okx {
     }
 
     /// Parses one text frame without a session (tests, benches, fuzzing), as a session in
-    /// this venue's mode would parse it.
+    /// this venue's mode would parse it; without a session no derivative is subscribed to an
+    /// index, so `index-tickers` produce nothing.
     pub fn parse(
         &self,
         text: &str,
@@ -202,7 +204,14 @@ impl Okx {
         symbols: &SymbolMap,
         out: &mut Vec<VenueEvent>,
     ) -> Result<Control, ParseError> {
-        parse::parse_frame(text, receipt_us, symbols, self.mode(), out)
+        parse::parse_frame(
+            text,
+            receipt_us,
+            symbols,
+            &parse::Indexes::new(),
+            self.mode(),
+            out,
+        )
     }
 
     /// A session for `spec` keeping books in `mode`, whatever the URL says.
@@ -269,10 +278,11 @@ impl Venue for Okx {
         Delivery::Stream
     }
 
-    /// Candles live on `/ws/v5/business`, the rest on `/ws/v5/public`.
+    /// Candles and every-trade `trades-all` live on `/ws/v5/business`, the rest on
+    /// `/ws/v5/public`.
     fn connection_group(&self, channel: Channel) -> &'static str {
         match channel {
-            Channel::Candle => "business",
+            Channel::Candle | Channel::Trade => "business",
             _ => "",
         }
     }

@@ -2,11 +2,15 @@
 //! state). Units and sides as OKX documents them (<https://www.okx.com/docs-v5/en/>):
 //!
 //! - trades (`trades`, `trades-all`): `side` is the taker's; `sz` is in contracts for
-//!   derivatives and in base currency for spot; `ts` in ms.
+//!   derivatives and in base currency for spot; `ts` in ms. `trades-all` sends every trade;
+//!   `trades` aggregates the fills of one taker order at one price (`count` trades, `tradeId`
+//!   the last of them): `trade_type` "aggregate", `match_id` `first-last` trade ids.
 //! - `tickers` → `Ticker`: `volume` is the base-currency 24 h volume (`vol24h` for spot,
 //!   `volCcy24h` for derivatives, whose `vol24h` counts contracts); `quote_volume` is
 //!   `volCcy24h` for spot and empty for derivatives (OKX sends no quote volume for them).
-//! - `index-tickers` → `Ticker` of the index (`last` = `idxPx`; no bid/ask/volume).
+//! - `index-tickers` → one `Funding` per derivative subscribed to `funding` on that index
+//!   (the session knows them, [`Indexes`]): `index_price` = `idxPx`, `timestamp` = `ts`,
+//!   `mark_price` and `rate` empty.
 //! - `bbo-tbt` → `TopOfBook`; `books5` → `Level2Book` (five levels, each message whole).
 //! - `books`, `books-l2-tbt`, `books50-l2-tbt` → book snapshots and diffs (see `book`).
 //! - `funding-rate` → `Funding` (`rate`, `next_funding_time` = `fundingTime`, the settlement the
@@ -19,6 +23,7 @@
 //! - `candle1m` → `Candle` (`[ts,o,h,l,c,vol,volCcy,volCcyQuote,confirm]`; 2022 messages stop at
 //!   `volCcy`): `stop` = start + 60 s, `closed` when `confirm` is `"1"`, volumes as for tickers.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
@@ -31,6 +36,9 @@ use crate::schema::v2beta1::{level2_book, liquidation, trade};
 use crate::schema::{self as s, DataType, Normalized};
 use crate::venues::json::{ms_text_to_us, scalar, signed, unsigned};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
+
+/// Index `instId` (`BTC-USDT`) → the normalized derivatives whose `funding` it serves.
+pub type Indexes = HashMap<String, Vec<Arc<str>>>;
 
 /// The client heartbeat (OKX answers the text `pong`).
 pub const PING: &str = "ping";
@@ -97,12 +105,14 @@ fn inst_in_msg(msg: &str) -> Option<&str> {
     Some(&rest[..end]).filter(|s| !s.is_empty())
 }
 
-/// Parses one OKX frame (text). `mode` says what an in-band book snapshot is: a snapshot
-/// (in-band mode) or nothing (REST mode, where OKX's procedure ignores it).
+/// Parses one OKX frame (text). `indexes` maps an `index-tickers` index to the derivatives
+/// it serves; `mode` says what an in-band book snapshot is: a snapshot (in-band mode) or
+/// nothing (REST mode, where OKX's procedure ignores it).
 pub fn parse_frame(
     text: &str,
     receipt_us: i64,
     map: &SymbolMap,
+    indexes: &Indexes,
     mode: BookMode,
     out: &mut Vec<VenueEvent>,
 ) -> Result<Control, ParseError> {
@@ -166,9 +176,10 @@ pub fn parse_frame(
         }
         "books5" => books5(arg.inst_id, data, receipt_us, map, out)?,
         "bbo-tbt" => bbo(arg.inst_id, data, receipt_us, map, out)?,
-        "trades" | "trades-all" => trades(data, receipt_us, map, out)?,
+        "trades" => trades(data, receipt_us, map, true, out)?,
+        "trades-all" => trades(data, receipt_us, map, false, out)?,
         "tickers" => tickers(data, receipt_us, map, out)?,
-        "index-tickers" => index_tickers(data, receipt_us, map, out)?,
+        "index-tickers" => index_tickers(data, receipt_us, indexes, out)?,
         "funding-rate" => funding_rate(data, receipt_us, map, out)?,
         "mark-price" => mark_price(data, receipt_us, map, out)?,
         "open-interest" => open_interest(data, receipt_us, map, out)?,
@@ -351,10 +362,28 @@ fn bbo(
     Ok(())
 }
 
+/// The trade ids an aggregated `trades` message covers: `tradeId` is the last, `count` how
+/// many (`tradeId` 123 with `count` 3 covers 121 to 123); `None` when either is not a number.
+fn aggregated_ids(trade_id: &str, count: Option<&str>) -> Result<Option<(i64, i64)>, ParseError> {
+    let Some(count) = count.filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    let n: i64 = count
+        .parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| unsupported(format!("trade count {count:?}")))?;
+    let Ok(last) = trade_id.parse::<i64>() else {
+        return Ok(None);
+    };
+    Ok(last.checked_sub(n - 1).map(|first| (first, last)))
+}
+
 fn trades(
     data: &str,
     receipt_us: i64,
     map: &SymbolMap,
+    aggregated: bool,
     out: &mut Vec<VenueEvent>,
 ) -> Result<(), ParseError> {
     let items: Vec<m::Trade<'_>> = serde_json::from_str(data)?;
@@ -374,10 +403,13 @@ fn trades(
             price: unsigned(t.px)?,
             amount: unsigned(t.sz)?,
             timestamp: ms_text_to_us(t.ts)?,
-            trade_type: None,
+            trade_type: aggregated.then_some("aggregate"),
             maker: buyer_maker,
             event_time: None,
-            match_id: None,
+            match_id: match aggregated {
+                true => aggregated_ids(t.trade_id, t.count)?.map(|(a, b)| IdRef::Range(a, b)),
+                false => None,
+            },
             liquidity_flag: None,
             receipt_time: receipt_us,
         };
@@ -432,26 +464,31 @@ fn tickers(
 fn index_tickers(
     data: &str,
     receipt_us: i64,
-    map: &SymbolMap,
+    indexes: &Indexes,
     out: &mut Vec<VenueEvent>,
 ) -> Result<(), ParseError> {
     let items: Vec<m::IndexTicker<'_>> = serde_json::from_str(data)?;
     for t in &items {
-        out.push(VenueEvent::Record(Normalized::Ticker(s::Ticker {
-            exchange: EXCHANGE.into(),
-            symbol: sym(map, t.inst_id)?.to_string(),
-            bid: String::new(),
-            ask: String::new(),
-            timestamp: Some(ms_text_to_us(t.ts)?),
-            event_time: None,
-            receipt_time: receipt_us,
-            last: unsigned(t.idx_px)?.to_string(),
-            open: text(t.open24h)?,
-            high: text(t.high24h)?,
-            low: text(t.low24h)?,
-            volume: String::new(),
-            quote_volume: String::new(),
-        })));
+        // An index no configured derivative takes its funding from: nothing to say.
+        let Some(symbols) = indexes.get(t.inst_id) else {
+            continue;
+        };
+        let index_price = unsigned(t.idx_px)?.to_string();
+        let timestamp = ms_text_to_us(t.ts)?;
+        for symbol in symbols {
+            out.push(VenueEvent::Record(Normalized::Funding(s::Funding {
+                exchange: EXCHANGE.into(),
+                symbol: symbol.to_string(),
+                mark_price: String::new(),
+                rate: String::new(),
+                next_funding_time: None,
+                predicted_rate: None,
+                timestamp: Some(timestamp),
+                event_time: None,
+                receipt_time: receipt_us,
+                index_price: Some(index_price.clone()),
+            })));
+        }
     }
     Ok(())
 }

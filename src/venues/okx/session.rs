@@ -4,11 +4,12 @@
 //! unsubscribing and subscribing its `books` channel (which brings a fresh snapshot).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
-use super::parse::{parse_frame, Control, PING};
+use super::parse::{parse_frame, Control, Indexes, PING};
 use super::{inst_id, BookMode};
 use crate::venues::{
     Channel, Frame, Instrument, InstrumentKind, ParseError, SessionSpec, SymbolMap, VenueEvent,
@@ -24,12 +25,27 @@ pub const HEARTBEAT: Duration = Duration::from_secs(20);
 /// One subscription arg: channel and `instId` (or `instType` for `liquidation-orders`).
 type Arg = (&'static str, String);
 
+/// Channels OKX serves on `/ws/v5/business` (the others are on `/ws/v5/public`).
+pub const BUSINESS_CHANNELS: [&str; 2] = ["candle1m", "trades-all"];
+
+/// The index a derivative's `index-tickers` are subscribed by: its `instId`'s base and quote
+/// (`BTC-USDT-SWAP` → `BTC-USDT`, `BTC-USD-220527` → `BTC-USD`); `None` for spot.
+pub fn index_of(inst: &str) -> Option<String> {
+    let mut parts = inst.split('-');
+    let (base, quote) = (parts.next()?, parts.next()?);
+    parts.next()?;
+    Some(format!("{base}-{quote}"))
+}
+
 /// The OKX args a tickflow channel needs for one instrument.
 fn args_of(channel: Channel, inst: &str, kind: Option<InstrumentKind>) -> Vec<Arg> {
     let derivative = !matches!(kind, Some(InstrumentKind::Spot) | None);
     let one = |c: &'static str| vec![(c, inst.to_string())];
     match channel {
-        Channel::Trade | Channel::AggTrade => one("trades"),
+        // Every trade (`trades-all`, business endpoint); `trades` aggregates per taker order
+        // and price since OKX's aggregation change.
+        Channel::Trade => one("trades-all"),
+        Channel::AggTrade => one("trades"),
         Channel::Depth => one("books"),
         Channel::BookTicker => one("bbo-tbt"),
         Channel::Ticker => one("tickers"),
@@ -41,6 +57,9 @@ fn args_of(channel: Channel, inst: &str, kind: Option<InstrumentKind>) -> Vec<Ar
             }
             if derivative {
                 v.push(("mark-price", inst.to_string()));
+                if let Some(index) = index_of(inst) {
+                    v.push(("index-tickers", index));
+                }
             }
             v
         }
@@ -82,6 +101,8 @@ pub struct OkxSession {
     /// Normalized symbol → instId.
     inst_ids: HashMap<String, String>,
     books: HashSet<String>,
+    /// Index (`index-tickers` instId) → the derivatives whose `funding` it serves.
+    indexes: Indexes,
     pending: HashSet<(String, String)>,
 }
 
@@ -92,6 +113,7 @@ impl OkxSession {
         let mut seen = HashSet::new();
         let mut inst_ids = HashMap::new();
         let mut books = HashSet::new();
+        let mut indexes = Indexes::new();
         for s in &spec.subscriptions {
             let parsed = Instrument::parse(&s.symbol).ok();
             let inst = parsed
@@ -100,6 +122,16 @@ impl OkxSession {
             inst_ids.insert(s.symbol.clone(), inst.clone());
             if s.channel == Channel::Depth {
                 books.insert(s.symbol.clone());
+            }
+            let derivative = parsed
+                .as_ref()
+                .is_some_and(|i| i.kind != InstrumentKind::Spot);
+            if let (Channel::Funding, true, Some(index)) = (s.channel, derivative, index_of(&inst))
+            {
+                let list = indexes.entry(index).or_default();
+                if !list.iter().any(|x| **x == *s.symbol) {
+                    list.push(Arc::from(s.symbol.as_str()));
+                }
             }
             for a in args_of(s.channel, &inst, parsed.map(|i| i.kind)) {
                 if seen.insert(a.clone()) {
@@ -113,6 +145,7 @@ impl OkxSession {
             symbols: spec.symbols,
             inst_ids,
             books,
+            indexes,
             pending: HashSet::new(),
         }
     }
@@ -122,6 +155,11 @@ impl OkxSession {
         self.mode
     }
 
+    /// Index → the derivatives whose `funding` its `index-tickers` become.
+    pub fn indexes(&self) -> &Indexes {
+        &self.indexes
+    }
+
     /// The subscription args, in sending order.
     pub fn args(&self) -> &[(&'static str, String)] {
         &self.args
@@ -129,10 +167,10 @@ impl OkxSession {
 }
 
 impl VenueSession for OkxSession {
-    /// `/ws/v5/business` for a connection of candles only (where OKX serves them), else
-    /// `/ws/v5/public`.
+    /// `/ws/v5/business` for a connection of business channels only (candles, `trades-all`:
+    /// where OKX serves them), else `/ws/v5/public`.
     fn path(&self) -> String {
-        if !self.args.is_empty() && self.args.iter().all(|(c, _)| *c == "candle1m") {
+        if !self.args.is_empty() && self.args.iter().all(|(c, _)| BUSINESS_CHANNELS.contains(c)) {
             "/ws/v5/business".into()
         } else {
             "/ws/v5/public".into()
@@ -172,7 +210,14 @@ impl VenueSession for OkxSession {
         let Frame::Text(text) = frame else {
             return Err(ParseError::Unsupported("binary frame".into()));
         };
-        match parse_frame(text, receipt_us, &self.symbols, self.mode, out) {
+        match parse_frame(
+            text,
+            receipt_us,
+            &self.symbols,
+            &self.indexes,
+            self.mode,
+            out,
+        ) {
             Ok(Control::Data) => {}
             Ok(Control::Subscribed { channel, key }) => {
                 self.pending.remove(&(channel, key));
