@@ -11,9 +11,11 @@ use tickflow::feed::books::BookKeeper;
 use tickflow::venues::okx::{http, BookMode, Okx};
 use tickflow::venues::{Channel, Frame, SessionSpec, Subscription, SymbolMap, Venue, VenueEvent};
 
-const CHANNELS: [Channel; 8] = [
+const CHANNELS: [Channel; 10] = [
     Channel::Depth,
     Channel::Trade,
+    Channel::AggTrade,
+    Channel::PartialDepth,
     Channel::Ticker,
     Channel::BookTicker,
     Channel::Candle,
