@@ -26,6 +26,7 @@ use std::sync::Arc;
 #[cfg(feature = "test-hooks")]
 pub use actor::InjectFailure;
 pub use actor::{ProducerActor, Shutdown};
+pub use routing::RECORD_ID_HEADER;
 pub use event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent, RawSchema};
 
 use crate::config::Config;
