@@ -1529,8 +1529,9 @@ async fn a_topic_created_again_from_offset_zero_is_stored_beside_the_old_one() {
     }
     let record_ids: BTreeSet<String> = rows.iter().map(|r| r.get(2)).collect();
     assert_eq!(record_ids.len(), 40, "one record id per record");
-    assert!(record_ids.iter().all(|id| id.len() == 32
-        && id.bytes().all(|b| b.is_ascii_hexdigit())));
+    assert!(record_ids
+        .iter()
+        .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
 }
 
 /// Produces `common::trade(i)` for each `i` of `ids`; their coordinates in produce order.

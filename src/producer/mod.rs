@@ -26,8 +26,8 @@ use std::sync::Arc;
 #[cfg(feature = "test-hooks")]
 pub use actor::InjectFailure;
 pub use actor::{ProducerActor, Shutdown};
-pub use routing::RECORD_ID_HEADER;
 pub use event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent, RawSchema};
+pub use routing::RECORD_ID_HEADER;
 
 use crate::config::Config;
 use crate::metrics::Metrics;

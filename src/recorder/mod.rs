@@ -791,9 +791,8 @@ fn record_id(m: &rdkafka::message::OwnedMessage) -> Option<String> {
         .iter()
         .find(|h| h.key == crate::producer::RECORD_ID_HEADER)?;
     let v = std::str::from_utf8(h.value?).ok()?;
-    let ok = !v.is_empty()
-        && v.len() <= 64
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    let ok =
+        !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
     ok.then(|| v.to_string())
 }
 
