@@ -52,15 +52,15 @@ fn psql(db: &str, sql: &str) {
     assert!(ok.success(), "{sql}");
 }
 
-const INSERT: &str = "INSERT INTO trades (kafka_topic, kafka_partition, kafka_offset, exchange, symbol, \
+const INSERT: &str = "INSERT INTO trades (kafka_topic, kafka_partition, kafka_offset, kafka_record_id, exchange, symbol, \
      trade_id, side, price, amount, \"timestamp\", event_time, receipt_time, maker, trade_type, raw_id) \
      VALUES ";
 
 fn placeholders(row: usize) -> String {
-    let b = row * 15;
-    let p: Vec<String> = (1..=15)
+    let b = row * 16;
+    let p: Vec<String> = (1..=16)
         .map(|i| match i {
-            8 | 9 => format!("${}::text::numeric", b + i),
+            9 | 10 => format!("${}::text::numeric", b + i),
             _ => format!("${}", b + i),
         })
         .collect();
@@ -90,6 +90,7 @@ fn main() {
                 topic: "bench.trade".into(),
                 partition: (i % 3) as i32,
                 offset: i as i64,
+                record_id: Some(format!("{i:032x}")),
             };
             to_row(&coords, &Normalized::Trade(trade(i))).unwrap()
         })

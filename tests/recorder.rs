@@ -1476,3 +1476,80 @@ async fn every_table_holds_the_hand_typed_row_column_by_column() {
         ])
     );
 }
+
+/// Offsets are not identities: a broker restarted empty creates the topic again from offset 0.
+/// The second incarnation's trades (other trade ids, the same Kafka coordinates) are stored
+/// beside the first's, told apart by the producer's `record_id` header; without it every one of
+/// them would conflict with a stored row and be dropped in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_again_from_offset_zero_is_stored_beside_the_old_one() {
+    common::init_logs();
+    let db = TestDb::create("127.0.0.1", 5432);
+    let port = common::free_port();
+    let mut broker = common::start_tansu(port);
+    let mut cfg = recorder_config("rec-again", &db);
+    cfg.kafka.bootstrap_servers = format!("127.0.0.1:{port}");
+    cfg.producer.partitions = 1;
+
+    // First incarnation: trades 0..20 at offsets 0..20.
+    let first = produce_trades_from(&cfg, 0..20).await;
+    let metrics = Metrics::new();
+    let rec = Recorder::start(cfg.clone(), metrics.clone()).unwrap();
+    wait_for_rows(&db, 20, Duration::from_secs(60)).await;
+    rec.stop().await.unwrap();
+
+    // The broker comes back empty (memory storage): the topic, its offsets and the group's
+    // committed offsets are gone.
+    common::kill_by_pid(&mut broker);
+    let _broker = common::start_tansu(port);
+    let second = produce_trades_from(&cfg, 1_000..1_020).await;
+    assert_eq!(
+        first.iter().map(|c| c.2).collect::<Vec<_>>(),
+        second.iter().map(|c| c.2).collect::<Vec<_>>(),
+        "the new incarnation reuses the old offsets"
+    );
+    let rec = Recorder::start(cfg.clone(), metrics.clone()).unwrap();
+    wait_for_rows(&db, 40, Duration::from_secs(60)).await;
+    rec.stop().await.unwrap();
+
+    let c = db.client().await.unwrap();
+    let rows = c
+        .query(
+            "SELECT trade_id, kafka_offset, kafka_record_id FROM trades ORDER BY trade_id::bigint",
+            &[],
+        )
+        .await
+        .unwrap();
+    let ids: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+    let want: Vec<String> = (0..20).chain(1_000..1_020).map(|i| i.to_string()).collect();
+    assert_eq!(ids, want);
+    // Trade n of each incarnation sits at offset n (one partition), each under its own id.
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r.get::<_, i64>(1), (i % 20) as i64, "{ids:?}");
+    }
+    let record_ids: BTreeSet<String> = rows.iter().map(|r| r.get(2)).collect();
+    assert_eq!(record_ids.len(), 40, "one record id per record");
+    assert!(record_ids
+        .iter()
+        .all(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())));
+}
+
+/// Produces `common::trade(i)` for each `i` of `ids`; their coordinates in produce order.
+async fn produce_trades_from(cfg: &Config, ids: std::ops::Range<u64>) -> Vec<Coord> {
+    let system = ProducerSystem::start(cfg.clone()).unwrap();
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let events = ids
+        .map(|i| ProduceEvent::typed(Normalized::Trade(common::trade(i))))
+        .collect();
+    let mut out = Vec::new();
+    for ack in system.produce_batch(events).await {
+        let ack = ack.expect("every trade acknowledged");
+        out.push((
+            topic.clone(),
+            ack.partition,
+            ack.offset.expect("the broker said where"),
+        ));
+    }
+    system.shutdown().await;
+    out
+}

@@ -27,6 +27,7 @@ use std::sync::Arc;
 pub use actor::InjectFailure;
 pub use actor::{ProducerActor, Shutdown};
 pub use event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent, RawSchema};
+pub use routing::RECORD_ID_HEADER;
 
 use crate::config::Config;
 use crate::metrics::Metrics;

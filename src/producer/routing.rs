@@ -1,5 +1,8 @@
 //! Topic names, record keys and headers, decided from the config.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use rdkafka::message::{Header, OwnedHeaders};
 
 use super::event::{Nack, NackReason, Payload, ProduceEvent};
@@ -9,12 +12,21 @@ use crate::schema::{DataType, SCHEMA_VERSION};
 /// The crate version, sent in the `producer_version` header.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// The header naming a record uniquely (`<instance><sequence>`, 32 hex digits): the
+/// producer's random 64-bit instance and its record count. Kafka coordinates are not an
+/// identity (a topic created again restarts at offset 0); the recorder keys rows by both.
+pub const RECORD_ID_HEADER: &str = "record_id";
+
 /// Routing rules of one system.
 #[derive(Debug, Clone)]
 pub struct Routing {
     prefix: String,
     mode: TopicMode,
     key: PartitionKey,
+    /// Random per producer system; with `next_id`, every record's [`RECORD_ID_HEADER`].
+    instance: u64,
+    /// Records named so far (shared by every clone).
+    next_id: Arc<AtomicU64>,
 }
 
 fn slug(s: &str) -> String {
@@ -38,7 +50,15 @@ impl Routing {
             prefix: cfg.topic_prefix.clone(),
             mode: cfg.topic_mode,
             key: cfg.partition_key,
+            instance: rand::random(),
+            next_id: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// A fresh record id: this system's instance and the next sequence number, in hex.
+    pub fn record_id(&self) -> String {
+        let seq = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{:016x}{seq:016x}", self.instance)
     }
 
     /// The consolidated topic of a data type: `<prefix>.<data_type>`.
@@ -115,9 +135,10 @@ impl Routing {
     }
 
     /// Standard headers (`content-type`, `exchange`, `symbol`, `data_type`, `schema_version`,
-    /// `producer_version`) followed by the event's own.
+    /// `producer_version`, a fresh `record_id`) followed by the event's own.
     pub fn headers(&self, ev: &ProduceEvent) -> OwnedHeaders {
         let p = &ev.payload;
+        let id = self.record_id();
         let std_headers = [
             ("content-type", "application/x-protobuf"),
             ("exchange", p.exchange()),
@@ -125,6 +146,7 @@ impl Routing {
             ("data_type", p.data_type_name()),
             ("schema_version", SCHEMA_VERSION),
             ("producer_version", PRODUCER_VERSION),
+            (RECORD_ID_HEADER, id.as_str()),
         ];
         let mut h = OwnedHeaders::new_with_capacity(std_headers.len() + ev.headers.len());
         for (key, value) in std_headers {
@@ -154,6 +176,21 @@ mod tests {
             symbol: "BTC-USDT-PERP".into(),
             ..Default::default()
         }))
+    }
+
+    #[test]
+    fn every_record_gets_its_own_id_and_clones_share_the_sequence() {
+        let cfg = crate::config::Config::default();
+        let r = Routing::new(&cfg.producer);
+        let c = r.clone();
+        let ids = [r.record_id(), c.record_id(), r.record_id()];
+        let inst = &ids[0][..16];
+        assert!(ids.iter().all(|i| i.len() == 32 && i.starts_with(inst)));
+        assert_eq!(
+            ids.iter().map(|i| &i[16..]).collect::<Vec<_>>(),
+            ["0000000000000000", "0000000000000001", "0000000000000002"]
+        );
+        assert_ne!(&Routing::new(&cfg.producer).record_id()[..16], inst);
     }
 
     #[test]

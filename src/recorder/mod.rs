@@ -486,6 +486,7 @@ impl Loop {
             topic: m.topic().to_string(),
             partition: m.partition(),
             offset: m.offset(),
+            record_id: record_id(&m),
         };
         let mut delays = backoff(&self.cfg.recorder);
         let decoded = loop {
@@ -780,7 +781,22 @@ async fn next_message(
     }
 }
 
-/// The Kafka coordinates a row carries (its first three cells).
+/// The record's `record_id` header ([`crate::producer::RECORD_ID_HEADER`]) when it is one a
+/// producer could have written (1–64 ASCII letters, digits or `-`); anything else is treated as
+/// absent: the coordinates alone identify the record.
+fn record_id(m: &rdkafka::message::OwnedMessage) -> Option<String> {
+    use rdkafka::message::{Headers, Message};
+    let headers = m.headers()?;
+    let h = headers
+        .iter()
+        .find(|h| h.key == crate::producer::RECORD_ID_HEADER)?;
+    let v = std::str::from_utf8(h.value?).ok()?;
+    let ok =
+        !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    ok.then(|| v.to_string())
+}
+
+/// The Kafka coordinates a row carries (its first four cells).
 fn row_coords(row: &Row) -> Coords {
     Coords {
         topic: match &row.cells[0] {
@@ -794,6 +810,10 @@ fn row_coords(row: &Row) -> Coords {
         offset: match row.cells[2] {
             rows::Cell::Int8(Some(o)) => o,
             _ => -1,
+        },
+        record_id: match &row.cells[3] {
+            rows::Cell::Text(id) => id.clone(),
+            _ => None,
         },
     }
 }

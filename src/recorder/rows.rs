@@ -72,6 +72,7 @@ pub static TRADES: Table = table(
         ("kafka_topic", Text),
         ("kafka_partition", Int4),
         ("kafka_offset", Int8),
+        ("kafka_record_id", Text),
         ("exchange", Text),
         ("symbol", Text),
         ("trade_id", Text),
@@ -94,6 +95,7 @@ pub static TOP_OF_BOOK: Table = table(
         ("kafka_topic", Text),
         ("kafka_partition", Int4),
         ("kafka_offset", Int8),
+        ("kafka_record_id", Text),
         ("exchange", Text),
         ("symbol", Text),
         ("bid_price", Numeric),
@@ -114,6 +116,7 @@ pub static TICKERS: Table = table(
         ("kafka_topic", Text),
         ("kafka_partition", Int4),
         ("kafka_offset", Int8),
+        ("kafka_record_id", Text),
         ("exchange", Text),
         ("symbol", Text),
         ("bid", Numeric),
@@ -137,6 +140,7 @@ pub static FUNDING: Table = table(
         ("kafka_topic", Text),
         ("kafka_partition", Int4),
         ("kafka_offset", Int8),
+        ("kafka_record_id", Text),
         ("exchange", Text),
         ("symbol", Text),
         ("mark_price", Numeric),
@@ -157,6 +161,7 @@ pub static OPEN_INTEREST: Table = table(
         ("kafka_topic", Text),
         ("kafka_partition", Int4),
         ("kafka_offset", Int8),
+        ("kafka_record_id", Text),
         ("exchange", Text),
         ("symbol", Text),
         ("open_interest", Numeric),
@@ -173,6 +178,7 @@ pub static LIQUIDATIONS: Table = table(
         ("kafka_topic", Text),
         ("kafka_partition", Int4),
         ("kafka_offset", Int8),
+        ("kafka_record_id", Text),
         ("exchange", Text),
         ("symbol", Text),
         ("side", Text),
@@ -193,6 +199,7 @@ pub static CANDLES: Table = table(
         ("kafka_topic", Text),
         ("kafka_partition", Int4),
         ("kafka_offset", Int8),
+        ("kafka_record_id", Text),
         ("exchange", Text),
         ("symbol", Text),
         ("start", Ts),
@@ -219,6 +226,7 @@ pub static BOOKS: Table = table(
         ("kafka_topic", Text),
         ("kafka_partition", Int4),
         ("kafka_offset", Int8),
+        ("kafka_record_id", Text),
         ("exchange", Text),
         ("symbol", Text),
         ("bids", Jsonb),
@@ -495,6 +503,10 @@ pub struct Coords {
     pub partition: i32,
     /// Offset.
     pub offset: i64,
+    /// The producer's `record_id` header, when the record has a well-formed one (tickflow's
+    /// producer sets it): with the coordinates, the record's identity (offsets restart when a
+    /// topic is created again).
+    pub record_id: Option<String>,
 }
 
 /// A record as a row of its table.
@@ -527,6 +539,7 @@ pub fn to_row(coords: &Coords, record: &Normalized) -> Result<Row, RowError> {
         text("kafka_topic", &coords.topic)?,
         Cell::Int4(coords.partition),
         Cell::Int8(Some(coords.offset)),
+        Cell::Text(coords.record_id.clone()),
         text("exchange", record.exchange())?,
         text("symbol", record.symbol())?,
     ];
@@ -669,6 +682,7 @@ mod tests {
             topic: "t.trade".into(),
             partition: 2,
             offset: 41,
+            record_id: Some("0123456789abcdef0000000000000029".into()),
         }
     }
 
