@@ -2,7 +2,9 @@
 //! `SYNCED` event, three contiguous Binance-style diffs, trades) audits clean; the same
 //! records copied by the test to another prefix without one diff, and with one trade twice,
 //! audit as one unannounced break and one duplicate, and the command exits non-zero; a
-//! Binance replay through the service audits clean.
+//! Binance replay through the service audits clean, its periodic full books equal to the books
+//! rebuilt from the ones before; a full book that the records before it do not rebuild is
+//! reported with the level that differs.
 #![cfg(feature = "integration-tests")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
+use tickflow::audit::books::BookMismatch;
 use tickflow::audit::check::{Break, Interval};
 use tickflow::audit::{self, AuditRange};
 use tickflow::config::{Config, FeedConfig};
@@ -19,7 +22,7 @@ use tickflow::embed::ProducerSystem;
 use tickflow::producer::ProduceEvent;
 use tickflow::replay::ReplayServerConfig;
 use tickflow::schema::v2beta1::feed_event::Kind;
-use tickflow::schema::{FeedEvent, Level2Delta, Normalized, Trade};
+use tickflow::schema::{FeedEvent, Level2Book, Level2Delta, Normalized, Trade};
 use tickflow::service::Service;
 use tickflow::venues::Channel;
 
@@ -37,6 +40,29 @@ fn diff(first: i64, last: i64, t: i64) -> Normalized {
         sequence: Some(last),
         receipt_time: t,
         ..Level2Delta::default()
+    })
+}
+
+/// A full BTC-USDT book at update id `id`, bids and asks as (price, quantity).
+fn book(id: i64, bids: &[(&str, &str)], asks: &[(&str, &str)]) -> Normalized {
+    let lv = |v: &[(&str, &str)]| {
+        v.iter()
+            .map(
+                |(p, q)| tickflow::schema::v2beta1::level2_book::PriceLevel {
+                    price: p.to_string(),
+                    quantity: q.to_string(),
+                },
+            )
+            .collect()
+    };
+    Normalized::Level2Book(Level2Book {
+        exchange: "BINANCE".into(),
+        symbol: "BTC-USDT".into(),
+        bids: lv(bids),
+        asks: lv(asks),
+        last_update_id: Some(id),
+        receipt_time: 1_733_000_000_000_000,
+        ..Level2Book::default()
     })
 }
 
@@ -81,6 +107,61 @@ async fn produce_stream(cfg: &Config) {
         system.produce(ProduceEvent::typed(r)).await.expect("acked");
     }
     system.shutdown().await;
+}
+
+/// Every diff above sets 97000.10 to 0.5: from the book at 100 (bids 97000.10 × 0.1,
+/// 96999.00 × 2; asks 97001.00 × 1) the venue's book at 111 is bids 97000.10 × 0.5,
+/// 96999.00 × 2, asks 97001.00 × 1. A book at 111 saying 96999.00 × 3 is not what the records
+/// rebuild, and the audit names that level.
+#[actix_rt::test]
+async fn a_full_book_the_records_before_it_do_not_rebuild_is_reported() {
+    common::init_logs();
+    for (prefix, at_111, clean) in [
+        ("auditbook-ok", ("96999.00", "2.00"), true),
+        ("auditbook-bad", ("96999.00", "3"), false),
+    ] {
+        let mut cfg = common::test_config(prefix);
+        cfg.producer.partitions = 1;
+        let records = vec![
+            book(
+                100,
+                &[("97000.10", "0.1"), ("96999.00", "2")],
+                &[("97001.00", "1")],
+            ),
+            diff(101, 104, 1_733_000_000_000_100),
+            diff(105, 110, 1_733_000_000_000_200),
+            diff(111, 111, 1_733_000_000_000_300),
+            book(111, &[("97000.10", "0.5"), at_111], &[("97001.00", "1")]),
+        ];
+        let system = ProducerSystem::start(cfg.clone()).unwrap();
+        for r in records {
+            system.produce(ProduceEvent::typed(r)).await.expect("acked");
+        }
+        system.shutdown().await;
+        let a = audit::run(&cfg, &AuditRange::default()).unwrap();
+        let b = &a.report.symbols["BINANCE:BTC-USDT"].books;
+        assert_eq!((b.compared, b.not_comparable), (1, 0), "{prefix}: {b:?}");
+        assert_eq!(a.clean, clean, "{prefix}: {a:?}");
+        if clean {
+            assert_eq!(b.agreed, 1);
+        } else {
+            assert_eq!(a.report.book_mismatches, 1);
+            assert_eq!(
+                b.mismatches,
+                vec![BookMismatch {
+                    last_update_id: 111,
+                    at: (0, 1),
+                    from: (0, 0),
+                    first_difference: (
+                        "bid".into(),
+                        "96999.00".into(),
+                        Some("3".into()),
+                        Some("2".into())
+                    ),
+                }]
+            );
+        }
+    }
 }
 
 #[actix_rt::test]
@@ -220,6 +301,8 @@ async fn a_binance_replay_through_the_service_audits_clean() {
         ws_url: Some(format!("ws://{url}")),
         rest_url: Some(format!("http://{url}")),
         snapshot_interval: Duration::from_millis(10),
+        // A full book every 3 diffs: the audit rebuilds each from the one before.
+        book_snapshot_every: 3,
         ..Default::default()
     }];
     cfg.validate().unwrap();
@@ -287,6 +370,11 @@ async fn a_binance_replay_through_the_service_audits_clean() {
         .map(|i| i.deltas)
         .sum();
     assert!(checked > 0, "no delta checked");
+    // The periodic full books were rebuilt from the ones before them and agreed.
+    let compared: u64 = a.report.symbols.values().map(|r| r.books.compared).sum();
+    let agreed: u64 = a.report.symbols.values().map(|r| r.books.agreed).sum();
+    assert!(compared > 0, "no book compared");
+    assert_eq!(agreed, compared);
     assert_eq!(
         a.report
             .symbols

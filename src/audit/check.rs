@@ -11,12 +11,14 @@
 //! (its `since`..`timestamp` interval overlaps theirs), or a `SYNCED` there restarts the
 //! chain exactly at the delta. Deltas without venue ids cannot be checked by ids and are
 //! counted as such. Trades are checked for duplicates by their venue id (exchange, symbol,
-//! trade type, trade id).
+//! trade type, trade id). Full books are compared with the book the records before them
+//! rebuild ([`super::books`]).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use super::books::{BookAt, BookCheck};
 use crate::schema::v2beta1::feed_event::Kind;
 use crate::schema::{FeedEvent, Level2Delta, Trade};
 
@@ -94,6 +96,8 @@ pub struct SymbolReport {
     pub trades: u64,
     /// Trade ids found more than once.
     pub duplicate_trades: Vec<Duplicate>,
+    /// Full books compared with the book rebuilt from the one before and the deltas between.
+    pub books: BookCheck,
 }
 
 impl SymbolReport {
@@ -102,9 +106,12 @@ impl SymbolReport {
         self.breaks.iter().filter(|b| b.announced_by.is_empty())
     }
 
-    /// Whether anything here is unannounced (a break or a duplicate trade).
+    /// Whether anything here is unannounced (a break, a duplicate trade, or a full book that
+    /// the records before it do not rebuild).
     pub fn is_clean(&self) -> bool {
-        self.unannounced().next().is_none() && self.duplicate_trades.is_empty()
+        self.unannounced().next().is_none()
+            && self.duplicate_trades.is_empty()
+            && self.books.mismatches.is_empty()
     }
 }
 
@@ -117,12 +124,14 @@ pub struct Report {
     pub unannounced_breaks: u64,
     /// Duplicate trade ids, all symbols.
     pub duplicate_trades: u64,
+    /// Full books the records before them do not rebuild, all symbols.
+    pub book_mismatches: u64,
 }
 
 impl Report {
     /// Whether nothing unannounced was found.
     pub fn is_clean(&self) -> bool {
-        self.unannounced_breaks == 0 && self.duplicate_trades == 0
+        self.unannounced_breaks == 0 && self.duplicate_trades == 0 && self.book_mismatches == 0
     }
 }
 
@@ -131,7 +140,7 @@ fn kind_name(kind: i32) -> String {
 }
 
 /// Whether delta `d` continues a chain whose last venue id is `last`.
-fn continues(last: i64, d: &Level2Delta) -> bool {
+pub(super) fn continues(last: i64, d: &Level2Delta) -> bool {
     if d.prev_update_id == Some(last) {
         return true;
     }
@@ -148,8 +157,13 @@ fn key(exchange: &str, symbol: &str) -> String {
     format!("{exchange}:{symbol}")
 }
 
-/// Audits deltas (in topic order), feed events and trades.
-pub fn audit(deltas: &[DeltaAt], events: &[FeedEvent], trades: &[TradeAt]) -> Report {
+/// Audits deltas and full books (each in topic order), feed events and trades.
+pub fn audit(
+    deltas: &[DeltaAt],
+    books: &[BookAt],
+    events: &[FeedEvent],
+    trades: &[TradeAt],
+) -> Report {
     let mut report = Report::default();
     // Feed events per symbol, and the connection-wide ones (no symbol) per exchange.
     let mut by_symbol: BTreeMap<String, Vec<&FeedEvent>> = BTreeMap::new();
@@ -175,6 +189,19 @@ pub fn audit(deltas: &[DeltaAt], events: &[FeedEvent], trades: &[TradeAt]) -> Re
             .entry(key(&d.delta.exchange, &d.delta.symbol))
             .or_default()
             .push(d);
+    }
+    let mut books_of: BTreeMap<String, Vec<&BookAt>> = BTreeMap::new();
+    for b in books {
+        books_of
+            .entry(key(&b.book.exchange, &b.book.symbol))
+            .or_default()
+            .push(b);
+    }
+    for (k, bs) in &books_of {
+        let ds = per_symbol.get(k).cloned().unwrap_or_default();
+        let r = report.symbols.entry(k.clone()).or_default();
+        r.books = super::books::check(bs, &ds);
+        report.book_mismatches += r.books.mismatches.len() as u64;
     }
     for (k, ds) in per_symbol {
         let exchange = ds
@@ -336,7 +363,7 @@ mod tests {
             diff(1, 105, 110, 1_020),
             diff(2, 111, 111, 1_030),
         ];
-        let r = audit(&deltas, &events, &[]);
+        let r = audit(&deltas, &[], &events, &[]);
         assert!(r.is_clean(), "{r:?}");
         let s = &r.symbols["BINANCE:BTC-USDT"];
         assert_eq!(
@@ -356,7 +383,7 @@ mod tests {
         let events = [event(Kind::Synced, "BTC-USDT", 1_000, Some(100))];
         // 105..=110 is missing.
         let deltas = [diff(0, 101, 104, 1_010), diff(2, 111, 111, 1_030)];
-        let r = audit(&deltas, &events, &[]);
+        let r = audit(&deltas, &[], &events, &[]);
         assert!(!r.is_clean());
         assert_eq!(r.unannounced_breaks, 1);
         let s = &r.symbols["BINANCE:BTC-USDT"];
@@ -381,7 +408,7 @@ mod tests {
             event(Kind::Synced, "BTC-USDT", 1_025, Some(200)),
         ];
         let deltas = [diff(0, 101, 104, 1_010), diff(1, 195, 201, 1_030)];
-        let r = audit(&deltas, &events, &[]);
+        let r = audit(&deltas, &[], &events, &[]);
         assert!(r.is_clean(), "{r:?}");
         let s = &r.symbols["BINANCE:BTC-USDT"];
         assert_eq!(s.breaks.len(), 1);
@@ -395,7 +422,7 @@ mod tests {
         let mut lost = event(Kind::RecordLost, "", 1_050, None);
         lost.since = Some(1_012);
         let deltas = [diff(0, 101, 104, 1_010), diff(1, 120, 121, 1_060)];
-        let r = audit(&deltas, &[lost.clone()], &[]);
+        let r = audit(&deltas, &[], &[lost.clone()], &[]);
         assert!(r.is_clean(), "{r:?}");
         assert_eq!(
             r.symbols["BINANCE:BTC-USDT"].breaks[0].announced_by,
@@ -405,7 +432,7 @@ mod tests {
         lost.since = Some(2_000);
         lost.timestamp = 2_010;
         lost.receipt_time = 2_010;
-        let r = audit(&deltas, &[lost], &[]);
+        let r = audit(&deltas, &[], &[lost], &[]);
         assert_eq!(r.unannounced_breaks, 1);
     }
 
@@ -417,6 +444,7 @@ mod tests {
         b.delta.prev_update_id = Some(104);
         let r = audit(
             &[a, b],
+            &[],
             &[event(Kind::Synced, "BTC-USDT", 1_000, Some(100))],
             &[],
         );
@@ -429,7 +457,7 @@ mod tests {
         let mut d = diff(0, 1, 1, 10);
         d.delta.first_update_id = None;
         d.delta.last_update_id = None;
-        let r = audit(&[d], &[], &[]);
+        let r = audit(&[d], &[], &[], &[]);
         assert!(r.is_clean());
         assert_eq!(r.symbols["BINANCE:BTC-USDT"].unchecked_deltas, 1);
     }
@@ -448,6 +476,7 @@ mod tests {
             },
         };
         let r = audit(
+            &[],
             &[],
             &[],
             &[

@@ -9,6 +9,7 @@
 //! `Level2Book` + `Level2Delta` and compared with later full books or venue checksums are not
 //! checked yet.
 
+pub mod books;
 pub mod check;
 
 use std::time::Duration;
@@ -20,6 +21,7 @@ use thiserror::Error;
 
 use crate::config::{Config, TopicMode};
 use crate::schema::{wire, DataType, Normalized};
+use books::BookAt;
 use check::{DeltaAt, Report, TradeAt};
 
 /// The audit could not run.
@@ -162,7 +164,7 @@ pub struct Audit {
     pub clean: bool,
 }
 
-/// Reads the `level2_delta`, `feed_event` and `trade` topics of `cfg` and audits them.
+/// Reads the `level2_delta`, `level2_book`, `feed_event` and `trade` topics of `cfg` and audits them.
 pub fn run(cfg: &Config, range: &AuditRange) -> Result<Audit, AuditError> {
     if cfg.producer.topic_mode != TopicMode::Consolidated {
         return Err(AuditError::Unsupported(
@@ -179,6 +181,7 @@ pub fn run(cfg: &Config, range: &AuditRange) -> Result<Audit, AuditError> {
         Ok(r)
     };
     let delta_reads = read_counted(DataType::Level2Delta)?;
+    let book_reads = read_counted(DataType::Level2Book)?;
     let event_reads = read_counted(DataType::FeedEvent)?;
     let trade_reads = read_counted(DataType::Trade)?;
     let deltas: Vec<DeltaAt> = decoded(delta_reads, DataType::Level2Delta, &mut bad)
@@ -188,6 +191,17 @@ pub fn run(cfg: &Config, range: &AuditRange) -> Result<Audit, AuditError> {
                 partition,
                 offset,
                 delta,
+            }),
+            _ => None,
+        })
+        .collect();
+    let books: Vec<BookAt> = decoded(book_reads, DataType::Level2Book, &mut bad)
+        .into_iter()
+        .filter_map(|(partition, offset, n)| match n {
+            Normalized::Level2Book(book) => Some(BookAt {
+                partition,
+                offset,
+                book,
             }),
             _ => None,
         })
@@ -210,7 +224,7 @@ pub fn run(cfg: &Config, range: &AuditRange) -> Result<Audit, AuditError> {
             _ => None,
         })
         .collect();
-    let report = check::audit(&deltas, &events, &trades);
+    let report = check::audit(&deltas, &books, &events, &trades);
     let clean = report.is_clean() && bad == 0;
     Ok(Audit {
         report,
