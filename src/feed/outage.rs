@@ -8,8 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::producer::ProduceEvent;
-use crate::schema::DataType;
+use crate::producer::{Payload, ProduceEvent};
+use crate::schema::v2beta1::feed_event::Kind;
+use crate::schema::{DataType, Normalized};
 
 /// How often a shedding feed lets one record through to learn whether Kafka is back.
 const PROBE_EVERY: Duration = Duration::from_millis(250);
@@ -23,20 +24,33 @@ pub struct Sent {
     pub book: Option<String>,
     /// When it was sent, µs since the epoch.
     pub at_us: i64,
+    /// For a `RECORD_LOST` announcement, the start of the interval it announces: if it is
+    /// lost too, the next announcement must reach back to there.
+    pub covers_since_us: Option<i64>,
 }
 
 impl Sent {
     /// What to remember of `r`, sent at `at_us`.
     pub fn of(r: &ProduceEvent, at_us: i64) -> Sent {
-        let book = matches!(
+        let announced = match &r.payload {
+            Payload::Typed(n) => match n.as_ref() {
+                Normalized::FeedEvent(e) if e.kind == Kind::RecordLost as i32 => Some(e),
+                _ => None,
+            },
+            _ => None,
+        };
+        let book_record = matches!(
             r.payload.data_type(),
             Some(DataType::Level2Delta | DataType::Level2Book)
-        )
-        .then(|| r.payload.symbol().to_string());
+        );
+        // A lost per-book announcement counts for its book like a lost book record.
+        let book = (book_record || announced.is_some_and(|e| !e.symbol.is_empty()))
+            .then(|| r.payload.symbol().to_string());
         Sent {
             data_type: r.payload.data_type_name(),
             book,
             at_us,
+            covers_since_us: announced.and_then(|e| e.since),
         }
     }
 }
@@ -164,7 +178,11 @@ impl Outage {
     /// Counts `sent` as lost for `cause`; a Nack starts shedding (from its send time).
     pub fn lost(&mut self, sent: &Sent, cause: Cause) {
         let ep = self.start(sent.at_us);
-        ep.since_us = ep.since_us.min(sent.at_us);
+        // A lost announcement's interval is not announced yet: the next one covers it too.
+        ep.since_us = ep
+            .since_us
+            .min(sent.at_us)
+            .min(sent.covers_since_us.unwrap_or(i64::MAX));
         *ep.lost.entry((sent.data_type, cause)).or_default() += 1;
         if let Some(s) = &sent.book {
             if !ep.books.contains(s) {
@@ -200,7 +218,40 @@ mod tests {
             data_type: dt,
             book: book.map(str::to_string),
             at_us: at,
+            covers_since_us: None,
         }
+    }
+
+    /// An episode whose announcement is itself nacked: the next episode announces from the
+    /// first one's start, not from when the announcement was sent (a broker restarted empty
+    /// can take the first records after it and lose them again).
+    #[test]
+    fn a_lost_announcement_is_announced_again_from_its_own_start() {
+        let mut o = Outage::new(Duration::from_secs(5), 100);
+        o.lost(
+            &sent("level2_delta", Some("BTC-USDT"), 2_000),
+            Cause::Nacked,
+        );
+        let ep = o.answered(true, 4_000).expect("ended");
+        assert_eq!(ep.since_us, 2_000);
+        // The announcement goes out at 4 100 and is nacked.
+        let mut ev = crate::schema::FeedEvent {
+            kind: Kind::RecordLost as i32,
+            symbol: "BTC-USDT".into(),
+            since: Some(ep.since_us),
+            ..Default::default()
+        };
+        ev.exchange = "BINANCE".into();
+        let r = ProduceEvent::typed(Normalized::FeedEvent(ev));
+        let announcement = Sent::of(&r, 4_100);
+        assert_eq!(announcement.covers_since_us, Some(2_000));
+        o.lost(&announcement, Cause::Nacked);
+        let again = o.answered(true, 6_000).expect("ended again");
+        assert_eq!(
+            again.since_us, 2_000,
+            "reaches back to the unannounced start"
+        );
+        assert_eq!(again.books.iter().collect::<Vec<_>>(), ["BTC-USDT"]);
     }
 
     #[test]
