@@ -83,6 +83,9 @@ impl Service {
         // One REST budget per venue (it is the venue's limit per IP), shared by its feeds.
         let mut rest: std::collections::HashMap<&str, crate::transport::RestClient> =
             std::collections::HashMap::new();
+        // One connection-rate budget per venue too (new connections per IP), shared likewise.
+        let mut connects: std::collections::HashMap<&str, Arc<crate::transport::ConnectBudget>> =
+            std::collections::HashMap::new();
         for f in &config.feeds {
             let venue: Arc<dyn venues::Venue> = venues::by_name(&f.venue)
                 .ok_or_else(|| ServiceError::Venue(f.venue.clone()))?
@@ -121,6 +124,10 @@ impl Service {
                     crate::feed::session::rest_client(venue.as_ref(), configured)
                 })
                 .clone();
+            let budget = connects
+                .entry(f.venue.as_str())
+                .or_insert_with(|| Arc::new(crate::feed::session::connect_budget(venue.as_ref())))
+                .clone();
             for (group, channels) in groups {
                 let streams_per_symbol = channels
                     .iter()
@@ -158,9 +165,16 @@ impl Service {
                     } else {
                         format!("{}/{label}[{}]", f.venue, cfg.symbols.join(","))
                     };
-                    let (v, p, s, h) =
-                        (venue.clone(), producer.clone(), stats.clone(), http.clone());
-                    let addr = actix::Supervisor::start(move |_| FeedActor::new(cfg, v, p, s, h));
+                    let (v, p, s, h, b) = (
+                        venue.clone(),
+                        producer.clone(),
+                        stats.clone(),
+                        http.clone(),
+                        budget.clone(),
+                    );
+                    let addr = actix::Supervisor::start(move |_| {
+                        FeedActor::new(cfg, v, p, s, h).with_connect_budget(b)
+                    });
                     budgets.push(f.stale_after + 2 * f.reconnect_max);
                     feeds.push(RunningFeed { name, addr, stats });
                 }

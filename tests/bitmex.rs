@@ -782,3 +782,43 @@ fn the_session_subscribes_pings_when_idle_and_shares_the_instrument_topic() {
     assert!(out.iter().all(|e| matches!(e, VenueEvent::Control)));
     assert!(s.on_frame(Frame::Binary(b"x"), 0, &mut out).is_err());
 }
+
+#[test]
+fn limits_and_the_rest_audit_hook_follow_bitmex_published_figures() {
+    let v = Bitmex::new();
+    let l = v.limits();
+    // https://blog.bitmex.com/api_announcement/updates-to-rate-limits/ (checked 2026-12-07):
+    // 60 WebSocket connections per hour; unauthenticated REST 30 requests per minute.
+    assert_eq!(l.connections_per_hour, Some(60));
+    assert_eq!(l.connections_per_second, None);
+    assert_eq!(l.rest_weight_per_minute, 30);
+    // Every book audited every 5 minutes by default; ten books = 2 requests a minute.
+    assert_eq!(
+        v.book_audit_every(),
+        Some(std::time::Duration::from_secs(300))
+    );
+    assert_eq!(
+        v.book_audit_path("XBTUSD").as_deref(),
+        Some("/api/v1/orderBook/L2?symbol=XBTUSD&depth=0")
+    );
+    // The REST explorer's row shape; 1e-8 is written as BitMEX sends it for tiny prices.
+    let body = r#"[{"symbol":"XBTUSD","id":8799999950,"side":"Buy","size":2900,"price":0.5},
+                   {"symbol":"XBTUSD","id":8796323950,"side":"Sell","size":38760,"price":36760.5},
+                   {"symbol":"XBTUSD","id":1,"side":"Buy","size":3,"price":1e-8}]"#;
+    let s = v.parse_book_audit(body).unwrap();
+    assert_eq!(
+        s.bids,
+        vec![
+            ("0.5".to_string(), "2900".to_string()),
+            ("0.00000001".to_string(), "3".to_string())
+        ]
+    );
+    assert_eq!(s.asks, vec![("36760.5".to_string(), "38760".to_string())]);
+    // Not BitMEX's answer: a typed error, never a panic.
+    assert!(v
+        .parse_book_audit(r#"{"error":{"message":"Rate limit exceeded"}}"#)
+        .is_err());
+    assert!(v
+        .parse_book_audit(r#"[{"side":"Up","size":1,"price":1}]"#)
+        .is_err());
+}

@@ -16,7 +16,7 @@ use crate::schema::v2beta1::level2_book::PriceLevel;
 pub struct BadDecimal(pub String);
 
 /// Book side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
     /// Buy orders, best = highest.
     Bid,
@@ -108,6 +108,12 @@ fn key(price: &str) -> Result<i128, BadDecimal> {
     wide.unwrap_or(i128::from(small))
         .checked_mul(10i128.pow(KEY_SCALE - scale))
         .ok_or_else(bad)
+}
+
+/// A decimal (a price or a quantity) as the book's exact key (units of 10^-[`KEY_SCALE`]):
+/// `"7.609"` and `"7.6090"` are equal; anything the book would refuse is a [`BadDecimal`].
+pub fn decimal_key(text: &str) -> Result<i128, BadDecimal> {
+    key(text)
 }
 
 /// One side of the book, hashed by key: a diff's level is one lookup however deep it is. Order
@@ -380,6 +386,19 @@ impl OrderBook {
             Side::Bid => self.bids.top(n),
             Side::Ask => self.asks.top(n),
         }
+    }
+
+    /// Every level of one side as (price key of [`decimal_key`], price, quantity), in no
+    /// particular order (a comparison with another book needs no sorting).
+    pub fn keyed(&self, side: Side) -> impl Iterator<Item = (i128, &str, &str)> + '_ {
+        let (levels, negated) = match side {
+            Side::Bid => (&self.bids.levels, false),
+            Side::Ask => (&self.asks.levels, true),
+        };
+        levels.iter().map(move |(k, l)| {
+            let k = if negated { k.saturating_neg() } else { *k };
+            (k, l.price.as_str(), l.quantity.as_str())
+        })
     }
 
     /// The best `depth` levels per side (all when `None`), best first.

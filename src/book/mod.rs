@@ -6,6 +6,6 @@ pub mod levels;
 pub mod sequencer;
 pub mod sync;
 
-pub use levels::{OrderBook, Side};
+pub use levels::{decimal_key, OrderBook, Side};
 pub use sequencer::{crc32_top_levels, Decision, Sequencer, SnapshotSource};
 pub use sync::{BookSync, Break, Diff, Levels, Snapshot, Step, MAX_CONSECUTIVE_DROPS};

@@ -88,6 +88,10 @@ pub struct FeedActor {
     /// Shared with whoever reports progress.
     pub stats: Arc<FeedStats>,
     http: crate::transport::RestClient,
+    /// The venue's connection-rate budget (shared with its other feeds when given).
+    connects: Arc<crate::transport::ConnectBudget>,
+    /// The book audit period when it is not the venue's default.
+    audit_every: Option<Option<std::time::Duration>>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     /// Which start of the actor the running task belongs to.
@@ -103,16 +107,33 @@ impl FeedActor {
         stats: Arc<FeedStats>,
         http: crate::transport::RestClient,
     ) -> FeedActor {
+        let connects = Arc::new(session::connect_budget(venue.as_ref()));
         FeedActor {
             cfg,
             venue,
             producer,
             stats,
             http,
+            connects,
+            audit_every: None,
             stop: watch::channel(false).0,
             task: None,
             generation: 0,
         }
+    }
+
+    /// Connection attempts wait for `budget`, the venue's connection-rate budget shared by
+    /// its feeds (default: a budget of this feed's own from the venue's limits).
+    pub fn with_connect_budget(mut self, budget: Arc<crate::transport::ConnectBudget>) -> Self {
+        self.connects = budget;
+        self
+    }
+
+    /// Audits each book against the venue's REST book every `every` (`None`: never) instead
+    /// of the venue's default (`Venue::book_audit_every`).
+    pub fn with_book_audit_every(mut self, every: Option<std::time::Duration>) -> Self {
+        self.audit_every = Some(every);
+        self
     }
 }
 
@@ -129,7 +150,12 @@ impl Actor for FeedActor {
             self.producer.clone(),
             self.stats.clone(),
             self.http.clone(),
-        );
+        )
+        .with_connect_budget(self.connects.clone());
+        let feed = match self.audit_every {
+            Some(every) => feed.with_book_audit_every(every),
+            None => feed,
+        };
         let stop = self.stop.subscribe();
         self.generation += 1;
         let guard = EndGuard {

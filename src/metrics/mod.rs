@@ -85,6 +85,17 @@ pub struct BookSymbolLabels {
     pub reason: String,
 }
 
+/// Labels of the REST book audit counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BookAuditLabels {
+    /// Venue.
+    pub exchange: String,
+    /// `agreed` (no difference), `differed` (differences not confirmed yet), `diverged` (a
+    /// confirmed divergence: the book resyncs), `fetch_failed` (retried next interval),
+    /// `skipped` (the book resynced while the audit was in flight).
+    pub result: String,
+}
+
 /// Labels of feed error counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FeedErrorLabels {
@@ -144,6 +155,11 @@ pub struct Metrics {
     pub book_diffs_dropped: Family<FeedLabels, Counter>,
     /// Records a feed could not deliver, by data type and cause (`nacked`, `shed`).
     pub feed_records_lost: Family<LostLabels, Counter>,
+    /// Periodic REST book audits, by result (`agreed`, `differed`, `diverged`,
+    /// `fetch_failed`, `skipped`).
+    pub book_audits: Family<BookAuditLabels, Counter>,
+    /// Connection attempts that waited for the venue's connection-rate budget.
+    pub feed_connect_waits: Family<FeedLabels, Counter>,
     /// Order-book diffs whose levels never reached the book, by symbol and reason
     /// (`out_of_order` and `bridge_rejected`: skipped while bridging a snapshot;
     /// `buffer_overflow`: pushed out of the snapshot-wait buffers).
@@ -245,6 +261,8 @@ impl Metrics {
             book_diffs_dropped: Family::default(),
             feed_records_lost: Family::default(),
             book_diffs_skipped: Family::default(),
+            book_audits: Family::default(),
+            feed_connect_waits: Family::default(),
             broker_outages: Counter::default(),
             producer_rebuilds: Counter::default(),
             producer_orphan_reports: Counter::default(),
@@ -350,6 +368,16 @@ impl Metrics {
             "Order-book diffs whose levels never reached the book (out of order or rejected while \
              bridging a snapshot, pushed out of the snapshot-wait buffers), by symbol",
             m.book_diffs_skipped.clone(),
+        );
+        registry.register(
+            "book_audits",
+            "Periodic comparisons of a kept book with the venue's REST book, by result",
+            m.book_audits.clone(),
+        );
+        registry.register(
+            "feed_connect_waits",
+            "Connection attempts that waited for the venue's connection-rate budget",
+            m.feed_connect_waits.clone(),
         );
         registry.register(
             "feed_records_lost",

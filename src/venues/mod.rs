@@ -215,8 +215,12 @@ pub struct Limits {
     /// Most subscribe/unsubscribe messages per hour on one connection (OKX: 480), when the
     /// venue caps them; resubscribes wait for the quota.
     pub subscribe_messages_per_hour: Option<u32>,
-    /// Most new connections per second per IP (OKX: 3), when the venue caps them.
+    /// Most new connections per second per IP (OKX: 3), when the venue caps them; every
+    /// connection attempt of every feed of the venue in the process waits for it.
     pub connections_per_second: Option<u32>,
+    /// Most new connections per hour per IP (BitMEX: 60, a token bucket), when the venue
+    /// caps them; enforced like [`Limits::connections_per_second`].
+    pub connections_per_hour: Option<u32>,
 }
 
 impl Limits {
@@ -232,6 +236,7 @@ impl Limits {
         max_frame_bytes: 1 << 20,
         subscribe_messages_per_hour: None,
         connections_per_second: None,
+        connections_per_hour: None,
     };
 }
 
@@ -348,6 +353,24 @@ pub trait Venue: Send + Sync + std::fmt::Debug + 'static {
     fn parse_snapshot(&self, body: &str) -> Result<Snapshot, ParseError> {
         let _ = body;
         Err(ParseError::Unsupported("REST snapshot".into()))
+    }
+    /// How often each synced book of a connection is compared with the venue's REST book
+    /// ([`Venue::book_audit_path`]), for venues whose stream has no sequence or checksum to
+    /// prove the kept book (BitMEX); `None` (the default): never. A feed may override it.
+    /// The rule that turns differences into a resync is in `feed::session::audit`.
+    fn book_audit_every(&self) -> Option<Duration> {
+        None
+    }
+    /// REST path (with query) of the full book of `venue_symbol` the periodic audit compares
+    /// with the kept book (`None`: no audit).
+    fn book_audit_path(&self, venue_symbol: &str) -> Option<String> {
+        let _ = venue_symbol;
+        None
+    }
+    /// Parses the audit's REST book (every level the kept book holds).
+    fn parse_book_audit(&self, body: &str) -> Result<Snapshot, ParseError> {
+        let _ = body;
+        Err(ParseError::Unsupported("REST book audit".into()))
     }
     /// REST path of the open-interest endpoint, if the venue has one.
     fn open_interest_path(&self, venue_symbol: &str) -> Option<String> {

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::{Feed, SessionError};
 use crate::config::SymbolSource;
 use crate::transport::ws::Ws;
-use crate::transport::{RestBudget, RestClient, RestError};
+use crate::transport::{ConnectBudget, RestBudget, RestClient, RestError};
 use crate::venues::{Instrument, SymbolMap, Venue};
 
 /// Largest REST answer accepted (a 5000-level depth snapshot is ~250 KB; instrument lists
@@ -36,6 +36,13 @@ pub fn rest_client(venue: &dyn Venue, configured: Option<u32>) -> RestClient {
         burst: (per_minute / 10).max(limits.snapshot_weight),
     };
     RestClient::new(budget, REST_BODY_LIMIT, Duration::from_secs(10))
+}
+
+/// The connection-rate budget of a venue: its published new connections per second and per
+/// hour per IP ([`crate::venues::Limits`]). One per venue, shared by all its feeds.
+pub fn connect_budget(venue: &dyn Venue) -> ConnectBudget {
+    let limits = venue.limits();
+    ConnectBudget::new(limits.connections_per_second, limits.connections_per_hour)
 }
 
 pub(super) async fn get_text(
@@ -156,13 +163,27 @@ impl Feed {
         Ok(all)
     }
 
-    /// Opens the WebSocket at `url` within `connect_timeout_ms`; `Ok(None)` when asked to stop
-    /// meanwhile.
+    /// Opens the WebSocket at `url` within `connect_timeout_ms`, once the venue's
+    /// connection-rate budget allows (a wait is logged once and counted, never an error);
+    /// `Ok(None)` when asked to stop meanwhile.
     pub(super) async fn connect(
         &self,
         url: &str,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<Option<Ws>, SessionError> {
+        if self.connects.is_limited() {
+            let announce = |period: &str, wait: Duration| {
+                self.metrics
+                    .feed_connect_waits
+                    .get_or_create(&self.labels)
+                    .inc();
+                tracing::warn!(exchange = %self.labels.exchange, per = period, ?wait, "connection attempt waits for the venue's connection-rate limit");
+            };
+            tokio::select! {
+                _ = self.connects.acquire(announce) => {}
+                _ = stop.wait_for(|s| *s) => return Ok(None),
+            }
+        }
         let connecting = crate::transport::ws::connect(url, self.frame_cap());
         let after = self.cfg.connect_timeout;
         tokio::select! {

@@ -1,7 +1,8 @@
 //! The frame loop of one connection. Everything it waits on is one branch of one `select!`:
 //! stop, answers, the parked submission, the stall check, rotation, the stale timer,
 //! confirmations, the venue's heartbeat, paced outgoing messages, snapshot deadlines and
-//! per-stream liveness, REST snapshots, open-interest records and frames. Nothing inside a
+//! per-stream liveness, REST snapshots, book audits (their turns and their answers),
+//! open-interest records and frames. Nothing inside a
 //! branch waits on the producers, so heartbeats, pongs and `StopFeed` are served and the
 //! `shed_after_ms` bound holds while a producer queue is full.
 
@@ -14,6 +15,7 @@ use rand::Rng;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::audit::{audit_fetcher, AuditFetcher, Auditor, Verdict};
 use super::delivery::Delivery;
 use super::outbox::Outbox;
 use super::pollers::{open_interest_poller, stale_bound, Liveness, OiPoller};
@@ -22,7 +24,7 @@ use super::{now_us, AbortOnDrop, Feed, SessionEnd, SessionError};
 use crate::book::{Snapshot, SnapshotSource};
 use crate::feed::books::{feed_event, BookKeeper, BookOutput};
 use crate::feed::outage::Outage;
-use crate::metrics::BookSymbolLabels;
+use crate::metrics::{BookAuditLabels, BookSymbolLabels};
 use crate::producer::ProduceEvent;
 use crate::schema::v2beta1::feed_event::Kind;
 use crate::schema::{DataType, Normalized};
@@ -53,6 +55,7 @@ struct Step<'s, 'a> {
     delivery: &'s mut Delivery<'a>,
     resync: &'s mut Resync,
     outbox: &'s mut Outbox,
+    audit: &'s mut Auditor,
 }
 
 impl Feed {
@@ -118,6 +121,10 @@ impl Feed {
         if let Some(e) = &out.bad_decimal {
             self.error("bad_decimal");
             tracing::warn!(exchange = %ex, %symbol, error = %e, "book level refused; resyncing");
+        }
+        if out.synced || out.need_snapshot {
+            // A new book, or none: what its audits saw no longer counts.
+            st.audit.reset(symbol);
         }
         if out.synced {
             tracing::info!(exchange = %ex, %symbol, "order book synced");
@@ -211,6 +218,71 @@ impl Feed {
         Ok(())
     }
 
+    fn audit_counted(&self, result: &str) {
+        self.metrics
+            .book_audits
+            .get_or_create(&BookAuditLabels {
+                exchange: self.labels.exchange.clone(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// A REST book audit of `symbol` answered: compared with the kept book by the audit
+    /// rule. A confirmed divergence resyncs the book, announced (`CHECKSUM_MISMATCH`, the
+    /// REST comparison named); a failed fetch is counted and retried at the book's next turn.
+    fn audit_arrived(&self, symbol: &str, rest: Result<Snapshot, String>, st: &mut Step<'_, '_>) {
+        let ex = &self.labels.exchange;
+        let verdict = match rest {
+            Ok(rest) => {
+                let local = st.books.book(symbol).filter(|_| st.books.is_synced(symbol));
+                st.audit
+                    .arrived(symbol, local, &rest)
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e),
+        };
+        let verdict = match verdict {
+            Ok(v) => v,
+            Err(e) => {
+                st.audit.failed(symbol);
+                self.audit_counted("fetch_failed");
+                self.error("book_audit_fetch");
+                tracing::warn!(exchange = %ex, %symbol, error = %e, "REST book audit failed; retried at the book's next turn");
+                return;
+            }
+        };
+        match verdict {
+            Verdict::Agreed => self.audit_counted("agreed"),
+            Verdict::Skipped => self.audit_counted("skipped"),
+            Verdict::Differed(n) => {
+                self.audit_counted("differed");
+                tracing::debug!(exchange = %ex, %symbol, levels = n, "REST book audit differs; compared again at the next audit");
+            }
+            Verdict::Diverged(levels) => {
+                self.audit_counted("diverged");
+                let shown: Vec<String> = levels.iter().take(5).map(|d| d.to_string()).collect();
+                let reason = format!(
+                    "REST book audit: {} level(s) differ from the venue's REST book in two audits in a row with no update between ({}{}); resyncing",
+                    levels.len(),
+                    shown.join("; "),
+                    if levels.len() > shown.len() { "; …" } else { "" }
+                );
+                tracing::warn!(exchange = %ex, %symbol, %reason, "order book diverged from the venue's");
+                let source = st.books.sequencer().source();
+                st.delivery.backlog.push_back(self.feed_event(
+                    symbol,
+                    Kind::ChecksumMismatch,
+                    reason,
+                    source.recovery(),
+                ));
+                st.books.reset(symbol);
+                st.resync.again(symbol);
+                st.audit.reset(symbol);
+            }
+        }
+    }
+
     /// Takes the events one frame produced.
     #[allow(clippy::too_many_arguments)]
     fn on_events(
@@ -258,12 +330,14 @@ impl Feed {
                     for s in symbols {
                         st.books.reset(&s);
                         st.resync.again(&s);
+                        st.audit.reset(&s);
                     }
                 }
                 VenueEvent::Diff { symbol, diff } => {
                     if watch && live.watches(DataType::Level2Delta) {
                         live.seen(DataType::Level2Delta, &symbol, now);
                     }
+                    st.audit.touched(&symbol, &diff);
                     match st.books.on_diff(&symbol, diff) {
                         Ok(out) => self.book_step(&symbol, out, st),
                         Err(e) => {
@@ -396,6 +470,36 @@ impl Feed {
                 }
             }
         }
+        // The periodic REST book audit, when the venue (or the feed) asks for it.
+        let (audit_tx, mut audit_rx) =
+            mpsc::unbounded_channel::<(String, Result<Snapshot, String>)>();
+        let mut _audit_guard = None;
+        let mut audit = match self.audit_every {
+            Some(every) if depth && !pairs.is_empty() => {
+                let (req_tx, req_rx) = mpsc::unbounded_channel::<String>();
+                _audit_guard = Some(AbortOnDrop(tokio::spawn(audit_fetcher(
+                    AuditFetcher {
+                        http: self.http.clone(),
+                        base: self.rest_base(),
+                        venue: self.venue.clone(),
+                        venue_of: venue_of.clone(),
+                    },
+                    req_rx,
+                    audit_tx,
+                ))));
+                Auditor::new(
+                    every,
+                    pairs.iter().map(|(s, _)| s.clone()).collect(),
+                    req_tx,
+                )
+            }
+            _ => Auditor::off(),
+        };
+        let auditing = audit.is_on();
+        let mut audit_turn = tokio::time::interval(audit.spacing());
+        audit_turn.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first tick of an interval is at once: the first audit waits one spacing.
+        audit_turn.reset();
         // Open interest polled beside the frame loop; its records come back on a channel.
         let (oi_tx, mut oi_rx) = mpsc::channel::<ProduceEvent>(pairs.len().max(1) * 2);
         let mut _oi_guard = None;
@@ -449,6 +553,7 @@ impl Feed {
                 delivery: &mut delivery,
                 resync: &mut resync,
                 outbox: &mut outbox,
+                audit: &mut audit,
             };
             tokio::select! {
                 biased;
@@ -538,6 +643,11 @@ impl Feed {
                         break Err(e);
                     }
                 }
+                _ = audit_turn.tick(), if auditing => {
+                    let books = &*st.books;
+                    st.audit.request_next(|s| books.is_synced(s));
+                }
+                Some((symbol, rest)) = audit_rx.recv() => self.audit_arrived(&symbol, rest, &mut st),
                 Some(r) = oi_rx.recv() => st.delivery.backlog.push_back(r),
                 frame = ws.next(), if can_read => {
                     let msg = match frame {

@@ -7,10 +7,14 @@
 //! | `resync.rs` | every book snapshot asked for (REST or in band) has a deadline; failures and expiries are asked again with backoff and jitter, announced, and recycle the connection after 5 in a row |
 //! | `outbox.rs` | messages to the venue (subscribes, resubscribes) paced at its message rate and hourly quota |
 //! | `pollers.rs` | open interest polled over REST beside the loop; per-stream liveness of channels that tick by design |
+//! | `audit.rs` | the periodic REST book audit (venues without sequence or checksum): each synced book compared with the venue's REST book in turn, a level wrong in two audits in a row with no update between resyncs it |
 //! | `delivery.rs` | records to the producers: a bounded number awaiting their Ack, a submission that waits for queue room as one branch of the loop, loss counting and the recovery announcement |
 //!
-//! Around them, [`Feed::run`] reconnects with exponential backoff and jitter.
+//! Around them, [`Feed::run`] reconnects with exponential backoff and jitter; every connection
+//! attempt first waits for the venue's connection-rate budget ([`ConnectBudget`], shared by
+//! the venue's feeds).
 
+mod audit;
 mod connect;
 mod delivery;
 mod frames;
@@ -35,10 +39,11 @@ use crate::producer::ProduceEvent;
 use crate::schema::v2beta1::feed_event::Kind;
 use crate::schema::Normalized;
 use crate::supervisor::ProducerHandle;
-use crate::transport::RestClient;
+use crate::transport::{ConnectBudget, RestClient};
 use crate::venues::{Delivery, ParseError, Subscription, Venue};
 
-pub use connect::rest_client;
+pub use audit::{Difference, Verdict};
+pub use connect::{connect_budget, rest_client};
 
 /// Why a session ended.
 #[derive(Debug, Error)]
@@ -133,6 +138,10 @@ pub struct Feed {
     /// The (normalized, venue symbol) pairs of the last instrument list that answered, used
     /// when the venue's REST is unavailable (a ban must not hold back a reconnect).
     known: Mutex<Option<Vec<(String, String)>>>,
+    /// The venue's connection-rate budget, shared by every feed of the venue.
+    connects: Arc<ConnectBudget>,
+    /// How often each book is audited against the venue's REST book (`None`: never).
+    audit_every: Option<Duration>,
 }
 
 impl Feed {
@@ -148,6 +157,8 @@ impl Feed {
         let labels = FeedLabels {
             exchange: venue.exchange().to_string(),
         };
+        let connects = Arc::new(connect_budget(venue.as_ref()));
+        let audit_every = venue.book_audit_every();
         Feed {
             cfg,
             venue,
@@ -157,7 +168,23 @@ impl Feed {
             labels,
             http,
             known: Mutex::new(None),
+            connects,
+            audit_every,
         }
+    }
+
+    /// Connection attempts wait for `budget` (the venue's, shared with its other feeds)
+    /// instead of a budget of this feed's own.
+    pub fn with_connect_budget(mut self, budget: Arc<ConnectBudget>) -> Feed {
+        self.connects = budget;
+        self
+    }
+
+    /// Audits each book against the venue's REST book every `every` (`None`: never) instead
+    /// of the venue's default ([`Venue::book_audit_every`]).
+    pub fn with_book_audit_every(mut self, every: Option<Duration>) -> Feed {
+        self.audit_every = every;
+        self
     }
 
     fn error(&self, kind: &str) {

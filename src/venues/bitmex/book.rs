@@ -3,9 +3,9 @@
 //! levels ([`super::parse`]). There is **no sequence number and no checksum**: every diff
 //! applies; the integrity checks are the driver's crossed-book check after every diff, an
 //! update or delete of an id the session does not hold (→ `VenueEvent::Resync`, the book is
-//! resubscribed), and the periodic REST comparison with `/api/v1/orderBook/L2` described in
-//! `API.md` (not wired: it needs a generic hook, see there). Every level is kept (the full
-//! book; no depth window).
+//! resubscribed), and the periodic REST audit against `/api/v1/orderBook/L2`
+//! (`Venue::book_audit_every`, run by the feed; the rule is in `API.md`). Every level is kept
+//! (the full book; no depth window), so the whole REST book is compared.
 
 use crate::book::{Decision, Diff, Sequencer, SnapshotSource};
 

@@ -1,6 +1,6 @@
 //! BitMEX REST: the instrument list (`/api/v1/instrument/active`) and the full L2 book
 //! (`/api/v1/orderBook/L2?symbol=…&depth=0`), the latter for the periodic comparison of a
-//! kept book with the venue's (see `API.md`: the generic hook to schedule it is missing).
+//! kept book with the venue's (`Venue::book_audit_path`; the rule is in `API.md`).
 
 use serde::Deserialize;
 use serde_json::value::RawValue;

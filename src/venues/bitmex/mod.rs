@@ -40,6 +40,9 @@ pub const WS_URL: &str = "wss://ws.bitmex.com";
 /// REST base URL.
 pub const REST_URL: &str = "https://www.bitmex.com";
 
+/// Default period of the REST book audit of each book (`Venue::book_audit_every`).
+pub const BOOK_AUDIT_EVERY: Duration = Duration::from_secs(300);
+
 const CHANNELS: &[Channel] = &[
     Channel::Depth,
     Channel::Trade,
@@ -102,11 +105,12 @@ impl Venue for Bitmex {
         ]
     }
 
-    /// BitMEX limits new WebSocket connections to a burst of 20 per hour per IP (token
-    /// bucket) and unauthenticated REST to 30 requests per minute; subscriptions themselves
-    /// are not rate-limited and no per-connection topic cap is published (100 here, 20 per
-    /// message, 5 client messages per second: conservative). Connections are not closed on a
-    /// schedule. A full `orderBookL2` partial of a busy symbol is several MB.
+    /// BitMEX limits new WebSocket connections to 60 per hour per IP (token bucket; raised
+    /// from 20 and then 40, checked 2026-12-07) and unauthenticated REST to 30 requests per
+    /// minute; subscriptions themselves are not rate-limited and no per-connection topic cap
+    /// is published (100 here, 20 per message, 5 client messages per second: conservative).
+    /// Connections are not closed on a schedule. A full `orderBookL2` partial of a busy
+    /// symbol is several MB.
     fn limits(&self) -> Limits {
         Limits {
             max_streams_per_connection: 100,
@@ -116,9 +120,23 @@ impl Venue for Bitmex {
             rest_weight_per_minute: 30,
             snapshot_weight: 1,
             max_frame_bytes: 16 << 20,
-            connections_per_second: Some(1),
+            connections_per_hour: Some(60),
             ..Limits::BASE
         }
+    }
+
+    /// Every book is compared with `/api/v1/orderBook/L2` every 5 minutes (spread over the
+    /// connection's books): a feed of N books spends N/5 of the 30 REST requests per minute.
+    fn book_audit_every(&self) -> Option<Duration> {
+        Some(BOOK_AUDIT_EVERY)
+    }
+
+    fn book_audit_path(&self, venue_symbol: &str) -> Option<String> {
+        Some(http::order_book_path(venue_symbol))
+    }
+
+    fn parse_book_audit(&self, body: &str) -> Result<crate::book::Snapshot, ParseError> {
+        http::parse_order_book(body)
     }
 
     fn venue_symbol(&self, instrument: &Instrument) -> String {

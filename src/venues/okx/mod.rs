@@ -265,6 +265,8 @@ impl Venue for Okx {
             max_frame_bytes: 1 << 20,
             subscribe_messages_per_hour: Some(480),
             connections_per_second: Some(3),
+            // OKX publishes only the per-second cap (checked 2026-12-07).
+            connections_per_hour: None,
         }
     }
 
