@@ -353,6 +353,15 @@ fn a_feed_names_its_venue_and_every_duration_is_in_range() {
         "{feed}stream_stale_after_ms = {{ funding = 999999999999 }}\n"
     ));
     assert!(e.contains("feeds[0].stream_stale_after_ms.funding"), "{e}");
+    // The REST book audit: 0 turns it off; a value out of range names its key.
+    load(&format!("{feed}book_audit_every_ms = 0\n")).unwrap();
+    let c = load(&format!("{feed}book_audit_every_ms = 60000\n")).unwrap();
+    assert_eq!(
+        c.feeds[0].book_audit_every,
+        Some(std::time::Duration::from_secs(60))
+    );
+    let e = err(&format!("{feed}book_audit_every_ms = 999999999999\n"));
+    assert!(e.contains("feeds[0].book_audit_every_ms"), "{e}");
     // In range, and 0 turns one stream's liveness check off.
     load(&format!(
         "{feed}stale_after_ms = 604800000\nsnapshot_timeout_ms = 1000\nconnect_timeout_ms = 2000\nstream_stale_after_ms = {{ depth = 0, ticker = 5000 }}\n"

@@ -173,6 +173,11 @@ pub struct FeedConfig {
     /// Frames larger than this are refused, counted and dropped (default: the venue's
     /// largest documented frame, `Limits::max_frame_bytes`, e.g. 1 MiB for Binance).
     pub max_frame_bytes: Option<usize>,
+    /// How often each book is compared with the venue's REST book, for venues that offer it
+    /// (`Venue::book_audit_every`; BitMEX every 5 min): unset = the venue's default, 0 = off.
+    #[serde(rename = "book_audit_every_ms")]
+    #[serde_as(as = "Option<DurationMilliSeconds<u64>>")]
+    pub book_audit_every: Option<Duration>,
     /// Open-interest REST poll period.
     #[serde(rename = "open_interest_poll_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
@@ -249,6 +254,9 @@ impl FeedConfig {
         within("reconnect_min_ms", self.reconnect_min, week)?;
         within("reconnect_max_ms", self.reconnect_max, week)?;
         within("open_interest_poll_ms", self.open_interest_poll, week)?;
+        if let Some(d) = self.book_audit_every.filter(|d| !d.is_zero()) {
+            within("book_audit_every_ms", d, week)?;
+        }
         // 0 = no spacing of REST snapshots beyond the weight budget.
         if self.snapshot_interval > week {
             within("snapshot_interval_ms", self.snapshot_interval, week)?;
@@ -310,6 +318,7 @@ impl Default for FeedConfig {
             reconnect_max: Duration::from_millis(30_000),
             max_frame_bytes: None,
             open_interest_poll: Duration::from_millis(60_000),
+            book_audit_every: None,
             snapshot_interval: Duration::from_millis(250),
             rest_weight_per_minute: None,
             max_outstanding: 10_000,

@@ -158,7 +158,12 @@ impl Feed {
             exchange: venue.exchange().to_string(),
         };
         let connects = Arc::new(connect_budget(venue.as_ref()));
-        let audit_every = venue.book_audit_every();
+        // The feed's setting (0 = off) over the venue's default.
+        let audit_every = match cfg.book_audit_every {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None => venue.book_audit_every(),
+        };
         Feed {
             cfg,
             venue,
