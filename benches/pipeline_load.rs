@@ -17,7 +17,7 @@ use futures::stream::{self, FuturesUnordered, StreamExt};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tickflow::config::Config;
-use tickflow::producer::kafka::create_topics;
+use tickflow::producer::topics::create_topics;
 use tickflow::producer::{Payload, ProduceEvent};
 use tickflow::schema::registry::{Registry, SubjectStrategy};
 use tickflow::schema::v2beta1::trade::Side;

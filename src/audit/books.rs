@@ -19,20 +19,8 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use super::check::DeltaAt;
+use super::records::{continues, BookAt, DeltaAt};
 use crate::schema::v2beta1::level2_book;
-use crate::schema::Level2Book;
-
-/// A full book's place in its topic.
-#[derive(Debug, Clone, PartialEq)]
-pub struct BookAt {
-    /// Kafka partition.
-    pub partition: i32,
-    /// Kafka offset.
-    pub offset: i64,
-    /// The record.
-    pub book: Level2Book,
-}
 
 /// A full book the rebuilt book does not match.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -160,7 +148,7 @@ pub fn check(books: &[&BookAt], deltas: &[&DeltaAt]) -> BookCheck {
                 i += 1;
                 continue;
             }
-            if !super::check::continues(last, delta) {
+            if !continues(last, delta) {
                 ok = false;
                 break;
             }
@@ -216,7 +204,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::schema::v2beta1::level2_delta;
-    use crate::schema::Level2Delta;
+    use crate::schema::{Level2Book, Level2Delta};
 
     fn lv(p: &str, q: &str) -> level2_book::PriceLevel {
         level2_book::PriceLevel {

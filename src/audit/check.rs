@@ -18,31 +18,10 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::books::{BookAt, BookCheck};
+use super::books::BookCheck;
+pub use super::records::{continues, BookAt, DeltaAt, TradeAt};
 use crate::schema::v2beta1::feed_event::Kind;
-use crate::schema::{FeedEvent, Level2Delta, Trade};
-
-/// A delta's place in its topic and what the chain needs of it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeltaAt {
-    /// Kafka partition and offset, for the report.
-    pub partition: i32,
-    /// Kafka offset.
-    pub offset: i64,
-    /// The record.
-    pub delta: Level2Delta,
-}
-
-/// A trade's place in its topic.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TradeAt {
-    /// Kafka partition.
-    pub partition: i32,
-    /// Kafka offset.
-    pub offset: i64,
-    /// The record.
-    pub trade: Trade,
-}
+use crate::schema::FeedEvent;
 
 /// One break of a symbol's delta chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -137,17 +116,6 @@ impl Report {
 
 fn kind_name(kind: i32) -> String {
     Kind::try_from(kind).map_or_else(|_| format!("KIND_{kind}"), |k| k.as_str_name().to_string())
-}
-
-/// Whether delta `d` continues a chain whose last venue id is `last`.
-pub(super) fn continues(last: i64, d: &Level2Delta) -> bool {
-    if d.prev_update_id == Some(last) {
-        return true;
-    }
-    match (d.first_update_id, d.last_update_id) {
-        (Some(first), Some(end)) => first <= last.saturating_add(1) && end > last,
-        _ => false,
-    }
 }
 
 /// A trade's venue identity: exchange, symbol, trade type (empty when none), trade id.
@@ -325,6 +293,7 @@ fn chain(r: &mut SymbolReport, deltas: &[&DeltaAt], events: &[&FeedEvent]) {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+    use crate::schema::{Level2Delta, Trade};
 
     /// A Binance spot diff `U..=u` received at `t` µs.
     fn diff(offset: i64, first: i64, last: i64, t: i64) -> DeltaAt {

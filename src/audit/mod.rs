@@ -11,6 +11,7 @@
 
 pub mod books;
 pub mod check;
+pub mod records;
 
 use std::time::Duration;
 
@@ -21,8 +22,8 @@ use thiserror::Error;
 
 use crate::config::{Config, TopicMode};
 use crate::schema::{wire, DataType, Normalized};
-use books::BookAt;
-use check::{DeltaAt, Report, TradeAt};
+use check::Report;
+use records::{BookAt, DeltaAt, TradeAt};
 
 /// The audit could not run.
 #[derive(Debug, Error)]

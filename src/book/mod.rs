@@ -2,6 +2,7 @@
 //! one in sync (`sync`), and what a venue tells that driver (`sequencer`). Venue rules live in
 //! each venue's folder (`src/venues/<venue>/book.rs`).
 
+pub mod diff;
 pub mod levels;
 pub mod sequencer;
 pub mod sync;

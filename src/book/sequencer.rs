@@ -2,8 +2,8 @@
 //! snapshot comes from, how continuity is checked, the venue's checksum, and what a break costs.
 //! Each venue implements [`Sequencer`] in its own folder (`src/venues/<venue>/book.rs`).
 
+use super::diff::Diff;
 use super::levels::OrderBook;
-use super::sync::Diff;
 
 /// Where a book's snapshot comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,8 @@
 //! Typed configuration, layered: defaults, then a TOML file, then `TICKFLOW_*` environment
 //! variables (`__` separates nesting levels, e.g. `TICKFLOW_KAFKA__BOOTSTRAP_SERVERS`).
 
-mod secret;
+pub mod error;
+pub mod secret;
 pub mod urls;
 
 use std::collections::BTreeMap;
@@ -12,12 +13,16 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 use serde_with::{serde_as, DurationMilliSeconds};
-use thiserror::Error;
 
+pub use error::ConfigError;
 pub use secret::Secret;
 
 use crate::replay::ReplayServerConfig;
 use crate::venues::Channel;
+
+/// Default of a feed's `book_buffer_bytes`: the diffs buffered while the books of one
+/// connection await their snapshots, all books together (64 MiB).
+pub const DEFAULT_BOOK_BUFFER_BYTES: usize = 64 << 20;
 
 /// Environment prefix of every override.
 pub const ENV_PREFIX: &str = "TICKFLOW_";
@@ -44,54 +49,6 @@ const SECRET_KEYS: &[&str] = &[
     "redis.password",
 ];
 
-/// A configuration that could not be loaded or is invalid; always names the key.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// The file or an environment value could not be read or parsed into the typed config.
-    #[error("config: {0}")]
-    Load(String),
-    /// A value was read but is not acceptable.
-    #[error("config key `{key}`: {reason}")]
-    Invalid {
-        /// Dotted path of the offending key.
-        key: String,
-        /// What is wrong and how to fix it.
-        reason: String,
-    },
-}
-
-impl ConfigError {
-    fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
-        ConfigError::Invalid {
-            key: key.to_string(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl From<figment::Error> for ConfigError {
-    fn from(e: figment::Error) -> Self {
-        let msgs: Vec<String> = e
-            .into_iter()
-            .map(|e| {
-                let key = e.path.join(".");
-                let what = e.kind.to_string();
-                let src = e
-                    .metadata
-                    .as_ref()
-                    .map(|m| format!(" (from {})", m.name))
-                    .unwrap_or_default();
-                if key.is_empty() {
-                    format!("{what}{src}")
-                } else {
-                    format!("key `{key}`: {what}{src}")
-                }
-            })
-            .collect();
-        ConfigError::Load(msgs.join("; "))
-    }
-}
-
 /// The whole service configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -111,7 +68,7 @@ pub struct Config {
     /// The metrics and health endpoint.
     pub http: HttpConfig,
     /// The PostgreSQL recorder (`tickflow record`).
-    pub recorder: crate::recorder::RecorderConfig,
+    pub recorder: crate::recorder::config::RecorderConfig,
     /// The Redis latest-value sink of `tickflow run` (`[redis]`, off by default).
     pub redis: crate::sinks::redis::config::RedisSinkConfig,
 }
@@ -328,7 +285,7 @@ impl Default for FeedConfig {
             snapshot_timeout: Duration::from_millis(30_000),
             stream_stale_after: BTreeMap::new(),
             connect_timeout: Duration::from_millis(15_000),
-            book_buffer_bytes: crate::feed::books::DEFAULT_BUFFER_BUDGET,
+            book_buffer_bytes: DEFAULT_BOOK_BUFFER_BYTES,
         }
     }
 }

@@ -66,7 +66,7 @@ struct Entry {
 
 /// Default budget of the diffs all books of one connection may buffer while they await
 /// their snapshots (64 MiB, counted by [`Diff::buffered_bytes`]).
-pub const DEFAULT_BUFFER_BUDGET: usize = 64 << 20;
+pub const DEFAULT_BUFFER_BUDGET: usize = crate::config::DEFAULT_BOOK_BUFFER_BYTES;
 
 /// Books of all symbols of one feed.
 pub struct BookKeeper {

@@ -3,11 +3,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{Producer, PurgeConfig};
 use rdkafka::ClientConfig;
 
@@ -111,32 +108,6 @@ impl SharedProducer {
         let (_, producer) = self.get();
         producer.purge(PurgeConfig::default().queue().inflight());
     }
-}
-
-/// Creates topics through the admin API; topics that already exist are fine.
-pub async fn create_topics(
-    config: &ClientConfig,
-    topics: &[String],
-    partitions: i32,
-    replication: i32,
-) -> Result<(), KafkaError> {
-    let admin: AdminClient<DefaultClientContext> = config.create()?;
-    let new: Vec<NewTopic<'_>> = topics
-        .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(replication)))
-        .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in admin.create_topics(&new, &opts).await? {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((topic, code)) => {
-                return Err(KafkaError::AdminOp(code)).inspect_err(|_| {
-                    tracing::warn!(%topic, ?code, "cannot create topic");
-                })
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ pub mod recovery;
 pub mod routing;
 mod stream;
 pub mod tap;
+pub mod topics;
 
 use std::sync::Arc;
 
@@ -27,7 +28,6 @@ use std::sync::Arc;
 pub use actor::InjectFailure;
 pub use actor::{ProducerActor, Shutdown};
 pub use event::{Ack, Dependency, Nack, NackReason, Payload, ProduceEvent, RawSchema};
-pub use routing::RECORD_ID_HEADER;
 
 use crate::config::Config;
 use crate::metrics::Metrics;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::Producer;
 
-use super::kafka::create_topics;
+use super::topics::create_topics;
 use super::ProducerDeps;
 use crate::config::RecoveryConfig;
 

@@ -7,15 +7,10 @@ use rdkafka::message::{Header, OwnedHeaders};
 
 use super::event::{Nack, NackReason, Payload, ProduceEvent};
 use crate::config::{PartitionKey, ProducerConfig, TopicMode};
-use crate::schema::{DataType, SCHEMA_VERSION};
+use crate::schema::{DataType, RECORD_ID_HEADER, SCHEMA_VERSION};
 
 /// The crate version, sent in the `producer_version` header.
 pub const PRODUCER_VERSION: &str = env!("CARGO_PKG_VERSION");
-
-/// The header naming a record uniquely (`<instance><sequence>`, 32 hex digits): the
-/// producer's random 64-bit instance and its record count. Kafka coordinates are not an
-/// identity (a topic created again restarts at offset 0); the recorder keys rows by both.
-pub const RECORD_ID_HEADER: &str = "record_id";
 
 /// Routing rules of one system.
 #[derive(Debug, Clone)]

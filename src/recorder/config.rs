@@ -3,7 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ConfigError, Secret};
+use crate::config::error::ConfigError;
+use crate::config::secret::Secret;
 use crate::schema::DataType;
 
 /// The data types the recorder can store (one table each).

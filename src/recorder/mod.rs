@@ -781,7 +781,7 @@ async fn next_message(
     }
 }
 
-/// The record's `record_id` header ([`crate::producer::RECORD_ID_HEADER`]) when it is one a
+/// The record's `record_id` header ([`crate::schema::RECORD_ID_HEADER`]) when it is one a
 /// producer could have written (1–64 ASCII letters, digits or `-`); anything else is treated as
 /// absent: the coordinates alone identify the record.
 fn record_id(m: &rdkafka::message::OwnedMessage) -> Option<String> {
@@ -789,7 +789,7 @@ fn record_id(m: &rdkafka::message::OwnedMessage) -> Option<String> {
     let headers = m.headers()?;
     let h = headers
         .iter()
-        .find(|h| h.key == crate::producer::RECORD_ID_HEADER)?;
+        .find(|h| h.key == crate::schema::RECORD_ID_HEADER)?;
     let v = std::str::from_utf8(h.value?).ok()?;
     let ok =
         !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');

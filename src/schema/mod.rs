@@ -27,6 +27,11 @@ pub const PACKAGE: &str = "tickflow.normalized.v2beta1";
 /// Version string carried in the `schema_version` header.
 pub const SCHEMA_VERSION: &str = "v2beta1";
 
+/// The record header naming a record uniquely (`<instance><sequence>`, 32 hex digits: the
+/// producer's random 64-bit instance and its record count). Kafka coordinates are not an
+/// identity (a topic created again restarts at offset 0); the recorder keys rows by both.
+pub const RECORD_ID_HEADER: &str = "record_id";
+
 /// The compiled `FileDescriptorSet` of all normalized schemas (built by `build.rs`).
 pub const DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/normalized_v2beta1.binpb"));

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_with::{serde_as, DurationMilliSeconds};
 use url::Url;
 
-use crate::config::{ConfigError, Secret};
+use crate::config::error::ConfigError;
+use crate::config::secret::Secret;
 
 /// The Redis latest-value sink (`[redis]`), off by default.
 #[serde_as]
