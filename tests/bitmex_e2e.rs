@@ -142,19 +142,7 @@ async fn bitmex_books_survive_a_dropped_connection_and_nothing_is_duplicated() {
     }];
     cfg.validate().unwrap();
     let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(120)).await;
-    let reconnects: u64 = service
-        .feeds
-        .iter()
-        .map(|f| {
-            f.stats
-                .reconnects
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .sum();
-    assert_eq!(
-        reconnects, 1,
-        "the dropped connection was re-established once"
-    );
+    common::assert_reconnected_once(&service);
 
     // Books: the last Level2Book of each symbol and the deltas after it, in Kafka order.
     let mut records = common::decoded(&cfg, DataType::Level2Book);

@@ -126,19 +126,7 @@ async fn advanced_trade_through_a_dropped_connection() {
     }];
     cfg.validate().unwrap();
     let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(120)).await;
-    let reconnects: u64 = service
-        .feeds
-        .iter()
-        .map(|f| {
-            f.stats
-                .reconnects
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .sum();
-    assert_eq!(
-        reconnects, 1,
-        "the dropped connection was re-established once"
-    );
+    common::assert_reconnected_once(&service);
 
     // The recording's books, rebuilt from the fixture's raw JSON.
     let frames = lines("coinbase_advanced_ws.jsonl");

@@ -176,19 +176,7 @@ async fn deribit_records_reach_kafka_through_a_dropped_connection() {
     )];
     cfg.validate().unwrap();
     let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(90)).await;
-    let reconnects: u64 = service
-        .feeds
-        .iter()
-        .map(|f| {
-            f.stats
-                .reconnects
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .sum();
-    assert_eq!(
-        reconnects, 1,
-        "the dropped connection was re-established once"
-    );
+    common::assert_reconnected_once(&service);
 
     let (books, full) = kafka_books(&cfg);
     let want = recorded_books("tests/fixtures/deribit");

@@ -49,19 +49,7 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
     }];
     cfg.validate().unwrap();
     let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(90)).await;
-    let reconnects: u64 = service
-        .feeds
-        .iter()
-        .map(|f| {
-            f.stats
-                .reconnects
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .sum();
-    assert_eq!(
-        reconnects, 1,
-        "the dropped connection was re-established once"
-    );
+    common::assert_reconnected_once(&service);
 
     // Rebuild every book from its Level2Book and the deltas after it, in Kafka order (one
     // partition per symbol key), and check Kraken's checksum after every delta.

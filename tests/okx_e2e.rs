@@ -61,19 +61,7 @@ async fn okx_books_keep_the_venue_checksum_through_a_dropped_connection() {
     }];
     cfg.validate().unwrap();
     let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(120)).await;
-    let reconnects: u64 = service
-        .feeds
-        .iter()
-        .map(|f| {
-            f.stats
-                .reconnects
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .sum();
-    assert_eq!(
-        reconnects, 1,
-        "the dropped connection was re-established once"
-    );
+    common::assert_reconnected_once(&service);
 
     let mut records: Vec<Normalized> = common::decoded(&cfg, DataType::Level2Book);
     records.extend(common::decoded(&cfg, DataType::Level2Delta));
@@ -291,19 +279,7 @@ async fn okx_rest_mode_books_equal_the_recording_through_a_dropped_connection() 
     }];
     cfg.validate().unwrap();
     let service = common::run_replayed(cfg.clone(), &replay, Duration::from_secs(120)).await;
-    let reconnects: u64 = service
-        .feeds
-        .iter()
-        .map(|f| {
-            f.stats
-                .reconnects
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .sum();
-    assert_eq!(
-        reconnects, 1,
-        "the dropped connection was re-established once"
-    );
+    common::assert_reconnected_once(&service);
     // A REST snapshot per book at the start and again after the reconnect.
     assert!(
         replay.rest_requests().len() >= 2 * BOOK_SYMBOLS.len(),

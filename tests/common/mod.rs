@@ -659,6 +659,24 @@ pub async fn run_replayed(
     service
 }
 
+/// Asserts that the service's feeds reconnected exactly once in all (the replay server
+/// dropped one connection mid-stream, and it was re-established once).
+pub fn assert_reconnected_once(service: &tickflow::service::Service) {
+    let reconnects: u64 = service
+        .feeds
+        .iter()
+        .map(|f| {
+            f.stats
+                .reconnects
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    assert_eq!(
+        reconnects, 1,
+        "the dropped connection was re-established once"
+    );
+}
+
 /// Every record of `dt`'s topic under `cfg`'s prefix, decoded (the records in the topic after
 /// no new one came for 6 s).
 pub fn decoded(
