@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod book;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod embed;
 pub mod feed;

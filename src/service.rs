@@ -1,16 +1,22 @@
 //! The whole service: replay servers (when configured), producer actors, and one supervised
 //! feed actor per exchange connection (a `[[feeds]]` entry with more streams than the venue
-//! allows on one connection opens several); progress lines; graceful stop.
+//! allows on one connection opens several) of the subscriptions this instance carries (all of
+//! them, or its share under `[cluster]`); progress lines; graceful stop.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use actix::prelude::*;
 use futures::future::join_all;
 
+use crate::cluster;
+use crate::cluster::group::Membership;
+use crate::cluster::plan::{self, FeedPlan};
 use crate::config::Config;
 use crate::feed::{FeedActor, FeedStats, StopFeed};
+use crate::redact::redact;
 use crate::replay::{ReplayError, ReplayServer};
 use crate::supervisor::{ProducerHandle, StartError};
 use crate::venues;
@@ -33,6 +39,12 @@ pub enum ServiceError {
     /// The Redis sink could not be built.
     #[error(transparent)]
     Redis(#[from] crate::sinks::redis::SinkError),
+    /// The `[cluster]` section is invalid (caught by config validation first).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The consumer group of dynamic sharding could not be joined.
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// One running feed.
@@ -43,26 +55,203 @@ pub struct RunningFeed {
     pub addr: Addr<FeedActor>,
     /// Its counters.
     pub stats: Arc<FeedStats>,
+    /// How long it may stay disconnected before `/readyz` fails.
+    pub budget: Duration,
+}
+
+/// What feed actors share per venue, to start them at any time: the venue, its REST budget
+/// (the venue's limit per IP) and its connection-rate budget (new connections per IP).
+#[derive(Clone)]
+struct Launcher {
+    producer: ProducerHandle,
+    venues: HashMap<String, Arc<dyn venues::Venue>>,
+    rest: HashMap<String, crate::transport::RestClient>,
+    connects: HashMap<String, Arc<crate::transport::ConnectBudget>>,
+    arbiter: actix::ArbiterHandle,
+    /// Named in every `FeedEvent` when the instance is one of many.
+    instance: Option<Arc<str>>,
+}
+
+impl Launcher {
+    fn new(
+        config: &Config,
+        producer: ProducerHandle,
+        instance: Option<Arc<str>>,
+    ) -> Result<Launcher, ServiceError> {
+        let mut l = Launcher {
+            instance,
+            producer,
+            venues: HashMap::new(),
+            rest: HashMap::new(),
+            connects: HashMap::new(),
+            arbiter: actix::Arbiter::current(),
+        };
+        for f in &config.feeds {
+            if l.venues.contains_key(&f.venue) {
+                continue;
+            }
+            let venue: Arc<dyn venues::Venue> = venues::by_name(&f.venue)
+                .ok_or_else(|| ServiceError::Venue(f.venue.clone()))?
+                .into();
+            let configured = config
+                .feeds
+                .iter()
+                .filter(|g| g.venue == f.venue)
+                .filter_map(|g| g.rest_weight_per_minute)
+                .min();
+            l.rest.insert(
+                f.venue.clone(),
+                crate::feed::session::rest_client(venue.as_ref(), configured),
+            );
+            l.connects.insert(
+                f.venue.clone(),
+                Arc::new(crate::feed::session::connect_budget(venue.as_ref())),
+            );
+            l.venues.insert(f.venue.clone(), venue);
+        }
+        Ok(l)
+    }
+
+    /// Starts one supervised feed actor (in the service's arbiter, from any thread).
+    fn start(&self, plan: FeedPlan) -> Result<RunningFeed, ServiceError> {
+        let venue_name = plan.cfg.venue.clone();
+        let missing = || ServiceError::Venue(venue_name.clone());
+        let v = self.venues.get(&venue_name).ok_or_else(missing)?.clone();
+        let h = self.rest.get(&venue_name).ok_or_else(missing)?.clone();
+        let b = self.connects.get(&venue_name).ok_or_else(missing)?.clone();
+        let stats = Arc::new(FeedStats::new());
+        let (p, s, cfg, i) = (
+            self.producer.clone(),
+            stats.clone(),
+            plan.cfg,
+            self.instance.clone(),
+        );
+        let addr = actix::Supervisor::start_in_arbiter(&self.arbiter, move |_| {
+            FeedActor::new(cfg, v, p, s, h)
+                .with_connect_budget(b)
+                .with_instance(i)
+        });
+        Ok(RunningFeed {
+            name: plan.name,
+            addr,
+            stats,
+            budget: plan.budget,
+        })
+    }
+}
+
+/// The feeds of the shards this instance owns (dynamic sharding), started and stopped by the
+/// group membership as shards are assigned and revoked.
+struct ShardFeeds {
+    launcher: Launcher,
+    plans: BTreeMap<u32, Vec<FeedPlan>>,
+    running: Mutex<BTreeMap<u32, Vec<RunningFeed>>>,
+    status: Arc<cluster::Status>,
+}
+
+impl ShardFeeds {
+    /// Visits every running feed.
+    fn each(&self, mut f: impl FnMut(&RunningFeed)) {
+        let running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        running.values().flatten().for_each(&mut f);
+    }
+
+    /// Stops every shard still running (after the membership has left the group).
+    async fn stop_all(&self) {
+        let all: Vec<RunningFeed> = {
+            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            let shards: Vec<u32> = running.keys().copied().collect();
+            shards.iter().for_each(|s| self.status.release(*s));
+            std::mem::take(&mut *running)
+                .into_values()
+                .flatten()
+                .collect()
+        };
+        join_all(all.iter().map(|f| f.addr.send(StopFeed))).await;
+    }
+}
+
+impl cluster::ShardRunner for ShardFeeds {
+    fn start(&self, shard: u32) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        if running.contains_key(&shard) {
+            return;
+        }
+        let mut feeds = Vec::new();
+        for plan in self.plans.get(&shard).into_iter().flatten() {
+            match self.launcher.start(plan.clone()) {
+                Ok(f) => feeds.push(f),
+                Err(e) => {
+                    tracing::error!(shard, feed = %plan.name, error = %e, "cluster: cannot start a feed")
+                }
+            }
+        }
+        tracing::info!(instance = %self.status.instance, shard, feeds = feeds.len(), "cluster: shard started");
+        self.status.own(
+            shard,
+            feeds
+                .iter()
+                .map(|f| cluster::OwnedFeed {
+                    name: f.name.clone(),
+                    stats: f.stats.clone(),
+                    budget: f.budget,
+                })
+                .collect(),
+        );
+        running.insert(shard, feeds);
+    }
+
+    fn stop(&self, shard: u32) {
+        let feeds = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&shard);
+        if let Some(feeds) = feeds {
+            // Called on the membership's thread: the feeds drain on the service's arbiter.
+            futures::executor::block_on(join_all(feeds.iter().map(|f| f.addr.send(StopFeed))));
+            tracing::info!(instance = %self.status.instance, shard, feeds = feeds.len(), "cluster: shard stopped (everything read produced and answered)");
+        }
+    }
 }
 
 /// A running service.
 pub struct Service {
     /// The producers.
     pub producer: ProducerHandle,
-    /// The feeds.
+    /// The feeds started with the service (all of them, or this instance's share with static
+    /// sharding; with dynamic sharding they start and stop with the shards, see `cluster`).
     pub feeds: Vec<RunningFeed>,
     /// The replay servers.
     pub replays: Vec<ReplayServer>,
-    /// Where `/metrics`, `/healthz`, `/readyz` are served, when enabled.
+    /// Where `/metrics`, `/healthz`, `/readyz`, `/status` are served, when enabled.
     pub http: Option<std::net::SocketAddr>,
     /// The Redis latest-value sink, when `redis.enabled`.
     pub redis: Option<Arc<crate::sinks::redis::RedisSink>>,
+    /// This instance's name, sharding mode and owned shards.
+    pub cluster: Arc<cluster::Status>,
+    shards: Option<(Arc<ShardFeeds>, Membership)>,
     config: Config,
+}
+
+/// The feeds of `config` that instance `instance` of `instances` carries (all of them when
+/// `instances` is 1).
+pub fn instance_feeds(
+    config: &Config,
+    instance: u32,
+    instances: u32,
+) -> Result<Vec<FeedPlan>, ServiceError> {
+    let subs = plan::subscriptions(config).map_err(|e| ServiceError::Venue(e.0))?;
+    let mine = subs
+        .iter()
+        .filter(|s| instances <= 1 || plan::owner(&s.key(), instances) == instance);
+    plan::feeds(config, mine).map_err(|e| ServiceError::Venue(e.0))
 }
 
 impl Service {
     /// Starts everything inside the current actix system.
     pub async fn start(config: Config) -> Result<Service, ServiceError> {
+        let mode = config.cluster.mode()?;
         let mut replays = Vec::new();
         for r in &config.replay.servers {
             replays.push(crate::venues::replay_server(r.clone()).await?);
@@ -78,106 +267,65 @@ impl Service {
         };
         let tap = redis.as_ref().map(|s| s.tap());
         let producer = ProducerHandle::start_with_tap(config.clone(), metrics, tap)?;
+        let status = Arc::new(cluster::Status::new(
+            config.cluster.instance_id(&mode),
+            mode.clone(),
+            producer.metrics(),
+        ));
+        let named = (mode != cluster::Mode::Single).then(|| Arc::from(status.instance.as_str()));
+        let launcher = Launcher::new(&config, producer.clone(), named)?;
         let mut feeds = Vec::new();
-        let mut budgets = Vec::new();
-        // One REST budget per venue (it is the venue's limit per IP), shared by its feeds.
-        let mut rest: std::collections::HashMap<&str, crate::transport::RestClient> =
-            std::collections::HashMap::new();
-        // One connection-rate budget per venue too (new connections per IP), shared likewise.
-        let mut connects: std::collections::HashMap<&str, Arc<crate::transport::ConnectBudget>> =
-            std::collections::HashMap::new();
-        for f in &config.feeds {
-            let venue: Arc<dyn venues::Venue> = venues::by_name(&f.venue)
-                .ok_or_else(|| ServiceError::Venue(f.venue.clone()))?
-                .into();
-            // Channels a venue serves on different endpoints go to different connections
-            // (`Venue::connection_group`), and one connection carries at most the venue's
-            // streams: more symbols open more connections, each its own supervised feed actor.
-            // Channels polled over REST ride with the first group that streams something (a
-            // group of polls alone would be a connection with nothing to subscribe).
-            let mut groups: Vec<(&str, Vec<venues::Channel>)> = Vec::new();
-            let (streamed, polled): (Vec<venues::Channel>, Vec<venues::Channel>) = f
-                .channels
-                .iter()
-                .copied()
-                .partition(|c| venue.delivery(*c) == venues::Delivery::Stream);
-            for c in streamed {
-                let g = venue.connection_group(c);
-                match groups.iter_mut().find(|(name, _)| *name == g) {
-                    Some((_, cs)) => cs.push(c),
-                    None => groups.push((g, vec![c])),
+        let mut shards = None;
+        match &mode {
+            cluster::Mode::Single => {
+                for p in instance_feeds(&config, 0, 1)? {
+                    feeds.push(launcher.start(p)?);
                 }
             }
-            match groups.first_mut() {
-                Some((_, cs)) => cs.extend(polled),
-                None => groups.push(("", polled)),
+            cluster::Mode::Static {
+                instance,
+                instances,
+            } => {
+                let mine = instance_feeds(&config, *instance, *instances)?;
+                tracing::info!(instance = %status.instance, ordinal = instance, instances, feeds = mine.len(), "cluster: static sharding");
+                for p in mine {
+                    feeds.push(launcher.start(p)?);
+                }
             }
-            let http = rest
-                .entry(f.venue.as_str())
-                .or_insert_with(|| {
-                    let configured = config
-                        .feeds
+            cluster::Mode::Dynamic {
+                group,
+                shards: count,
+            } => {
+                let subs = plan::subscriptions(&config).map_err(|e| ServiceError::Venue(e.0))?;
+                let mut plans = BTreeMap::new();
+                for shard in 0..*count {
+                    let of_shard = subs
                         .iter()
-                        .filter(|g| g.venue == f.venue)
-                        .filter_map(|g| g.rest_weight_per_minute)
-                        .min();
-                    crate::feed::session::rest_client(venue.as_ref(), configured)
-                })
-                .clone();
-            let budget = connects
-                .entry(f.venue.as_str())
-                .or_insert_with(|| Arc::new(crate::feed::session::connect_budget(venue.as_ref())))
-                .clone();
-            for (group, channels) in groups {
-                let streams_per_symbol = channels
-                    .iter()
-                    .filter(|c| venue.delivery(**c) == venues::Delivery::Stream)
-                    .count()
-                    .max(1);
-                let per_connection =
-                    (venue.limits().max_streams_per_connection / streams_per_symbol).max(1);
-                // Symbols a venue serves on different endpoints (Bybit's categories) go to
-                // different connections too (`Venue::symbol_group`), in config order.
-                let mut by_symbol: Vec<(&str, Vec<String>)> = Vec::new();
-                for s in &f.symbols {
-                    let g = venue.symbol_group(s);
-                    match by_symbol.iter_mut().find(|(name, _)| *name == g) {
-                        Some((_, ss)) => ss.push(s.clone()),
-                        None => by_symbol.push((g, vec![s.clone()])),
-                    }
+                        .filter(|s| plan::owner(&s.key(), *count) == shard);
+                    let p = plan::feeds(&config, of_shard).map_err(|e| ServiceError::Venue(e.0))?;
+                    plans.insert(shard, p);
                 }
-                let chunks = by_symbol
-                    .iter()
-                    .flat_map(|(sg, ss)| ss.chunks(per_connection).map(move |c| (*sg, c.to_vec())));
-                for (symbol_group, symbols) in chunks {
-                    let mut cfg = f.clone();
-                    cfg.symbols = symbols;
-                    cfg.channels = channels.clone();
-                    let stats = Arc::new(FeedStats::new());
-                    let label = [group, symbol_group]
-                        .iter()
-                        .filter(|g| !g.is_empty())
-                        .copied()
-                        .collect::<Vec<_>>()
-                        .join("/");
-                    let name = if label.is_empty() {
-                        format!("{}[{}]", f.venue, cfg.symbols.join(","))
-                    } else {
-                        format!("{}/{label}[{}]", f.venue, cfg.symbols.join(","))
-                    };
-                    let (v, p, s, h, b) = (
-                        venue.clone(),
-                        producer.clone(),
-                        stats.clone(),
-                        http.clone(),
-                        budget.clone(),
-                    );
-                    let addr = actix::Supervisor::start(move |_| {
-                        FeedActor::new(cfg, v, p, s, h).with_connect_budget(b)
-                    });
-                    budgets.push(f.stale_after + 2 * f.reconnect_max);
-                    feeds.push(RunningFeed { name, addr, stats });
-                }
+                let runner = Arc::new(ShardFeeds {
+                    launcher: launcher.clone(),
+                    plans,
+                    running: Mutex::new(BTreeMap::new()),
+                    status: status.clone(),
+                });
+                let topic = config
+                    .cluster
+                    .control_topic(&config.producer.topic_prefix, group);
+                let membership = Membership::start(
+                    &config.kafka,
+                    &config.cluster,
+                    group,
+                    &topic,
+                    *count,
+                    runner.clone(),
+                    status.clone(),
+                )
+                .await
+                .map_err(|e| ServiceError::Cluster(redact(&e.to_string())))?;
+                shards = Some((runner, membership));
             }
         }
         let http = if config.http.enabled {
@@ -186,8 +334,7 @@ impl Service {
                 config: config.clone(),
                 feeds: feeds
                     .iter()
-                    .zip(&budgets)
-                    .map(|(f, budget)| (f.name.clone(), f.stats.clone(), *budget))
+                    .map(|f| (f.name.clone(), f.stats.clone(), f.budget))
                     .collect(),
                 sinks: redis
                     .iter()
@@ -196,6 +343,7 @@ impl Service {
                         ("redis".to_string(), s)
                     })
                     .collect(),
+                cluster: Some(status.clone()),
             };
             Some(
                 crate::http::serve(&config.http.listen, observed)
@@ -206,6 +354,7 @@ impl Service {
             None
         };
         tracing::info!(
+            instance = %status.instance,
             feeds = feeds.len(),
             replays = replays.len(),
             "tickflow running"
@@ -216,13 +365,28 @@ impl Service {
             replays,
             http,
             redis,
+            cluster: status,
+            shards,
             config,
         })
     }
 
     /// One progress line per feed.
     pub fn log_progress(&self) {
-        for f in &self.feeds {
+        self.feeds.iter().for_each(Self::log_feed);
+        if let Some((shards, _)) = &self.shards {
+            shards.each(Self::log_feed);
+        }
+        let m = self.producer.metrics();
+        tracing::info!(
+            produced = m.sample("tickflow_produced_total"),
+            nacks = m.sample("tickflow_produce_errors_total"),
+            "progress (all topics)"
+        );
+    }
+
+    fn log_feed(f: &RunningFeed) {
+        {
             let s = &f.stats;
             tracing::info!(
                 feed = %f.name,
@@ -237,12 +401,6 @@ impl Service {
                 "progress"
             );
         }
-        let m = self.producer.metrics();
-        tracing::info!(
-            produced = m.sample("tickflow_produced_total"),
-            nacks = m.sample("tickflow_produce_errors_total"),
-            "progress (all topics)"
-        );
     }
 
     /// Runs until `stop` resolves or, with `run.exit_after_replay`, the replay has been played
@@ -278,9 +436,14 @@ impl Service {
         self.log_progress();
     }
 
-    /// Stops feeds first (what they read is produced and answered), then the producers.
+    /// Stops feeds first (what they read is produced and answered; with dynamic sharding, the
+    /// shards' feeds, then the group is left), then the producers.
     pub async fn shutdown(&self) {
         tracing::info!("stopping feeds");
+        if let Some((shards, membership)) = &self.shards {
+            membership.shutdown().await;
+            shards.stop_all().await;
+        }
         join_all(self.feeds.iter().map(|f| f.addr.send(StopFeed))).await;
         tracing::info!("stopping producers");
         self.producer.shutdown().await;

@@ -283,6 +283,7 @@ async fn metrics_move_and_readyz_follows_the_broker() {
         config: cfg.clone(),
         feeds: vec![],
         sinks: vec![],
+        cluster: None,
     };
     let addr = tickflow::http::serve("127.0.0.1:0", observed)
         .await

@@ -372,6 +372,7 @@ async fn redis_going_away_keeps_the_kafka_rate_and_the_sink_heals_itself() {
         config: cfg.clone(),
         feeds: vec![],
         sinks: vec![("redis".into(), sink.clone())],
+        cluster: None,
     };
     let r = tickflow::http::readiness(&observed).await;
     assert_eq!(r.sinks.len(), 1);

@@ -80,6 +80,20 @@ pub enum Command {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Print which instance (or shard) carries each (venue, symbol, channel group)
+    /// subscription of the config: one tab-separated line per subscription, then the count per
+    /// instance. Without `--instances` or `--shards`, the config's `[cluster]` says which.
+    Plan {
+        /// The TOML config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Static sharding over this many instances.
+        #[arg(long, conflicts_with = "shards")]
+        instances: Option<u32>,
+        /// Dynamic sharding: the shards (control-topic partitions) instead of instances.
+        #[arg(long)]
+        shards: Option<u32>,
+    },
     /// Validate a config file and print the effective config, secrets redacted.
     CheckConfig {
         /// The TOML file.
@@ -259,6 +273,44 @@ fn run_audit(file: &std::path::Path, from: Option<&str>, to: Option<&str>) -> Ex
     }
 }
 
+fn run_plan(file: &std::path::Path, instances: Option<u32>, shards: Option<u32>) -> ExitCode {
+    let cfg = match load_or_explain(file) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let (nodes, what) = match (instances, shards) {
+        (Some(n), _) => (n, "instance"),
+        (None, Some(n)) => (n, "shard"),
+        (None, None) => match (cfg.cluster.instances, &cfg.cluster.group) {
+            (Some(n), _) => (n, "instance"),
+            (None, Some(_)) => (cfg.cluster.shards, "shard"),
+            (None, None) => (1, "instance"),
+        },
+    };
+    if nodes == 0 || nodes > crate::cluster::config::MAX_SHARDS {
+        eprintln!(
+            "tickflow plan: the number of {what}s must be within 1..={}",
+            crate::cluster::config::MAX_SHARDS
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    match crate::cluster::plan::subscriptions(&cfg) {
+        Ok(subs) => {
+            use std::io::Write;
+            let _ = write!(
+                std::io::stdout(),
+                "{}",
+                crate::cluster::plan::render(&subs, nodes, what)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tickflow plan: {e}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
 /// Prints a line on stdout; a closed pipe (e.g. `| head`) is not an error.
 pub fn out(line: &str) {
     use std::io::Write;
@@ -272,6 +324,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Run { config } => run_service(&config),
         Command::Record { config } => run_recorder(&config),
         Command::Audit { config, from, to } => run_audit(&config, from.as_deref(), to.as_deref()),
+        Command::Plan {
+            config,
+            instances,
+            shards,
+        } => run_plan(&config, instances, shards),
         Command::CheckConfig { file } => match load_or_explain(&file) {
             Ok(cfg) => {
                 out(&cfg.to_redacted_toml());

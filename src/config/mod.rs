@@ -39,6 +39,7 @@ pub const SECTIONS: &[&str] = &[
     "http",
     "recorder",
     "redis",
+    "cluster",
 ];
 
 /// Keys that hold secrets: they may come from the environment only.
@@ -71,6 +72,8 @@ pub struct Config {
     pub recorder: crate::recorder::config::RecorderConfig,
     /// The Redis latest-value sink of `tickflow run` (`[redis]`, off by default).
     pub redis: crate::sinks::redis::config::RedisSinkConfig,
+    /// Sharding the feeds over many instances (`[cluster]`; one instance by default).
+    pub cluster: crate::cluster::config::ClusterConfig,
 }
 
 /// The metrics and health endpoint of `tickflow run`.
@@ -800,6 +803,7 @@ impl Config {
     /// Checks cross-field rules that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.recorder.validate()?;
+        self.cluster.validate()?;
         let props = self.kafka.librdkafka_properties();
         let get = |k: &str| props.get(k).map(String::as_str).unwrap_or_default();
         if get("bootstrap.servers").trim().is_empty() {

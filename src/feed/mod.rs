@@ -92,6 +92,8 @@ pub struct FeedActor {
     connects: Arc<crate::transport::ConnectBudget>,
     /// The book audit period when it is not the venue's default.
     audit_every: Option<Option<std::time::Duration>>,
+    /// The instance named in its `FeedEvent`s (`[cluster]`).
+    instance: Option<Arc<str>>,
     stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
     /// Which start of the actor the running task belongs to.
@@ -116,6 +118,7 @@ impl FeedActor {
             http,
             connects,
             audit_every: None,
+            instance: None,
             stop: watch::channel(false).0,
             task: None,
             generation: 0,
@@ -126,6 +129,12 @@ impl FeedActor {
     /// its feeds (default: a budget of this feed's own from the venue's limits).
     pub fn with_connect_budget(mut self, budget: Arc<crate::transport::ConnectBudget>) -> Self {
         self.connects = budget;
+        self
+    }
+
+    /// Names `instance` in every `FeedEvent` the feed emits (an instance of a cluster).
+    pub fn with_instance(mut self, instance: Option<Arc<str>>) -> Self {
+        self.instance = instance;
         self
     }
 
@@ -151,7 +160,8 @@ impl Actor for FeedActor {
             self.stats.clone(),
             self.http.clone(),
         )
-        .with_connect_budget(self.connects.clone());
+        .with_connect_budget(self.connects.clone())
+        .with_instance(self.instance.clone());
         let feed = match self.audit_every {
             Some(every) => feed.with_book_audit_every(every),
             None => feed,

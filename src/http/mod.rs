@@ -1,5 +1,6 @@
-//! The observability endpoint: `/metrics` (Prometheus text), `/healthz` (alive) and `/readyz`
-//! (broker and registry reachable, every feed connected or within its reconnect budget).
+//! The observability endpoint: `/metrics` (Prometheus text), `/healthz` (alive), `/readyz`
+//! (broker and registry reachable, every feed connected or within its reconnect budget) and
+//! `/status` (this instance's name, sharding mode, owned shards and running feeds).
 //! `/readyz` reuses one Kafka and one HTTP client and checks broker and registry at most once
 //! per [`READY_CHECK_PERIOD`], however many requests come (see [`ReadyState`]).
 
@@ -32,6 +33,99 @@ pub struct Observed {
     pub feeds: Vec<(String, Arc<FeedStats>, Duration)>,
     /// Stores fed beside Kafka (the Redis sink): name and state.
     pub sinks: Vec<(String, Arc<dyn SinkReadiness>)>,
+    /// This instance in a cluster: its shards and their feeds (which count as feeds above).
+    pub cluster: Option<Arc<crate::cluster::Status>>,
+}
+
+/// One feed in `/status`.
+#[derive(Debug, Serialize)]
+pub struct FeedStatus {
+    /// Its name (`venue[/group][symbols]`).
+    pub name: String,
+    /// The shard it belongs to (dynamic sharding only).
+    pub shard: Option<u32>,
+    /// Whether it is connected now.
+    pub connected: bool,
+}
+
+/// The `/status` body.
+#[derive(Debug, Serialize)]
+pub struct ClusterStatus {
+    /// This instance's name (as in its `FeedEvent`s).
+    pub instance: String,
+    /// `single`, `static` or `dynamic`.
+    pub mode: &'static str,
+    /// Static sharding: this instance's ordinal and the number of instances.
+    pub ordinal: Option<u32>,
+    /// Static sharding: how many instances.
+    pub instances: Option<u32>,
+    /// Dynamic sharding: the consumer group.
+    pub group: Option<String>,
+    /// Dynamic sharding: the group's rebalance protocol as last seen (`cooperative`: only
+    /// moved shards stop; `eager`: every shard stops at each rebalance).
+    pub rebalance_protocol: Option<&'static str>,
+    /// Dynamic sharding: the shards owned now, ascending.
+    pub shards: Vec<u32>,
+    /// Every running feed.
+    pub feeds: Vec<FeedStatus>,
+}
+
+impl Observed {
+    /// The feeds now: those started with the service, then those of the owned shards.
+    fn all_feeds(&self) -> Vec<(Option<u32>, String, Arc<FeedStats>, Duration)> {
+        let mut out: Vec<_> = self
+            .feeds
+            .iter()
+            .map(|(n, s, b)| (None, n.clone(), s.clone(), *b))
+            .collect();
+        if let Some(c) = &self.cluster {
+            for (shard, feeds) in c.owned() {
+                for f in feeds {
+                    out.push((Some(shard), f.name, f.stats, f.budget));
+                }
+            }
+        }
+        out
+    }
+
+    /// The `/status` body now.
+    pub fn status(&self) -> ClusterStatus {
+        use crate::cluster::Mode;
+        let (instance, mode) = match &self.cluster {
+            Some(c) => (c.instance.clone(), c.mode.clone()),
+            None => (String::new(), Mode::Single),
+        };
+        let (name, ordinal, instances, group) = match mode {
+            Mode::Single => ("single", None, None, None),
+            Mode::Static {
+                instance,
+                instances,
+            } => ("static", Some(instance), Some(instances), None),
+            Mode::Dynamic { group, .. } => ("dynamic", None, None, Some(group)),
+        };
+        ClusterStatus {
+            instance,
+            mode: name,
+            ordinal,
+            instances,
+            group,
+            rebalance_protocol: self.cluster.as_ref().and_then(|c| c.protocol()),
+            shards: self
+                .cluster
+                .as_ref()
+                .map(|c| c.owned().into_keys().collect())
+                .unwrap_or_default(),
+            feeds: self
+                .all_feeds()
+                .into_iter()
+                .map(|(shard, name, s, _)| FeedStatus {
+                    name,
+                    shard,
+                    connected: s.connected.load(Ordering::Relaxed),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A store fed beside Kafka whose state `/readyz` reports. The store's own writer keeps the
@@ -224,17 +318,17 @@ impl ReadyState {
         let deps = self.dependencies(tokio::time::Instant::now()).await;
         let feeds: Vec<(String, Check)> = self
             .observed
-            .feeds
-            .iter()
-            .map(|(name, s, budget)| {
+            .all_feeds()
+            .into_iter()
+            .map(|(_, name, s, budget)| {
                 let down_for = s.disconnected_for();
-                let ok = s.connected.load(Ordering::Relaxed) || down_for < *budget;
+                let ok = s.connected.load(Ordering::Relaxed) || down_for < budget;
                 let detail = if s.connected.load(Ordering::Relaxed) {
                     "connected".to_string()
                 } else {
                     format!("disconnected for {down_for:?} (budget {budget:?})")
                 };
-                (name.clone(), Check { ok, detail })
+                (name, Check { ok, detail })
             })
             .collect();
         let mut sinks_ok = true;
@@ -281,6 +375,10 @@ async fn metrics(State(o): State<Arc<ReadyState>>) -> Response {
         .into_response()
 }
 
+async fn status(State(o): State<Arc<ReadyState>>) -> Response {
+    Json(o.observed.status()).into_response()
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
@@ -310,6 +408,7 @@ pub async fn serve_state(listen: &str, state: Arc<ReadyState>) -> std::io::Resul
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/status", get(status))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
@@ -318,7 +417,7 @@ pub async fn serve_state(listen: &str, state: Arc<ReadyState>) -> std::io::Resul
             tracing::error!(error = %e, "http endpoint stopped");
         }
     });
-    tracing::info!(%addr, "metrics and health on http://{addr}/metrics /healthz /readyz");
+    tracing::info!(%addr, "metrics and health on http://{addr}/metrics /healthz /readyz /status");
     Ok(addr)
 }
 
@@ -366,6 +465,7 @@ mod tests {
             config,
             feeds: vec![],
             sinks: vec![],
+            cluster: None,
         }
     }
 

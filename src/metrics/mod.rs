@@ -211,6 +211,8 @@ pub struct Metrics {
     pub recorder_consumer_errors: Counter,
     /// Recorder loops restarted by its supervisor.
     pub recorder_restarts: Counter,
+    /// Shards this instance owns now (dynamic sharding, `[cluster] group`).
+    pub shards_owned: Gauge,
 }
 
 /// Labels of a per-partition series: the topic and the partition number.
@@ -285,6 +287,7 @@ impl Metrics {
             recorder_commit_errors: Counter::default(),
             recorder_consumer_errors: Counter::default(),
             recorder_restarts: Counter::default(),
+            shards_owned: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -493,6 +496,11 @@ impl Metrics {
             "recorder_restarts",
             "Recorder loops restarted by the supervisor",
             m.recorder_restarts.clone(),
+        );
+        registry.register(
+            "shards_owned",
+            "Shards this instance owns now (dynamic sharding)",
+            m.shards_owned.clone(),
         );
         Arc::new(Metrics { registry, ..m })
     }

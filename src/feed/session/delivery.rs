@@ -110,9 +110,16 @@ impl Feed {
             {
                 break;
             }
-            let Some(r) = d.backlog.pop_front() else {
+            let Some(mut r) = d.backlog.pop_front() else {
                 break;
             };
+            if let (Some(instance), crate::producer::Payload::Typed(n)) =
+                (&self.instance, &mut r.payload)
+            {
+                if let crate::schema::Normalized::FeedEvent(e) = n.as_mut() {
+                    e.instance = instance.to_string();
+                }
+            }
             let sent = Sent::of(&r, now_us());
             if outage.shedding() && !outage.probe_now(d.in_flight()) {
                 self.lost(&sent, Cause::Shed, outage);

@@ -142,6 +142,8 @@ pub struct Feed {
     connects: Arc<ConnectBudget>,
     /// How often each book is audited against the venue's REST book (`None`: never).
     audit_every: Option<Duration>,
+    /// The instance named in every `FeedEvent` (`[cluster]`; `None` when running alone).
+    instance: Option<Arc<str>>,
 }
 
 impl Feed {
@@ -175,7 +177,14 @@ impl Feed {
             known: Mutex::new(None),
             connects,
             audit_every,
+            instance: None,
         }
+    }
+
+    /// Names `instance` in every `FeedEvent` this feed emits.
+    pub fn with_instance(mut self, instance: Option<Arc<str>>) -> Feed {
+        self.instance = instance;
+        self
     }
 
     /// Connection attempts wait for `budget` (the venue's, shared with its other feeds)
