@@ -183,6 +183,8 @@ struct Ownership {
     shards: BTreeMap<u32, Vec<String>>,
     /// symbol → owners (from the feeds listed).
     symbols: BTreeMap<String, Vec<String>>,
+    /// The rebalance protocols the instances report.
+    protocols: BTreeSet<String>,
 }
 
 async fn ownership(instances: &[&Instance]) -> Ownership {
@@ -193,6 +195,9 @@ async fn ownership(instances: &[&Instance]) -> Ownership {
         };
         assert_eq!(s["instance"], i.id.as_str(), "{s}");
         assert_eq!(s["mode"], "dynamic", "{s}");
+        if let Some(p) = s["rebalance_protocol"].as_str() {
+            o.protocols.insert(p.to_string());
+        }
         for shard in s["shards"].as_array().unwrap() {
             o.shards
                 .entry(shard.as_u64().unwrap() as u32)
@@ -463,6 +468,11 @@ async fn a_killed_instance_s_shards_move_to_the_survivors_and_its_books_resync()
     let all: Vec<&Instance> = instances.iter().collect();
     let (before, took) = steady(&all, Duration::from_secs(60)).await;
     println!("steady after {took:?}: {before:?}");
+    // tansu runs the cooperative-sticky assignor's incremental protocol.
+    assert_eq!(
+        before.protocols,
+        BTreeSet::from(["cooperative".to_string()])
+    );
     // Every book synced by the instance whose /status lists it, and every symbol's deltas in.
     synced_by(&cfg, &owners(&before), 0, Duration::from_secs(30)).await;
     let symbols: Vec<String> = SYMBOLS.iter().map(|s| s.to_string()).collect();
@@ -517,6 +527,13 @@ async fn a_killed_instance_s_shards_move_to_the_survivors_and_its_books_resync()
     synced_by(&cfg, &new_owners, killed_us, Duration::from_secs(30)).await;
     // And its deltas resume: each moved symbol has level2 deltas received after the kill.
     deltas_after(&cfg, &moved, killed_us, Duration::from_secs(40)).await;
+    // Every book stayed exact through the move (the venue's checksum agreed with every delta).
+    let mismatches: Vec<_> = feed_events(&cfg)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == Kind::ChecksumMismatch as i32)
+        .collect();
+    assert!(mismatches.is_empty(), "{mismatches:?}");
     for i in instances.iter_mut().filter(|i| i.id != victim_id) {
         sigterm(i.pid());
     }

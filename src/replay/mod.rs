@@ -398,10 +398,14 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
             m.mock.played(frame, &value, k);
             return; // no close frame: an abrupt drop
         }
-        if !c.send_all(&m, vec![value.to_string()]).await {
+        let delivered = c.send_all(&m, vec![value.to_string()]).await;
+        // The venue's state moves on with the frame whether or not this client got it (it
+        // left, or its connection broke): the next client's snapshot includes it, as the
+        // timeline position it resumes from is past it.
+        m.mock.played(frame, &value, k);
+        if !delivered {
             return;
         }
-        m.mock.played(frame, &value, k);
     }
     m.set_position(&set_key, total, true);
     if m.positions
