@@ -76,7 +76,16 @@ impl Cluster {
         }
     }
 
-    fn config(&self, id: &str, port: u16) -> String {
+    /// The dynamic `[cluster]` section of instance `id`.
+    fn dynamic(&self, id: &str) -> String {
+        format!(
+            "group = \"{}\"\nshards = {SHARDS}\nsession_timeout_ms = {}\ninstance_id = \"{id}\"\n",
+            self.group,
+            SESSION.as_millis()
+        )
+    }
+
+    fn config(&self, cluster: &str, port: u16) -> String {
         let mut text = format!(
             r#"[kafka]
 bootstrap_servers = "{kafka}"
@@ -90,16 +99,10 @@ listen = "127.0.0.1:{port}"
 [run]
 progress_interval_ms = 1000
 [cluster]
-group = "{group}"
-shards = {SHARDS}
-session_timeout_ms = {session}
-instance_id = "{id}"
-"#,
+{cluster}"#,
             kafka = common::kafka_addr(),
             registry = common::registry_url(),
             prefix = self.prefix,
-            group = self.group,
-            session = SESSION.as_millis(),
         );
         // No trades: Kraken v1 trades carry no venue id, so a duplicate could not be told from
         // two trades alike (the audit counts them as duplicates).
@@ -122,9 +125,14 @@ book_snapshot_every = 100
     }
 
     fn spawn(&self, id: &str) -> Instance {
+        self.spawn_with(id, &self.dynamic(id))
+    }
+
+    /// An instance named `id` with `cluster` as its `[cluster]` section.
+    fn spawn_with(&self, id: &str, cluster: &str) -> Instance {
         let port = common::free_port();
         let config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-        std::fs::write(config.path(), self.config(id, port)).unwrap();
+        std::fs::write(config.path(), self.config(cluster, port)).unwrap();
         let log = self.dir.join(format!("{id}.log"));
         let child = Command::new(env!("CARGO_BIN_EXE_tickflow"))
             .args(["--log-format", "json", "run", "--config"])
@@ -655,4 +663,95 @@ async fn a_gracefully_stopped_instance_hands_over_with_every_acked_record_once()
         "{}",
         serde_json::to_string_pretty(&audit).unwrap()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_static_instance_carries_exactly_its_share() {
+    let _serial = SERIAL.lock().await;
+    let replays = kraken_replays().await;
+    let cluster = Cluster::new(
+        "cluster-static",
+        replays.iter().map(|r| r.rest_url()).collect(),
+    );
+    let cfg = cluster.cfg();
+    // Instance 0 of 3, its ordinal from a StatefulSet-like name in the environment.
+    let section = "instances = 3\ninstance_from_env = \"TICKFLOW_TEST_POD\"\n";
+    let port = common::free_port();
+    let config = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    std::fs::write(config.path(), cluster.config(section, port)).unwrap();
+    let log = cluster.dir.join("static.log");
+    let mut child = common::Child(
+        Command::new(env!("CARGO_BIN_EXE_tickflow"))
+            .args(["--log-format", "json", "run", "--config"])
+            .arg(config.path())
+            .env("TICKFLOW_TEST_POD", "tickflow-0")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    // Its share by the hash (checked against the ADR's description in tests/cluster_plan.rs).
+    let mine: BTreeSet<String> = SYMBOLS
+        .iter()
+        .filter(|s| tickflow::cluster::plan::owner(&format!("kraken\n\n{s}"), 3) == 0)
+        .map(|s| s.to_string())
+        .collect();
+    assert!(!mine.is_empty() && mine.len() < SYMBOLS.len(), "{mine:?}");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = status(port).await {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no /status");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(status["mode"], "static", "{status}");
+    assert_eq!(status["ordinal"], 0, "{status}");
+    assert_eq!(status["instances"], 3, "{status}");
+    assert_eq!(status["instance"], "instance-0", "{status}");
+    let listed: BTreeSet<String> = status["feeds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| symbols_of(f["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, mine);
+    // Its books synced (by it) and its deltas in; nothing of the others'.
+    let want: BTreeMap<String, String> = mine
+        .iter()
+        .map(|s| (s.clone(), "instance-0".to_string()))
+        .collect();
+    synced_by(&cfg, &want, 0, Duration::from_secs(30)).await;
+    let mine_v: Vec<String> = mine.iter().cloned().collect();
+    deltas_after(&cfg, &mine_v, 0, Duration::from_secs(40)).await;
+    let topic = format!(
+        "{}.{}",
+        cfg.producer.topic_prefix,
+        DataType::Level2Delta.as_str()
+    );
+    let others: BTreeSet<String> = read_topic(topic)
+        .await
+        .iter()
+        .filter_map(|r| {
+            match Normalized::decode(
+                DataType::Level2Delta,
+                tickflow::schema::wire::parse(&r.value).unwrap().payload,
+            )
+            .unwrap()
+            {
+                Normalized::Level2Delta(d) if !mine.contains(&d.symbol) => Some(d.symbol),
+                _ => None,
+            }
+        })
+        .collect();
+    assert!(
+        others.is_empty(),
+        "deltas of other instances' symbols: {others:?}"
+    );
+    sigterm(child.0.id());
+    let started = Instant::now();
+    while child.0.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(40), "no exit");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
