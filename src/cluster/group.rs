@@ -99,6 +99,10 @@ const NOT_FOR_THE_GROUP: &[&str] = &[
     "enable.auto.commit",
 ];
 
+/// How long a graceful stop waits for the group to be left (the revoked feeds drained, the
+/// consumer closed) before the service stops the rest itself.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The membership of this instance in the group: a thread polling the group's consumer.
 pub struct Membership {
     stop: Arc<AtomicBool>,
@@ -125,13 +129,18 @@ impl Membership {
         status: Arc<Status>,
     ) -> Result<Membership, KafkaError> {
         let partitions = i32::try_from(shards).unwrap_or(i32::MAX);
-        crate::producer::topics::create_topics(
+        // A broker that cannot create it now is not fatal: the subscription waits for the topic
+        // (and for the broker), and no shard is owned meanwhile (`/status` says so).
+        if let Err(e) = crate::producer::topics::create_topics(
             &kafka.client_config(),
             &[topic.to_string()],
             partitions,
             1,
         )
-        .await?;
+        .await
+        {
+            tracing::warn!(topic, error = %crate::redact::redact(&e.to_string()), "cluster: cannot create the control topic; joining anyway");
+        }
         let mut c = rdkafka::ClientConfig::new();
         for (k, v) in kafka.librdkafka_properties() {
             if !NOT_FOR_THE_GROUP.contains(&k.as_str()) {
@@ -192,7 +201,11 @@ impl Membership {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         if let Some(done) = done {
-            let _ = done.await;
+            if tokio::time::timeout(LEAVE_TIMEOUT, done).await.is_err() {
+                tracing::warn!(
+                    "cluster: the group was not left within {LEAVE_TIMEOUT:?}; stopping anyway"
+                );
+            }
         }
     }
 }
