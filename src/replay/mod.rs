@@ -95,6 +95,8 @@ struct Market {
     finished: watch::Sender<bool>,
     /// When each REST request arrived.
     rest_log: Mutex<Vec<std::time::Instant>>,
+    /// When each WebSocket upgrade request arrived.
+    ws_log: Mutex<Vec<std::time::Instant>>,
     /// Text messages clients sent (subscribes, heartbeats), with when; the last
     /// [`CLIENT_LOG_LIMIT`] kept.
     client_log: Mutex<std::collections::VecDeque<(std::time::Instant, String)>>,
@@ -146,6 +148,7 @@ impl ReplayServer {
             sent: AtomicU64::new(0),
             finished,
             rest_log: Mutex::new(Vec::new()),
+            ws_log: Mutex::new(Vec::new()),
             client_log: Mutex::new(std::collections::VecDeque::new()),
             cfg: cfg.clone(),
         });
@@ -196,6 +199,15 @@ impl ReplayServer {
             .clone()
     }
 
+    /// When each WebSocket upgrade request arrived (for tests of connection-rate limits).
+    pub fn ws_connections(&self) -> Vec<std::time::Instant> {
+        self.market
+            .ws_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// The text messages clients sent, oldest first, with when they arrived (for tests of
     /// heartbeats, subscribes and their pacing); the last [`CLIENT_LOG_LIMIT`] only.
     pub fn client_messages(&self) -> Vec<(std::time::Instant, String)> {
@@ -221,6 +233,10 @@ async fn ws(
     Query(q): Query<HashMap<String, String>>,
     State(m): State<Arc<Market>>,
 ) -> Response {
+    m.ws_log
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(std::time::Instant::now());
     let path = uri.path().to_string();
     let streams: HashSet<String> = m
         .mock
