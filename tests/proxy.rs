@@ -402,14 +402,11 @@ async fn replay() -> ReplayServer {
     .unwrap()
 }
 
-/// A feed of the recorded trades (ETH-USDT, BNB-BTC) and NKN-USDT's book (a REST snapshot),
-/// at `host` (the replay server's port).
+/// The settings of the feeds [`run`] starts, at `host` (the replay server's port).
 fn feed(host: &str, replay: &ReplayServer) -> FeedConfig {
     let port = replay.addr.port();
     FeedConfig {
         venue: "binance".into(),
-        symbols: vec!["ETH-USDT".into(), "BNB-BTC".into(), "NKN-USDT".into()],
-        channels: vec![Channel::Trade, Channel::Depth],
         ws_url: Some(format!("ws://{host}:{port}")),
         rest_url: Some(format!("http://{host}:{port}")),
         snapshot_interval: Duration::from_millis(10),
@@ -420,7 +417,8 @@ fn feed(host: &str, replay: &ReplayServer) -> FeedConfig {
     }
 }
 
-/// Runs `feed`; after `wait`, calls `meanwhile`; then waits until the replay has been played
+/// Runs two feeds with the settings of `feed`: the recorded trades (ETH-USDT, BNB-BTC) and
+/// NKN-USDT's book (synced from a REST snapshot); after `wait`, calls `meanwhile`; then waits until the replay has been played
 /// and the recorded trades are in Kafka (or 60 s passed); returns the config, the service
 /// (stopped) and the trade ids read.
 async fn run(
@@ -431,7 +429,17 @@ async fn run(
     meanwhile: impl FnOnce(&Service),
 ) -> (tickflow::config::Config, Service, Vec<u64>) {
     let mut cfg = common::test_config(prefix);
-    cfg.feeds = vec![feed];
+    let trades = FeedConfig {
+        symbols: vec!["ETH-USDT".into(), "BNB-BTC".into()],
+        channels: vec![Channel::Trade],
+        ..feed.clone()
+    };
+    let book = FeedConfig {
+        symbols: vec!["NKN-USDT".into()],
+        channels: vec![Channel::Depth],
+        ..feed
+    };
+    cfg.feeds = vec![trades, book];
     cfg.validate().unwrap();
     let service = Service::start(cfg.clone()).await.unwrap();
     tokio::time::sleep(wait).await;
@@ -497,7 +505,12 @@ async fn an_http_proxy_carries_the_websocket_and_rest_with_credentials_from_the_
 
     common::assert_same_ids("trades through the HTTP proxy", TRADE_IDS, ids);
     let (ws, depth) = carried(&proxy, &replay.addr.to_string());
-    assert_eq!(ws, 1, "one WebSocket, tunnelled: {:?}", proxy.conns());
+    assert_eq!(
+        ws,
+        2,
+        "one WebSocket per feed, tunnelled: {:?}",
+        proxy.conns()
+    );
     assert!(
         depth >= 1,
         "the depth snapshot went through the proxy: {:?}",
@@ -512,7 +525,9 @@ async fn an_http_proxy_carries_the_websocket_and_rest_with_credentials_from_the_
         .conns()
         .iter()
         .any(|c| !c.tunnel && !c.requests.is_empty()));
-    assert_secret_absent("the logs", &log_text(), user, pass);
+    let logs = log_text();
+    assert!(logs.contains("feed connected"), "the logs were captured");
+    assert_secret_absent("the logs", &logs, user, pass);
 }
 
 #[actix_rt::test]
@@ -533,7 +548,7 @@ async fn a_socks5h_proxy_carries_the_websocket_and_rest_and_resolves_the_venue_i
     common::assert_same_ids("trades through the SOCKS5 proxy", TRADE_IDS, ids);
     let target = format!("localhost:{}", replay.addr.port());
     let (ws, depth) = carried(&proxy, &target);
-    assert_eq!(ws, 1, "one WebSocket: {:?}", proxy.conns());
+    assert_eq!(ws, 2, "one WebSocket per feed: {:?}", proxy.conns());
     assert!(
         depth >= 1,
         "the depth snapshot went through the proxy: {:?}",
@@ -620,7 +635,7 @@ async fn a_dead_proxy_is_a_typed_error_retried_with_backoff_until_it_comes_up() 
     assert!(text.starts_with(&format!("{proxy_url} failed: ")), "{text}");
     assert_secret_absent("the REST error", &err.to_string(), user, pass);
     // Nothing reached the venue direct.
-    assert_eq!(replay.rest_requests(), 0);
+    assert!(replay.rest_requests().is_empty());
 
     // The feed starts while the proxy is dead; the proxy comes up 2.5 s later.
     let mut f = feed("127.0.0.1", &replay);
@@ -650,11 +665,11 @@ async fn a_dead_proxy_is_a_typed_error_retried_with_backoff_until_it_comes_up() 
     })
     .await;
     // 2.5 s of a dead proxy with a backoff of 100 ms doubling to at most 400 ms (with
-    // jitter): at least 2.5 / 0.4 ≈ 6 attempts, each failed, counted and retried.
+    // jitter): at least 2.5 / 0.4 ≈ 6 attempts per feed, each failed, counted and retried.
     let (reconnects, errors) = counted;
-    assert!(reconnects >= 5, "{reconnects} reconnect attempts in 2.5 s");
+    assert!(reconnects >= 10, "{reconnects} reconnect attempts in 2.5 s");
     assert!(
-        errors >= 5,
+        errors >= 10,
         "{errors} proxy_unreachable errors counted in 2.5 s"
     );
     let proxy = late.unwrap();
@@ -662,7 +677,7 @@ async fn a_dead_proxy_is_a_typed_error_retried_with_backoff_until_it_comes_up() 
     // Recovered: every recorded trade arrived, through the proxy.
     common::assert_same_ids("trades after the proxy came up", TRADE_IDS, ids);
     let (ws, depth) = carried(&proxy, &replay.addr.to_string());
-    assert_eq!(ws, 1, "{:?}", proxy.conns());
+    assert_eq!(ws, 2, "{:?}", proxy.conns());
     assert!(depth >= 1, "{:?}", proxy.conns());
 
     // The reconnect was announced, naming the proxy failure (and no credential).
@@ -677,19 +692,27 @@ async fn a_dead_proxy_is_a_typed_error_retried_with_backoff_until_it_comes_up() 
         .iter()
         .filter(|e| e.kind == Kind::Reconnect as i32 && e.reason.contains("proxy"))
         .collect();
-    assert_eq!(reconnect.len(), 1, "{events:?}");
-    let why = &reconnect[0].reason;
-    assert!(
-        why.starts_with(&format!("connection lost: connect ws://{}", replay.addr))
-            && why.contains(&format!(": proxy {proxy_url} unreachable: "))
-            && why.ends_with("; every book of it resyncs"),
-        "{why}"
-    );
-    assert!(reconnect[0].since.is_some());
+    assert_eq!(reconnect.len(), 2, "one per feed: {events:?}");
+    for e in reconnect {
+        let why = &e.reason;
+        assert!(
+            why.starts_with(&format!("connection lost: connect ws://{}", replay.addr))
+                && why.contains(&format!(": proxy {proxy_url} unreachable: "))
+                && why.ends_with("; every book of it resyncs"),
+            "{why}"
+        );
+        assert!(e.since.is_some());
+    }
     for e in &events {
         assert_secret_absent("a FeedEvent", &e.reason, user, pass);
     }
-    assert_secret_absent("the logs", &log_text(), user, pass);
+    // The failures were logged, naming the proxy, without the credentials.
+    let logs = log_text();
+    assert!(
+        logs.contains(&format!("proxy {proxy_url} unreachable")),
+        "the logs were captured"
+    );
+    assert_secret_absent("the logs", &logs, user, pass);
 }
 
 #[actix_rt::test]
@@ -782,4 +805,60 @@ async fn refusals_are_typed_errors_without_the_credentials() {
     assert!(conns.iter().all(|c| !c.authorized), "{conns:?}");
     let targets: BTreeSet<String> = conns.into_iter().map(|c| c.target).collect();
     assert_eq!(targets, BTreeSet::from(["127.0.0.1:9".to_string()]));
+}
+
+#[test]
+fn proxy_settings_are_checked_at_load_without_echoing_a_secret() {
+    let config = |feed: &str| {
+        tickflow::config::Config::from_toml_str(&format!(
+            "[[feeds]]\nvenue = \"binance\"\nsymbols = [\"BTC-USDT\"]\n{feed}"
+        ))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string()
+    };
+    let err = config("proxy = \"http://bob:hunter2-pw@10.0.0.5:3128\"");
+    assert_eq!(
+        err,
+        "config key `feeds[0].proxy`: must not carry credentials (user:password@): name the \
+         environment variables that hold them in proxy_username_env and proxy_password_env"
+    );
+    let err = config("proxy = \"ftp://10.0.0.5:21\"");
+    assert_eq!(
+        err,
+        "config key `feeds[0].proxy`: scheme ftp:// is not supported: use http://, socks5:// or socks5h://"
+    );
+    let err = config("no_proxy = [\"localhost\"]");
+    assert_eq!(
+        err,
+        "config key `feeds[0].no_proxy`: is set but `proxy` is not: set proxy, or remove it"
+    );
+    let err = config("proxy = \"socks5h://10.0.0.5:1080\"\nno_proxy = [\"10.0.0.0/40\"]");
+    assert_eq!(
+        err,
+        "config key `feeds[0].no_proxy`: \"10.0.0.0/40\" is not a network (an address/prefix, e.g. 10.0.0.0/8)"
+    );
+    let err = config("proxy = \"socks5h://10.0.0.5:1080\"\nproxy_username_env = \"X\"");
+    assert!(
+        err.contains("proxy_username_env and proxy_password_env go together"),
+        "{err}"
+    );
+    std::env::set_var("TICKFLOW_TEST_PROXY_CFG_USER", "cfg-user");
+    std::env::remove_var("TICKFLOW_TEST_PROXY_CFG_PASS_UNSET");
+    let err = config(
+        "proxy = \"socks5h://10.0.0.5:1080\"\nproxy_username_env = \"TICKFLOW_TEST_PROXY_CFG_USER\"\n\
+         proxy_password_env = \"TICKFLOW_TEST_PROXY_CFG_PASS_UNSET\"",
+    );
+    assert_eq!(
+        err,
+        "config key `feeds[0].proxy_password_env`: proxy socks5h://10.0.0.5:1080: environment \
+         variable TICKFLOW_TEST_PROXY_CFG_PASS_UNSET is not set"
+    );
+    // A password key does not exist: it cannot be written in a file at all.
+    let err = config("proxy = \"socks5h://10.0.0.5:1080\"\nproxy_password = \"hunter2-pw\"");
+    assert!(
+        err.contains("unknown field: found `proxy_password`"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2-pw"), "{err}");
 }
