@@ -69,6 +69,8 @@ struct TestProxy {
     /// Every TCP connection accepted, before any handshake.
     accepted: Arc<AtomicUsize>,
     conns: Arc<Mutex<Vec<Arc<Mutex<Conn>>>>>,
+    /// The accept loop and every connection's task, aborted by [`TestProxy::kill`].
+    tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
 }
 
 impl TestProxy {
@@ -82,7 +84,9 @@ impl TestProxy {
         let conns: Arc<Mutex<Vec<Arc<Mutex<Conn>>>>> = Arc::default();
         let creds = creds.map(|(u, p)| (u.to_string(), p.to_string()));
         let (a, c) = (accepted.clone(), conns.clone());
-        tokio::spawn(async move {
+        let tasks: Arc<Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let t = tasks.clone();
+        let accept = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     return;
@@ -91,18 +95,28 @@ impl TestProxy {
                 let conn = Arc::new(Mutex::new(Conn::default()));
                 c.lock().unwrap().push(conn.clone());
                 let creds = creds.clone();
-                tokio::spawn(async move {
+                let task = tokio::spawn(async move {
                     let _ = match speaks {
                         Speaks::Http => serve_http(client, creds, conn).await,
                         Speaks::Socks5 => serve_socks(client, creds, conn).await,
                     };
                 });
+                t.lock().unwrap().push(task.abort_handle());
             }
         });
+        tasks.lock().unwrap().push(accept.abort_handle());
         TestProxy {
             addr,
             accepted,
             conns,
+            tasks,
+        }
+    }
+
+    /// Dies: stops listening and drops every connection it relays.
+    fn kill(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
         }
     }
 
@@ -861,4 +875,130 @@ fn proxy_settings_are_checked_at_load_without_echoing_a_secret() {
         "{err}"
     );
     assert!(!err.contains("hunter2-pw"), "{err}");
+}
+
+#[actix_rt::test]
+async fn a_proxy_dying_under_a_connection_is_named_when_the_feed_is_back() {
+    logs();
+    let (user, pass) = ("feed-mid-user", "pw-M:i@d/%#8b0d");
+    std::env::set_var("TICKFLOW_TEST_PROXY_MID_USER", user);
+    std::env::set_var("TICKFLOW_TEST_PROXY_MID_PASS", pass);
+    let proxy = TestProxy::start(Speaks::Http, Some((user, pass)), 0);
+    let port = proxy.addr.port();
+    let proxy_url = proxy.url("http");
+    let replay = replay().await;
+    let mut f = feed("127.0.0.1", &replay);
+    f.symbols = vec!["ETH-USDT".into(), "BNB-BTC".into()];
+    f.channels = vec![Channel::Trade];
+    f.proxy = Some(proxy_url.clone());
+    f.proxy_username_env = Some("TICKFLOW_TEST_PROXY_MID_USER".into());
+    f.proxy_password_env = Some("TICKFLOW_TEST_PROXY_MID_PASS".into());
+    let mut cfg = common::test_config("proxy.mid");
+    cfg.feeds = vec![f];
+    cfg.validate().unwrap();
+    let service = Service::start(cfg.clone()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), replay.finished())
+        .await
+        .expect("replay played");
+    let topic = format!("{}.{}", cfg.producer.topic_prefix, DataType::Trade.as_str());
+    let records = tokio::task::spawn_blocking(move || {
+        common::consume_until_idle(
+            &common::kafka_addr(),
+            &topic,
+            3,
+            &TRADE_IDS,
+            Duration::from_secs(60),
+        )
+    })
+    .await
+    .unwrap();
+    common::assert_same_ids(
+        "trades before the proxy died",
+        TRADE_IDS,
+        common::ids(&records),
+    );
+    let connected = |s: &Service| s.feeds[0].stats.connected.load(Ordering::Relaxed);
+    assert!(connected(&service));
+
+    // The proxy dies under the connection and stays dead for 1.5 s.
+    proxy.kill();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(
+        !connected(&service),
+        "the connection through the dead proxy is gone"
+    );
+    let back = TestProxy::start(Speaks::Http, Some((user, pass)), port);
+    let mut waited = Duration::ZERO;
+    while !connected(&service) && waited < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+    }
+    assert!(connected(&service), "connected again through the proxy");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    service.shutdown().await;
+    assert_eq!(
+        back.conns()
+            .iter()
+            .filter(|c| c.websocket && c.authorized)
+            .count(),
+        1
+    );
+
+    // Announced once connected again: the loss, then the proxy that failed the reconnects.
+    let events: Vec<_> = common::decoded(&cfg, DataType::FeedEvent)
+        .into_iter()
+        .map(|n| match n {
+            Normalized::FeedEvent(e) => e,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let announced: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == Kind::Reconnect as i32 && e.reason.starts_with("connection lost: "))
+        .collect();
+    assert_eq!(announced.len(), 1, "{events:?}");
+    let why = &announced[0].reason;
+    assert!(
+        why.contains(&format!(
+            "; reconnecting failed: proxy {proxy_url} unreachable: "
+        )) && why.ends_with("; every book of it resyncs"),
+        "{why}"
+    );
+    for e in &events {
+        assert_secret_absent("a FeedEvent", &e.reason, user, pass);
+    }
+    assert_secret_absent("the logs", &log_text(), user, pass);
+}
+
+#[actix_rt::test]
+async fn wss_goes_through_the_connect_tunnel_as_tls_end_to_end() {
+    // A "venue" that records the first bytes it gets, then hangs up.
+    let venue = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let venue_port = venue.local_addr().unwrap().port();
+    let first = Arc::new(Mutex::new(Vec::new()));
+    let f = first.clone();
+    tokio::spawn(async move {
+        let (mut s, _) = venue.accept().await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        f.lock().unwrap().extend_from_slice(&buf[..n]);
+    });
+    let proxy = TestProxy::start(Speaks::Http, None, 0);
+    let p = Proxy::parse(&proxy.url("http")).unwrap();
+    let url = format!("wss://localhost:{venue_port}/ws");
+    let r = tickflow::transport::ws::connect(&url, 1 << 20, Some(&p)).await;
+    assert!(
+        matches!(r, Err(ConnectError::Ws(_))),
+        "the TLS handshake cannot finish"
+    );
+    // The proxy opened a tunnel to the venue's name and port; what went through it was a TLS
+    // ClientHello (record type 22, handshake) naming the venue (SNI), no HTTP in clear.
+    let conns = proxy.conns();
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    assert_eq!(conns[0].target, format!("localhost:{venue_port}"));
+    assert!(conns[0].tunnel && conns[0].requests.is_empty(), "{conns:?}");
+    let first = first.lock().unwrap().clone();
+    assert_eq!(first.first(), Some(&22u8), "{first:?}");
+    assert!(first.windows(9).any(|w| w == b"localhost"), "SNI");
+    assert!(!first.windows(4).any(|w| w == b"GET "), "no HTTP in clear");
 }
