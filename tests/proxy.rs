@@ -1002,3 +1002,25 @@ async fn wss_goes_through_the_connect_tunnel_as_tls_end_to_end() {
     assert!(first.windows(9).any(|w| w == b"localhost"), "SNI");
     assert!(!first.windows(4).any(|w| w == b"GET "), "no HTTP in clear");
 }
+
+#[actix_rt::test]
+async fn socks5_resolves_the_venue_name_here_and_hands_the_proxy_an_address() {
+    let venue = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let venue_port = venue.local_addr().unwrap().port();
+    tokio::spawn(async move { while venue.accept().await.is_ok() {} });
+    let proxy = TestProxy::start(Speaks::Socks5, None, 0);
+    let p = Proxy::parse(&proxy.url("socks5")).unwrap();
+    // However it ends (localhost may resolve to ::1, where nothing listens), the proxy was
+    // asked for an address, not the name.
+    let _ = tickflow::transport::ws::connect(
+        &format!("ws://localhost:{venue_port}/ws"),
+        1 << 20,
+        Some(&p),
+    )
+    .await;
+    let conns = proxy.conns();
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    let target: SocketAddr = conns[0].target.parse().expect("an address");
+    assert!(target.ip().is_loopback(), "{target}");
+    assert_eq!(target.port(), venue_port);
+}

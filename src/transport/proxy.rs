@@ -298,11 +298,6 @@ impl Proxy {
         self.scheme
     }
 
-    /// Whether credentials are sent to it.
-    pub fn has_credentials(&self) -> bool {
-        self.auth.is_some()
-    }
-
     /// Whether connections to `url`'s host go through the proxy (its host is not on the
     /// `no_proxy` list).
     pub fn applies_to(&self, url: &Url) -> bool {
@@ -606,7 +601,6 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .with_env_credentials(u, pw)
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(p.has_credentials());
         let shown = format!("{p} {p:?}");
         assert!(
             !shown.contains("unit-user") && !shown.contains("p@ss"),
