@@ -33,6 +33,9 @@ pub enum ServiceError {
     /// The Redis sink could not be built.
     #[error(transparent)]
     Redis(#[from] crate::sinks::redis::SinkError),
+    /// A feed's proxy setting cannot be used (e.g. its credentials' variable is unset).
+    #[error(transparent)]
+    Proxy(#[from] crate::config::ConfigError),
 }
 
 /// One running feed.
@@ -80,9 +83,12 @@ impl Service {
         let producer = ProducerHandle::start_with_tap(config.clone(), metrics, tap)?;
         let mut feeds = Vec::new();
         let mut budgets = Vec::new();
-        // One REST budget per venue (it is the venue's limit per IP), shared by its feeds.
-        let mut rest: std::collections::HashMap<&str, crate::transport::RestClient> =
-            std::collections::HashMap::new();
+        // One REST budget per venue and egress proxy (it is the venue's limit per IP), shared
+        // by the feeds that use both.
+        let mut rest: std::collections::HashMap<
+            (&str, Option<String>),
+            crate::transport::RestClient,
+        > = std::collections::HashMap::new();
         // One connection-rate budget per venue too (new connections per IP), shared likewise.
         let mut connects: std::collections::HashMap<&str, Arc<crate::transport::ConnectBudget>> =
             std::collections::HashMap::new();
@@ -112,8 +118,14 @@ impl Service {
                 Some((_, cs)) => cs.extend(polled),
                 None => groups.push(("", polled)),
             }
+            let proxy = f.proxy()?;
+            // Feeds share a client when they share the proxy, its exceptions and credentials.
+            let egress = f.proxy.as_ref().map(|_| {
+                let (n, u, p) = (&f.no_proxy, &f.proxy_username_env, &f.proxy_password_env);
+                format!("{:?}", (&f.proxy, n, u, p))
+            });
             let http = rest
-                .entry(f.venue.as_str())
+                .entry((f.venue.as_str(), egress))
                 .or_insert_with(|| {
                     let configured = config
                         .feeds
@@ -121,7 +133,7 @@ impl Service {
                         .filter(|g| g.venue == f.venue)
                         .filter_map(|g| g.rest_weight_per_minute)
                         .min();
-                    crate::feed::session::rest_client(venue.as_ref(), configured)
+                    crate::feed::session::rest_client_via(venue.as_ref(), configured, proxy)
                 })
                 .clone();
             let budget = connects
