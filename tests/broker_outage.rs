@@ -371,7 +371,6 @@ async fn restart_mid_replay(storage: Storage) {
 }
 
 #[actix_rt::test]
-#[ignore = "fails in most runs since 2026-12-06 (also on the code before that day's changes). One cause is fixed (2026-12-07): an announcement nacked in a second loss episode was re-announced with a later `since`; now the next announcement reaches back to the lost one's start (src/feed/outage.rs unit test). Still seen on 2026-12-07 under load: a Kraken delta disagreeing with the checksum outside every announced interval (the resync book missing from the topic with no Nack, as on 2026-12-06), and Acks resuming only after 21 s. Open under issue 21; run with --ignored"]
 async fn broker_restarted_empty_mid_replay_acks_resume_within_5s_and_every_loss_is_announced() {
     restart_mid_replay(Storage::Memory).await;
 }

@@ -202,7 +202,9 @@ impl RestClient {
             .connect_timeout(config.timeout);
         let mut unproxied = None;
         let http = match &proxy {
-            None => builder.build(),
+            // No `proxy` key: direct, as the WebSocket goes (environment proxy variables do
+            // not route one half of a feed's traffic).
+            None => builder.no_proxy().build(),
             Some(p) => match p.url_with_credentials() {
                 Ok(target) => {
                     let route = p.clone();
