@@ -1,5 +1,5 @@
 # tickflow — the two commands that matter: `make run` and `make test`.
-.PHONY: run test dev-up dev-down build lint bench schema-baseline clean
+.PHONY: run test dev-up dev-down build lint bench soak schema-baseline clean
 
 CARGO ?= cargo
 
@@ -29,6 +29,10 @@ lint:
 ## Benchmarks (criterion + the pipeline load binary) against the dev stack.
 bench: dev-up
 	scripts/bench.sh
+
+## The pipeline at a fixed rate for 60 min (TICKFLOW_SOAK_MINUTES), release: docs/soak.png.
+soak: dev-up
+	scripts/soak.sh
 
 ## Accept the current schemas as the new compatibility baseline (after a reviewed change).
 schema-baseline:

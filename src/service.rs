@@ -39,10 +39,11 @@ pub enum ServiceError {
     /// The Redis sink could not be built.
     #[error(transparent)]
     Redis(#[from] crate::sinks::redis::SinkError),
-    /// The `[cluster]` section is invalid (caught by config validation first).
+    /// A feed's proxy setting cannot be used (e.g. its credentials' variable is unset).
     #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    /// The consumer group of dynamic sharding could not be joined.
+    Proxy(#[from] crate::config::ConfigError),
+    /// The `[cluster]` section cannot be used (e.g. the ordinal's variable is unset), or the
+    /// consumer group of dynamic sharding could not be joined.
     #[error("cluster: {0}")]
     Cluster(String),
 }
@@ -65,7 +66,8 @@ pub struct RunningFeed {
 struct Launcher {
     producer: ProducerHandle,
     venues: HashMap<String, Arc<dyn venues::Venue>>,
-    rest: HashMap<String, crate::transport::RestClient>,
+    /// One REST client per venue and egress (see [`egress`]).
+    rest: HashMap<(String, Option<String>), crate::transport::RestClient>,
     connects: HashMap<String, Arc<crate::transport::ConnectBudget>>,
     arbiter: actix::ArbiterHandle,
     /// Named in every `FeedEvent` when the instance is one of many.
@@ -87,26 +89,34 @@ impl Launcher {
             arbiter: actix::Arbiter::current(),
         };
         for f in &config.feeds {
-            if l.venues.contains_key(&f.venue) {
-                continue;
+            let venue: Arc<dyn venues::Venue> = match l.venues.get(&f.venue) {
+                Some(v) => v.clone(),
+                None => venues::by_name(&f.venue)
+                    .ok_or_else(|| ServiceError::Venue(f.venue.clone()))?
+                    .into(),
+            };
+            // One REST budget per venue and egress proxy (it is the venue's limit per IP),
+            // shared by the feeds that use both.
+            if let std::collections::hash_map::Entry::Vacant(e) =
+                l.rest.entry((f.venue.clone(), egress(f)))
+            {
+                let proxy = f.proxy()?;
+                let configured = config
+                    .feeds
+                    .iter()
+                    .filter(|g| g.venue == f.venue)
+                    .filter_map(|g| g.rest_weight_per_minute)
+                    .min();
+                e.insert(crate::feed::session::rest_client_via(
+                    venue.as_ref(),
+                    configured,
+                    proxy,
+                ));
             }
-            let venue: Arc<dyn venues::Venue> = venues::by_name(&f.venue)
-                .ok_or_else(|| ServiceError::Venue(f.venue.clone()))?
-                .into();
-            let configured = config
-                .feeds
-                .iter()
-                .filter(|g| g.venue == f.venue)
-                .filter_map(|g| g.rest_weight_per_minute)
-                .min();
-            l.rest.insert(
-                f.venue.clone(),
-                crate::feed::session::rest_client(venue.as_ref(), configured),
-            );
-            l.connects.insert(
-                f.venue.clone(),
-                Arc::new(crate::feed::session::connect_budget(venue.as_ref())),
-            );
+            // One connection-rate budget per venue (new connections per IP).
+            l.connects
+                .entry(f.venue.clone())
+                .or_insert_with(|| Arc::new(crate::feed::session::connect_budget(venue.as_ref())));
             l.venues.insert(f.venue.clone(), venue);
         }
         Ok(l)
@@ -117,7 +127,11 @@ impl Launcher {
         let venue_name = plan.cfg.venue.clone();
         let missing = || ServiceError::Venue(venue_name.clone());
         let v = self.venues.get(&venue_name).ok_or_else(missing)?.clone();
-        let h = self.rest.get(&venue_name).ok_or_else(missing)?.clone();
+        let h = self
+            .rest
+            .get(&(venue_name.clone(), egress(&plan.cfg)))
+            .ok_or_else(missing)?
+            .clone();
         let b = self.connects.get(&venue_name).ok_or_else(missing)?.clone();
         let stats = Arc::new(FeedStats::new());
         let (p, s, cfg, i) = (
@@ -138,6 +152,15 @@ impl Launcher {
             budget: plan.budget,
         })
     }
+}
+
+/// What tells the REST clients of a venue apart: feeds share one when they share the proxy, its
+/// exceptions and credentials (`None`: direct).
+fn egress(f: &crate::config::FeedConfig) -> Option<String> {
+    f.proxy.as_ref().map(|_| {
+        let (n, u, p) = (&f.no_proxy, &f.proxy_username_env, &f.proxy_password_env);
+        format!("{:?}", (&f.proxy, n, u, p))
+    })
 }
 
 /// The feeds of the shards this instance owns (dynamic sharding), started and stopped by the
@@ -251,7 +274,10 @@ pub fn instance_feeds(
 impl Service {
     /// Starts everything inside the current actix system.
     pub async fn start(config: Config) -> Result<Service, ServiceError> {
-        let mode = config.cluster.mode()?;
+        let mode = config
+            .cluster
+            .mode()
+            .map_err(|e| ServiceError::Cluster(e.to_string()))?;
         let mut replays = Vec::new();
         for r in &config.replay.servers {
             replays.push(crate::venues::replay_server(r.clone()).await?);

@@ -584,28 +584,26 @@ async fn feeds_sharing_a_connection_budget_wait_for_it() {
             )
         })
         .collect();
-    let connected_at: Arc<Mutex<Vec<Duration>>> = Arc::default();
-    let mut pending: Vec<usize> = (0..feeds.len()).collect();
-    while !pending.is_empty() {
+    while !feeds.iter().all(|f| f.1.connected.load(Ordering::Relaxed)) {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "not all connected"
         );
-        pending.retain(|i| {
-            if feeds[*i].1.connected.load(Ordering::Relaxed) {
-                connected_at.lock().unwrap().push(started.elapsed());
-                false
-            } else {
-                true
-            }
-        });
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let at = connected_at.lock().unwrap().clone();
-    eprintln!("connected after {at:?}");
-    // Connection setup itself takes its time: the spacing is what the budget adds.
-    assert!(at[2] - at[0] >= Duration::from_millis(1_900), "{at:?}");
-    assert!(at[1] - at[0] >= Duration::from_millis(900), "{at:?}");
+    // When the venue saw each connection arrive: the budget spaces the attempts 1 s apart;
+    // a connection's own setup (TCP, upgrade) on a busy machine may shift an arrival by a
+    // little, never by the budget's second.
+    let at: Vec<Duration> = replay
+        .ws_connections()
+        .iter()
+        .map(|t| t.saturating_duration_since(started))
+        .collect();
+    eprintln!("connections arrived after {at:?}");
+    assert_eq!(at.len(), 3, "{at:?}");
+    assert!(at[1] - at[0] >= Duration::from_millis(800), "{at:?}");
+    assert!(at[2] - at[1] >= Duration::from_millis(800), "{at:?}");
+    assert!(at[2] - at[0] >= Duration::from_millis(1_800), "{at:?}");
     let waits = producer
         .metrics()
         .feed_connect_waits

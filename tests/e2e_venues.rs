@@ -133,6 +133,8 @@ async fn kraken_books_keep_the_venue_checksum_through_a_dropped_connection() {
         .count();
     assert_eq!(synced, full_books.values().sum::<usize>());
 
+    kraken_audit(&cfg, checked, full_books.values().sum::<usize>() as u64).await;
+
     // Trades: each recorded trade at most once; the first one as Kraken documents it.
     let trades: Vec<_> = common::decoded(&cfg, DataType::Trade)
         .into_iter()
@@ -285,5 +287,136 @@ async fn coin_m_records_reach_kafka_as_binance_documents_them() {
                 Some("91864326-91864327")
             ),
         ]
+    );
+}
+
+/// `tickflow audit` on the Kraken records above: it rebuilds every book from the records and
+/// checks Kraken's checksum on every full book and delta (`checked_here` deltas and `books`
+/// full books, counted by the test's own rebuild), and finds the stream clean; the same
+/// records copied by the test to another prefix without one delta that changed the top of its
+/// book audit as exactly one unannounced checksum mismatch, at that symbol's next delta.
+async fn kraken_audit(cfg: &tickflow::config::Config, checked_here: u64, books: u64) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    use tickflow::audit::{self, AuditRange};
+
+    let a = audit::run(cfg, &AuditRange::default()).unwrap();
+    assert!(a.clean, "{}", serde_json::to_string_pretty(&a).unwrap());
+    let checksums: Vec<_> = a.report.symbols.values().map(|r| &r.checksums).collect();
+    let checked: u64 = checksums.iter().map(|c| c.checked).sum();
+    assert_eq!(checked, checked_here + books);
+    assert_eq!(checksums.iter().map(|c| c.agreed).sum::<u64>(), checked);
+
+    // The delta to remove: one that changed its symbol's checksum (the top of the book), whose
+    // next delta of that symbol touches none of its prices.
+    let kafka = common::kafka_addr();
+    let topic = |prefix: &str, dt: DataType| format!("{prefix}.{}", dt.as_str());
+    let deltas = common::consume_to_end(
+        &kafka,
+        &topic(&cfg.producer.topic_prefix, DataType::Level2Delta),
+        Duration::from_secs(60),
+    );
+    let decoded: Vec<tickflow::schema::Level2Delta> = deltas
+        .iter()
+        .map(|r| {
+            let f = tickflow::schema::wire::parse(&r.value).unwrap();
+            match Normalized::decode(DataType::Level2Delta, f.payload).unwrap() {
+                Normalized::Level2Delta(d) => d,
+                _ => unreachable!(),
+            }
+        })
+        .collect();
+    let full: Vec<(String, i64)> = common::decoded(cfg, DataType::Level2Book)
+        .into_iter()
+        .map(|r| match r {
+            Normalized::Level2Book(b) => (b.symbol, b.receipt_time),
+            _ => unreachable!(),
+        })
+        .collect();
+    let prices = |d: &tickflow::schema::Level2Delta| -> HashSet<String> {
+        d.bids
+            .iter()
+            .chain(&d.asks)
+            .map(|l| l.price.clone())
+            .collect()
+    };
+    let of_symbol = |i: usize| -> Vec<usize> {
+        (0..decoded.len())
+            .filter(|j| {
+                decoded[*j].symbol == decoded[i].symbol
+                    && deltas[*j].partition == deltas[i].partition
+            })
+            .collect()
+    };
+    let (removed, next) = (decoded.len() / 2..decoded.len())
+        .find_map(|i| {
+            let same = of_symbol(i);
+            let at = same.iter().position(|j| *j == i)?;
+            let (prev, next) = (*same.get(at.checked_sub(1)?)?, *same.get(at + 1)?);
+            let (d, n) = (&decoded[i], &decoded[next]);
+            let book_between = full.iter().any(|(s, t)| {
+                *s == d.symbol && (decoded[prev].receipt_time..=n.receipt_time).contains(t)
+            });
+            (decoded[prev].checksum != d.checksum
+                && prices(d).is_disjoint(&prices(n))
+                && !book_between)
+                .then_some((i, next))
+        })
+        .expect("a delta that changed the top of its book");
+
+    let copy_prefix = common::unique_topic("auditkraken");
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &kafka)
+        .create()
+        .unwrap();
+    let mut next_at = None;
+    for dt in [
+        DataType::Level2Book,
+        DataType::Level2Delta,
+        DataType::FeedEvent,
+    ] {
+        let to = topic(&copy_prefix, dt);
+        common::create_topics(&kafka, &[&to], cfg.producer.partitions).await;
+        let records = if dt == DataType::Level2Delta {
+            deltas.clone()
+        } else {
+            common::consume_to_end(
+                &kafka,
+                &topic(&cfg.producer.topic_prefix, dt),
+                Duration::from_secs(60),
+            )
+        };
+        let mut written: HashMap<i32, i64> = HashMap::new();
+        for (i, r) in records.iter().enumerate() {
+            if dt == DataType::Level2Delta && i == removed {
+                continue;
+            }
+            if dt == DataType::Level2Delta && i == next {
+                next_at = Some((r.partition, *written.get(&r.partition).unwrap_or(&0)));
+            }
+            let mut rec = FutureRecord::<[u8], [u8]>::to(&to)
+                .payload(r.value.as_slice())
+                .partition(r.partition);
+            if let Some(k) = &r.key {
+                rec = rec.key(k.as_slice());
+            }
+            producer.send(rec, Duration::from_secs(10)).await.unwrap();
+            *written.entry(r.partition).or_default() += 1;
+        }
+    }
+    let mut copy = cfg.clone();
+    copy.producer.topic_prefix = copy_prefix;
+    let broken = audit::run(&copy, &AuditRange::default()).unwrap();
+    assert!(!broken.clean);
+    assert_eq!(broken.report.checksum_mismatches, 1);
+    let symbol = &decoded[removed].symbol;
+    let c = &broken.report.symbols[&format!("KRAKEN:{symbol}")].checksums;
+    let m: Vec<_> = c.unannounced().collect();
+    assert_eq!(m.len(), 1, "{c:?}");
+    assert_eq!(m[0].record, "level2_delta");
+    assert_eq!(Some(m[0].at), next_at);
+    assert_eq!(m[0].receipt_us, decoded[next].receipt_time);
+    assert_eq!(
+        m[0].venue.to_string(),
+        decoded[next].checksum.clone().unwrap()
     );
 }

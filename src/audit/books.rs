@@ -7,7 +7,7 @@
 //! full book's id `L'`. If it lands exactly on `L'`, the rebuilt book and the full book are
 //! compared; if not (a break, which the chain check reports, or a delta spanning `L'`), the
 //! pair is counted as not comparable. Books without ids (Kraken, BitMEX, Coinbase) are not
-//! compared here: Kraken's checksums were checked on every update by the feed itself.
+//! compared here; where the venue has a checksum (Kraken) `super::checksums` checks them.
 //!
 //! A full book may be a venue's top levels only (a REST snapshot of 1 000 levels, a depth
 //! window): levels outside the price range the starting book covers cannot be known from it,

@@ -11,15 +11,18 @@
 //! (its `since`..`timestamp` interval overlaps theirs), or a `SYNCED` there restarts the
 //! chain exactly at the delta. Deltas without venue ids cannot be checked by ids and are
 //! counted as such. Trades are checked for duplicates by their venue id (exchange, symbol,
-//! trade type, trade id). Full books are compared with the book the records before them
-//! rebuild ([`super::books`]).
+//! trade type, trade id); trades without one (Kraken v1) are counted, not checked. Full books are compared with the book the records before them
+//! rebuild ([`super::books`]), and books rebuilt from the records are checked against the
+//! venue's checksum on every record that carries one ([`super::checksums`]).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::books::BookCheck;
+use super::checksums::ChecksumCheck;
 pub use super::records::{continues, BookAt, DeltaAt, TradeAt};
+use crate::book::Sequencer;
 use crate::schema::v2beta1::feed_event::Kind;
 use crate::schema::FeedEvent;
 
@@ -73,10 +76,14 @@ pub struct SymbolReport {
     pub feed_events: BTreeMap<String, u64>,
     /// Trades read.
     pub trades: u64,
+    /// Of those, trades without a venue id (Kraken v1): not checked for duplicates.
+    pub trades_without_id: u64,
     /// Trade ids found more than once.
     pub duplicate_trades: Vec<Duplicate>,
     /// Full books compared with the book rebuilt from the one before and the deltas between.
     pub books: BookCheck,
+    /// Records checked against the venue's checksum of the book rebuilt from the records.
+    pub checksums: ChecksumCheck,
 }
 
 impl SymbolReport {
@@ -85,12 +92,13 @@ impl SymbolReport {
         self.breaks.iter().filter(|b| b.announced_by.is_empty())
     }
 
-    /// Whether anything here is unannounced (a break, a duplicate trade, or a full book that
-    /// the records before it do not rebuild).
+    /// Whether anything here is unannounced (a break, a duplicate trade, a full book that
+    /// the records before it do not rebuild, or a venue checksum they do not give).
     pub fn is_clean(&self) -> bool {
         self.unannounced().next().is_none()
             && self.duplicate_trades.is_empty()
             && self.books.mismatches.is_empty()
+            && self.checksums.unannounced().next().is_none()
     }
 }
 
@@ -105,12 +113,17 @@ pub struct Report {
     pub duplicate_trades: u64,
     /// Full books the records before them do not rebuild, all symbols.
     pub book_mismatches: u64,
+    /// Records whose venue checksum the rebuilt book does not give, unannounced, all symbols.
+    pub checksum_mismatches: u64,
 }
 
 impl Report {
     /// Whether nothing unannounced was found.
     pub fn is_clean(&self) -> bool {
-        self.unannounced_breaks == 0 && self.duplicate_trades == 0 && self.book_mismatches == 0
+        self.unannounced_breaks == 0
+            && self.duplicate_trades == 0
+            && self.book_mismatches == 0
+            && self.checksum_mismatches == 0
     }
 }
 
@@ -125,12 +138,17 @@ fn key(exchange: &str, symbol: &str) -> String {
     format!("{exchange}:{symbol}")
 }
 
-/// Audits deltas and full books (each in topic order), feed events and trades.
+/// The venue rules (checksum, depth window) of an (exchange, symbol), when known.
+pub type Rules<'a> = &'a dyn Fn(&str, &str) -> Option<std::sync::Arc<dyn Sequencer>>;
+
+/// Audits deltas and full books (each in topic order), feed events and trades; `rules` gives
+/// the venue's checksum of a symbol's book.
 pub fn audit(
     deltas: &[DeltaAt],
     books: &[BookAt],
     events: &[FeedEvent],
     trades: &[TradeAt],
+    rules: Rules<'_>,
 ) -> Report {
     let mut report = Report::default();
     // Feed events per symbol, and the connection-wide ones (no symbol) per exchange.
@@ -167,9 +185,17 @@ pub fn audit(
     }
     for (k, bs) in &books_of {
         let ds = per_symbol.get(k).cloned().unwrap_or_default();
+        let Some(first) = bs.first() else { continue };
+        let (exchange, symbol) = (&first.book.exchange, &first.book.symbol);
+        let mut evs: Vec<&FeedEvent> = by_symbol.get(k).cloned().unwrap_or_default();
+        evs.extend(by_exchange.get(exchange.as_str()).into_iter().flatten());
         let r = report.symbols.entry(k.clone()).or_default();
         r.books = super::books::check(bs, &ds);
         report.book_mismatches += r.books.mismatches.len() as u64;
+        if let Some(seq) = rules(exchange, symbol) {
+            r.checksums = super::checksums::check(bs, &ds, &evs, seq.as_ref());
+            report.checksum_mismatches += r.checksums.unannounced().count() as u64;
+        }
     }
     for (k, ds) in per_symbol {
         let exchange = ds
@@ -185,11 +211,15 @@ pub fn audit(
     let mut seen: BTreeMap<TradeKey, Vec<(i32, i64)>> = BTreeMap::new();
     for t in trades {
         let tr = &t.trade;
-        report
+        let r = report
             .symbols
             .entry(key(&tr.exchange, &tr.symbol))
-            .or_default()
-            .trades += 1;
+            .or_default();
+        r.trades += 1;
+        if tr.trade_id.is_empty() {
+            r.trades_without_id += 1;
+            continue;
+        }
         seen.entry((
             tr.exchange.clone(),
             tr.symbol.clone(),
@@ -332,7 +362,7 @@ mod tests {
             diff(1, 105, 110, 1_020),
             diff(2, 111, 111, 1_030),
         ];
-        let r = audit(&deltas, &[], &events, &[]);
+        let r = audit(&deltas, &[], &events, &[], &|_, _| None);
         assert!(r.is_clean(), "{r:?}");
         let s = &r.symbols["BINANCE:BTC-USDT"];
         assert_eq!(
@@ -352,7 +382,7 @@ mod tests {
         let events = [event(Kind::Synced, "BTC-USDT", 1_000, Some(100))];
         // 105..=110 is missing.
         let deltas = [diff(0, 101, 104, 1_010), diff(2, 111, 111, 1_030)];
-        let r = audit(&deltas, &[], &events, &[]);
+        let r = audit(&deltas, &[], &events, &[], &|_, _| None);
         assert!(!r.is_clean());
         assert_eq!(r.unannounced_breaks, 1);
         let s = &r.symbols["BINANCE:BTC-USDT"];
@@ -377,7 +407,7 @@ mod tests {
             event(Kind::Synced, "BTC-USDT", 1_025, Some(200)),
         ];
         let deltas = [diff(0, 101, 104, 1_010), diff(1, 195, 201, 1_030)];
-        let r = audit(&deltas, &[], &events, &[]);
+        let r = audit(&deltas, &[], &events, &[], &|_, _| None);
         assert!(r.is_clean(), "{r:?}");
         let s = &r.symbols["BINANCE:BTC-USDT"];
         assert_eq!(s.breaks.len(), 1);
@@ -391,7 +421,7 @@ mod tests {
         let mut lost = event(Kind::RecordLost, "", 1_050, None);
         lost.since = Some(1_012);
         let deltas = [diff(0, 101, 104, 1_010), diff(1, 120, 121, 1_060)];
-        let r = audit(&deltas, &[], &[lost.clone()], &[]);
+        let r = audit(&deltas, &[], &[lost.clone()], &[], &|_, _| None);
         assert!(r.is_clean(), "{r:?}");
         assert_eq!(
             r.symbols["BINANCE:BTC-USDT"].breaks[0].announced_by,
@@ -401,7 +431,7 @@ mod tests {
         lost.since = Some(2_000);
         lost.timestamp = 2_010;
         lost.receipt_time = 2_010;
-        let r = audit(&deltas, &[], &[lost], &[]);
+        let r = audit(&deltas, &[], &[lost], &[], &|_, _| None);
         assert_eq!(r.unannounced_breaks, 1);
     }
 
@@ -416,6 +446,7 @@ mod tests {
             &[],
             &[event(Kind::Synced, "BTC-USDT", 1_000, Some(100))],
             &[],
+            &|_, _| None,
         );
         assert!(r.is_clean(), "{r:?}");
         assert_eq!(r.symbols["BINANCE:BTC-USDT"].intervals.len(), 1);
@@ -426,7 +457,7 @@ mod tests {
         let mut d = diff(0, 1, 1, 10);
         d.delta.first_update_id = None;
         d.delta.last_update_id = None;
-        let r = audit(&[d], &[], &[], &[]);
+        let r = audit(&[d], &[], &[], &[], &|_, _| None);
         assert!(r.is_clean());
         assert_eq!(r.symbols["BINANCE:BTC-USDT"].unchecked_deltas, 1);
     }
@@ -453,7 +484,10 @@ mod tests {
                 t(1, "226532", Some("agg")),
                 t(2, "705291099", None),
                 t(3, "705291099", Some("agg")),
+                t(4, "", None),
+                t(5, "", None),
             ],
+            &|_, _| None,
         );
         assert_eq!(r.duplicate_trades, 1);
         assert_eq!(
@@ -463,6 +497,9 @@ mod tests {
                 at: vec![(0, 0), (0, 2)],
             }]
         );
+        // Two trades without a venue id are no duplicate of each other: they are not checked.
+        assert_eq!(r.symbols["BINANCE:ETH-USDT"].trades, 6);
+        assert_eq!(r.symbols["BINANCE:ETH-USDT"].trades_without_id, 2);
         assert!(!r.is_clean());
     }
 }

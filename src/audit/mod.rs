@@ -5,14 +5,18 @@
 //! it, and trades stored twice under one venue id (see `check`). Anything unannounced makes
 //! the command exit non-zero.
 //!
-//! First version: consolidated topics (`<prefix>.<data_type>`) only; books rebuilt from
-//! `Level2Book` + `Level2Delta` and compared with later full books or venue checksums are not
-//! checked yet.
+//! Books are rebuilt from `Level2Book` + `Level2Delta`: compared with each later full book
+//! where venue ids order the records (`books`), and checked against the venue's checksum on
+//! every record that carries one (`checksums`, Kraken and OKX). Consolidated topics
+//! (`<prefix>.<data_type>`) only.
 
 pub mod books;
 pub mod check;
+pub mod checksums;
 pub mod records;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -20,6 +24,7 @@ use rdkafka::message::{Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
 
+use crate::book::Sequencer;
 use crate::config::{Config, TopicMode};
 use crate::schema::{wire, DataType, Normalized};
 use check::Report;
@@ -52,11 +57,16 @@ struct Read {
     value: Vec<u8>,
 }
 
-/// How long a read waits for more records before it takes a topic as read to its end.
+/// How long a read waits for more records, once at the high watermark, before it takes a
+/// topic as read to its end.
 const IDLE: Duration = Duration::from_secs(2);
 
-/// Reads `topic` from `range.from_ms` (or the beginning) until nothing more comes for
-/// [`IDLE`] (records at or after `range.to_ms` are left out), in offset order per partition.
+/// How long a read waits for a record while short of the high watermark before it fails.
+const STALLED: Duration = Duration::from_secs(180);
+
+/// Reads `topic` from `range.from_ms` (or the beginning) to every partition's high watermark
+/// and then until nothing more comes for [`IDLE`] (records at or after `range.to_ms` are left
+/// out), in offset order per partition.
 fn read_topic(cfg: &Config, topic: &str, range: &AuditRange) -> Result<Vec<Read>, AuditError> {
     let kafka = |e: rdkafka::error::KafkaError| AuditError::Kafka(format!("{topic}: {e}"));
     let mut c = rdkafka::ClientConfig::new();
@@ -93,9 +103,13 @@ fn read_topic(cfg: &Config, topic: &str, range: &AuditRange) -> Result<Vec<Read>
     else {
         return Ok(Vec::new());
     };
-    // Every partition from its start. The end is where nothing more comes for `IDLE`: a
-    // broker's high watermark can lag what it serves (tansu's did, by a record, under load).
+    // Every partition from its start to its high watermark as read now, and then until
+    // nothing more comes for `IDLE`: a broker's high watermark can lag what it serves (tansu's
+    // did, by a record, under load), and a broker may take long to answer a first fetch of
+    // a large partition (tansu on sqlite: over 10 s), which a read that stopped at the first
+    // quiet spell would take for the end.
     let mut tpl = TopicPartitionList::new();
+    let mut behind: HashMap<i32, i64> = HashMap::new();
     for p in t.partitions() {
         let start = match range.from_ms {
             Some(ms) => Offset::Offset(ms),
@@ -103,20 +117,48 @@ fn read_topic(cfg: &Config, topic: &str, range: &AuditRange) -> Result<Vec<Read>
         };
         tpl.add_partition_offset(topic, p.id(), start)
             .map_err(kafka)?;
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p.id(), timeout)
+            .map_err(kafka)?;
+        if high > low {
+            behind.insert(p.id(), high);
+        }
     }
     if range.from_ms.is_some() {
         tpl = consumer.offsets_for_times(tpl, timeout).map_err(kafka)?;
+        // Partitions with nothing at or after `from_ms` start at their end.
+        for e in tpl.elements() {
+            let done = match e.offset() {
+                Offset::Offset(o) => behind.get(&e.partition()).is_some_and(|high| o >= *high),
+                _ => true,
+            };
+            if done {
+                behind.remove(&e.partition());
+            }
+        }
     }
     consumer.assign(&tpl).map_err(kafka)?;
     let mut out = Vec::new();
     let mut last = std::time::Instant::now();
     loop {
         match consumer.poll(Duration::from_millis(100)) {
-            None if last.elapsed() >= IDLE => break,
+            None if behind.is_empty() && last.elapsed() >= IDLE => break,
+            None if last.elapsed() >= STALLED => {
+                return Err(AuditError::Kafka(format!(
+                    "{topic}: nothing read for {STALLED:?} before the end of partitions {:?}",
+                    behind.keys().collect::<Vec<_>>()
+                )));
+            }
             None => {}
             Some(Err(e)) => return Err(kafka(e)),
             Some(Ok(m)) => {
                 last = std::time::Instant::now();
+                if behind
+                    .get(&m.partition())
+                    .is_some_and(|high| m.offset() + 1 >= *high)
+                {
+                    behind.remove(&m.partition());
+                }
                 let in_range = match (range.to_ms, m.timestamp()) {
                     (Some(to), Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t)) => t < to,
                     _ => true,
@@ -163,6 +205,27 @@ pub struct Audit {
     pub undecodable: u64,
     /// Whether nothing unannounced was found (and every record decoded).
     pub clean: bool,
+}
+
+/// The book rules (checksum, depth window) of every configured (exchange, symbol), as its
+/// feed builds them; under (exchange, "") the first feed's of each exchange, for symbols
+/// the config does not list.
+fn venue_rules(cfg: &Config) -> HashMap<(String, String), Arc<dyn Sequencer>> {
+    let mut rules = HashMap::new();
+    for f in &cfg.feeds {
+        let Some(venue) = crate::venues::by_name(&f.venue) else {
+            continue;
+        };
+        let seq = venue.sequencer(f.snapshot_limit);
+        let exchange = venue.exchange().to_string();
+        for s in &f.symbols {
+            rules
+                .entry((exchange.clone(), s.clone()))
+                .or_insert_with(|| seq.clone());
+        }
+        rules.entry((exchange, String::new())).or_insert(seq);
+    }
+    rules
 }
 
 /// Reads the `level2_delta`, `level2_book`, `feed_event` and `trade` topics of `cfg` and audits them.
@@ -225,7 +288,13 @@ pub fn run(cfg: &Config, range: &AuditRange) -> Result<Audit, AuditError> {
             _ => None,
         })
         .collect();
-    let report = check::audit(&deltas, &books, &events, &trades);
+    let rules = venue_rules(cfg);
+    let report = check::audit(&deltas, &books, &events, &trades, &|exchange, symbol| {
+        rules
+            .get(&(exchange.to_string(), symbol.to_string()))
+            .or_else(|| rules.get(&(exchange.to_string(), String::new())))
+            .cloned()
+    });
     let clean = report.is_clean() && bad == 0;
     Ok(Audit {
         report,

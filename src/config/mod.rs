@@ -18,6 +18,7 @@ pub use error::ConfigError;
 pub use secret::Secret;
 
 use crate::replay::ReplayServerConfig;
+use crate::transport::proxy::Proxy;
 use crate::venues::Channel;
 
 /// Default of a feed's `book_buffer_bytes`: the diffs buffered while the books of one
@@ -186,6 +187,17 @@ pub struct FeedConfig {
     #[serde(rename = "stream_stale_after_ms")]
     #[serde_as(as = "BTreeMap<_, DurationMilliSeconds<u64>>")]
     pub stream_stale_after: BTreeMap<Channel, Duration>,
+    /// Egress proxy of the feed's WebSocket and REST connections: `http://host:port` (a
+    /// `CONNECT` tunnel), `socks5://host:port` (names resolved here) or `socks5h://host:port`
+    /// (resolved by the proxy); never with credentials in it (see `proxy_username_env`).
+    pub proxy: Option<String>,
+    /// Hosts that bypass the proxy: names (each with the names under it), IP addresses,
+    /// networks (`10.0.0.0/8`) or `*`, e.g. `["localhost", "127.0.0.0/8", "::1"]`.
+    pub no_proxy: Vec<String>,
+    /// The environment variable holding the proxy's username (with `proxy_password_env`).
+    pub proxy_username_env: Option<String>,
+    /// The environment variable holding the proxy's password (never written in a file).
+    pub proxy_password_env: Option<String>,
 }
 
 /// The longest duration a feed setting may have (a week): longer ones are typos, and near
@@ -248,6 +260,54 @@ impl FeedConfig {
         }
         Ok(())
     }
+
+    /// The feed's egress proxy, its credentials read from the environment now; `None`: direct.
+    pub fn proxy(&self) -> Result<Option<Proxy>, ConfigError> {
+        self.proxy_at(&|k| format!("feeds.{k}"))
+    }
+
+    /// [`FeedConfig::proxy`], errors naming the key by `key`. Error texts never repeat the
+    /// proxy URL nor a credential.
+    fn proxy_at(&self, key: &dyn Fn(&str) -> String) -> Result<Option<Proxy>, ConfigError> {
+        let creds = (&self.proxy_username_env, &self.proxy_password_env);
+        let Some(text) = &self.proxy else {
+            let stray = [
+                ("no_proxy", !self.no_proxy.is_empty()),
+                ("proxy_username_env", creds.0.is_some()),
+                ("proxy_password_env", creds.1.is_some()),
+            ];
+            return match stray.iter().find(|(_, set)| *set) {
+                Some((k, _)) => Err(ConfigError::invalid(
+                    &key(k),
+                    "is set but `proxy` is not: set proxy, or remove it",
+                )),
+                None => Ok(None),
+            };
+        };
+        let proxy = Proxy::parse(text)
+            .map_err(|e| ConfigError::invalid(&key("proxy"), e))?
+            .with_no_proxy(&self.no_proxy)
+            .map_err(|e| ConfigError::invalid(&key("no_proxy"), e))?;
+        match creds {
+            (None, None) => Ok(Some(proxy)),
+            (Some(user), Some(pass)) if !user.is_empty() && !pass.is_empty() => proxy
+                .with_env_credentials(user, pass)
+                .map(Some)
+                .map_err(|e| {
+                    let which = if std::env::var(user).map_or(true, |v| v.is_empty()) {
+                        "proxy_username_env"
+                    } else {
+                        "proxy_password_env"
+                    };
+                    ConfigError::invalid(&key(which), e.to_string())
+                }),
+            _ => Err(ConfigError::invalid(
+                &key("proxy_password_env"),
+                "proxy_username_env and proxy_password_env go together, each naming an \
+                 environment variable",
+            )),
+        }
+    }
 }
 
 /// Where a feed's venue symbols come from.
@@ -289,6 +349,10 @@ impl Default for FeedConfig {
             stream_stale_after: BTreeMap::new(),
             connect_timeout: Duration::from_millis(15_000),
             book_buffer_bytes: DEFAULT_BOOK_BUFFER_BYTES,
+            proxy: None,
+            no_proxy: Vec::new(),
+            proxy_username_env: None,
+            proxy_password_env: None,
         }
     }
 }
@@ -990,6 +1054,7 @@ impl Config {
             if let Some(u) = &f.rest_url {
                 urls::check(&key("rest_url"), u, urls::Use::Http)?;
             }
+            f.proxy_at(&key)?;
             if f.channels.is_empty() {
                 return Err(ConfigError::invalid(
                     &key("channels"),

@@ -95,6 +95,8 @@ struct Market {
     finished: watch::Sender<bool>,
     /// When each REST request arrived.
     rest_log: Mutex<Vec<std::time::Instant>>,
+    /// When each WebSocket upgrade request arrived.
+    ws_log: Mutex<Vec<std::time::Instant>>,
     /// Text messages clients sent (subscribes, heartbeats), with when; the last
     /// [`CLIENT_LOG_LIMIT`] kept.
     client_log: Mutex<std::collections::VecDeque<(std::time::Instant, String)>>,
@@ -146,6 +148,7 @@ impl ReplayServer {
             sent: AtomicU64::new(0),
             finished,
             rest_log: Mutex::new(Vec::new()),
+            ws_log: Mutex::new(Vec::new()),
             client_log: Mutex::new(std::collections::VecDeque::new()),
             cfg: cfg.clone(),
         });
@@ -196,6 +199,15 @@ impl ReplayServer {
             .clone()
     }
 
+    /// When each WebSocket upgrade request arrived (for tests of connection-rate limits).
+    pub fn ws_connections(&self) -> Vec<std::time::Instant> {
+        self.market
+            .ws_log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// The text messages clients sent, oldest first, with when they arrived (for tests of
     /// heartbeats, subscribes and their pacing); the last [`CLIENT_LOG_LIMIT`] only.
     pub fn client_messages(&self) -> Vec<(std::time::Instant, String)> {
@@ -221,6 +233,10 @@ async fn ws(
     Query(q): Query<HashMap<String, String>>,
     State(m): State<Arc<Market>>,
 ) -> Response {
+    m.ws_log
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(std::time::Instant::now());
     let path = uri.path().to_string();
     let streams: HashSet<String> = m
         .mock
@@ -347,6 +363,7 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
     let set_key = format!("{}|{names}", c.path);
     let mut idx = m.position(&set_key).0;
     let mut prev_time: Option<i64> = None;
+    let mut due = tokio::time::Instant::now();
     while idx < total {
         let frame = &frames[idx % len];
         let k = (idx / len) as i64;
@@ -359,10 +376,17 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
         idx += 1;
         m.set_position(&set_key, idx, false);
         if m.cfg.speed > 0.0 {
+            // Each frame is due at its recorded time from the previous one (scaled by
+            // `speed`; a recorded silence is cut to 1 s), on one schedule: a timer's lateness
+            // does not add up frame after frame (sleeping each gap in turn played a 2 000
+            // frames/s recording at ~350/s), and frames already due go without a sleep.
             let time = frame.time_ms + k * m.time_span;
             if let Some(p) = prev_time {
-                let wait = ((time - p).max(0) as f64 / m.cfg.speed).min(1_000.0);
-                tokio::time::sleep(Duration::from_micros((wait * 1_000.0) as u64)).await;
+                let gap = ((time - p).max(0) as f64 / m.cfg.speed).min(1_000.0);
+                due += Duration::from_micros((gap * 1_000.0) as u64);
+                if due > tokio::time::Instant::now() {
+                    tokio::time::sleep_until(due).await;
+                }
             }
             prev_time = Some(time);
         }

@@ -5,7 +5,9 @@
 //! "paused until" deadline: every request first waits until the venue's last 429/418 ban is over,
 //! then waits for its weight in limiter cells, then goes out. A 429/418 answer pauses every clone
 //! for the `Retry-After` time. Bodies are read in chunks and capped. Error texts never carry the
-//! request URL (its query may hold an API key).
+//! request URL (its query may hold an API key) nor the proxy's credentials. With a proxy
+//! ([`RestClient::with_proxy`]) every request whose host is not on its `no_proxy` list goes
+//! through it, and never direct when it fails.
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,6 +19,8 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
 use tokio::time::Instant;
+
+use super::proxy::Proxy;
 
 /// How many characters of an error response body [`RestError::Status`] keeps.
 const BODY_PREFIX_CHARS: usize = 200;
@@ -102,13 +106,17 @@ pub enum RestError {
     /// A successful response body was not valid UTF-8.
     #[error("response body is not UTF-8: {0}")]
     Decode(String),
+    /// The proxy failed: unreachable, refused the tunnel or the credentials (the text names
+    /// the proxy by scheme, host and port, never its credentials).
+    #[error("proxy: {0}")]
+    Proxy(String),
 }
 
 impl RestError {
     /// Whether trying the same request again later can succeed (transport, 429/418, 5xx).
     pub fn is_retryable(&self) -> bool {
         match self {
-            RestError::Transport(_) | RestError::RateLimited { .. } => true,
+            RestError::Transport(_) | RestError::RateLimited { .. } | RestError::Proxy(_) => true,
             RestError::Status { status, .. } => (500..=599).contains(status),
             RestError::BodyTooLarge { .. }
             | RestError::InvalidRequest(_)
@@ -129,6 +137,7 @@ impl RestError {
             RestError::BodyTooLarge { .. } => "body_too_large",
             RestError::InvalidRequest(_) => "invalid_request",
             RestError::Decode(_) => "decode",
+            RestError::Proxy(_) => "proxy",
         }
     }
 
@@ -154,12 +163,17 @@ struct Inner {
     config: RestConfig,
     paused_until: Mutex<Option<Instant>>,
     sent: AtomicU64,
+    /// The proxy requests go through (unless `no_proxy` names their host).
+    proxy: Option<Proxy>,
+    /// Why the client with the proxy could not be built: every proxied request fails with it.
+    unproxied: Option<String>,
 }
 
 impl std::fmt::Debug for RestClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RestClient")
             .field("config", &self.inner.config)
+            .field("proxy", &self.inner.proxy)
             .field("requests_sent", &self.requests_sent())
             .finish_non_exhaustive()
     }
@@ -173,20 +187,49 @@ impl RestClient {
 
     /// A client from a full [`RestConfig`].
     pub fn with_config(config: RestConfig) -> RestClient {
+        Self::with_proxy(config, None)
+    }
+
+    /// A client from a full [`RestConfig`] whose requests go through `proxy` (HTTP or SOCKS5,
+    /// with its credentials), except to hosts on its `no_proxy` list.
+    pub fn with_proxy(config: RestConfig, proxy: Option<Proxy>) -> RestClient {
         let per_minute =
             NonZeroU32::new(config.budget.weight_per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.budget.burst).unwrap_or(NonZeroU32::MIN);
         let limiter = RateLimiter::direct(Quota::per_minute(per_minute).allow_burst(burst));
-        let http = match reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .build()
-        {
+            .connect_timeout(config.timeout);
+        let mut unproxied = None;
+        let http = match &proxy {
+            // No `proxy` key: direct, as the WebSocket goes (environment proxy variables do
+            // not route one half of a feed's traffic).
+            None => builder.no_proxy().build(),
+            Some(p) => match p.url_with_credentials() {
+                Ok(target) => {
+                    let route = p.clone();
+                    builder
+                        .proxy(reqwest::Proxy::custom(move |url| {
+                            route.applies_to(url).then(|| target.clone())
+                        }))
+                        .build()
+                }
+                Err(e) => {
+                    unproxied = Some(format!("{p} cannot be used: {e}"));
+                    builder.build()
+                }
+            },
+        };
+        let http = match http {
             Ok(client) => client,
             Err(e) => {
                 // Only fails when the TLS backend cannot initialise; the default client then
                 // reports the same problem. `get` still enforces `config.timeout` on its own.
-                tracing::error!(error = %e.without_url(), "REST client builder failed; using defaults");
+                // With a proxy, requests it would carry fail rather than go direct.
+                tracing::error!(error = %scrub(e.without_url().to_string(), "", &proxy), "REST client builder failed; using defaults");
+                if let Some(p) = &proxy {
+                    unproxied.get_or_insert_with(|| format!("{p}: the client could not be built"));
+                }
                 reqwest::Client::default()
             }
         };
@@ -198,6 +241,8 @@ impl RestClient {
                 config,
                 paused_until: Mutex::new(None),
                 sent: AtomicU64::new(0),
+                proxy,
+                unproxied,
             }),
         }
     }
@@ -231,6 +276,16 @@ impl RestClient {
             }
         }
 
+        // Whether this request goes through the proxy (its failures are the proxy's).
+        let proxy = &self.inner.proxy;
+        let proxied = match (proxy, Url::parse(url)) {
+            (Some(p), Ok(u)) => p.applies_to(&u),
+            (Some(_), Err(_)) => true,
+            (None, _) => false,
+        };
+        if let (true, Some(why)) = (proxied, &self.inner.unproxied) {
+            return Err(RestError::Proxy(why.clone()));
+        }
         self.inner.sent.fetch_add(1, Ordering::Relaxed);
         let config = &self.inner.config;
         // One deadline for the whole exchange, also when reqwest's own timeout is not set.
@@ -238,11 +293,22 @@ impl RestClient {
         let request = self.inner.http.get(url).send();
         let mut resp = match tokio::time::timeout_at(deadline, request).await {
             Ok(Ok(resp)) => resp,
-            Ok(Err(e)) => return Err(reqwest_error(e, url)),
+            Ok(Err(e)) if proxied && e.is_connect() => {
+                let text = describe(e, url, proxy);
+                let p = proxy.as_ref().map(ToString::to_string).unwrap_or_default();
+                return Err(RestError::Proxy(format!("{p} failed: {text}")));
+            }
+            Ok(Err(e)) => return Err(reqwest_error(e, url, proxy)),
             Err(_) => return Err(RestError::Transport("request timed out".to_owned())),
         };
 
         let status = resp.status();
+        if proxied && status == StatusCode::PROXY_AUTHENTICATION_REQUIRED {
+            let p = proxy.as_ref().map(ToString::to_string).unwrap_or_default();
+            return Err(RestError::Proxy(format!(
+                "{p} refused the credentials (HTTP 407)"
+            )));
+        }
         if status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::IM_A_TEAPOT {
             let default = if status == StatusCode::IM_A_TEAPOT {
                 config.default_retry_after_418
@@ -273,7 +339,7 @@ impl RestClient {
             });
         }
 
-        let body = read_capped(&mut resp, config.max_body_bytes, deadline, url).await?;
+        let body = read_capped(&mut resp, config.max_body_bytes, deadline, url, proxy).await?;
         String::from_utf8(body).map_err(|e| RestError::Decode(e.utf8_error().to_string()))
     }
 
@@ -330,6 +396,7 @@ async fn read_capped(
     limit: usize,
     deadline: Instant,
     url: &str,
+    proxy: &Option<Proxy>,
 ) -> Result<Vec<u8>, RestError> {
     let too_large = RestError::BodyTooLarge { limit };
     if let Some(len) = resp.content_length() {
@@ -347,7 +414,7 @@ async fn read_capped(
         let chunk = match tokio::time::timeout_at(deadline, resp.chunk()).await {
             Ok(Ok(Some(chunk))) => chunk,
             Ok(Ok(None)) => return Ok(body),
-            Ok(Err(e)) => return Err(reqwest_error(e, url)),
+            Ok(Err(e)) => return Err(reqwest_error(e, url, proxy)),
             Err(_) => {
                 return Err(RestError::Transport(
                     "timed out reading response body".to_owned(),
@@ -377,8 +444,18 @@ async fn read_prefix(resp: &mut Response, cap: usize, deadline: Instant) -> Vec<
 }
 
 /// Turns a reqwest error into a [`RestError`] whose text has no URL, query or userinfo in it.
-fn reqwest_error(e: reqwest::Error, url: &str) -> RestError {
+fn reqwest_error(e: reqwest::Error, url: &str, proxy: &Option<Proxy>) -> RestError {
     let builder = e.is_builder();
+    let text = describe(e, url, proxy);
+    if builder {
+        RestError::InvalidRequest(text)
+    } else {
+        RestError::Transport(text)
+    }
+}
+
+/// A reqwest error and its sources as one text, scrubbed (see [`scrub`]).
+fn describe(e: reqwest::Error, url: &str, proxy: &Option<Proxy>) -> String {
     let timeout = e.is_timeout();
     let e = e.without_url();
     let mut text = String::new();
@@ -392,31 +469,40 @@ fn reqwest_error(e: reqwest::Error, url: &str) -> RestError {
         text.push_str(&s.to_string());
         source = s.source();
     }
-    let text = scrub(text, url);
-    if builder {
-        RestError::InvalidRequest(text)
-    } else {
-        RestError::Transport(text)
-    }
+    scrub(text, url, proxy)
 }
 
-/// Removes the URL, its query, fragment and userinfo from `text`, in case a source error echoes them.
-fn scrub(mut text: String, url: &str) -> String {
+/// Removes the URL, its query, fragment and userinfo, and the proxy's credentials (as given
+/// and percent-encoded) from `text`, in case a source error echoes them.
+fn scrub(mut text: String, url: &str, proxy: &Option<Proxy>) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
     const REDACTED: &str = "<redacted>";
     if !url.is_empty() {
         text = text.replace(url, REDACTED);
     }
+    let mut secrets: Vec<String> = Vec::new();
     if let Ok(parsed) = Url::parse(url) {
-        let secrets = [
-            parsed.query().unwrap_or(""),
-            parsed.fragment().unwrap_or(""),
-            parsed.password().unwrap_or(""),
-            parsed.username(),
-        ];
-        for secret in secrets {
-            if !secret.is_empty() {
-                text = text.replace(secret, REDACTED);
-            }
+        secrets.extend(
+            [
+                parsed.query().unwrap_or(""),
+                parsed.fragment().unwrap_or(""),
+                parsed.password().unwrap_or(""),
+                parsed.username(),
+            ]
+            .map(str::to_owned),
+        );
+    }
+    if let Some(p) = proxy {
+        for secret in p.secrets() {
+            secrets.push(secret.to_owned());
+            secrets.push(utf8_percent_encode(secret, NON_ALPHANUMERIC).to_string());
+        }
+    }
+    // Longest first, so a secret containing another is removed whole.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    for secret in secrets {
+        if !secret.is_empty() {
+            text = text.replace(&secret, REDACTED);
         }
     }
     text

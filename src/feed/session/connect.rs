@@ -9,8 +9,9 @@ use tokio::sync::watch;
 
 use super::{Feed, SessionError};
 use crate::config::SymbolSource;
+use crate::transport::ws::ConnectError;
 use crate::transport::ws::Ws;
-use crate::transport::{ConnectBudget, RestBudget, RestClient, RestError};
+use crate::transport::{ConnectBudget, Proxy, RestBudget, RestClient, RestConfig, RestError};
 use crate::venues::{Instrument, SymbolMap, Venue};
 
 /// Largest REST answer accepted (a 5000-level depth snapshot is ~250 KB; instrument lists
@@ -29,13 +30,26 @@ const INSTRUMENTS_TIMEOUT: Duration = Duration::from_secs(20);
 /// The REST client of a venue: its published weight budget (or `rest_weight_per_minute`, the
 /// smallest configured for it), bursts of a tenth of it. One per venue, shared by all its feeds.
 pub fn rest_client(venue: &dyn Venue, configured: Option<u32>) -> RestClient {
+    rest_client_via(venue, configured, None)
+}
+
+/// [`rest_client`] whose requests go through `proxy` (except to its `no_proxy` hosts): one
+/// per venue and proxy, shared by the feeds that use both.
+pub fn rest_client_via(
+    venue: &dyn Venue,
+    configured: Option<u32>,
+    proxy: Option<Proxy>,
+) -> RestClient {
     let limits = venue.limits();
     let per_minute = configured.unwrap_or(limits.rest_weight_per_minute);
     let budget = RestBudget {
         weight_per_minute: per_minute,
         burst: (per_minute / 10).max(limits.snapshot_weight),
     };
-    RestClient::new(budget, REST_BODY_LIMIT, Duration::from_secs(10))
+    RestClient::with_proxy(
+        RestConfig::new(budget, REST_BODY_LIMIT, Duration::from_secs(10)),
+        proxy,
+    )
 }
 
 /// The connection-rate budget of a venue: its published new connections per second and per
@@ -163,9 +177,10 @@ impl Feed {
         Ok(all)
     }
 
-    /// Opens the WebSocket at `url` within `connect_timeout_ms`, once the venue's
-    /// connection-rate budget allows (a wait is logged once and counted, never an error);
-    /// `Ok(None)` when asked to stop meanwhile.
+    /// Opens the WebSocket at `url` within `connect_timeout_ms` (through the feed's proxy when
+    /// it has one), once the venue's connection-rate budget allows (a wait is logged once and
+    /// counted, never an error); `Ok(None)` when asked to stop meanwhile. A proxy failure is
+    /// counted under its kind.
     pub(super) async fn connect(
         &self,
         url: &str,
@@ -184,12 +199,27 @@ impl Feed {
                 _ = stop.wait_for(|s| *s) => return Ok(None),
             }
         }
-        let connecting = crate::transport::ws::connect(url, self.frame_cap());
+        let proxy = match &self.proxy {
+            Ok(p) => p.as_ref(),
+            Err(e) => {
+                self.error(e.kind());
+                return Err(SessionError::Proxy {
+                    url: url.to_string(),
+                    source: e.clone(),
+                });
+            }
+        };
+        let connecting = crate::transport::ws::connect(url, self.frame_cap(), proxy);
         let after = self.cfg.connect_timeout;
         tokio::select! {
             r = tokio::time::timeout(after, connecting) => match r {
                 Ok(Ok(ws)) => Ok(Some(ws)),
-                Ok(Err(e)) => Err(SessionError::Connect { url: url.to_string(), source: Box::new(e) }),
+                Ok(Err(ConnectError::Ws(e))) => Err(SessionError::Connect { url: url.to_string(), source: e }),
+                Ok(Err(ConnectError::Proxy(e))) => {
+                    // Counted by kind (`proxy_unreachable`, `proxy_auth`, ...).
+                    self.error(e.kind());
+                    Err(SessionError::Proxy { url: url.to_string(), source: e })
+                }
                 Err(_) => Err(SessionError::ConnectTimeout { url: url.to_string(), after }),
             },
             _ = stop.wait_for(|s| *s) => Ok(None),

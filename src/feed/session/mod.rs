@@ -39,11 +39,11 @@ use crate::producer::ProduceEvent;
 use crate::schema::v2beta1::feed_event::Kind;
 use crate::schema::Normalized;
 use crate::supervisor::ProducerHandle;
-use crate::transport::{ConnectBudget, RestClient};
+use crate::transport::{ConnectBudget, Proxy, ProxyError, RestClient};
 use crate::venues::{Delivery, ParseError, Subscription, Venue};
 
 pub use audit::{Difference, Verdict};
-pub use connect::{connect_budget, rest_client};
+pub use connect::{connect_budget, rest_client, rest_client_via};
 
 /// Why a session ended.
 #[derive(Debug, Error)]
@@ -55,6 +55,15 @@ pub enum SessionError {
         url: String,
         /// Why.
         source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
+    /// The feed's proxy failed (unreachable, refused the tunnel or the credentials), or its
+    /// setting could not be used; the text names the proxy, never its credentials.
+    #[error("connect {url}: {source}")]
+    Proxy {
+        /// The URL.
+        url: String,
+        /// Why.
+        source: ProxyError,
     },
     /// The connection did not open in time.
     #[error("connect {url}: no answer within {after:?}")]
@@ -144,6 +153,9 @@ pub struct Feed {
     audit_every: Option<Duration>,
     /// The instance named in every `FeedEvent` (`[cluster]`; `None` when running alone).
     instance: Option<Arc<str>>,
+    /// The proxy the WebSocket goes through (`Ok(None)`: direct); why it cannot be used,
+    /// when its setting fails (then no connection is opened, never one direct).
+    proxy: Result<Option<Proxy>, ProxyError>,
 }
 
 impl Feed {
@@ -166,7 +178,12 @@ impl Feed {
             Some(d) => Some(d),
             None => venue.book_audit_every(),
         };
+        let proxy = cfg.proxy().map_err(|e| ProxyError::Credentials {
+            proxy: "of the feed".into(),
+            reason: e.to_string(),
+        });
         Feed {
+            proxy,
             cfg,
             venue,
             producer,
@@ -273,7 +290,14 @@ impl Feed {
                         .inc();
                     self.stats.reconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(exchange = %self.labels.exchange, error = %e, ?delay, "feed disconnected; reconnecting");
-                    lost.get_or_insert((now_us(), e.to_string()));
+                    let why = &mut lost.get_or_insert_with(|| (now_us(), e.to_string())).1;
+                    // A proxy failing the reconnects after the loss is named in the
+                    // announcement too (once).
+                    if let SessionError::Proxy { source, .. } = &e {
+                        if !why.contains("proxy") {
+                            why.push_str(&format!("; reconnecting failed: {source}"));
+                        }
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = stop.wait_for(|s| *s) => return,
