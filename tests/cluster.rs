@@ -104,8 +104,8 @@ progress_interval_ms = 1000
             registry = common::registry_url(),
             prefix = self.prefix,
         );
-        // No trades: Kraken v1 trades carry no venue id, so a duplicate could not be told from
-        // two trades alike (the audit counts them as duplicates).
+        // No trades: Kraken v1 trades carry no venue id, so a trade stored twice could not be
+        // told from two trades alike.
         for (symbol, url) in SYMBOLS.iter().zip(&self.replay_urls) {
             text.push_str(&format!(
                 r#"[[feeds]]
@@ -572,6 +572,23 @@ async fn a_killed_instance_s_shards_move_to_the_survivors_and_its_books_resync()
     );
     for s in &moved {
         assert_ne!(after.symbols[s][0], victim_id);
+    }
+    // The gauge agrees with /status on each survivor.
+    for i in &survivors {
+        let owned = after.shards.values().filter(|o| o[0] == i.id).count();
+        let metrics = reqwest::get(format!("http://127.0.0.1:{}/metrics", i.port))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l == format!("tickflow_shards_owned {owned}")),
+            "{}: tickflow_shards_owned is not {owned}",
+            i.id
+        );
     }
     // Every moved book is announced SYNCED by its new owner, after the kill.
     let new_owners: BTreeMap<String, String> = owners(&after)
