@@ -1,12 +1,15 @@
 //! Cost as symbols grow (`make bench`): 10, 100 and 1 000 synthetic Binance spot symbols
 //! (`support/synth.rs`: the recorded shapes, ids contiguous), depth diffs and trades, served by
-//! the replay server in a child process (so its work is not counted) through the whole service
-//! — feeds, books, producers — into the dev stack's broker. Per size: messages, wall time, CPU
-//! µs per message of the service process and of the broker, peak RSS and RSS per symbol, and
-//! each size's cost per message beside the 10-symbol run's (same run).
+//! the replay server in one child process through the whole service — feeds, books, producers
+//! — in another, into the dev stack's broker. Per size: messages, wall time, CPU µs per
+//! message of the service process and of the broker, the service's peak RSS and its RSS per
+//! symbol beyond the smallest run's, and each size's cost per message beside the smallest
+//! run's (same run). A fresh process per size: memory one size freed is not counted at the
+//! next.
 //!
 //! `TICKFLOW_SCALE_FRAMES` sets the frames per size (default 120 000),
-//! `TICKFLOW_SCALE_SIZES` the sizes (default `10,100,1000`).
+//! `TICKFLOW_SCALE_SIZES` the sizes (default `10,100,1000`), `TICKFLOW_SCALE_ROUNDS` the rounds
+//! (default 3; sizes interleaved, each size's median round reported).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "support/synth.rs"]
@@ -26,6 +29,7 @@ use tickflow::venues::Channel;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const CHILD: &str = "TICKFLOW_SCALE_REPLAY";
+const SERVICE: &str = "TICKFLOW_SCALE_SERVICE";
 
 /// CPU seconds of process `pid` ("self" for this one): utime + stime of all its threads.
 fn cpu(pid: &str) -> f64 {
@@ -38,20 +42,24 @@ fn cpu(pid: &str) -> f64 {
     (t(11) + t(12)) / 100.0
 }
 
-/// The broker's pid (the process named `tansu`), if one runs.
+/// The dev stack broker's pid (`.dev/tansu.pid`, else the first process named `tansu`).
 fn broker_pid() -> Option<String> {
+    let run = std::env::var("TICKFLOW_RUN_DIR").unwrap_or_else(|_| ".dev".into());
+    if let Ok(pid) = std::fs::read_to_string(format!("{run}/tansu.pid")) {
+        return Some(pid.trim().to_string());
+    }
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
         let comm = std::fs::read_to_string(p.path().join("comm")).ok()?;
         (comm.trim() == "tansu").then(|| p.file_name().to_string_lossy().into_owned())
     })
 }
 
-/// Resident set size of this process, KiB.
-fn rss_kib() -> u64 {
+/// A `Vm…` figure of this process's status (`VmRSS`, `VmHWM`), KiB.
+fn vm_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
 }
@@ -87,32 +95,18 @@ struct Run {
     cpu_us_per_msg: f64,
     broker_us_per_msg: f64,
     peak_rss_kib: u64,
-    rss_per_symbol_kib: f64,
 }
 
-async fn run(n: usize, frames: usize, stamp: u128) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let symbols = synth::symbols(n);
-    let written = synth::binance_spot(dir.path(), &symbols, (frames / n).max(2), 10).unwrap();
-    let total = written.diffs + written.trades;
-    let mut replay = Command::new(std::env::current_exe().unwrap())
-        .env(CHILD, dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut addr = String::new();
-    BufReader::new(replay.stdout.take().unwrap())
-        .read_line(&mut addr)
-        .unwrap();
-    let addr = addr.trim().to_string();
-
+/// The service child: runs `symbols` symbols against the replay at `addr` until every frame
+/// is read and answered; prints `frames wall_s cpu_s peak_rss_kib`.
+async fn service(symbols: Vec<String>, total: u64, addr: String, stamp: String) {
+    let n = symbols.len();
     let mut cfg = Config::load(std::path::Path::new("config/default.toml")).unwrap();
     cfg.producer.topic_prefix = format!("scale.{stamp}.{n}");
     cfg.http.enabled = false;
     cfg.feeds = vec![FeedConfig {
         venue: "binance".into(),
-        symbols: symbols.clone(),
+        symbols,
         channels: vec![Channel::Depth, Channel::Trade],
         ws_url: Some(format!("ws://{addr}")),
         rest_url: Some(format!("http://{addr}")),
@@ -123,18 +117,15 @@ async fn run(n: usize, frames: usize, stamp: u128) -> Run {
         ..Default::default()
     }];
     cfg.validate().unwrap();
-    let broker = broker_pid();
-    let rss0 = rss_kib();
-    let (cpu0, broker0) = (cpu("self"), broker.as_deref().map_or(0.0, cpu));
+    let cpu0 = cpu("self");
     let started = Instant::now();
     let service = Service::start(cfg).await.unwrap();
     let sum = |f: fn(&tickflow::feed::FeedStats) -> u64| -> u64 {
         service.feeds.iter().map(|x| f(&x.stats)).sum()
     };
-    let (mut peak, mut last, mut changed) = (rss0, 0u64, Instant::now());
+    let (mut last, mut changed) = (0u64, Instant::now());
     loop {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        peak = peak.max(rss_kib());
         let read = sum(|s| s.frames.load(Ordering::Relaxed));
         let answered = sum(|s| s.acked.load(Ordering::Relaxed) + s.nacked.load(Ordering::Relaxed));
         if answered != last {
@@ -149,26 +140,76 @@ async fn run(n: usize, frames: usize, stamp: u128) -> Run {
         );
     }
     let wall = changed.duration_since(started);
-    let (cpu1, broker1) = (cpu("self"), broker.as_deref().map_or(0.0, cpu));
-    let nacked = sum(|s| s.nacked.load(Ordering::Relaxed));
-    assert_eq!(nacked, 0, "{n} symbols: records nacked");
+    let cpu1 = cpu("self");
+    assert_eq!(
+        sum(|s| s.nacked.load(Ordering::Relaxed)),
+        0,
+        "{n} symbols: records nacked"
+    );
+    println!(
+        "RESULT {total} {} {} {}",
+        wall.as_secs_f64(),
+        cpu1 - cpu0,
+        vm_kib("VmHWM")
+    );
     service.shutdown().await;
+}
+
+fn run(n: usize, frames: usize, stamp: u128) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let symbols = synth::symbols(n);
+    let written = synth::binance_spot(dir.path(), &symbols, (frames / n).max(2), 10).unwrap();
+    let total = written.diffs + written.trades;
+    let exe = std::env::current_exe().unwrap();
+    let mut replay = Command::new(&exe)
+        .env(CHILD, dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut addr = String::new();
+    BufReader::new(replay.stdout.take().unwrap())
+        .read_line(&mut addr)
+        .unwrap();
+    let broker = broker_pid();
+    let broker0 = broker.as_deref().map_or(0.0, cpu);
+    let out = Command::new(&exe)
+        .env(SERVICE, format!("{n} {total} {} {stamp}", addr.trim()))
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap();
+    let broker1 = broker.as_deref().map_or(0.0, cpu);
     drop(replay.stdin.take());
     let _ = replay.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let result: Vec<f64> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("RESULT "))
+        .unwrap_or_else(|| panic!("{n} symbols: the service run said {text:?}"))
+        .split_whitespace()
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let (wall, cpu_s, peak) = (result[1], result[2], result[3] as u64);
     Run {
         symbols: n,
         frames: total,
-        wall,
-        cpu_us_per_msg: (cpu1 - cpu0) * 1e6 / total as f64,
+        wall: Duration::from_secs_f64(wall),
+        cpu_us_per_msg: cpu_s * 1e6 / total as f64,
         broker_us_per_msg: (broker1 - broker0) * 1e6 / total as f64,
         peak_rss_kib: peak,
-        rss_per_symbol_kib: peak.saturating_sub(rss0) as f64 / n as f64,
     }
 }
 
 fn main() {
     if let Ok(dir) = std::env::var(CHILD) {
         child(dir);
+        return;
+    }
+    if let Ok(args) = std::env::var(SERVICE) {
+        let a: Vec<&str> = args.split(' ').collect();
+        let (n, total): (usize, u64) = (a[0].parse().unwrap(), a[1].parse().unwrap());
+        let (addr, stamp) = (a[2].to_string(), a[3].to_string());
+        actix_rt::System::new().block_on(service(synth::symbols(n), total, addr, stamp));
         return;
     }
     let frames: usize = std::env::var("TICKFLOW_SCALE_FRAMES")
@@ -184,15 +225,32 @@ fn main() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis();
-    let runs: Vec<Run> = actix_rt::System::new().block_on(async {
-        let mut runs = Vec::new();
-        for n in &sizes {
-            runs.push(run(*n, frames, stamp).await);
+    let rounds: usize = std::env::var("TICKFLOW_SCALE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    // The sizes interleaved, round after round (this machine's speed drifts by the minute);
+    // each size's median round is reported.
+    let mut all: Vec<Vec<Run>> = sizes.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds.max(1) {
+        for (i, n) in sizes.iter().enumerate() {
+            let r = run(*n, frames, stamp + round as u128);
+            eprintln!(
+                "round {round}: {n} symbols, {:.2} CPU µs/msg",
+                r.cpu_us_per_msg
+            );
+            all[i].push(r);
         }
-        runs
-    });
+    }
+    let runs: Vec<Run> = all
+        .into_iter()
+        .map(|mut rs| {
+            rs.sort_by(|a, b| a.cpu_us_per_msg.total_cmp(&b.cpu_us_per_msg));
+            rs.swap_remove(rs.len() / 2)
+        })
+        .collect();
     println!(
-        "\n=== scale: synthetic Binance spot depth + trades, replay → feeds → books → Kafka acks"
+        "\n=== scale: synthetic Binance spot depth + trades, replay → feeds → books → Kafka acks (median of {rounds} rounds)"
     );
     println!(
         "{:>8} {:>9} {:>8} {:>10} {:>13} {:>15} {:>13} {:>14} {:>12}",
@@ -207,7 +265,13 @@ fn main() {
         "cost ratio"
     );
     let base = runs.first().map_or(1.0, |r| r.cpu_us_per_msg);
+    let (n0, rss0) = runs.first().map_or((0, 0), |r| (r.symbols, r.peak_rss_kib));
     for r in &runs {
+        let per_symbol = if r.symbols > n0 {
+            r.peak_rss_kib.saturating_sub(rss0) as f64 / (r.symbols - n0) as f64
+        } else {
+            f64::NAN
+        };
         println!(
             "{:>8} {:>9} {:>8.2} {:>10.0} {:>13.2} {:>15.2} {:>13.1} {:>14.1} {:>12.2}",
             r.symbols,
@@ -217,12 +281,11 @@ fn main() {
             r.cpu_us_per_msg,
             r.broker_us_per_msg,
             r.peak_rss_kib as f64 / 1024.0,
-            r.rss_per_symbol_kib,
+            per_symbol,
             r.cpu_us_per_msg / base
         );
     }
     println!(
-        "cost ratio: CPU µs per message of this service process at each size / at {} symbols (goal: within 1.2)",
-        sizes.first().copied().unwrap_or(0)
+        "cost ratio: CPU µs per message of the service process at each size / at {n0} symbols (goal: within 1.2); RSS/symbol: (peak RSS − peak RSS at {n0} symbols) / the symbols beyond {n0}"
     );
 }

@@ -106,13 +106,15 @@ fn to_record(m: &BorrowedMessage<'_>) -> Record {
 /// A consumer of `topic` (all `partitions`) from the beginning. Uses assign(), so no
 /// consumer-group delay.
 fn assigned_consumer(bootstrap: &str, topic: &str, partitions: i32) -> BaseConsumer {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", bootstrap)
         .set("group.id", format!("tickflow-test-{}", unique_topic("g")))
         .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "50")
-        .create()
-        .unwrap();
+        .set("fetch.wait.max.ms", "50");
+    if let Ok(d) = std::env::var("TICKFLOW_TEST_CONSUMER_DEBUG") {
+        cfg.set("debug", d);
+    }
+    let consumer: BaseConsumer = cfg.create().unwrap();
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)
