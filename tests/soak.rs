@@ -201,6 +201,9 @@ fn write_csv(png: &str, samples: &[Sample]) {
     std::fs::write(&path, csv).unwrap();
 }
 
+/// A panel: its caption, the sampled value it draws, its colour.
+type Panel = (&'static str, fn(&Sample) -> f64, RGBColor);
+
 /// Three panels, one above the other: RSS (MiB), producer queue depth, Acks per second.
 fn plot(png: &str, samples: &[Sample], rate: f64) -> Result<(), Box<dyn std::error::Error>> {
     let font = [
@@ -216,7 +219,7 @@ fn plot(png: &str, samples: &[Sample], rate: f64) -> Result<(), Box<dyn std::err
     root.fill(&WHITE)?;
     let panels = root.split_evenly((3, 1));
     let t_max = samples.last().map_or(1.0, |s| s.t).max(1.0);
-    let series: [(&str, fn(&Sample) -> f64, RGBColor); 3] = [
+    let series: [Panel; 3] = [
         ("RSS (MiB)", |s| s.rss_mib, BLUE),
         ("producer queue depth (records)", |s| s.queue_depth, RED),
         ("Acks per second", |s| s.rate, GREEN),
