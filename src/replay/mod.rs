@@ -90,6 +90,13 @@ struct Market {
     /// Timeline position (frame index across loops) per subscription set: a client that
     /// subscribes the same streams again (a reconnect) resumes there; `true` once finished.
     positions: Mutex<HashMap<String, (usize, bool)>>,
+    /// The connection that plays each stream (by path and key): the latest to subscribe it. An older one still
+    /// open is closed at its next frame of the stream (a reconnect, or another instance taking
+    /// the stream over): two connections playing one stream would each move the venue's state
+    /// on, and a snapshot sent to one would be ahead of frames the other still sends.
+    owners: Mutex<HashMap<String, u64>>,
+    /// Numbers the connections, for `owners`.
+    connections: AtomicU64,
     dropped: AtomicBool,
     sent: AtomicU64,
     finished: watch::Sender<bool>,
@@ -144,6 +151,8 @@ impl ReplayServer {
             settle: spacing + Duration::from_millis(100),
             time_span,
             positions: Mutex::new(HashMap::new()),
+            owners: Mutex::new(HashMap::new()),
+            connections: AtomicU64::new(0),
             dropped: AtomicBool::new(false),
             sent: AtomicU64::new(0),
             finished,
@@ -271,6 +280,8 @@ async fn rest(
 /// One client connection: its socket, its subscriptions and how many messages it was sent
 /// (venues that number the messages of a connection number them from this count).
 struct Client {
+    /// Its number (see `Market::owners`).
+    id: u64,
     socket: WebSocket,
     subs: HashSet<String>,
     /// Every stream this client has subscribed on this connection (also those it left).
@@ -315,7 +326,12 @@ impl Client {
                     if !m.mock.serves(&self.path, &key) {
                         continue;
                     }
-                    let first = m.mock.on_subscribed(&key);
+                    // Owned and snapshotted in one step (see the play loop).
+                    let first = {
+                        let mut owners = m.owners.lock().unwrap_or_else(PoisonError::into_inner);
+                        owners.insert(format!("{}|{key}", self.path), self.id);
+                        m.mock.on_subscribed(&key)
+                    };
                     self.ever.insert(key.clone());
                     self.subs.insert(key);
                     if !self.send_all(m, first).await {
@@ -330,8 +346,25 @@ impl Client {
     }
 }
 
+/// What the play loop does with a frame.
+enum Play {
+    /// Send it.
+    Send(serde_json::Value),
+    /// The mock renders nothing for it.
+    Nothing,
+    /// A newer connection plays the stream now: this one closes.
+    TakenOver,
+    /// Fault injection: the connection drops here (the number of frames sent).
+    Drop(u64),
+}
+
 async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: String) {
+    let id = m.connections.fetch_add(1, Ordering::Relaxed);
+    for key in &subs {
+        m.own(&path, key, id);
+    }
     let mut c = Client {
+        id,
         socket,
         ever: subs.clone(),
         subs,
@@ -374,7 +407,6 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
             }
         }
         idx += 1;
-        m.set_position(&set_key, idx, false);
         if m.cfg.speed > 0.0 {
             // Each frame is due at its recorded time from the previous one (scaled by
             // `speed`; a recorded silence is cut to 1 s), on one schedule: a timer's lateness
@@ -397,6 +429,7 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
             }
         }
         if !c.subs.contains(&frame.key) {
+            m.set_position(&set_key, idx, false);
             // A stream this client left for a while (a resubscribe) moves on without it: the
             // snapshot it gets on coming back includes what it missed. Streams it never
             // subscribed are other connections' (each replays at its own pace).
@@ -405,28 +438,53 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
             }
             continue;
         }
-        let Some(value) = m.mock.render(frame, k) else {
-            continue;
+        // Taking the stream over, moving the timeline on and moving the venue's state on are
+        // one step under the owners' lock (the servers may run on several threads): a newer
+        // connection's snapshot either includes this frame and resumes after it, or neither.
+        let value = {
+            let owners = m.owners.lock().unwrap_or_else(PoisonError::into_inner);
+            if owners
+                .get(&format!("{}|{}", c.path, frame.key))
+                .is_some_and(|o| *o != c.id)
+            {
+                Play::TakenOver
+            } else {
+                m.set_position(&set_key, idx, false);
+                match m.mock.render(frame, k) {
+                    None => Play::Nothing,
+                    Some(value) => {
+                        // The venue's state moves on with the frame as it is sent, whether or
+                        // not this client gets it (it left, its connection broke, or a fault
+                        // is injected): a snapshot taken meanwhile for another client includes
+                        // it, as the timeline position it resumes from is past it.
+                        m.mock.played(frame, &value, k);
+                        let n = m.sent.fetch_add(1, Ordering::Relaxed) + 1;
+                        if m.cfg.drop_after_frames > 0
+                            && n == m.cfg.drop_after_frames
+                            && !m.dropped.swap(true, Ordering::AcqRel)
+                        {
+                            Play::Drop(n)
+                        } else {
+                            Play::Send(value)
+                        }
+                    }
+                }
+            }
         };
-        let n = m.sent.fetch_add(1, Ordering::Relaxed) + 1;
-        if m.cfg.drop_after_frames > 0
-            && n == m.cfg.drop_after_frames
-            && !m.dropped.swap(true, Ordering::AcqRel)
-        {
-            tracing::warn!(
-                frames = n,
-                "replay: dropping the connection (fault injection)"
-            );
-            // The venue's state moved on with this frame (a snapshot taken later includes it);
-            // only this client never gets it, like a frame lost on a real network.
-            m.mock.played(frame, &value, k);
-            return; // no close frame: an abrupt drop
-        }
+        let value = match value {
+            Play::Send(value) => value,
+            Play::Nothing => continue,
+            Play::TakenOver => {
+                tracing::info!(stream = %frame.key, "replay: a newer connection took this stream over; closing this one");
+                return;
+            }
+            Play::Drop(frames) => {
+                // Only this client never gets the frame, like one lost on a real network.
+                tracing::warn!(frames, "replay: dropping the connection (fault injection)");
+                return; // no close frame: an abrupt drop
+            }
+        };
         let delivered = c.send_all(&m, vec![value.to_string()]).await;
-        // The venue's state moves on with the frame whether or not this client got it (it
-        // left, or its connection broke): the next client's snapshot includes it, as the
-        // timeline position it resumes from is past it.
-        m.mock.played(frame, &value, k);
         if !delivered {
             return;
         }
@@ -450,6 +508,15 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
 }
 
 impl Market {
+    /// Connection `id` plays `key` on `path` from now on (another endpoint's stream of the
+    /// same name is another market's: Bybit's spot and linear `publicTrade.BTCUSDT`).
+    fn own(&self, path: &str, key: &str, id: u64) {
+        self.owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(format!("{path}|{key}"), id);
+    }
+
     fn position(&self, set: &str) -> (usize, bool) {
         let mut p = self
             .positions
