@@ -84,24 +84,41 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug {
 pub fn crc32_top_levels(book: &OrderBook, n: usize) -> u32 {
     use super::levels::Side;
     let mut h = crc32fast::Hasher::new();
+    // Hashed a run at a time (a decimal has at most one `.`), not a byte at a time.
     let mut put = |s: &str| {
-        let mut leading = true;
-        for b in s.bytes() {
-            if b == b'.' {
-                continue;
-            }
-            if leading && b == b'0' {
-                continue;
-            }
-            leading = false;
-            h.update(&[b]);
+        let b = s.as_bytes();
+        let start = b
+            .iter()
+            .position(|&c| c != b'0' && c != b'.')
+            .unwrap_or(b.len());
+        for run in b.get(start..).unwrap_or_default().split(|&c| c == b'.') {
+            h.update(run);
         }
     };
     for side in [Side::Ask, Side::Bid] {
-        for (p, q) in book.top(side, n) {
+        book.each_top(side, n, |p, q| {
             put(p);
             put(q);
-        }
+        });
     }
     h.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::levels::Side;
+
+    #[test]
+    fn checksum_text_drops_points_and_leading_zeros_only() {
+        let mut book = OrderBook::ordered();
+        book.apply(Side::Ask, "0.05005", "0.00100").unwrap();
+        book.apply(Side::Ask, "100.0", "10").unwrap();
+        book.apply(Side::Bid, "0.0500", "000.5").unwrap();
+        // Asks best first, then bids: "5005" "100" | "1000" "10" | "500" "5".
+        let text = b"50051001000105005";
+        assert_eq!(crc32_top_levels(&book, 10), crc32fast::hash(text));
+        // Only the best level per side.
+        assert_eq!(crc32_top_levels(&book, 1), crc32fast::hash(b"50051005005"));
+    }
 }
