@@ -84,15 +84,30 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug {
 pub fn crc32_top_levels(book: &OrderBook, n: usize) -> u32 {
     use super::levels::Side;
     let mut h = crc32fast::Hasher::new();
-    // Hashed a run at a time (a decimal has at most one `.`), not a byte at a time.
+    // The text is gathered on the stack and hashed in one call per buffer, not per byte or
+    // per run (each hasher call has a fixed cost).
+    let mut buf = [0u8; 512];
+    let mut len = 0usize;
     let mut put = |s: &str| {
         let b = s.as_bytes();
         let start = b
             .iter()
             .position(|&c| c != b'0' && c != b'.')
             .unwrap_or(b.len());
+        // A decimal has at most one `.`: at most two runs.
         for run in b.get(start..).unwrap_or_default().split(|&c| c == b'.') {
-            h.update(run);
+            if len + run.len() > buf.len() {
+                h.update(buf.get(..len).unwrap_or_default());
+                len = 0;
+            }
+            match buf.get_mut(len..len + run.len()) {
+                Some(room) => {
+                    room.copy_from_slice(run);
+                    len += run.len();
+                }
+                // Longer than the whole buffer: hashed on its own.
+                None => h.update(run),
+            }
         }
     };
     for side in [Side::Ask, Side::Bid] {
@@ -101,6 +116,7 @@ pub fn crc32_top_levels(book: &OrderBook, n: usize) -> u32 {
             put(q);
         });
     }
+    h.update(buf.get(..len).unwrap_or_default());
     h.finalize()
 }
 
@@ -120,5 +136,18 @@ mod tests {
         assert_eq!(crc32_top_levels(&book, 10), crc32fast::hash(text));
         // Only the best level per side.
         assert_eq!(crc32_top_levels(&book, 1), crc32fast::hash(b"50051005005"));
+        // Text longer than the stack buffer (10 bids of 60 digits): hashed in pieces, same CRC.
+        let mut long = OrderBook::ordered();
+        let mut text = String::new();
+        for i in 1..=10u32 {
+            let quantity = format!("{i}{}", "7".repeat(39));
+            let price = format!("{i}.{}", "1".repeat(18));
+            long.apply(Side::Bid, &price, &quantity).unwrap();
+            text.insert_str(0, &format!("{}{quantity}", price.replace('.', "")));
+        }
+        assert_eq!(
+            crc32_top_levels(&long, 10),
+            crc32fast::hash(text.as_bytes())
+        );
     }
 }
