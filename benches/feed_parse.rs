@@ -1,6 +1,8 @@
 //! Per core, on recorded Binance messages (looped): (1) trade JSON → normalized → Confluent-
 //! framed bytes, (2) depth diffs with the book kept → framed `Level2Delta`, each beside a plain
-//! `serde_json` typed parse of the same input as the limit. Prints msgs/s and ns/msg.
+//! `serde_json` typed parse of the same input as the limit. Prints msgs/s and ns/msg. Each path
+//! also runs through the `serde_json`-only parse (`parse_frame_general`, what the venue's
+//! scanner replaced), so the gain is measured in the same run.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
@@ -9,6 +11,7 @@ use std::sync::Arc;
 use tickflow::feed::books::BookKeeper;
 use tickflow::producer::Payload;
 use tickflow::schema::wire;
+use tickflow::venues::binance::websocket::parse::parse_frame_general;
 use tickflow::venues::binance::Rules;
 use tickflow::venues::{binance::Binance, SymbolMap, Venue, VenueEvent};
 
@@ -75,25 +78,37 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("json_to_normalized_to_framed", |b| {
-        let mut out = Vec::with_capacity(4);
-        let mut buf = Vec::with_capacity(256);
-        b.iter(|| {
-            for l in &trades {
-                out.clear();
-                venue.parse(l, 1, &map, &mut out).unwrap();
-                // What the producer does with each: frame it (header + protobuf bytes).
-                buf.clear();
-                wire::write_header(&mut buf, 1, &[0]);
-                match out.pop() {
-                    Some(VenueEvent::Encoded(e)) => buf.extend_from_slice(&e.bytes),
-                    Some(VenueEvent::Record(r)) => r.encode_into(&mut buf),
-                    other => panic!("not a trade: {other:?}"),
+    for (name, scanner) in [
+        ("json_to_normalized_to_framed", true),
+        (
+            "json_to_normalized_to_framed, serde_json parse (before)",
+            false,
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            let mut out = Vec::with_capacity(4);
+            let mut buf = Vec::with_capacity(256);
+            b.iter(|| {
+                for l in &trades {
+                    out.clear();
+                    if scanner {
+                        venue.parse(l, 1, &map, &mut out).unwrap();
+                    } else {
+                        parse_frame_general("BINANCE_FUTURES", l, 1, &map, &mut out).unwrap();
+                    }
+                    // What the producer does with each: frame it (header + protobuf bytes).
+                    buf.clear();
+                    wire::write_header(&mut buf, 1, &[0]);
+                    match out.pop() {
+                        Some(VenueEvent::Encoded(e)) => buf.extend_from_slice(&e.bytes),
+                        Some(VenueEvent::Record(r)) => r.encode_into(&mut buf),
+                        other => panic!("not a trade: {other:?}"),
+                    }
+                    black_box(buf.len());
                 }
-                black_box(buf.len());
-            }
-        })
-    });
+            })
+        });
+    }
     g.finish();
 
     // Depth: one symbol's contiguous recorded diffs, book kept, looped by re-syncing.
@@ -182,33 +197,45 @@ fn bench(c: &mut Criterion) {
     }
     assert!(applied + after.len() >= looped.len() && books.is_synced("SUSHI-USDT-PERP"));
     g.throughput(Throughput::Elements(looped.len() as u64));
-    g.bench_function("json_to_book_to_framed_delta (steady state)", |b| {
-        let mut out = Vec::with_capacity(4);
-        let mut buf = Vec::with_capacity(1024);
-        b.iter_batched_ref(
-            synced_books,
-            |books| {
-                for l in &looped {
-                    out.clear();
-                    venue.parse(l, 1, &map, &mut out).unwrap();
-                    if let Some(VenueEvent::Diff { symbol, diff }) = out.pop() {
-                        for r in books.on_diff(&symbol, diff).unwrap().records {
-                            // What the producer does with each: frame it.
-                            buf.clear();
-                            wire::write_header(&mut buf, 1, &[0]);
-                            match r.payload {
-                                Payload::Normalized(e) => buf.extend_from_slice(&e.bytes),
-                                Payload::Typed(n) => n.encode_into(&mut buf),
-                                Payload::Encoded { .. } => panic!("not a book record"),
+    for (name, scanner) in [
+        ("json_to_book_to_framed_delta (steady state)", true),
+        (
+            "json_to_book_to_framed_delta (steady state), serde_json parse (before)",
+            false,
+        ),
+    ] {
+        g.bench_function(name, |b| {
+            let mut out = Vec::with_capacity(4);
+            let mut buf = Vec::with_capacity(1024);
+            b.iter_batched_ref(
+                synced_books,
+                |books| {
+                    for l in &looped {
+                        out.clear();
+                        if scanner {
+                            venue.parse(l, 1, &map, &mut out).unwrap();
+                        } else {
+                            parse_frame_general("BINANCE_FUTURES", l, 1, &map, &mut out).unwrap();
+                        }
+                        if let Some(VenueEvent::Diff { symbol, diff }) = out.pop() {
+                            for r in books.on_diff(&symbol, diff).unwrap().records {
+                                // What the producer does with each: frame it.
+                                buf.clear();
+                                wire::write_header(&mut buf, 1, &[0]);
+                                match r.payload {
+                                    Payload::Normalized(e) => buf.extend_from_slice(&e.bytes),
+                                    Payload::Typed(n) => n.encode_into(&mut buf),
+                                    Payload::Encoded { .. } => panic!("not a book record"),
+                                }
+                                black_box(buf.len());
                             }
-                            black_box(buf.len());
                         }
                     }
-                }
-            },
-            criterion::BatchSize::LargeInput,
-        )
-    });
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
     g.finish();
 }
 

@@ -241,11 +241,23 @@ impl BookSide {
 
     /// The best `n` levels as the venue wrote them, best first (no copy).
     fn top(&self, n: usize) -> Vec<(&str, &str)> {
-        self.sorted_keys(n)
-            .into_iter()
-            .filter_map(|k| self.levels.get(&k))
-            .map(|l| (l.price.as_str(), l.quantity.as_str()))
-            .collect()
+        let mut top = Vec::with_capacity(n.min(self.levels.len()));
+        self.each_top(n, |p, q| top.push((p, q)));
+        top
+    }
+
+    /// Calls `f` with each of the best `n` levels as the venue wrote them, best first; with
+    /// the ordered index, without collecting anything.
+    fn each_top<'s>(&'s self, n: usize, mut f: impl FnMut(&'s str, &'s str)) {
+        let mut call = |k: &i128| {
+            if let Some(l) = self.levels.get(k) {
+                f(&l.price, &l.quantity);
+            }
+        };
+        match &self.order {
+            Some(o) => o.iter().rev().take(n).for_each(call),
+            None => self.sorted_keys(n).iter().for_each(&mut call),
+        }
     }
 
     /// Deletes the worst levels beyond `depth`, their prices (as the venue wrote them) pushed
@@ -385,6 +397,15 @@ impl OrderBook {
         match side {
             Side::Bid => self.bids.top(n),
             Side::Ask => self.asks.top(n),
+        }
+    }
+
+    /// [`OrderBook::top`] without the `Vec`: `f` gets each of the best `n` levels of one side,
+    /// best first (what a venue checksum reads after every update).
+    pub fn each_top<'s>(&'s self, side: Side, n: usize, f: impl FnMut(&'s str, &'s str)) {
+        match side {
+            Side::Bid => self.bids.each_top(n, f),
+            Side::Ask => self.asks.each_top(n, f),
         }
     }
 

@@ -84,24 +84,70 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug {
 pub fn crc32_top_levels(book: &OrderBook, n: usize) -> u32 {
     use super::levels::Side;
     let mut h = crc32fast::Hasher::new();
+    // The text is gathered on the stack and hashed in one call per buffer, not per byte or
+    // per run (each hasher call has a fixed cost).
+    let mut buf = [0u8; 512];
+    let mut len = 0usize;
     let mut put = |s: &str| {
-        let mut leading = true;
-        for b in s.bytes() {
-            if b == b'.' {
-                continue;
+        let b = s.as_bytes();
+        let start = b
+            .iter()
+            .position(|&c| c != b'0' && c != b'.')
+            .unwrap_or(b.len());
+        // A decimal has at most one `.`: at most two runs.
+        for run in b.get(start..).unwrap_or_default().split(|&c| c == b'.') {
+            if len + run.len() > buf.len() {
+                h.update(buf.get(..len).unwrap_or_default());
+                len = 0;
             }
-            if leading && b == b'0' {
-                continue;
+            match buf.get_mut(len..len + run.len()) {
+                Some(room) => {
+                    room.copy_from_slice(run);
+                    len += run.len();
+                }
+                // Longer than the whole buffer: hashed on its own.
+                None => h.update(run),
             }
-            leading = false;
-            h.update(&[b]);
         }
     };
     for side in [Side::Ask, Side::Bid] {
-        for (p, q) in book.top(side, n) {
+        book.each_top(side, n, |p, q| {
             put(p);
             put(q);
-        }
+        });
     }
+    h.update(buf.get(..len).unwrap_or_default());
     h.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::book::levels::Side;
+
+    #[test]
+    fn checksum_text_drops_points_and_leading_zeros_only() {
+        let mut book = OrderBook::ordered();
+        book.apply(Side::Ask, "0.05005", "0.00100").unwrap();
+        book.apply(Side::Ask, "100.0", "10").unwrap();
+        book.apply(Side::Bid, "0.0500", "000.5").unwrap();
+        // Asks best first, then bids: "5005" "100" | "1000" "10" | "500" "5".
+        let text = b"50051001000105005";
+        assert_eq!(crc32_top_levels(&book, 10), crc32fast::hash(text));
+        // Only the best level per side.
+        assert_eq!(crc32_top_levels(&book, 1), crc32fast::hash(b"50051005005"));
+        // Text longer than the stack buffer (10 bids of 60 digits): hashed in pieces, same CRC.
+        let mut long = OrderBook::ordered();
+        let mut text = String::new();
+        for i in 1..=10u32 {
+            let quantity = format!("{i}{}", "7".repeat(39));
+            let price = format!("{i}.{}", "1".repeat(18));
+            long.apply(Side::Bid, &price, &quantity).unwrap();
+            text.insert_str(0, &format!("{}{quantity}", price.replace('.', "")));
+        }
+        assert_eq!(
+            crc32_top_levels(&long, 10),
+            crc32fast::hash(text.as_bytes())
+        );
+    }
 }

@@ -539,6 +539,9 @@ impl Feed {
         let mut parsed = Vec::new();
         let mut replies = Vec::new();
         let cap = self.frame_cap();
+        // The frame counter's handle, looked up once per connection (not under the family's
+        // lock per frame).
+        let frames = self.metrics.feed_frames.get_or_create(&self.labels).clone();
 
         let end = loop {
             self.fill(&mut delivery, outage);
@@ -673,7 +676,7 @@ impl Feed {
                         Frame::Binary(b) => b.len(),
                     };
                     if len > cap {
-                        self.metrics.feed_frames.get_or_create(&self.labels).inc();
+                        frames.inc();
                         self.stats.frames.fetch_add(1, Ordering::Relaxed);
                         self.error("oversized");
                         tracing::warn!(exchange = %self.labels.exchange, bytes = len, cap, "oversized frame dropped");
@@ -683,7 +686,7 @@ impl Feed {
                     let result = vs.on_frame(frame, now_us(), &mut parsed);
                     // Binary frames count as frames only for venues that speak binary.
                     if matches!(frame, Frame::Text(_)) || result.is_ok() {
-                        self.metrics.feed_frames.get_or_create(&self.labels).inc();
+                        frames.inc();
                         self.stats.frames.fetch_add(1, Ordering::Relaxed);
                     }
                     if let Err(e) = result {

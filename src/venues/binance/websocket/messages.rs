@@ -23,7 +23,7 @@ pub struct Envelope<'a> {
 }
 
 /// `<symbol>@trade`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Trade<'a> {
     /// Event time, ms.
     #[serde(rename = "E")]
@@ -52,7 +52,7 @@ pub struct Trade<'a> {
 }
 
 /// `<symbol>@aggTrade`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct AggTrade<'a> {
     /// Event time, ms.
     #[serde(rename = "E")]

@@ -1,4 +1,6 @@
-//! Binance WebSocket: raw payload types (`messages`) and their normalization (`parse`).
+//! Binance WebSocket: raw payload types (`messages`), their normalization (`parse`)
+//! and the scanner for the trade shapes (`scan`).
 
 pub mod messages;
 pub mod parse;
+pub mod scan;

@@ -2,6 +2,7 @@
 //! passed through as the venue's strings.
 
 use super::messages::*;
+use super::scan::{scan_frame, Depth, Scanned};
 use crate::book::{Diff, Levels};
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::{liquidation, trade};
@@ -110,6 +111,70 @@ fn levels(raw: &[[&str; 2]]) -> Result<Levels, ParseError> {
     Ok(levels)
 }
 
+/// A `trade` event (from the scanner or the typed parse) → its encoded record.
+fn on_trade(
+    exchange: &'static str,
+    t: &Trade<'_>,
+    receipt_us: i64,
+    map: &SymbolMap,
+    out: &mut Vec<VenueEvent>,
+) -> Result<(), ParseError> {
+    let common = Taken::new(
+        t.buyer_is_maker,
+        unsigned(t.price)?,
+        unsigned(t.quantity)?,
+        t.trade_time,
+        t.event_time,
+    );
+    let trade = TradeRef {
+        trade_type: t.order_type,
+        ..common.view(exchange, IdRef::Num(t.trade_id), receipt_us)
+    };
+    encoded(exchange, map, t.symbol, out, trade)
+}
+
+/// An `aggTrade` event (from the scanner or the typed parse) → its encoded record.
+fn on_agg_trade(
+    exchange: &'static str,
+    t: &AggTrade<'_>,
+    receipt_us: i64,
+    map: &SymbolMap,
+    out: &mut Vec<VenueEvent>,
+) -> Result<(), ParseError> {
+    let common = Taken::new(
+        t.buyer_is_maker,
+        unsigned(t.price)?,
+        unsigned(t.quantity)?,
+        t.trade_time,
+        t.event_time,
+    );
+    let id = IdRef::Num(t.agg_id.unwrap_or(t.first_trade_id));
+    let trade = TradeRef {
+        trade_type: Some("aggregate"),
+        match_id: Some(IdRef::Range(t.first_trade_id, t.last_trade_id)),
+        ..common.view(exchange, id, receipt_us)
+    };
+    encoded(exchange, map, t.symbol, out, trade)
+}
+
+/// A depth update (from the scanner or the typed parse) → its diff for the book.
+fn depth_diff(symbol: String, d: Depth<'_>, receipt_us: i64) -> VenueEvent {
+    VenueEvent::Diff {
+        symbol,
+        diff: Diff {
+            first: d.first_update_id,
+            last: d.final_update_id,
+            prev: d.prev_final_update_id,
+            bids: d.bids,
+            asks: d.asks,
+            checksum: None,
+            event_time: Some(us(d.event_time)),
+            timestamp: d.transaction_time.map(us),
+            receipt_time: receipt_us,
+        },
+    }
+}
+
 /// Parses the payload text `json` of stream `kind` (the part after `@`, or the `e` event type).
 pub fn parse_payload(
     exchange: &'static str,
@@ -122,52 +187,27 @@ pub fn parse_payload(
     let record = match kind {
         "trade" => {
             let t: Trade<'_> = serde_json::from_str(json)?;
-            let common = Taken::new(
-                t.buyer_is_maker,
-                unsigned(t.price)?,
-                unsigned(t.quantity)?,
-                t.trade_time,
-                t.event_time,
-            );
-            let trade = TradeRef {
-                trade_type: t.order_type,
-                ..common.view(exchange, IdRef::Num(t.trade_id), receipt_us)
-            };
-            return encoded(exchange, map, t.symbol, out, trade);
+            return on_trade(exchange, &t, receipt_us, map, out);
         }
         "aggTrade" => {
             let t: AggTrade<'_> = serde_json::from_str(json)?;
-            let common = Taken::new(
-                t.buyer_is_maker,
-                unsigned(t.price)?,
-                unsigned(t.quantity)?,
-                t.trade_time,
-                t.event_time,
-            );
-            let id = IdRef::Num(t.agg_id.unwrap_or(t.first_trade_id));
-            let trade = TradeRef {
-                trade_type: Some("aggregate"),
-                match_id: Some(IdRef::Range(t.first_trade_id, t.last_trade_id)),
-                ..common.view(exchange, id, receipt_us)
-            };
-            return encoded(exchange, map, t.symbol, out, trade);
+            return on_agg_trade(exchange, &t, receipt_us, map, out);
         }
         "depth" | "depthUpdate" => {
             let d: DepthUpdate<'_> = serde_json::from_str(json)?;
-            out.push(VenueEvent::Diff {
-                symbol: symbol(map, d.symbol)?,
-                diff: Diff {
-                    first: d.first_update_id,
-                    last: d.final_update_id,
-                    prev: d.prev_final_update_id,
-                    bids: levels(&d.bids)?,
-                    asks: levels(&d.asks)?,
-                    checksum: None,
-                    event_time: Some(us(d.event_time)),
-                    timestamp: d.transaction_time.map(us),
-                    receipt_time: receipt_us,
-                },
-            });
+            // The symbol is looked up before the levels are checked (which error wins).
+            let symbol = symbol(map, d.symbol)?;
+            let depth = Depth {
+                event_time: d.event_time,
+                transaction_time: d.transaction_time,
+                symbol: d.symbol,
+                first_update_id: d.first_update_id,
+                final_update_id: d.final_update_id,
+                prev_final_update_id: d.prev_final_update_id,
+                bids: levels(&d.bids)?,
+                asks: levels(&d.asks)?,
+            };
+            out.push(depth_diff(symbol, depth, receipt_us));
             return Ok(());
         }
         "bookTicker" => {
@@ -278,7 +318,7 @@ pub fn parse_payload(
 }
 
 /// The payload kind of stream `stream`: `btcusdt@depth@100ms` → `depth`; `kline_1m` is kept.
-fn stream_kind(stream: &str) -> &str {
+pub(super) fn stream_kind(stream: &str) -> &str {
     let kind = stream.split_once('@').map_or(stream, |(_, k)| k);
     kind.split('@').next().unwrap_or(kind)
 }
@@ -286,7 +326,7 @@ fn stream_kind(stream: &str) -> &str {
 /// Binance writes combined frames as `{"stream":"<name>","data":<payload>}`. When a frame has
 /// exactly that shape, returns the stream name and the payload text without parsing the frame
 /// twice; anything else (other key order, whitespace, control answers) takes the general path.
-fn combined_fast(text: &str) -> Option<(&str, &str)> {
+pub(super) fn combined_fast(text: &str) -> Option<(&str, &str)> {
     let rest = text.strip_prefix(r#"{"stream":""#)?;
     let (stream, rest) = rest.split_once('"')?;
     if stream.contains('\\') {
@@ -296,8 +336,30 @@ fn combined_fast(text: &str) -> Option<(&str, &str)> {
     data.starts_with('{').then_some((stream, data))
 }
 
-/// Parses one frame: a combined-stream envelope, a raw event, or a control answer.
+/// Parses one frame: a combined-stream envelope, a raw event, or a control answer. Trades in
+/// Binance's fixed shapes are read by the scanner ([`super::scan`]); everything else, and
+/// anything the scanner declines, by [`parse_frame_general`], with the same results.
 pub fn parse_frame(
+    exchange: &'static str,
+    text: &str,
+    receipt_us: i64,
+    map: &SymbolMap,
+    out: &mut Vec<VenueEvent>,
+) -> Result<(), ParseError> {
+    match scan_frame(text) {
+        Some(Scanned::Trade(t)) => on_trade(exchange, &t, receipt_us, map, out),
+        Some(Scanned::AggTrade(t)) => on_agg_trade(exchange, &t, receipt_us, map, out),
+        Some(Scanned::Depth(d)) => {
+            out.push(depth_diff(symbol(map, d.symbol)?, d, receipt_us));
+            Ok(())
+        }
+        None => parse_frame_general(exchange, text, receipt_us, map, out),
+    }
+}
+
+/// [`parse_frame`] through `serde_json` typed parses only: the authority the scanner is
+/// checked against.
+pub fn parse_frame_general(
     exchange: &'static str,
     text: &str,
     receipt_us: i64,
