@@ -97,25 +97,38 @@ struct Run {
     peak_rss_kib: u64,
 }
 
+/// How the service child runs: its feed threads and how many `[[feeds]]` the symbols are
+/// split over (one connection each at least).
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    threads: usize,
+    feeds: usize,
+}
+
 /// The service child: runs `symbols` symbols against the replay at `addr` until every frame
 /// is read and answered; prints `frames wall_s cpu_s peak_rss_kib`.
-async fn service(symbols: Vec<String>, total: u64, addr: String, stamp: String) {
+async fn service(symbols: Vec<String>, total: u64, addr: String, stamp: String, at: Layout) {
     let n = symbols.len();
     let mut cfg = Config::load(std::path::Path::new("config/default.toml")).unwrap();
     cfg.producer.topic_prefix = format!("scale.{stamp}.{n}");
     cfg.http.enabled = false;
-    cfg.feeds = vec![FeedConfig {
-        venue: "binance".into(),
-        symbols,
-        channels: vec![Channel::Depth, Channel::Trade],
-        ws_url: Some(format!("ws://{addr}")),
-        rest_url: Some(format!("http://{addr}")),
-        symbol_source: SymbolSource::Pinned,
-        // The replay server is local: no venue budget to respect.
-        rest_weight_per_minute: Some(100_000_000),
-        snapshot_interval: Duration::from_millis(5),
-        ..Default::default()
-    }];
+    cfg.run.feed_threads = Some(at.threads);
+    let per_feed = n.div_ceil(at.feeds.max(1));
+    cfg.feeds = symbols
+        .chunks(per_feed)
+        .map(|chunk| FeedConfig {
+            venue: "binance".into(),
+            symbols: chunk.to_vec(),
+            channels: vec![Channel::Depth, Channel::Trade],
+            ws_url: Some(format!("ws://{addr}")),
+            rest_url: Some(format!("http://{addr}")),
+            symbol_source: SymbolSource::Pinned,
+            // The replay server is local: no venue budget to respect.
+            rest_weight_per_minute: Some(100_000_000),
+            snapshot_interval: Duration::from_millis(5),
+            ..Default::default()
+        })
+        .collect();
     cfg.validate().unwrap();
     let cpu0 = cpu("self");
     let started = Instant::now();
@@ -155,7 +168,7 @@ async fn service(symbols: Vec<String>, total: u64, addr: String, stamp: String) 
     service.shutdown().await;
 }
 
-fn run(n: usize, frames: usize, stamp: u128) -> Run {
+fn run(n: usize, frames: usize, stamp: u128, at: Layout) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let symbols = synth::symbols(n);
     let written = synth::binance_spot(dir.path(), &symbols, (frames / n).max(2), 10).unwrap();
@@ -174,7 +187,15 @@ fn run(n: usize, frames: usize, stamp: u128) -> Run {
     let broker = broker_pid();
     let broker0 = broker.as_deref().map_or(0.0, cpu);
     let out = Command::new(&exe)
-        .env(SERVICE, format!("{n} {total} {} {stamp}", addr.trim()))
+        .env(
+            SERVICE,
+            format!(
+                "{n} {total} {} {stamp} {} {}",
+                addr.trim(),
+                at.threads,
+                at.feeds
+            ),
+        )
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
@@ -209,7 +230,11 @@ fn main() {
         let a: Vec<&str> = args.split(' ').collect();
         let (n, total): (usize, u64) = (a[0].parse().unwrap(), a[1].parse().unwrap());
         let (addr, stamp) = (a[2].to_string(), a[3].to_string());
-        actix_rt::System::new().block_on(service(synth::symbols(n), total, addr, stamp));
+        let at = Layout {
+            threads: a[4].parse().unwrap(),
+            feeds: a[5].parse().unwrap(),
+        };
+        actix_rt::System::new().block_on(service(synth::symbols(n), total, addr, stamp, at));
         return;
     }
     let frames: usize = std::env::var("TICKFLOW_SCALE_FRAMES")
@@ -234,7 +259,11 @@ fn main() {
     let mut all: Vec<Vec<Run>> = sizes.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds.max(1) {
         for (i, n) in sizes.iter().enumerate() {
-            let r = run(*n, frames, stamp + round as u128);
+            let at = Layout {
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+                feeds: 1,
+            };
+            let r = run(*n, frames, stamp + round as u128, at);
             eprintln!(
                 "round {round}: {n} symbols, {:.2} CPU µs/msg",
                 r.cpu_us_per_msg
@@ -288,4 +317,37 @@ fn main() {
     println!(
         "cost ratio: CPU µs per message of the service process at each size / at {n0} symbols (goal: within 1.2); RSS/symbol: (peak RSS − peak RSS at {n0} symbols) / the symbols beyond {n0}"
     );
+
+    // All cores: the same service with its feed connections on the producers' thread (one
+    // thread for the service's actors, as before `run.feed_threads`) and on two threads of
+    // their own; 200 symbols over 4 `[[feeds]]` (4 connections), sizes interleaved per round.
+    let layouts = [
+        Layout {
+            threads: 0,
+            feeds: 4,
+        },
+        Layout {
+            threads: 2,
+            feeds: 4,
+        },
+    ];
+    let mut rates: Vec<Vec<f64>> = vec![Vec::new(); layouts.len()];
+    for round in 0..rounds.max(1) {
+        for (i, at) in layouts.iter().enumerate() {
+            let r = run(200, frames, stamp + 1_000 + round as u128, *at);
+            rates[i].push(r.frames as f64 / r.wall.as_secs_f64());
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let one = median(&mut rates[0]);
+    let two = median(&mut rates[1]);
+    println!(
+        "\n=== all cores: 200 symbols over 4 connections, whole service (median of {rounds} rounds)"
+    );
+    println!("feeds on the producers' thread (1 thread): {one:>10.0} msgs/s");
+    println!("feeds on 2 threads of their own:           {two:>10.0} msgs/s");
+    println!("ratio 2 threads / 1 thread: {:.2}", two / one);
 }

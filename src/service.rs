@@ -69,7 +69,7 @@ struct Launcher {
     /// One REST client per venue and egress (see [`egress`]).
     rest: HashMap<(String, Option<String>), crate::transport::RestClient>,
     connects: HashMap<String, Arc<crate::transport::ConnectBudget>>,
-    arbiter: actix::ArbiterHandle,
+    threads: Arc<FeedThreads>,
     /// Named in every `FeedEvent` when the instance is one of many.
     instance: Option<Arc<str>>,
 }
@@ -86,7 +86,7 @@ impl Launcher {
             venues: HashMap::new(),
             rest: HashMap::new(),
             connects: HashMap::new(),
-            arbiter: actix::Arbiter::current(),
+            threads: Arc::new(FeedThreads::new(config.run.feed_threads())),
         };
         for f in &config.feeds {
             let venue: Arc<dyn venues::Venue> = match l.venues.get(&f.venue) {
@@ -122,7 +122,7 @@ impl Launcher {
         Ok(l)
     }
 
-    /// Starts one supervised feed actor (in the service's arbiter, from any thread).
+    /// Starts one supervised feed actor (on the next feed thread, from any thread).
     fn start(&self, plan: FeedPlan) -> Result<RunningFeed, ServiceError> {
         let venue_name = plan.cfg.venue.clone();
         let missing = || ServiceError::Venue(venue_name.clone());
@@ -140,7 +140,7 @@ impl Launcher {
             plan.cfg,
             self.instance.clone(),
         );
-        let addr = actix::Supervisor::start_in_arbiter(&self.arbiter, move |_| {
+        let addr = actix::Supervisor::start_in_arbiter(&self.threads.next(), move |_| {
             FeedActor::new(cfg, v, p, s, h)
                 .with_connect_budget(b)
                 .with_instance(i)
@@ -151,6 +151,51 @@ impl Launcher {
             stats,
             budget: plan.budget,
         })
+    }
+}
+
+/// The threads feed actors run on: arbiters of their own, taken in turn, or the arbiter that
+/// started the service (the producers' thread) when there are none. Stopped when dropped.
+struct FeedThreads {
+    own: Vec<actix::Arbiter>,
+    current: actix::ArbiterHandle,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+impl FeedThreads {
+    fn new(n: usize) -> FeedThreads {
+        if n > 0 {
+            tracing::info!(threads = n, "feed actors run on threads of their own");
+        }
+        FeedThreads {
+            own: (0..n).map(|_| actix::Arbiter::new()).collect(),
+            current: actix::Arbiter::current(),
+            next: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// Where the next feed actor starts.
+    fn next(&self) -> actix::ArbiterHandle {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        match self.own.get(i % self.own.len().max(1)) {
+            Some(a) => a.handle(),
+            None => self.current.clone(),
+        }
+    }
+}
+
+impl FeedThreads {
+    /// Ends the threads of their own (their feed actors stopped first).
+    fn stop(&self) {
+        for a in &self.own {
+            a.stop();
+        }
+    }
+}
+
+impl Drop for FeedThreads {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -254,6 +299,8 @@ pub struct Service {
     /// This instance's name, sharding mode and owned shards.
     pub cluster: Arc<cluster::Status>,
     shards: Option<(Arc<ShardFeeds>, Membership)>,
+    /// The feeds' threads, kept until the service is dropped.
+    threads: Arc<FeedThreads>,
     config: Config,
 }
 
@@ -393,6 +440,7 @@ impl Service {
             redis,
             cluster: status,
             shards,
+            threads: launcher.threads.clone(),
             config,
         })
     }
@@ -471,6 +519,7 @@ impl Service {
             shards.stop_all().await;
         }
         join_all(self.feeds.iter().map(|f| f.addr.send(StopFeed))).await;
+        self.threads.stop();
         tracing::info!("stopping producers");
         self.producer.shutdown().await;
         if let Some(redis) = &self.redis {

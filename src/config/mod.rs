@@ -380,6 +380,19 @@ pub struct RunConfig {
     #[serde(rename = "drain_after_replay_ms")]
     #[serde_as(as = "DurationMilliSeconds<u64>")]
     pub drain_after_replay: Duration,
+    /// Threads the feed actors run on (each feed connection on one of them, in turn); the
+    /// producer actors keep the main thread. `0`: feeds share the main thread with the
+    /// producers. Default: the machine's cores.
+    pub feed_threads: Option<usize>,
+}
+
+impl RunConfig {
+    /// [`RunConfig::feed_threads`], the default resolved.
+    pub fn feed_threads(&self) -> usize {
+        self.feed_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
 }
 
 impl Default for RunConfig {
@@ -388,6 +401,7 @@ impl Default for RunConfig {
             progress_interval: Duration::from_millis(5_000),
             exit_after_replay: false,
             drain_after_replay: Duration::from_millis(2_000),
+            feed_threads: None,
         }
     }
 }
