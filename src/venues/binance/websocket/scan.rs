@@ -53,8 +53,8 @@ pub struct Depth<'a> {
 /// `aggTrade`, or a bare `{"e":"trade",..}` / `{"e":"aggTrade",..}`. `None` when the frame is
 /// anything else or not exactly the expected shape.
 pub fn scan_frame(text: &str) -> Option<Scanned<'_>> {
-    if let Some((stream, data)) = super::parse::combined_fast(text) {
-        return match super::parse::stream_kind(stream) {
+    if let Some((stream, data)) = super::envelope::combined_fast(text) {
+        return match super::envelope::stream_kind(stream) {
             "trade" => scan_trade(data).map(Scanned::Trade),
             "aggTrade" => scan_agg_trade(data).map(Scanned::AggTrade),
             "depth" | "depthUpdate" => scan_depth(data).map(Scanned::Depth),
