@@ -869,7 +869,7 @@ async fn a_recorder_joining_and_another_leaving_mid_stream_store_every_record_on
         "partition.assignment.strategy".into(),
         "cooperative-sticky".into(),
     );
-    let want = produce_trades(&cfg, 20_000).await;
+    let mut want = produce_trades(&cfg, 20_000).await;
     let first = Recorder::start(cfg.clone(), Metrics::new()).unwrap();
     assert!(
         wait_until(Duration::from_secs(60), || async {
@@ -880,7 +880,18 @@ async fn a_recorder_joining_and_another_leaving_mid_stream_store_every_record_on
     );
     let second_metrics = Metrics::new();
     let second = Recorder::start(cfg.clone(), second_metrics.clone()).unwrap();
-    // The second one joined and took partitions (it stores rows of its own).
+    // The second one joins and the group gives it partitions.
+    assert!(
+        wait_until(Duration::from_secs(60), || async {
+            second_metrics.sample("tickflow_recorder_assigned_partitions") > 0.0
+        })
+        .await,
+        "the second recorder was never assigned a partition"
+    );
+    // The first may have read a partition to its end before the rebalance: more records on
+    // every partition (round robin) give the second one records of its own to store.
+    want.extend(produce_trades_from(&cfg, 20_000..26_000).await);
+    assert_eq!(want.len(), 26_000);
     assert!(
         wait_until(Duration::from_secs(60), || async {
             second_metrics.sample("tickflow_recorder_rows_total") > 0.0
@@ -890,11 +901,11 @@ async fn a_recorder_joining_and_another_leaving_mid_stream_store_every_record_on
     );
     let at_leave = db.trade_count().await.unwrap();
     assert!(
-        at_leave < 20_000,
+        at_leave < 26_000,
         "the stream ended before the first recorder left"
     );
     first.stop().await.unwrap();
-    wait_for_rows(&db, 20_000, Duration::from_secs(120)).await;
+    wait_for_rows(&db, 26_000, Duration::from_secs(120)).await;
     // The second recorder owns every partition now and has read each to its end: its lag
     // metric (from librdkafka's statistics, every 5 s) says 0 for each of the 3.
     let topic = format!("{}.trade", cfg.producer.topic_prefix);

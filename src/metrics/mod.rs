@@ -74,6 +74,15 @@ pub struct FeedLabels {
     pub exchange: String,
 }
 
+/// Labels of the feed latency histograms: venue and channel (the record's data type).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    /// Venue, e.g. `BINANCE`.
+    pub exchange: String,
+    /// Data type, e.g. `trade`, `level2_delta`.
+    pub channel: String,
+}
+
 /// Labels of per-symbol order-book counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BookSymbolLabels {
@@ -127,6 +136,14 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     /// Time from ProduceEvent accepted to Ack, seconds.
     pub produce_latency: HistogramFamily<TopicLabels>,
+    /// Venue's time of a record (its event time, else its timestamp) to its receipt here,
+    /// seconds, per venue and channel (a venue clock ahead of this one counts as 0).
+    pub feed_exchange_to_receipt: HistogramFamily<ChannelLabels>,
+    /// Records whose venue time was after their receipt here (this clock behind the venue's).
+    pub feed_exchange_time_ahead: Family<ChannelLabels, Counter>,
+    /// Receipt of a record's message to the broker's Ack of the record, seconds, per venue
+    /// and channel.
+    pub feed_receipt_to_ack: HistogramFamily<ChannelLabels>,
     /// Time to encode and frame one record, seconds.
     pub encode_latency: HistogramFamily<TopicLabels>,
     /// Framed record size, bytes.
@@ -202,6 +219,9 @@ pub struct Metrics {
     /// Partitions the recorder stopped at a record it cannot store (no dead-letter topic,
     /// `recorder.bad_records = "stop"`); the log says which and why.
     pub recorder_stopped_partitions: Gauge,
+    /// Partitions the group assigned to this recorder now (0 between a revocation and the
+    /// next assignment).
+    pub recorder_assigned_partitions: Gauge,
     /// The recorder's consumer lag per partition (records between its position and the
     /// partition's end), from librdkafka's statistics every 5 s.
     pub recorder_lag: Family<PartitionLabels, Gauge>,
@@ -249,6 +269,9 @@ impl Metrics {
             errors: Family::default(),
             produce_latency: Family::new_with_constructor(latency_histogram),
             encode_latency: Family::new_with_constructor(latency_histogram),
+            feed_exchange_to_receipt: Family::new_with_constructor(latency_histogram),
+            feed_exchange_time_ahead: Family::default(),
+            feed_receipt_to_ack: Family::new_with_constructor(latency_histogram),
             message_bytes: Family::new_with_constructor(size_histogram),
             queue_depth: Family::default(),
             circuit_state: Family::default(),
@@ -283,6 +306,7 @@ impl Metrics {
             recorder_bad_records: Family::default(),
             recorder_batches_dropped: Counter::default(),
             recorder_stopped_partitions: Gauge::default(),
+            recorder_assigned_partitions: Gauge::default(),
             recorder_lag: Family::default(),
             recorder_commit_errors: Counter::default(),
             recorder_consumer_errors: Counter::default(),
@@ -304,6 +328,21 @@ impl Metrics {
             "produce_latency_seconds",
             "ProduceEvent accepted to Ack",
             m.produce_latency.clone(),
+        );
+        registry.register(
+            "feed_exchange_to_receipt_seconds",
+            "Venue time of a record to its receipt, per venue and channel",
+            m.feed_exchange_to_receipt.clone(),
+        );
+        registry.register(
+            "feed_exchange_time_ahead",
+            "Records timed by the venue after their receipt here",
+            m.feed_exchange_time_ahead.clone(),
+        );
+        registry.register(
+            "feed_receipt_to_ack_seconds",
+            "Receipt of a record's message to the broker's Ack, per venue and channel",
+            m.feed_receipt_to_ack.clone(),
         );
         registry.register(
             "encode_latency_seconds",
@@ -481,6 +520,11 @@ impl Metrics {
             "recorder_stopped_partitions",
             "Partitions the recorder stopped at a record it cannot store",
             m.recorder_stopped_partitions.clone(),
+        );
+        registry.register(
+            "recorder_assigned_partitions",
+            "Partitions the group assigned to this recorder now",
+            m.recorder_assigned_partitions.clone(),
         );
         registry.register(
             "recorder_commit_errors",

@@ -60,9 +60,14 @@ impl ConsumerContext for RecorderContext {
         match rebalance {
             Rebalance::Revoke(tpl) => {
                 self.revocations.fetch_add(1, Ordering::SeqCst);
+                // The eager protocol revokes the whole assignment.
+                self.metrics.recorder_assigned_partitions.set(0);
                 tracing::info!(partitions = tpl.count(), "recorder: partitions revoked");
             }
             Rebalance::Assign(tpl) => {
+                self.metrics
+                    .recorder_assigned_partitions
+                    .set(i64::try_from(tpl.count()).unwrap_or(i64::MAX));
                 tracing::info!(partitions = tpl.count(), "recorder: partitions assigned");
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "recorder: rebalance error"),
