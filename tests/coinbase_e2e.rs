@@ -204,6 +204,29 @@ async fn advanced_trade_through_a_dropped_connection() {
         .collect();
     got.sort();
     assert_eq!(got, want);
+    // Latency per venue and channel, trades and book diffs (their venue times are months
+    // before the replay: the recording is from August).
+    let metrics = service.producer.metrics();
+    let stored = |t: &tickflow::schema::v2beta1::Trade| {
+        (t.event_time.unwrap_or(t.timestamp), t.receipt_time)
+    };
+    common::assert_latency_observed(
+        &metrics,
+        "COINBASE",
+        "trade",
+        &trades.iter().map(stored).collect::<Vec<_>>(),
+    );
+    let deltas: Vec<(i64, i64)> = common::decoded(&cfg, DataType::Level2Delta)
+        .into_iter()
+        .map(|r| match r {
+            Normalized::Level2Delta(d) => {
+                (d.event_time.or(d.timestamp).unwrap_or(0), d.receipt_time)
+            }
+            _ => unreachable!(),
+        })
+        .collect();
+    assert!(!deltas.is_empty());
+    common::assert_latency_observed(&metrics, "COINBASE", "level2_delta", &deltas);
     // seq 9: maker SELL at 65083.67 → taker buy, 0.01034361, 2026-08-09T21:05:48.167634Z.
     let t = trades.iter().find(|t| t.trade_id == "1068572091").unwrap();
     assert_eq!(

@@ -357,6 +357,8 @@ impl BookKeeper {
                     exchange,
                     symbol: e.symbol.clone(),
                     bytes,
+                    venue_us: diff.event_time.or(diff.timestamp).filter(|t| *t > 0),
+                    receipt_us: receipt,
                 }));
                 if every > 0 && e.deltas_since_book >= every {
                     e.deltas_since_book = 0;

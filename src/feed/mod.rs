@@ -2,6 +2,7 @@
 //! `session`, the order books in `books`.
 
 pub mod books;
+pub mod latency;
 pub mod outage;
 pub mod session;
 

@@ -20,6 +20,10 @@ const PROBE_EVERY: Duration = Duration::from_millis(250);
 pub struct Sent {
     /// Its data type (metric label).
     pub data_type: &'static str,
+    /// Its data type, for a typed record.
+    pub kind: Option<DataType>,
+    /// When its message was received, µs since the epoch (0 for a record not typed here).
+    pub receipt_us: i64,
     /// The symbol, for book records (a lost one means the book must resync).
     pub book: Option<String>,
     /// When it was sent, µs since the epoch.
@@ -46,8 +50,14 @@ impl Sent {
         // A lost per-book announcement counts for its book like a lost book record.
         let book = (book_record || announced.is_some_and(|e| !e.symbol.is_empty()))
             .then(|| r.payload.symbol().to_string());
+        let (kind, receipt_us) = r
+            .payload
+            .times()
+            .map_or((None, 0), |(dt, _, receipt)| (Some(dt), receipt));
         Sent {
             data_type: r.payload.data_type_name(),
+            kind,
+            receipt_us,
             book,
             at_us,
             covers_since_us: announced.and_then(|e| e.since),
@@ -218,7 +228,7 @@ mod tests {
             data_type: dt,
             book: book.map(str::to_string),
             at_us: at,
-            covers_since_us: None,
+            ..Default::default()
         }
     }
 

@@ -577,3 +577,45 @@ impl Metrics {
             .fold(0.0, |a, b| a + b)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `tickflow_*` series the Grafana dashboard queries is one the service exports.
+    #[test]
+    fn the_dashboard_queries_only_exported_metrics() {
+        let dashboard = include_str!("../../docs/grafana/tickflow.json");
+        // Families without a series are not rendered: the registered names, from the source.
+        let source = include_str!("mod.rs");
+        let exported: std::collections::BTreeSet<String> = source
+            .match_indices("registry.register(")
+            .filter_map(|(i, _)| {
+                let rest = &source[i..];
+                let start = rest.find('"')? + 1;
+                let len = rest[start..].find('"')?;
+                Some(format!("tickflow_{}", &rest[start..start + len]))
+            })
+            .collect();
+        assert!(exported.contains("tickflow_feed_receipt_to_ack_seconds"));
+        let mut queried = std::collections::BTreeSet::new();
+        for (i, _) in dashboard.match_indices("tickflow_") {
+            let name: String = dashboard[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            queried.insert(name);
+        }
+        assert!(queried.contains("tickflow_feed_receipt_to_ack_seconds_bucket"));
+        for name in &queried {
+            let family = ["_bucket", "_sum", "_count", "_total"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            assert!(
+                exported.contains(family) || exported.contains(name.as_str()),
+                "the dashboard queries {name}, which is not exported"
+            );
+        }
+    }
+}

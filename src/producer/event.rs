@@ -71,6 +71,16 @@ impl Payload {
         }
     }
 
+    /// Its data type, when the venue timed it and when its message was received (µs since the
+    /// epoch); `None` for bytes encoded elsewhere.
+    pub fn times(&self) -> Option<(DataType, Option<i64>, i64)> {
+        match self {
+            Payload::Typed(n) => Some((n.data_type(), n.exchange_time_us(), n.receipt_time_us())),
+            Payload::Normalized(e) => Some((e.data_type, e.venue_us, e.receipt_us)),
+            Payload::Encoded { .. } => None,
+        }
+    }
+
     /// Name used in the `data_type` header and metrics (`raw` for pre-encoded payloads).
     pub fn data_type_name(&self) -> &'static str {
         self.data_type().map_or("raw", DataType::as_str)

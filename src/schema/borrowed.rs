@@ -24,9 +24,31 @@ pub struct EncodedRecord {
     pub symbol: Arc<str>,
     /// The protobuf bytes of the record.
     pub bytes: Vec<u8>,
+    /// When the venue timed it (event time, else its timestamp), µs, when it did.
+    pub venue_us: Option<i64>,
+    /// When its message was received here, µs.
+    pub receipt_us: i64,
 }
 
 impl EncodedRecord {
+    /// Trade `t` of `symbol` (which fills `t`'s symbol), encoded.
+    pub fn trade(exchange: &'static str, symbol: Arc<str>, t: TradeRef<'_>) -> EncodedRecord {
+        let mut bytes = Vec::with_capacity(128);
+        TradeRef {
+            symbol: &symbol,
+            ..t
+        }
+        .encode(&mut bytes);
+        EncodedRecord {
+            data_type: DataType::Trade,
+            exchange,
+            symbol,
+            bytes,
+            venue_us: t.event_time.or(Some(t.timestamp)).filter(|t| *t > 0),
+            receipt_us: t.receipt_time,
+        }
+    }
+
     /// The owned record the bytes encode.
     pub fn decode(&self) -> Result<Normalized, prost::DecodeError> {
         Normalized::decode(self.data_type, &self.bytes)

@@ -221,6 +221,30 @@ impl Normalized {
         with_inner!(self, m => &m.symbol)
     }
 
+    /// When the venue timed the record, µs since the epoch: its event (send) time, else its
+    /// own timestamp (a candle's is its open, so only its event time counts). `None` for a
+    /// `FeedEvent` (timed here) and for a record the venue did not time.
+    pub fn exchange_time_us(&self) -> Option<i64> {
+        let t = match self {
+            Normalized::Trade(m) => m.event_time.or(Some(m.timestamp)),
+            Normalized::Level2Book(m) => m.event_time.or(m.timestamp),
+            Normalized::Level2Delta(m) => m.event_time.or(m.timestamp),
+            Normalized::TopOfBook(m) => m.event_time.or(m.timestamp),
+            Normalized::Ticker(m) => m.event_time.or(m.timestamp),
+            Normalized::Funding(m) => m.event_time.or(m.timestamp),
+            Normalized::OpenInterest(m) => m.event_time.or(m.timestamp),
+            Normalized::Liquidation(m) => m.event_time.or(m.timestamp),
+            Normalized::Candle(m) => m.event_time,
+            Normalized::FeedEvent(_) => None,
+        };
+        t.filter(|t| *t > 0)
+    }
+
+    /// When the message the record came from was received here, µs since the epoch.
+    pub fn receipt_time_us(&self) -> i64 {
+        with_inner!(self, m => m.receipt_time)
+    }
+
     /// Protobuf encoding of the inner message (no framing).
     pub fn encode_to_vec(&self) -> Vec<u8> {
         with_inner!(self, m => prost::Message::encode_to_vec(m))

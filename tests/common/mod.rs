@@ -708,3 +708,47 @@ pub fn decoded(
     })
     .collect()
 }
+
+/// Asserts the feed latency histograms of `exchange`'s `channel` against the records stored
+/// there, given as (venue time, receipt time) µs: one receipt → Ack observation per stored
+/// record, each inside 26 s (the run's length bounds it), and venue time → receipt summed
+/// over them equals Σ(receipt − venue time).
+pub fn assert_latency_observed(
+    metrics: &tickflow::metrics::Metrics,
+    exchange: &str,
+    channel: &str,
+    stored: &[(i64, i64)],
+) {
+    let series = format!("exchange=\"{exchange}\",channel=\"{channel}\"");
+    let sample = |name: &str| metrics.sample(&format!("tickflow_{name}{{{series}}}"));
+    let n = stored.len() as f64;
+    assert_eq!(
+        sample("feed_receipt_to_ack_seconds_count"),
+        n,
+        "{channel}: Acks observed"
+    );
+    let within_26s = metrics
+        .render()
+        .lines()
+        .find(|l| {
+            l.starts_with("tickflow_feed_receipt_to_ack_seconds_bucket{")
+                && l.contains(&series)
+                && l.contains("le=\"26.2144\"")
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert_eq!(within_26s, Some(n), "{channel}: Acks within 26 s");
+    assert_eq!(
+        sample("feed_exchange_to_receipt_seconds_count"),
+        n,
+        "{channel}: receipts observed"
+    );
+    let want: f64 = stored
+        .iter()
+        .map(|(venue, receipt)| (receipt - venue) as f64 / 1e6)
+        .sum();
+    let got = sample("feed_exchange_to_receipt_seconds_sum");
+    assert!(
+        (got - want).abs() <= want.abs() * 1e-9 + 1e-6,
+        "{channel}: venue time → receipt summed {got} s, the stored records say {want} s"
+    );
+}

@@ -120,6 +120,9 @@ impl Feed {
                     e.instance = instance.to_string();
                 }
             }
+            if let Some((dt, venue_us, receipt_us)) = r.payload.times() {
+                self.latency.received(dt, venue_us, receipt_us);
+            }
             let sent = Sent::of(&r, now_us());
             if outage.shedding() && !outage.probe_now(d.in_flight()) {
                 self.lost(&sent, Cause::Shed, outage);
@@ -209,13 +212,17 @@ impl Feed {
         outage: &mut Outage,
     ) -> Option<Episode> {
         let acked = matches!(answer, Ok(Ok(_)));
+        let now = now_us();
         if acked {
             self.stats.acked.fetch_add(1, Ordering::Relaxed);
+            if let Some(kind) = sent.kind {
+                self.latency.acked(kind, sent.receipt_us, now);
+            }
         } else {
             self.stats.nacked.fetch_add(1, Ordering::Relaxed);
             self.lost(sent, Cause::Nacked, outage);
         }
-        outage.answered(acked, now_us())
+        outage.answered(acked, now)
     }
 
     /// Kafka takes records again after a loss episode: the interval is announced, and every

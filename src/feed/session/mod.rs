@@ -34,6 +34,7 @@ use super::books::{feed_event, BookKeeper};
 use super::outage::Outage;
 use super::FeedStats;
 use crate::config::FeedConfig;
+use crate::feed::latency::Latency;
 use crate::metrics::{FeedErrorLabels, FeedLabels, Metrics};
 use crate::producer::ProduceEvent;
 use crate::schema::v2beta1::feed_event::Kind;
@@ -156,6 +157,8 @@ pub struct Feed {
     /// The proxy the WebSocket goes through (`Ok(None)`: direct); why it cannot be used,
     /// when its setting fails (then no connection is opened, never one direct).
     proxy: Result<Option<Proxy>, ProxyError>,
+    /// Venue time → receipt → Ack, per channel.
+    latency: Latency,
 }
 
 impl Feed {
@@ -183,6 +186,7 @@ impl Feed {
             reason: e.to_string(),
         });
         Feed {
+            latency: Latency::new(metrics.clone(), venue.exchange()),
             proxy,
             cfg,
             venue,

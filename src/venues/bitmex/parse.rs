@@ -18,7 +18,7 @@ use super::EXCHANGE;
 use crate::book::{Diff, Levels, Snapshot};
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::{liquidation, trade};
-use crate::schema::{self as s, DataType, Normalized};
+use crate::schema::{self as s, Normalized};
 use crate::venues::json::{rfc3339_to_us, scalar, symbol};
 use crate::venues::{decimal, ParseError, SymbolMap, VenueEvent};
 
@@ -555,14 +555,11 @@ fn trades(
             liquidity_flag: None,
             receipt_time: receipt_us,
         };
-        let mut bytes = Vec::with_capacity(160);
-        view.encode(&mut bytes);
-        out.push(VenueEvent::Encoded(EncodedRecord {
-            data_type: DataType::Trade,
-            exchange: EXCHANGE,
-            symbol: Arc::clone(&symbol),
-            bytes,
-        }));
+        out.push(VenueEvent::Encoded(EncodedRecord::trade(
+            EXCHANGE,
+            Arc::clone(&symbol),
+            view,
+        )));
     }
     Ok(())
 }

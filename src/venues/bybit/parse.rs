@@ -31,7 +31,7 @@ use super::EXCHANGE;
 use crate::book::{Diff, Levels, Snapshot};
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::{liquidation, trade};
-use crate::schema::{self as s, DataType, Normalized};
+use crate::schema::{self as s, Normalized};
 use crate::venues::json::{ms_text_to_us, ms_to_us, scalar, signed, symbol, unsigned};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
@@ -335,18 +335,9 @@ fn push_trade(
     trade: TradeRef<'_>,
     out: &mut Vec<VenueEvent>,
 ) -> Result<(), ParseError> {
-    let mut bytes = Vec::with_capacity(160);
-    TradeRef {
-        symbol: &sym,
-        ..trade
-    }
-    .encode(&mut bytes);
-    out.push(VenueEvent::Encoded(EncodedRecord {
-        data_type: DataType::Trade,
-        exchange: EXCHANGE,
-        symbol: sym,
-        bytes,
-    }));
+    out.push(VenueEvent::Encoded(EncodedRecord::trade(
+        EXCHANGE, sym, trade,
+    )));
     Ok(())
 }
 

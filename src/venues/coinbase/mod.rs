@@ -43,7 +43,6 @@ use std::time::Duration;
 use crate::book::Sequencer;
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::trade;
-use crate::schema::DataType;
 use crate::venues::{
     Channel, Instrument, InstrumentKind, Limits, ParseError, SessionSpec, SymbolMap, Venue,
     VenueEvent, VenueSession,
@@ -133,18 +132,9 @@ pub fn trade_id(text: &str) -> Result<IdRef<'_>, ParseError> {
 
 /// Encodes a trade straight from the frame's text.
 pub fn push_trade(symbol: Arc<str>, trade: TradeRef<'_>, out: &mut Vec<VenueEvent>) {
-    let mut bytes = Vec::with_capacity(128);
-    TradeRef {
-        symbol: &symbol,
-        ..trade
-    }
-    .encode(&mut bytes);
-    out.push(VenueEvent::Encoded(EncodedRecord {
-        data_type: DataType::Trade,
-        exchange: EXCHANGE,
-        symbol,
-        bytes,
-    }));
+    out.push(VenueEvent::Encoded(EncodedRecord::trade(
+        EXCHANGE, symbol, trade,
+    )));
 }
 
 /// (symbol, trade id).

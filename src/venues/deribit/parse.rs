@@ -15,7 +15,7 @@ use super::EXCHANGE;
 use crate::book::{Diff, Levels, Snapshot};
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::trade;
-use crate::schema::{self as s, DataType, Normalized};
+use crate::schema::{self as s, Normalized};
 use crate::venues::json::{ms_to_us, scalar, symbol, unsigned};
 use crate::venues::{decimal, ParseError, SymbolMap, VenueEvent};
 
@@ -243,10 +243,9 @@ fn trades(
         if t.trade_id.is_empty() || t.trade_id.len() > 64 {
             return Err(ParseError::Unsupported("trade id".into()));
         }
-        let mut bytes = Vec::with_capacity(128);
-        TradeRef {
+        let trade = TradeRef {
             exchange: EXCHANGE,
-            symbol: &symbol,
+            symbol: "",
             side: side as i32,
             trade_id: IdRef::Text(t.trade_id),
             price: unsigned(t.price)?,
@@ -258,14 +257,10 @@ fn trades(
             match_id: None,
             liquidity_flag: None,
             receipt_time: receipt_us,
-        }
-        .encode(&mut bytes);
-        out.push(VenueEvent::Encoded(EncodedRecord {
-            data_type: DataType::Trade,
-            exchange: EXCHANGE,
-            symbol,
-            bytes,
-        }));
+        };
+        out.push(VenueEvent::Encoded(EncodedRecord::trade(
+            EXCHANGE, symbol, trade,
+        )));
     }
     Ok(())
 }

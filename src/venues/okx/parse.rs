@@ -33,7 +33,7 @@ use super::{BookMode, EXCHANGE};
 use crate::book::{Diff, Levels, Snapshot};
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::{level2_book, liquidation, trade};
-use crate::schema::{self as s, DataType, Normalized};
+use crate::schema::{self as s, Normalized};
 use crate::venues::json::{ms_text_to_us, scalar, signed, unsigned};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
@@ -413,14 +413,11 @@ fn trades(
             liquidity_flag: None,
             receipt_time: receipt_us,
         };
-        let mut bytes = Vec::with_capacity(128);
-        view.encode(&mut bytes);
-        out.push(VenueEvent::Encoded(EncodedRecord {
-            data_type: DataType::Trade,
-            exchange: EXCHANGE,
-            symbol,
-            bytes,
-        }));
+        out.push(VenueEvent::Encoded(EncodedRecord::trade(
+            EXCHANGE,
+            symbol.clone(),
+            view,
+        )));
     }
     Ok(())
 }

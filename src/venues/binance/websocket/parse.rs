@@ -7,7 +7,7 @@ use super::scan::{scan_frame, Depth, Scanned};
 use crate::book::{Diff, Levels};
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::{liquidation, trade};
-use crate::schema::{self as s, DataType, Normalized};
+use crate::schema::{self as s, Normalized};
 use crate::venues::decimal::{signed, unsigned};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
@@ -79,18 +79,9 @@ fn encoded(
     let symbol = map
         .shared(venue_symbol)
         .ok_or_else(|| ParseError::UnknownSymbol(venue_symbol.to_string()))?;
-    let mut bytes = Vec::with_capacity(128);
-    TradeRef {
-        symbol: &symbol,
-        ..trade
-    }
-    .encode(&mut bytes);
-    out.push(VenueEvent::Encoded(EncodedRecord {
-        data_type: DataType::Trade,
-        exchange,
-        symbol,
-        bytes,
-    }));
+    out.push(VenueEvent::Encoded(EncodedRecord::trade(
+        exchange, symbol, trade,
+    )));
     Ok(())
 }
 

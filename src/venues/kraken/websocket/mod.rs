@@ -13,7 +13,6 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use crate::schema::borrowed::{EncodedRecord, TradeRef};
-use crate::schema::DataType;
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
 /// The `exchange` of Kraken records.
@@ -134,18 +133,9 @@ pub fn push_trade(
     out: &mut Vec<VenueEvent>,
 ) -> Result<(), ParseError> {
     let symbol = symbol(map, pair)?;
-    let mut bytes = Vec::with_capacity(128);
-    TradeRef {
-        symbol: &symbol,
-        ..trade
-    }
-    .encode(&mut bytes);
-    out.push(VenueEvent::Encoded(EncodedRecord {
-        data_type: DataType::Trade,
-        exchange: EXCHANGE,
-        symbol,
-        bytes,
-    }));
+    out.push(VenueEvent::Encoded(EncodedRecord::trade(
+        EXCHANGE, symbol, trade,
+    )));
     Ok(())
 }
 
