@@ -580,8 +580,6 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     /// Every `tickflow_*` series the Grafana dashboard queries is one the service exports.
     #[test]
     fn the_dashboard_queries_only_exported_metrics() {
