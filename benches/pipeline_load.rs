@@ -4,8 +4,10 @@
 //!  (a) raw rdkafka `FutureProducer`, awaiting every delivery (bounded in flight),
 //!  (b) `ProduceEvent` → Ack through the producer actors,
 //!  (c) one event in flight at a time (the per-message pattern),
-//!  (d) the actors at a steady 10 000 events/s.
-//! Prints msgs/s, p50/p99 latency, peak RSS and the ratios b/a and b/c.
+//!  (d) the actors and raw rdkafka at a steady 10 000 events/s each, in alternating rounds:
+//!      receipt (the event handed in, not yet encoded) → Ack.
+//! Prints msgs/s, p50/p99 latency, peak RSS and the ratios b/a, b/c and d's p50/p99 (actors
+//! over raw).
 //! `TICKFLOW_LOAD_N` sets the events per phase (default 100 000), `TICKFLOW_LOAD_ROUNDS` the
 //! (a)/(b) rounds (default 30); `TICKFLOW_LOAD_ONLY=actors` (or `raw`) runs only phase (b)
 //! (or (a)), five times (for profiling).
@@ -311,7 +313,13 @@ async fn actors(
     }
 }
 
-async fn steady(handle: &ProducerHandle, t: &str, per_sec: u64, secs: u64) -> Phase {
+/// Hands `per_sec` events a second for `secs` seconds to `send` (each on a task of its own,
+/// timed from the moment it is handed in to its answer).
+async fn paced<F, Fut>(name: &'static str, per_sec: u64, secs: u64, send: F) -> Phase
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = bool> + 'static,
+{
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let total = per_sec * secs;
     let cpu = Cpu::now();
@@ -322,12 +330,12 @@ async fn steady(handle: &ProducerHandle, t: &str, per_sec: u64, secs: u64) -> Ph
         tick.tick().await;
         let due = (start.elapsed().as_secs_f64() * per_sec as f64) as u64;
         while sent < due.min(total) {
-            let (h, tx, t) = (handle.clone(), tx.clone(), t.to_string());
-            let e = Normalized::Trade(trade(sent));
+            let t0 = Instant::now();
+            let answer = send(sent);
+            let tx = tx.clone();
             actix_rt::spawn(async move {
-                let t0 = Instant::now();
-                let r = h.produce(ProduceEvent::typed(e).to_topic(t)).await;
-                let _ = tx.send((r.is_ok(), t0.elapsed()));
+                let ok = answer.await;
+                let _ = tx.send((ok, t0.elapsed()));
             });
             sent += 1;
         }
@@ -340,13 +348,47 @@ async fn steady(handle: &ProducerHandle, t: &str, per_sec: u64, secs: u64) -> Ph
         latencies.push(lat);
     }
     Phase {
-        name: "(d) actors, steady 10 000 ev/s",
+        name,
         n: total as usize,
         elapsed: start.elapsed(),
         latencies,
         nacks,
         cpu: Cpu::now().since(cpu),
     }
+}
+
+/// The actors at a steady rate: the typed event handed in, encoded and produced by them.
+async fn steady(handle: &ProducerHandle, t: &str, per_sec: u64, secs: u64) -> Phase {
+    paced("(d) actors, steady 10 000 ev/s", per_sec, secs, |i| {
+        let answer = handle.produce(ProduceEvent::typed(Normalized::Trade(trade(i))).to_topic(t));
+        async move { answer.await.is_ok() }
+    })
+    .await
+}
+
+/// Raw rdkafka at the same rate: the same typed event encoded, framed, keyed and sent.
+async fn steady_raw(r: &Raw, per_sec: u64, secs: u64) -> Phase {
+    paced("(d) raw rdkafka, steady 10 000 ev/s", per_sec, secs, |i| {
+        let w = ProduceEvent::typed(Normalized::Trade(trade(i)));
+        let Payload::Typed(e) = &w.payload else {
+            unreachable!()
+        };
+        let payload = wire::frame(r.id, &e.encode_to_vec());
+        let key = format!("{}-{}", e.exchange(), e.symbol());
+        let rec = FutureRecord::to(&r.topic)
+            .key(&key)
+            .payload(&payload)
+            .headers(r.routing.headers(&w));
+        // Far below the queue's bound at this rate: a full queue is a failure here.
+        let d = r.producer.send_result(rec).map_err(|(e, _)| e);
+        async move {
+            match d {
+                Ok(d) => matches!(d.await, Ok(Ok(_))),
+                Err(_) => false,
+            }
+        }
+    })
+    .await
 }
 
 /// Interleaved (a)/(b) rounds, in alternating order (`TICKFLOW_LOAD_ROUNDS`, default 30);
@@ -429,8 +471,37 @@ fn main() {
         let m = (n / 100).max(200);
         let mut c = actors(&handle, &t, events[..m].to_vec(), 1, "(c) one event in flight at a time").await;
         c.print();
-        let mut d = steady(&handle, &t, 10_000, 5).await;
-        d.print();
+        // (d): 10 000 events/s for 5 s, actors and raw in turn, three rounds each.
+        let mut steady_actors: Option<Phase> = None;
+        let mut steady_rdkafka: Option<Phase> = None;
+        for round in 0..3 {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let (mut d, mut r) = if round % 2 == 0 {
+                let d = steady(&handle, &t, 10_000, 5).await;
+                (d, steady_raw(&raw_producer, 10_000, 5).await)
+            } else {
+                let r = steady_raw(&raw_producer, 10_000, 5).await;
+                (steady(&handle, &t, 10_000, 5).await, r)
+            };
+            d.print();
+            r.print();
+            for (all, p) in [(&mut steady_actors, d), (&mut steady_rdkafka, r)] {
+                match all {
+                    Some(a) => {
+                        a.n += p.n;
+                        a.nacks += p.nacks;
+                        a.latencies.extend(p.latencies);
+                    }
+                    None => *all = Some(p),
+                }
+            }
+        }
+        let (Some(mut d), Some(mut r)) = (steady_actors, steady_rdkafka) else { unreachable!() };
+        let (d50, d99, r50, r99) = (d.pct(0.50), d.pct(0.99), r.pct(0.50), r.pct(0.99));
+        println!(
+            "steady 10 000 ev/s, receipt -> Ack over 3 rounds of 5 s: actors p50 {d50:.2} ms p99 {d99:.2} ms ({} nacks), raw rdkafka p50 {r50:.2} ms p99 {r99:.2} ms ({} nacks); actors/raw p50 {:.2}, p99 {:.2} (goal <= 1.2)",
+            d.nacks, r.nacks, d50 / r50, d99 / r99,
+        );
         let overall = |t: Duration| (n * rounds) as f64 / t.as_secs_f64();
         println!(
             "all {rounds} rounds: a = {:.0} msgs/s, b = {:.0} msgs/s, ratio b/a = {:.2} (target >= 0.9);  median per-round b/a = {:.2};  per-round b/a (sorted): {}",
