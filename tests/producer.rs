@@ -290,6 +290,51 @@ async fn injected_actor_failure_is_restarted_by_the_supervisor() {
 }
 
 #[actix_rt::test]
+async fn a_submitters_own_doors_follow_an_actor_restart() {
+    // A feed connection submits through doors of its own (no topic formatted, no lock per
+    // record); after the topic's actor restarted, the cached door is closed and the next
+    // event finds the new one. Every event is acked and stored once.
+    let cfg = common::test_config("doors");
+    let topic = format!("{}.trade", cfg.producer.topic_prefix);
+    let handle = ProducerHandle::start(cfg).unwrap();
+    let mut doors = tickflow::supervisor::Doors::default();
+    let answer = |s: tickflow::supervisor::Submitted| async move {
+        let rx = match s {
+            Ok(rx) => rx,
+            Err(wait) => wait.await,
+        };
+        rx.await.expect("answered")
+    };
+    // The first looks the actor up (no door cached yet), the next ones use the cached door.
+    for n in 1..=3 {
+        let ack = answer(handle.submit_via(&mut doors, event(n)))
+            .await
+            .expect("acked");
+        assert_eq!(&*ack.topic, topic.as_str());
+    }
+    let actor = handle.producer_for(&topic).await.unwrap();
+    actor.send(InjectFailure).await.unwrap();
+    for n in 4..=20 {
+        answer(handle.submit_via(&mut doors, event(n)))
+            .await
+            .expect("acked after the restart");
+    }
+    assert_eq!(
+        handle.metrics().sample("tickflow_producer_restarts_total"),
+        1.0
+    );
+    handle.shutdown().await;
+    let got = common::consume_until_idle(
+        &common::kafka_addr(),
+        &topic,
+        3,
+        &(1..=20).collect::<Vec<_>>(),
+        Duration::from_secs(30),
+    );
+    common::assert_same_ids("topic against acks", 1..=20, common::ids(&got));
+}
+
+#[actix_rt::test]
 async fn an_actor_restarted_with_records_in_flight_answers_each_truly() {
     // A restart aborts the stream while records are in librdkafka: their delivery reports
     // find the stream gone and answer from the outcome. So the topic holds exactly the acked

@@ -61,6 +61,15 @@ impl Routing {
         format!("{}.{}", self.prefix, dt.as_str())
     }
 
+    /// The topic every record of `dt` without an explicit topic goes to, when that depends on
+    /// the data type alone (consolidated topics); `None` when it depends on the symbol too.
+    pub fn topic_of_type(&self, dt: DataType) -> Option<String> {
+        match self.mode {
+            TopicMode::Consolidated => Some(self.consolidated_topic(dt)),
+            TopicMode::PerSymbol => None,
+        }
+    }
+
     /// Fills in the event's topic (derived when absent) and checks it, without copying an
     /// explicit one.
     pub fn route(&self, ev: &mut ProduceEvent) -> Result<(), Nack> {

@@ -21,6 +21,7 @@ use crate::producer::routing::Routing;
 use crate::producer::tap::RecordTap;
 use crate::producer::{Ack, Nack, NackReason, ProduceEvent, ProducerActor, ProducerDeps, Shutdown};
 use crate::schema::registry::{Registry, RegistryError};
+use crate::schema::DataType;
 use tokio::sync::oneshot;
 
 /// The system could not be started.
@@ -91,6 +92,26 @@ impl Handler<ShutdownAll> for Supervisor {
         Box::pin(async move {
             join_all(all.iter().map(|a| a.send(Shutdown))).await;
         })
+    }
+}
+
+/// An answer to come: its receiver, or first the wait for room (or for the topic's actor).
+pub type Submitted = Result<Answer, Pin<Box<dyn Future<Output = Answer> + Send>>>;
+
+/// The receiver of one event's answer.
+pub type Answer = oneshot::Receiver<Result<Ack, Nack>>;
+
+/// One submitter's own doors, by data type (consolidated topics): its records reach their
+/// producer actor's queue with no topic name formatted and no lock taken per record. A feed
+/// connection keeps one (see [`ProducerHandle::submit_via`]).
+#[derive(Default)]
+pub struct Doors {
+    by_type: [Option<(String, Arc<Door>)>; DataType::ALL.len()],
+}
+
+impl std::fmt::Debug for Doors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Doors").finish_non_exhaustive()
     }
 }
 
@@ -283,6 +304,99 @@ impl ProducerHandle {
             }
         }
         answer
+    }
+
+    /// Like [`ProducerHandle::submit`], through `doors`: an event without a topic whose topic
+    /// depends on its data type alone enters the door cached there (once looked up, no topic
+    /// name formatted, no lock taken); the answer's receiver comes back at once when the queue
+    /// took the event, else a future that first waits for room (or for the actor).
+    // The waits yield the answer's receiver on purpose: the caller keeps it among the others.
+    #[allow(clippy::async_yields_async)]
+    pub fn submit_via(&self, doors: &mut Doors, mut event: ProduceEvent) -> Submitted {
+        let (tx, answer) = oneshot::channel();
+        let dt = match (&event.topic, event.payload.data_type()) {
+            (None, Some(dt)) => dt,
+            _ => return self.routed(event, tx, answer),
+        };
+        let slot = &mut doors.by_type[dt as usize];
+        if slot.is_none() {
+            // Once per data type (and again after the actor restarted): the topic's name,
+            // and its door if it was looked up already.
+            let Some(topic) = self.deps.routing.topic_of_type(dt) else {
+                return self.routed(event, tx, answer);
+            };
+            let door = self
+                .doors
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&topic)
+                .cloned();
+            match door {
+                Some(door) => *slot = Some((topic, door)),
+                None => {
+                    event.topic = Some(topic);
+                    return self.later(event, tx, answer);
+                }
+            }
+        }
+        let Some((topic, door)) = slot.as_ref() else {
+            unreachable!("filled above")
+        };
+        match door.offer(event, door.reply(Some(tx))) {
+            Offered::Taken => Ok(answer),
+            Offered::Full(queued) => {
+                let door = door.clone();
+                Err(Box::pin(async move {
+                    door.wait(queued).await;
+                    answer
+                }))
+            }
+            Offered::Closed(queued) => {
+                // The actor restarted: its new door is looked up for this event, and cached
+                // again by the next one.
+                let topic = topic.clone();
+                *slot = None;
+                let mut event = queued.event;
+                let Some(tx) = queued.reply.into_tx() else {
+                    return Ok(answer);
+                };
+                event.topic = Some(topic);
+                self.later(event, tx, answer)
+            }
+        }
+    }
+
+    /// Routes `event` (a typed Nack when it cannot be) and offers it through the shared doors.
+    fn routed(
+        &self,
+        mut event: ProduceEvent,
+        tx: oneshot::Sender<Result<Ack, Nack>>,
+        answer: Answer,
+    ) -> Submitted {
+        match self.route(&mut event) {
+            Ok(()) => self.later(event, tx, answer),
+            Err(nack) => {
+                let _ = tx.send(Err(nack));
+                Ok(answer)
+            }
+        }
+    }
+
+    /// Offers a routed event through the shared doors (looking its actor up if need be).
+    #[allow(clippy::async_yields_async)]
+    fn later(
+        &self,
+        event: ProduceEvent,
+        tx: oneshot::Sender<Result<Ack, Nack>>,
+        answer: Answer,
+    ) -> Submitted {
+        match self.offer(event, tx) {
+            None => Ok(answer),
+            Some(slow) => Err(Box::pin(async move {
+                slow.await;
+                answer
+            })),
+        }
     }
 
     /// Produces events concurrently; answers in the same order.

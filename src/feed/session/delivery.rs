@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::future::LocalBoxFuture;
 use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
+use futures::StreamExt;
 use tokio::sync::oneshot;
 
 use super::resync::Resync;
@@ -24,8 +24,7 @@ use crate::metrics::LostLabels;
 use crate::producer::{Ack, Nack, ProduceEvent};
 use crate::schema::v2beta1::feed_event::Kind;
 use crate::schema::Normalized;
-
-type Answer = oneshot::Receiver<Result<Ack, Nack>>;
+use crate::supervisor::{Answer, Doors};
 
 /// An answer and what was sent (a lost record is counted; a lost book record resyncs it).
 pub(super) type Tagged = (Result<Result<Ack, Nack>, oneshot::error::RecvError>, Sent);
@@ -57,6 +56,8 @@ pub(super) struct Delivery<'a> {
     pub submitting: Submitting<'a>,
     /// Records read and not yet submitted, in order.
     pub backlog: VecDeque<ProduceEvent>,
+    /// This connection's doors into the producer actors' queues.
+    doors: Doors,
 }
 
 impl<'a> Delivery<'a> {
@@ -66,6 +67,7 @@ impl<'a> Delivery<'a> {
             pending: FuturesUnordered::new(),
             submitting: None,
             backlog: VecDeque::new(),
+            doors: Doors::default(),
         }
     }
 
@@ -131,13 +133,12 @@ impl Feed {
             if d.in_flight() == 0 {
                 outage.waiting();
             }
-            let mut fut: LocalBoxFuture<'a, Answer> = self.producer.submit(r).boxed_local();
-            match (&mut fut).now_or_never() {
-                Some(answer) => d.pending.push(Awaited {
+            match self.producer.submit_via(&mut d.doors, r) {
+                Ok(answer) => d.pending.push(Awaited {
                     answer,
                     sent: Some(sent),
                 }),
-                None => d.submitting = Some((fut, sent)),
+                Err(wait) => d.submitting = Some((wait, sent)),
             }
         }
     }
