@@ -134,7 +134,7 @@ fn apply(
         venue.parse(l, 1, map, &mut out).unwrap();
         for ev in out.drain(..) {
             if let VenueEvent::Diff { symbol, diff } = ev {
-                let step = books.get_mut(&symbol).unwrap().on_diff(diff).unwrap();
+                let step = books.get_mut(&*symbol).unwrap().on_diff(diff).unwrap();
                 assert_eq!(step, Step::Applied);
             }
         }

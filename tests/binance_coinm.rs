@@ -632,7 +632,7 @@ fn depth_update_is_a_pu_chained_diff() {
     else {
         panic!()
     };
-    assert_eq!(symbol, "BTC-USD-20210625");
+    assert_eq!(&*symbol, "BTC-USD-20210625");
     assert_eq!(
         diff,
         Diff {
@@ -651,7 +651,7 @@ fn depth_update_is_a_pu_chained_diff() {
     else {
         panic!()
     };
-    assert_eq!(symbol, "BTC-USD-PERP");
+    assert_eq!(&*symbol, "BTC-USD-PERP");
     assert_eq!(
         diff,
         Diff {
@@ -1025,7 +1025,7 @@ async fn replay_plays_the_subscribed_coin_m_streams() {
         ("BTC-USD-PERP", "41045788", "58")
     );
     assert_eq!(
-        (symbol.as_str(), diff.last, diff.prev),
+        (&**symbol, diff.last, diff.prev),
         ("BTC-USD-PERP", 127_559_588_177, Some(127_559_587_113))
     );
 }

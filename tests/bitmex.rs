@@ -495,7 +495,7 @@ fn drive(
                 counts.0 += 1;
             }
             VenueEvent::Diff { symbol, diff } => {
-                let b = books.get_mut(&symbol).expect("a diff after its partial");
+                let b = books.get_mut(&*symbol).expect("a diff after its partial");
                 let step = b.on_diff(diff).unwrap();
                 assert_eq!(step, Step::Applied, "{symbol}");
                 counts.1 += 1;
@@ -690,7 +690,7 @@ fn an_unknown_id_is_detected_resynced_and_the_book_comes_back() {
         session.on_frame(Frame::Text(f), RECEIPT, &mut out).unwrap();
         assert!(out
             .iter()
-            .all(|e| !matches!(e, VenueEvent::Diff { symbol, .. } if symbol == "BTC-USD-PERP")));
+            .all(|e| !matches!(e, VenueEvent::Diff { symbol, .. } if &**symbol == "BTC-USD-PERP")));
         drive(&mut books, out, &mut counts);
     }
     // The fresh partial: the book as the independent reconstruction has it at this point.
@@ -749,7 +749,7 @@ fn a_corrupted_level_crosses_the_book_and_is_detected() {
     let VenueEvent::Diff { symbol, diff } = ev.into_iter().next().unwrap() else {
         panic!()
     };
-    match books.get_mut(&symbol).unwrap().on_diff(diff).unwrap() {
+    match books.get_mut(&*symbol).unwrap().on_diff(diff).unwrap() {
         Step::Broken(Break::Crossed { bid, .. }) => assert_eq!(bid, "1000000"),
         other => panic!("{other:?}"),
     }

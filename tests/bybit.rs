@@ -374,7 +374,7 @@ fn book_snapshot_and_delta_keep_ids_times_and_digits() {
     // cts 1786310816585 (matching engine).
     match parse(&l[5]).pop() {
         Some(VenueEvent::Diff { symbol, diff }) => {
-            assert_eq!(symbol, "BTC-USDT");
+            assert_eq!(&*symbol, "BTC-USDT");
             assert_eq!(
                 (diff.first, diff.last, diff.prev),
                 (62_505_425, 62_505_425, None)
@@ -1108,7 +1108,7 @@ async fn replay_mock_books_stay_in_sync_across_a_resubscribe_and_a_resent_snapsh
                     *synced.entry(symbol).or_default() += 1;
                 }
                 VenueEvent::Diff { symbol, diff } => {
-                    match books.get_mut(&symbol).unwrap().on_diff(diff).unwrap() {
+                    match books.get_mut(&*symbol).unwrap().on_diff(diff).unwrap() {
                         Step::Applied => applied += 1,
                         Step::Dropped => dropped += 1,
                         Step::Gap { .. } => gaps += 1,

@@ -268,7 +268,7 @@ fn advanced_level2_snapshot_and_update() {
     let [VenueEvent::Diff { symbol, diff }] = ev.as_slice() else {
         panic!("{ev:?}")
     };
-    assert_eq!(symbol, "BTC-USD");
+    assert_eq!(symbol.to_string(), "BTC-USD");
     let bids: Vec<(&str, &str)> = diff.bids.iter().collect();
     assert_eq!(bids[0], ("65062.5", "0.00583"));
     assert_eq!(bids[1], ("65061.91", "0"));
@@ -571,9 +571,9 @@ fn drive(
             }
             VenueEvent::Diff { symbol, diff } => {
                 let b = books
-                    .entry(symbol.clone())
+                    .entry(symbol.to_string())
                     .or_insert_with(|| BookSync::new(Coinbase::new().sequencer(0), 16));
-                steps.push((symbol, b.on_diff(diff).unwrap()));
+                steps.push((symbol.to_string(), b.on_diff(diff).unwrap()));
             }
             _ => {}
         }

@@ -498,7 +498,7 @@ fn every_recorded_book_sequence_continues_without_a_gap() {
                 }
                 VenueEvent::Diff { symbol, diff } => {
                     let id = diff.last;
-                    let step = syncs.get_mut(&symbol).unwrap().on_diff(diff).unwrap();
+                    let step = syncs.get_mut(&*symbol).unwrap().on_diff(diff).unwrap();
                     assert_eq!(step, Step::Applied, "{symbol} {id}");
                     applied.push((name.to_string(), id));
                 }

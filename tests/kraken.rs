@@ -282,7 +282,7 @@ fn v1_book_frames_snapshot_update_and_two_payload_update() {
     // [320,{"b":[["39071.40000","7.26106570","1622714256.068601"]],"c":"2040672112"},…]
     match &parse_v1(&l[2]).unwrap()[..] {
         [VenueEvent::Diff { symbol, diff }] => {
-            assert_eq!(symbol, "BTC-USD");
+            assert_eq!(symbol.to_string(), "BTC-USD");
             assert_eq!(
                 diff.bids.iter().collect::<Vec<_>>(),
                 [("39071.40000", "7.26106570")]
@@ -436,7 +436,7 @@ fn recorded_books() -> (HashMap<String, Snapshot>, Vec<Recorded>) {
         let mut ev = parse_v1(&l).unwrap();
         assert_eq!(ev.len(), 1);
         match ev.pop().unwrap() {
-            VenueEvent::Diff { symbol, diff } => diffs.push((symbol, diff, l)),
+            VenueEvent::Diff { symbol, diff } => diffs.push((symbol.to_string(), diff, l)),
             other => panic!("{other:?}"),
         }
     }
@@ -741,7 +741,7 @@ fn v2_documented_book_checksums_with_the_pair_precision() {
     assert_eq!(seq.checksum(book.book()), Some(2_439_117_997));
     match feed(&mut *session, &l[4]).pop() {
         Some(VenueEvent::Diff { symbol, diff }) => {
-            assert_eq!(symbol, "MATIC-USD");
+            assert_eq!(&*symbol, "MATIC-USD");
             assert_eq!(diff.checksum, Some(2_114_181_697));
             assert_eq!(diff.timestamp, Some(1_696_613_755_440_295));
             assert_eq!(
@@ -1016,7 +1016,7 @@ fn step(t: &mut Tally, books: &mut HashMap<String, BookSync>, ev: VenueEvent) {
             *t.synced.entry(symbol).or_default() += 1;
         }
         VenueEvent::Diff { symbol, diff } => {
-            match books.get_mut(&symbol).unwrap().on_diff(diff).unwrap() {
+            match books.get_mut(&*symbol).unwrap().on_diff(diff).unwrap() {
                 Step::Applied => t.applied += 1,
                 Step::Dropped => t.dropped += 1,
                 Step::Broken(b) => {

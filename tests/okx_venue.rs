@@ -625,7 +625,7 @@ fn recorded_books() -> (HashMap<String, (Snapshot, i32)>, Vec<Recorded>) {
                 panic!()
             };
             updates.push(Recorded {
-                symbol,
+                symbol: symbol.to_string(),
                 diff,
                 venue_checksum: c,
             });
@@ -951,7 +951,7 @@ fn rest_bootstrap_follows_the_documented_seq_id_procedure() {
     let upd = r#"{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[["8476.98","415","0","13"]],"bids":[],"ts":"1597026383085","checksum":0,"prevSeqId":123456,"seqId":123457}]}"#;
     match &parse_in(BookMode::Rest, upd).unwrap()[..] {
         [VenueEvent::Diff { symbol, diff }] => {
-            assert_eq!(symbol, "BTC-USDT");
+            assert_eq!(symbol.to_string(), "BTC-USDT");
             assert_eq!(
                 (diff.last, diff.prev, diff.checksum),
                 (123457, Some(123456), None)

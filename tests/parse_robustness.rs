@@ -62,7 +62,7 @@ fn only_diff(events: Vec<VenueEvent>) -> Diff {
         .into_iter()
         .map(|e| match e {
             VenueEvent::Diff { symbol, diff } => {
-                assert_eq!(symbol, SYMBOL);
+                assert_eq!(&*symbol, SYMBOL);
                 diff
             }
             other => panic!("not a diff: {other:?}"),
@@ -589,7 +589,7 @@ fn mutated_recorded_frames_give_typed_errors_or_records() {
                         }
                         for ev in out {
                             if let VenueEvent::Diff { symbol, diff } = ev {
-                                if symbol != "NKNUSDT-X" {
+                                if &*symbol != "NKNUSDT-X" {
                                     continue;
                                 }
                                 let mut sync = BookSync::new(Arc::new(Rules::Spot), 8);

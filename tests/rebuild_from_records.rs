@@ -164,7 +164,7 @@ fn binance_steps(venue: &Binance, dir: &str, diffs: &str, snaps: &str, perp: boo
         venue.parse(&l, RECEIPT, &map, &mut out).unwrap();
         for e in out {
             if let VenueEvent::Diff { symbol, diff } = e {
-                per_symbol.entry(symbol).or_default().push(diff);
+                per_symbol.entry(symbol.to_string()).or_default().push(diff);
             }
         }
     }
@@ -265,7 +265,10 @@ fn binance_coinm_books_rebuild_from_records() {
     let snap = v
         .parse_snapshot(&lines("binance_coinm/binance_coinm_depth_snapshot_rest.jsonl")[1])
         .unwrap();
-    let steps = vec![Step::Snap(symbol.clone(), snap), Step::Diff(symbol, diff)];
+    let steps = vec![
+        Step::Snap(symbol.to_string(), snap),
+        Step::Diff(symbol.to_string(), diff),
+    ];
     let c = rebuild(
         BookKeeper::new(v.exchange(), v.sequencer(1000), 0, None),
         steps,
@@ -297,7 +300,9 @@ fn kraken_v1_steps(files: &[&str]) -> Vec<Step> {
                     VenueEvent::Snapshot { symbol, snapshot } => {
                         steps.push(Step::Snap(symbol, snapshot))
                     }
-                    VenueEvent::Diff { symbol, diff } => steps.push(Step::Diff(symbol, diff)),
+                    VenueEvent::Diff { symbol, diff } => {
+                        steps.push(Step::Diff(symbol.to_string(), diff))
+                    }
                     other => panic!("{other:?}"),
                 }
             }
@@ -440,7 +445,9 @@ fn kraken_v2_books_rebuild_from_records() {
                 VenueEvent::Snapshot { symbol, snapshot } => {
                     steps.push(Step::Snap(symbol, snapshot))
                 }
-                VenueEvent::Diff { symbol, diff } => steps.push(Step::Diff(symbol, diff)),
+                VenueEvent::Diff { symbol, diff } => {
+                    steps.push(Step::Diff(symbol.to_string(), diff))
+                }
                 _ => {}
             }
         }

@@ -81,7 +81,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                     VenueEvent::Diff { symbol, diff } => {
                         let b = books
-                            .entry(symbol.clone())
+                            .entry(symbol.to_string())
                             .or_insert_with(|| BookSync::new(venue.sequencer(0), 16));
                         match b.on_diff(diff) {
                             Ok(Step::Broken(_) | Step::Gap { .. }) => {

@@ -6,6 +6,7 @@
 //! with a lost record resyncs (a fresh full `Level2Book` follows).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::producer::{Payload, ProduceEvent};
@@ -24,8 +25,9 @@ pub struct Sent {
     pub kind: Option<DataType>,
     /// When its message was received, µs since the epoch (0 for a record not typed here).
     pub receipt_us: i64,
-    /// The symbol, for book records (a lost one means the book must resync).
-    pub book: Option<String>,
+    /// The symbol, for book records (a lost one means the book must resync); shared with an
+    /// encoded record's, not copied.
+    pub book: Option<Arc<str>>,
     /// When it was sent, µs since the epoch.
     pub at_us: i64,
     /// For a `RECORD_LOST` announcement, the start of the interval it announces: if it is
@@ -48,8 +50,13 @@ impl Sent {
             Some(DataType::Level2Delta | DataType::Level2Book)
         );
         // A lost per-book announcement counts for its book like a lost book record.
-        let book = (book_record || announced.is_some_and(|e| !e.symbol.is_empty()))
-            .then(|| r.payload.symbol().to_string());
+        let book =
+            (book_record || announced.is_some_and(|e| !e.symbol.is_empty())).then(|| {
+                match &r.payload {
+                    Payload::Normalized(e) => Arc::clone(&e.symbol),
+                    p => Arc::from(p.symbol()),
+                }
+            });
         let (kind, receipt_us) = r
             .payload
             .times()
@@ -195,8 +202,8 @@ impl Outage {
             .min(sent.covers_since_us.unwrap_or(i64::MAX));
         *ep.lost.entry((sent.data_type, cause)).or_default() += 1;
         if let Some(s) = &sent.book {
-            if !ep.books.contains(s) {
-                ep.books.insert(s.clone());
+            if !ep.books.contains(&**s) {
+                ep.books.insert(s.to_string());
             }
         }
     }
@@ -226,7 +233,7 @@ mod tests {
     fn sent(dt: &'static str, book: Option<&str>, at: i64) -> Sent {
         Sent {
             data_type: dt,
-            book: book.map(str::to_string),
+            book: book.map(Arc::from),
             at_us: at,
             ..Default::default()
         }

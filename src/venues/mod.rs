@@ -88,8 +88,8 @@ pub enum VenueEvent {
     Encoded(EncodedRecord),
     /// An order-book diff for the symbol's book keeper.
     Diff {
-        /// Normalized symbol.
-        symbol: String,
+        /// Normalized symbol (shared with the venue's symbol map: no copy per diff).
+        symbol: Arc<str>,
         /// The diff.
         diff: Diff,
     },

@@ -451,7 +451,7 @@ fn book(
         }
         let normalized = symbol(map, p.venue)?;
         out.push(VenueEvent::Diff {
-            symbol: normalized.to_string(),
+            symbol: normalized,
             diff: Diff {
                 bids: p.bids,
                 asks: p.asks,

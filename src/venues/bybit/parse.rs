@@ -221,10 +221,10 @@ fn book(
     map: &SymbolMap,
     out: &mut Vec<VenueEvent>,
 ) -> Result<(), ParseError> {
-    let symbol = symbol(map, b.s)?.to_string();
+    let symbol = symbol(map, b.s)?;
     match kind {
         Some("snapshot") => out.push(VenueEvent::Snapshot {
-            symbol,
+            symbol: symbol.to_string(),
             snapshot: Snapshot {
                 last_update_id: b.u,
                 bids: level_texts(&b.b)?,

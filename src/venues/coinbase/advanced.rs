@@ -120,7 +120,7 @@ fn book(
 ) -> Result<(), ParseError> {
     let events: Vec<AdvBookEvent<'_>> = serde_json::from_str(events)?;
     for e in &events {
-        let symbol = symbol(map, e.product_id)?.to_string();
+        let symbol = symbol(map, e.product_id)?;
         match e.kind {
             "snapshot" => {
                 let (mut bids, mut asks) = (Vec::new(), Vec::new());
@@ -136,7 +136,7 @@ fn book(
                     }
                 }
                 out.push(VenueEvent::Snapshot {
-                    symbol,
+                    symbol: symbol.to_string(),
                     snapshot: Snapshot {
                         last_update_id: 0,
                         bids,

@@ -64,7 +64,7 @@ pub fn parse_frame(
             });
         }
         "l2update" => {
-            let symbol = symbol(map, product()?)?.to_string();
+            let symbol = symbol(map, product()?)?;
             let changes = m.changes.as_deref().unwrap_or_default();
             let mut bids = Levels::with_capacity(changes.len(), 24 * changes.len());
             let mut asks = Levels::with_capacity(changes.len(), 24 * changes.len());

@@ -178,11 +178,11 @@ fn book(
     out: &mut Vec<VenueEvent>,
 ) -> Result<(), ParseError> {
     let b: m::Book<'_> = serde_json::from_str(data)?;
-    let symbol = symbol(map, b.instrument_name)?.to_string();
+    let symbol = symbol(map, b.instrument_name)?;
     let timestamp = ms_to_us(b.timestamp)?;
     match b.kind {
         Some("snapshot") => out.push(VenueEvent::Snapshot {
-            symbol,
+            symbol: symbol.to_string(),
             snapshot: Snapshot {
                 last_update_id: b.change_id,
                 bids: owned(&b.bids)?,

@@ -238,7 +238,7 @@ fn book(
     out: &mut Vec<VenueEvent>,
 ) -> Result<Control, ParseError> {
     let items: Vec<m::Book<'_>> = serde_json::from_str(data)?;
-    let symbol = sym(map, inst)?.to_string();
+    let symbol = sym(map, inst)?;
     for b in &items {
         let timestamp = b.ts.map(ms_text_to_us).transpose()?;
         match action {
@@ -249,7 +249,7 @@ fn book(
                     return Ok(Control::Quiet);
                 }
                 out.push(VenueEvent::Snapshot {
-                    symbol: symbol.clone(),
+                    symbol: symbol.to_string(),
                     snapshot: Snapshot {
                         last_update_id: b.seq_id.unwrap_or(0),
                         bids: owned(&b.bids)?,

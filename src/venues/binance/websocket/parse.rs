@@ -1,6 +1,8 @@
 //! Binance payloads → normalized records. Times are converted from ms to µs; decimals are
 //! passed through as the venue's strings.
 
+use std::sync::Arc;
+
 use super::envelope::{combined_fast, stream_kind};
 use super::messages::*;
 use super::scan::{scan_frame, Depth, Scanned};
@@ -18,6 +20,12 @@ fn us(ms: i64) -> i64 {
 fn symbol(map: &SymbolMap, venue_symbol: &str) -> Result<String, ParseError> {
     map.normalized(venue_symbol)
         .map(str::to_string)
+        .ok_or_else(|| ParseError::UnknownSymbol(venue_symbol.to_string()))
+}
+
+/// The normalized symbol of a venue symbol, shared with the map (no copy).
+fn shared_symbol(map: &SymbolMap, venue_symbol: &str) -> Result<Arc<str>, ParseError> {
+    map.shared(venue_symbol)
         .ok_or_else(|| ParseError::UnknownSymbol(venue_symbol.to_string()))
 }
 
@@ -150,7 +158,7 @@ fn on_agg_trade(
 }
 
 /// A depth update (from the scanner or the typed parse) → its diff for the book.
-fn depth_diff(symbol: String, d: Depth<'_>, receipt_us: i64) -> VenueEvent {
+fn depth_diff(symbol: Arc<str>, d: Depth<'_>, receipt_us: i64) -> VenueEvent {
     VenueEvent::Diff {
         symbol,
         diff: Diff {
@@ -188,7 +196,7 @@ pub fn parse_payload(
         "depth" | "depthUpdate" => {
             let d: DepthUpdate<'_> = serde_json::from_str(json)?;
             // The symbol is looked up before the levels are checked (which error wins).
-            let symbol = symbol(map, d.symbol)?;
+            let symbol = shared_symbol(map, d.symbol)?;
             let depth = Depth {
                 event_time: d.event_time,
                 transaction_time: d.transaction_time,
@@ -323,7 +331,7 @@ pub fn parse_frame(
         Some(Scanned::Trade(t)) => on_trade(exchange, &t, receipt_us, map, out),
         Some(Scanned::AggTrade(t)) => on_agg_trade(exchange, &t, receipt_us, map, out),
         Some(Scanned::Depth(d)) => {
-            out.push(depth_diff(symbol(map, d.symbol)?, d, receipt_us));
+            out.push(depth_diff(shared_symbol(map, d.symbol)?, d, receipt_us));
             Ok(())
         }
         None => parse_frame_general(exchange, text, receipt_us, map, out),

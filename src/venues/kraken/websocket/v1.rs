@@ -126,7 +126,7 @@ fn book(
     map: &SymbolMap,
     out: &mut Vec<VenueEvent>,
 ) -> Result<(), ParseError> {
-    let symbol = symbol(map, pair)?.to_string();
+    let symbol = symbol(map, pair)?;
     let mut diff = Diff {
         receipt_time: receipt_us,
         ..Diff::default()
@@ -140,7 +140,7 @@ fn book(
             levels(b.snapshot_bids.as_deref().unwrap_or_default(), &mut bids)?;
             levels(b.snapshot_asks.as_deref().unwrap_or_default(), &mut asks)?;
             out.push(VenueEvent::Snapshot {
-                symbol: symbol.clone(),
+                symbol: symbol.to_string(),
                 snapshot: Snapshot {
                     last_update_id: 0,
                     bids: owned(&bids),

@@ -157,12 +157,12 @@ fn book(
 ) -> Result<(), ParseError> {
     let items: Vec<V2Book<'_>> = serde_json::from_str(data)?;
     for b in &items {
-        let symbol = symbol(map, b.symbol)?.to_string();
+        let symbol = symbol(map, b.symbol)?;
         let prec = precisions.get(b.symbol);
         let (bids, asks) = (levels(&b.bids, prec)?, levels(&b.asks, prec)?);
         match kind {
             Some("snapshot") => out.push(VenueEvent::Snapshot {
-                symbol,
+                symbol: symbol.to_string(),
                 snapshot: Snapshot {
                     last_update_id: 0,
                     bids,
