@@ -38,5 +38,7 @@ impl Diff {
             + self.bids.text_len()
             + self.asks.text_len()
             + (self.bids.len() + self.asks.len()) * LEVEL_INDEX_BYTES
+            + self.bids.key_bytes()
+            + self.asks.key_bytes()
     }
 }

@@ -8,6 +8,7 @@ use rustc_hash::FxHashMap;
 
 use thiserror::Error;
 
+use crate::schema::borrowed::LevelKey;
 use crate::schema::v2beta1::level2_book::PriceLevel;
 
 /// A level the book could not take.
@@ -336,6 +337,28 @@ impl OrderBook {
                     .checked_neg()
                     .ok_or_else(|| BadDecimal(price.to_string()))?;
                 self.asks.set(k, price, quantity, zero)
+            }
+        }
+        Ok(())
+    }
+
+    /// Like [`OrderBook::apply`], with the price's key and the quantity's zeroness already
+    /// found (by the venue's parser, in the pass that checked them).
+    pub fn apply_keyed(
+        &mut self,
+        side: Side,
+        key: LevelKey,
+        price: &str,
+        quantity: &str,
+    ) -> Result<(), BadDecimal> {
+        match side {
+            Side::Bid => self.bids.set(key.price, price, quantity, key.zero),
+            Side::Ask => {
+                let k = key
+                    .price
+                    .checked_neg()
+                    .ok_or_else(|| BadDecimal(price.to_string()))?;
+                self.asks.set(k, price, quantity, key.zero)
             }
         }
         Ok(())

@@ -289,11 +289,20 @@ impl BookSync {
     }
 
     fn apply_levels(book: &mut OrderBook, d: &Diff) -> Result<(), BadDecimal> {
-        for (p, q) in d.bids.iter() {
-            book.apply(Side::Bid, p, q)?;
-        }
-        for (p, q) in d.asks.iter() {
-            book.apply(Side::Ask, p, q)?;
+        for (side, levels) in [(Side::Bid, &d.bids), (Side::Ask, &d.asks)] {
+            match levels.keys() {
+                // Keyed by the venue's parser as it checked them: no decimal read again.
+                Some(keys) => {
+                    for ((p, q), k) in levels.iter().zip(keys) {
+                        book.apply_keyed(side, *k, p, q)?;
+                    }
+                }
+                None => {
+                    for (p, q) in levels.iter() {
+                        book.apply(side, p, q)?;
+                    }
+                }
+            }
         }
         Ok(())
     }

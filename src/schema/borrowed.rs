@@ -55,14 +55,35 @@ impl EncodedRecord {
     }
 }
 
+/// A level's price as the book's exact key and whether its quantity is zero (a delete), found
+/// in the same pass that checked the level's decimals in the venue's parser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LevelKey {
+    /// The price in units of 10^-18 (`crate::book::levels::KEY_SCALE`).
+    pub price: i128,
+    /// Whether the quantity is zero.
+    pub zero: bool,
+}
+
 /// One side's price levels (`[price, quantity]` pairs, as the venue wrote them) with all their
 /// text in one buffer: one allocation per side instead of two per level.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Levels {
     text: String,
     /// Where each level's price and quantity end in `text` (each starts where the last ended).
     ends: Vec<(usize, usize)>,
+    /// Each level's key, when its parser found them all ([`Levels::push_keyed`]).
+    keys: Vec<LevelKey>,
 }
+
+/// Levels are equal when they hold the same text: whether the parser keyed them does not count.
+impl PartialEq for Levels {
+    fn eq(&self, other: &Levels) -> bool {
+        self.text == other.text && self.ends == other.ends
+    }
+}
+
+impl Eq for Levels {}
 
 impl Levels {
     /// Room for `levels` levels of `bytes` text in all.
@@ -70,7 +91,30 @@ impl Levels {
         Levels {
             text: String::with_capacity(bytes),
             ends: Vec::with_capacity(levels),
+            keys: Vec::new(),
         }
+    }
+
+    /// Appends a level with its key (every level of a keyed side must have one; the book then
+    /// reads no decimal again).
+    pub fn push_keyed(&mut self, price: &str, quantity: &str, key: LevelKey) {
+        if self.keys.len() == self.ends.len() {
+            if self.keys.capacity() == 0 {
+                self.keys.reserve_exact(self.ends.capacity().max(1));
+            }
+            self.keys.push(key);
+        }
+        self.push(price, quantity);
+    }
+
+    /// Every level's key, when the parser gave each one.
+    pub fn keys(&self) -> Option<&[LevelKey]> {
+        (self.keys.len() == self.ends.len()).then_some(self.keys.as_slice())
+    }
+
+    /// Bytes of the keys held (counted in a buffered diff's size).
+    pub fn key_bytes(&self) -> usize {
+        self.keys.len() * std::mem::size_of::<LevelKey>()
     }
 
     /// Appends a level.

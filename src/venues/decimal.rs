@@ -6,6 +6,7 @@
 //! `+1`, ` 1`, `1.`, 40 digits) is `ParseError::BadDecimal`, counted by the feed.
 
 use super::ParseError;
+use crate::schema::borrowed::LevelKey;
 
 /// Significant digits a decimal may have (what `rust_decimal` holds exactly).
 pub const MAX_DIGITS: usize = 28;
@@ -57,6 +58,71 @@ fn check(s: &str, negative_ok: bool) -> Result<&str, ParseError> {
     Ok(s)
 }
 
+/// One level of a book side: the price and the quantity pass [`unsigned`], and in the same
+/// pass the price becomes the book's exact key (units of 10^-18, as
+/// `crate::book::levels::decimal_key` has it) and the quantity's zeroness is found. The hot
+/// path of a depth diff reads each decimal once.
+pub fn unsigned_level(price: &str, quantity: &str) -> Result<LevelKey, ParseError> {
+    let (price_key, _) = keyed(price)?;
+    let (_, zero) = keyed(quantity)?;
+    Ok(LevelKey {
+        price: price_key,
+        zero,
+    })
+}
+
+/// [`unsigned`]'s check and, in the same pass, the value as the book's key and whether it is
+/// zero.
+fn keyed(s: &str) -> Result<(i128, bool), ParseError> {
+    let bad = || ParseError::BadDecimal(s.chars().take(48).collect());
+    let b = s.as_bytes();
+    let (mut dot, mut significant, mut leading) = (None, 0usize, true);
+    let mut integer = 0usize;
+    // Up to 19 digits accumulate in a u64 (the common case), the rest in an i128; at most
+    // MAX_INTEGER + MAX_FRACTION (38) digits pass, below i128::MAX (≈ 1.7·10^38).
+    let (mut small, mut wide, mut digits): (u64, Option<i128>, usize) = (0, None, 0);
+    for (i, &c) in b.iter().enumerate() {
+        match c {
+            b'0'..=b'9' => {
+                if !(leading && c == b'0' && dot.is_none()) {
+                    leading = false;
+                    significant += 1;
+                    if dot.is_none() {
+                        integer += 1;
+                    }
+                }
+                let d = c - b'0';
+                if digits < 19 {
+                    small = small * 10 + u64::from(d);
+                } else {
+                    let w = wide.unwrap_or(i128::from(small));
+                    wide = Some(
+                        w.checked_mul(10)
+                            .and_then(|m| m.checked_add(i128::from(d)))
+                            .ok_or_else(bad)?,
+                    );
+                }
+                digits += 1;
+            }
+            b'.' if dot.is_none() => dot = Some(i),
+            _ => return Err(bad()),
+        }
+    }
+    let fraction = match dot {
+        Some(d) if d == 0 || d + 1 == b.len() => return Err(bad()),
+        Some(d) => b.len() - d - 1,
+        None if b.is_empty() => return Err(bad()),
+        None => 0,
+    };
+    if fraction > MAX_FRACTION || integer > MAX_INTEGER || significant > MAX_DIGITS {
+        return Err(bad());
+    }
+    let value = wide.unwrap_or(i128::from(small));
+    let scale = u32::try_from(MAX_FRACTION - fraction).map_err(|_| bad())?;
+    let key = value.checked_mul(10i128.pow(scale)).ok_or_else(bad)?;
+    Ok((key, value == 0))
+}
+
 /// A decimal that cannot be negative (prices, quantities, volumes).
 pub fn unsigned(s: &str) -> Result<&str, ParseError> {
     check(s, false)
@@ -70,6 +136,65 @@ pub fn signed(s: &str) -> Result<&str, ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The one-pass level check accepts exactly what [`unsigned`] accepts, and its key and
+    /// zeroness are the book's own (`decimal_key`), over hand-picked edge cases and many
+    /// generated strings.
+    #[test]
+    fn the_one_pass_level_key_is_the_books_key() {
+        use crate::book::levels::decimal_key;
+        let mut cases: Vec<String> = [
+            "0", "1", "0.00000001", "123456.78900000", "000.5", "0.0", "00.000",
+            "99999999999999999999.12345678", "99999999999999999999",
+            "00099999999999999999999", "100000000000000000000", "0.000000000000000001",
+            "0.0000000000000000001", "1234567890123456789", "12345678901234567890",
+            "1234567890.123456789012345678", "9999999999999999999.999999999", "", ".", "1.",
+            ".5", "1.2.3", "-1", "+1", "1e5", " 1", "NaN", "58850.01000000", "7.609", "7.6090",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Generated: digits, dots and a few other bytes, lengths 0..45.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 46) as usize;
+            let mut t = String::with_capacity(len);
+            let mut y = x;
+            for _ in 0..len {
+                y = y.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                t.push(match (y >> 33) % 23 {
+                    0 => '.',
+                    1 => '-',
+                    2 => 'e',
+                    3..=8 => '0',
+                    n => char::from(b'0' + (n % 10) as u8),
+                });
+            }
+            cases.push(t);
+        }
+        for s in &cases {
+            let checked = unsigned(s).is_ok();
+            match keyed(s) {
+                Ok((key, zero)) => {
+                    assert!(checked, "{s:?} keyed but refused by the check");
+                    assert_eq!(Some(key), decimal_key(s).ok(), "{s:?}");
+                    assert_eq!(zero, key == 0, "{s:?}");
+                }
+                Err(_) => assert!(!checked, "{s:?} passes the check but was not keyed"),
+            }
+        }
+        assert_eq!(
+            unsigned_level("0.35130000", "0.00000000").unwrap(),
+            LevelKey {
+                price: 351_300_000_000_000_000,
+                zero: true
+            }
+        );
+        assert!(unsigned_level("1", "-1").is_err());
+    }
 
     #[test]
     fn plain_decimals_pass_and_everything_else_is_refused() {

@@ -10,7 +10,7 @@ use crate::book::{Diff, Levels};
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::{liquidation, trade};
 use crate::schema::{self as s, Normalized};
-use crate::venues::decimal::{signed, unsigned};
+use crate::venues::decimal::{signed, unsigned, unsigned_level};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
 fn us(ms: i64) -> i64 {
@@ -106,7 +106,7 @@ fn levels(raw: &[[&str; 2]]) -> Result<Levels, ParseError> {
     let bytes = raw.iter().map(|[p, q]| p.len() + q.len()).sum();
     let mut levels = Levels::with_capacity(raw.len(), bytes);
     for [p, q] in raw {
-        levels.push(unsigned(p)?, unsigned(q)?);
+        levels.push_keyed(p, q, unsigned_level(p, q)?);
     }
     Ok(levels)
 }

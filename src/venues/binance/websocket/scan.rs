@@ -13,7 +13,7 @@
 //! declines the frame, so the `serde_json` path reports it.
 
 use crate::book::Levels;
-use crate::venues::decimal::unsigned;
+use crate::venues::decimal::unsigned_level;
 
 use super::messages::{AggTrade, Trade};
 
@@ -153,7 +153,7 @@ pub fn scan_agg_trade(json: &str) -> Option<AggTrade<'_>> {
 
 /// Scans a `depthUpdate` payload object (the whole of `json`): what
 /// `serde_json::from_str::<DepthUpdate>` gives with its levels passed through
-/// [`unsigned`], or `None` (also when a level's decimal fails the check).
+/// [`unsigned_level`], or `None` (also when a level's decimal fails the check).
 pub fn scan_depth(json: &str) -> Option<Depth<'_>> {
     let mut c = Cursor::new(json);
     let (mut event_time, mut transaction_time, mut symbol) = (None, None, None);
@@ -293,7 +293,7 @@ impl<'a> Cursor<'a> {
         (digits == 1 || (digits > 1 && bytes.get(start) != Some(&b'0'))).then_some(n)
     }
 
-    /// `[["price","qty"],...]`, each decimal checked by [`unsigned`] as it is copied.
+    /// `[["price","qty"],...]`, each level checked and keyed by [`unsigned_level`] as it is copied.
     fn levels(&mut self) -> Option<Levels> {
         self.eat(b'[')?;
         if self.eat(b']').is_some() {
@@ -307,11 +307,13 @@ impl<'a> Cursor<'a> {
         let mut levels = Levels::with_capacity(n, span.saturating_sub(8 * n));
         loop {
             self.eat(b'[')?;
-            let price = unsigned(self.string()?).ok()?;
+            let price = self.string()?;
             self.eat(b',')?;
-            let quantity = unsigned(self.string()?).ok()?;
+            let quantity = self.string()?;
             self.eat(b']')?;
-            levels.push(price, quantity);
+            // Checked and keyed for the book in one pass over each decimal.
+            let key = unsigned_level(price, quantity).ok()?;
+            levels.push_keyed(price, quantity, key);
             match self.peek()? {
                 b',' => self.at += 1,
                 b']' => {
