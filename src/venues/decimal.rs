@@ -76,52 +76,63 @@ pub fn unsigned_level(price: &str, quantity: &str) -> Result<LevelKey, ParseErro
 fn keyed(s: &str) -> Result<(i128, bool), ParseError> {
     let bad = || ParseError::BadDecimal(s.chars().take(48).collect());
     let b = s.as_bytes();
-    let (mut dot, mut significant, mut leading) = (None, 0usize, true);
-    let mut integer = 0usize;
-    // Up to 19 digits accumulate in a u64 (the common case), the rest in an i128; at most
-    // MAX_INTEGER + MAX_FRACTION (38) digits pass, below i128::MAX (≈ 1.7·10^38).
-    let (mut small, mut wide, mut digits): (u64, Option<i128>, usize) = (0, None, 0);
+    // One pass: digits accumulate (up to 19 in a u64, the common case, the rest in an i128),
+    // anything but digits and one point is refused. At most MAX_INTEGER + MAX_FRACTION (38)
+    // digits pass the limits below, under i128::MAX (≈ 1.7·10^38).
+    let (mut small, mut wide, mut digits, mut dot) = (0u64, None::<i128>, 0usize, None);
     for (i, &c) in b.iter().enumerate() {
-        match c {
-            b'0'..=b'9' => {
-                if !(leading && c == b'0' && dot.is_none()) {
-                    leading = false;
-                    significant += 1;
-                    if dot.is_none() {
-                        integer += 1;
-                    }
-                }
-                let d = c - b'0';
-                if digits < 19 {
-                    small = small * 10 + u64::from(d);
-                } else {
-                    let w = wide.unwrap_or(i128::from(small));
-                    wide = Some(
-                        w.checked_mul(10)
-                            .and_then(|m| m.checked_add(i128::from(d)))
-                            .ok_or_else(bad)?,
-                    );
-                }
-                digits += 1;
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            if digits < 19 {
+                small = small * 10 + u64::from(d);
+            } else {
+                let w = wide.unwrap_or(i128::from(small));
+                wide = Some(
+                    w.checked_mul(10)
+                        .and_then(|m| m.checked_add(i128::from(d)))
+                        .ok_or_else(bad)?,
+                );
             }
-            b'.' if dot.is_none() => dot = Some(i),
-            _ => return Err(bad()),
+            digits += 1;
+        } else if c == b'.' && dot.is_none() {
+            dot = Some(i);
+        } else {
+            return Err(bad());
         }
     }
-    let fraction = match dot {
+    let (integer_len, fraction) = match dot {
+        // Digits on both sides of the point.
         Some(d) if d == 0 || d + 1 == b.len() => return Err(bad()),
-        Some(d) => b.len() - d - 1,
+        Some(d) => (d, b.len() - d - 1),
         None if b.is_empty() => return Err(bad()),
-        None => 0,
+        None => (b.len(), 0),
     };
-    if fraction > MAX_FRACTION || integer > MAX_INTEGER || significant > MAX_DIGITS {
+    // Leading zeros of the integer part are not significant; every fraction digit is.
+    let leading = b[..integer_len].iter().take_while(|c| **c == b'0').count();
+    let integer = integer_len - leading;
+    if fraction > MAX_FRACTION || integer > MAX_INTEGER || integer + fraction > MAX_DIGITS {
         return Err(bad());
     }
-    let value = wide.unwrap_or(i128::from(small));
-    let scale = u32::try_from(MAX_FRACTION - fraction).map_err(|_| bad())?;
-    let key = value.checked_mul(10i128.pow(scale)).ok_or_else(bad)?;
-    Ok((key, value == 0))
+    // The limits above keep the key below 10^(MAX_INTEGER + MAX_FRACTION) = 10^38: no
+    // overflow. Up to 19 digits it is one 64 × 64 → 128-bit multiplication.
+    let scale = POW10[MAX_FRACTION - fraction];
+    let (key, zero) = match wide {
+        None => (i128::from(small) * i128::from(scale), small == 0),
+        Some(w) => (w.checked_mul(i128::from(scale)).ok_or_else(bad)?, w == 0),
+    };
+    Ok((key, zero))
 }
+
+/// 10^0 ..= 10^[`MAX_FRACTION`] (10^18 < u64::MAX).
+const POW10: [u64; MAX_FRACTION + 1] = {
+    let mut t = [1u64; MAX_FRACTION + 1];
+    let mut i = 1;
+    while i <= MAX_FRACTION {
+        t[i] = t[i - 1] * 10;
+        i += 1;
+    }
+    t
+};
 
 /// A decimal that cannot be negative (prices, quantities, volumes).
 pub fn unsigned(s: &str) -> Result<&str, ParseError> {
