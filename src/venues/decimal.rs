@@ -74,53 +74,62 @@ pub fn unsigned_level(price: &str, quantity: &str) -> Result<LevelKey, ParseErro
 /// [`unsigned`]'s check and, in the same pass, the value as the book's key and whether it is
 /// zero.
 fn keyed(s: &str) -> Result<(i128, bool), ParseError> {
-    let bad = || ParseError::BadDecimal(s.chars().take(48).collect());
-    let b = s.as_bytes();
-    // One pass: digits accumulate (up to 19 in a u64, the common case, the rest in an i128),
-    // anything but digits and one point is refused. At most MAX_INTEGER + MAX_FRACTION (38)
-    // digits pass the limits below, under i128::MAX (≈ 1.7·10^38).
+    match keyed_prefix(s.as_bytes()) {
+        Some((n, key, zero)) if n == s.len() => Ok((key, zero)),
+        _ => Err(ParseError::BadDecimal(s.chars().take(48).collect())),
+    }
+}
+
+/// The unsigned decimal at the start of `b`, read once: its length (it ends at the first
+/// byte that is neither a digit nor its one point), its value as the book's key and whether
+/// it is zero; `None` when that prefix is not a decimal [`unsigned`] accepts. A scanner reads
+/// a quoted decimal with it and then expects the closing quote.
+pub fn keyed_prefix(b: &[u8]) -> Option<(usize, i128, bool)> {
+    // Digits accumulate (up to 19 in a u64, the common case, the rest in an i128). At most
+    // MAX_INTEGER + MAX_FRACTION (38) digits pass the limits below, under i128::MAX.
     let (mut small, mut wide, mut digits, mut dot) = (0u64, None::<i128>, 0usize, None);
-    for (i, &c) in b.iter().enumerate() {
+    let mut n = 0;
+    while let Some(&c) = b.get(n) {
         let d = c.wrapping_sub(b'0');
         if d < 10 {
             if digits < 19 {
                 small = small * 10 + u64::from(d);
             } else {
                 let w = wide.unwrap_or(i128::from(small));
-                wide = Some(
-                    w.checked_mul(10)
-                        .and_then(|m| m.checked_add(i128::from(d)))
-                        .ok_or_else(bad)?,
-                );
+                wide = Some(w.checked_mul(10)?.checked_add(i128::from(d))?);
             }
             digits += 1;
         } else if c == b'.' && dot.is_none() {
-            dot = Some(i);
+            dot = Some(n);
         } else {
-            return Err(bad());
+            break;
         }
+        n += 1;
     }
     let (integer_len, fraction) = match dot {
         // Digits on both sides of the point.
-        Some(d) if d == 0 || d + 1 == b.len() => return Err(bad()),
-        Some(d) => (d, b.len() - d - 1),
-        None if b.is_empty() => return Err(bad()),
-        None => (b.len(), 0),
+        Some(d) if d == 0 || d + 1 == n => return None,
+        Some(d) => (d, n - d - 1),
+        None if n == 0 => return None,
+        None => (n, 0),
     };
     // Leading zeros of the integer part are not significant; every fraction digit is.
-    let leading = b[..integer_len].iter().take_while(|c| **c == b'0').count();
+    let leading = b
+        .get(..integer_len)?
+        .iter()
+        .take_while(|c| **c == b'0')
+        .count();
     let integer = integer_len - leading;
     if fraction > MAX_FRACTION || integer > MAX_INTEGER || integer + fraction > MAX_DIGITS {
-        return Err(bad());
+        return None;
     }
-    // The limits above keep the key below 10^(MAX_INTEGER + MAX_FRACTION) = 10^38: no
-    // overflow. Up to 19 digits it is one 64 × 64 → 128-bit multiplication.
-    let scale = POW10[MAX_FRACTION - fraction];
-    let (key, zero) = match wide {
-        None => (i128::from(small) * i128::from(scale), small == 0),
-        Some(w) => (w.checked_mul(i128::from(scale)).ok_or_else(bad)?, w == 0),
-    };
-    Ok((key, zero))
+    // The limits keep the key below 10^(MAX_INTEGER + MAX_FRACTION) = 10^38: no overflow. Up
+    // to 19 digits it is one 64 × 64 → 128-bit multiplication.
+    let scale = *POW10.get(MAX_FRACTION - fraction)?;
+    match wide {
+        None => Some((n, i128::from(small) * i128::from(scale), small == 0)),
+        Some(w) => Some((n, w.checked_mul(i128::from(scale))?, w == 0)),
+    }
 }
 
 /// 10^0 ..= 10^[`MAX_FRACTION`] (10^18 < u64::MAX).
@@ -155,12 +164,36 @@ mod tests {
     fn the_one_pass_level_key_is_the_books_key() {
         use crate::book::levels::decimal_key;
         let mut cases: Vec<String> = [
-            "0", "1", "0.00000001", "123456.78900000", "000.5", "0.0", "00.000",
-            "99999999999999999999.12345678", "99999999999999999999",
-            "00099999999999999999999", "100000000000000000000", "0.000000000000000001",
-            "0.0000000000000000001", "1234567890123456789", "12345678901234567890",
-            "1234567890.123456789012345678", "9999999999999999999.999999999", "", ".", "1.",
-            ".5", "1.2.3", "-1", "+1", "1e5", " 1", "NaN", "58850.01000000", "7.609", "7.6090",
+            "0",
+            "1",
+            "0.00000001",
+            "123456.78900000",
+            "000.5",
+            "0.0",
+            "00.000",
+            "99999999999999999999.12345678",
+            "99999999999999999999",
+            "00099999999999999999999",
+            "100000000000000000000",
+            "0.000000000000000001",
+            "0.0000000000000000001",
+            "1234567890123456789",
+            "12345678901234567890",
+            "1234567890.123456789012345678",
+            "9999999999999999999.999999999",
+            "",
+            ".",
+            "1.",
+            ".5",
+            "1.2.3",
+            "-1",
+            "+1",
+            "1e5",
+            " 1",
+            "NaN",
+            "58850.01000000",
+            "7.609",
+            "7.6090",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -175,7 +208,9 @@ mod tests {
             let mut t = String::with_capacity(len);
             let mut y = x;
             for _ in 0..len {
-                y = y.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                y = y
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 t.push(match (y >> 33) % 23 {
                     0 => '.',
                     1 => '-',

@@ -13,7 +13,8 @@
 //! declines the frame, so the `serde_json` path reports it.
 
 use crate::book::Levels;
-use crate::venues::decimal::unsigned_level;
+use crate::schema::borrowed::LevelKey;
+use crate::venues::decimal::keyed_prefix;
 
 use super::messages::{AggTrade, Trade};
 
@@ -153,7 +154,7 @@ pub fn scan_agg_trade(json: &str) -> Option<AggTrade<'_>> {
 
 /// Scans a `depthUpdate` payload object (the whole of `json`): what
 /// `serde_json::from_str::<DepthUpdate>` gives with its levels passed through
-/// [`unsigned_level`], or `None` (also when a level's decimal fails the check).
+/// [`keyed_prefix`], or `None` (also when a level's decimal fails the check).
 pub fn scan_depth(json: &str) -> Option<Depth<'_>> {
     let mut c = Cursor::new(json);
     let (mut event_time, mut transaction_time, mut symbol) = (None, None, None);
@@ -258,6 +259,19 @@ impl<'a> Cursor<'a> {
 
     /// A string without escapes or control characters (what a borrowed `&str` parses from),
     /// read in one pass.
+    /// `"<decimal>"`: its text, its book key and whether it is zero, read in one pass
+    /// ([`keyed_prefix`]); `None` unless [`crate::venues::decimal::unsigned`] accepts it.
+    fn decimal(&mut self) -> Option<(&'a str, i128, bool)> {
+        self.eat(b'"')?;
+        let start = self.at;
+        let rest = self.text.as_bytes().get(start..)?;
+        let (n, key, zero) = keyed_prefix(rest)?;
+        (*rest.get(n)? == b'"').then_some(())?;
+        self.at = start + n + 1;
+        // Digits and a point are ASCII: both ends are character boundaries.
+        Some((self.text.get(start..start + n)?, key, zero))
+    }
+
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let bytes = self.text.as_bytes();
@@ -293,7 +307,7 @@ impl<'a> Cursor<'a> {
         (digits == 1 || (digits > 1 && bytes.get(start) != Some(&b'0'))).then_some(n)
     }
 
-    /// `[["price","qty"],...]`, each level checked and keyed by [`unsigned_level`] as it is copied.
+    /// `[["price","qty"],...]`, each decimal checked and keyed by [`keyed_prefix`] as it is copied.
     fn levels(&mut self) -> Option<Levels> {
         self.eat(b'[')?;
         if self.eat(b']').is_some() {
@@ -307,13 +321,19 @@ impl<'a> Cursor<'a> {
         let mut levels = Levels::with_capacity(n, span.saturating_sub(8 * n));
         loop {
             self.eat(b'[')?;
-            let price = self.string()?;
+            // Each decimal read once: checked and keyed for the book as it is scanned.
+            let (price, price_key, _) = self.decimal()?;
             self.eat(b',')?;
-            let quantity = self.string()?;
+            let (quantity, _, zero) = self.decimal()?;
             self.eat(b']')?;
-            // Checked and keyed for the book in one pass over each decimal.
-            let key = unsigned_level(price, quantity).ok()?;
-            levels.push_keyed(price, quantity, key);
+            levels.push_keyed(
+                price,
+                quantity,
+                LevelKey {
+                    price: price_key,
+                    zero,
+                },
+            );
             match self.peek()? {
                 b',' => self.at += 1,
                 b']' => {
