@@ -52,8 +52,25 @@ impl Routing {
 
     /// A fresh record id: this system's instance and the next sequence number, in hex.
     pub fn record_id(&self) -> String {
+        let mut buf = [0u8; 32];
+        self.record_id_into(&mut buf).to_string()
+    }
+
+    /// [`Routing::record_id`] written into `buf` (no allocation: a record's header is copied
+    /// by librdkafka).
+    fn record_id_into<'b>(&self, buf: &'b mut [u8; 32]) -> &'b str {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let seq = self.next_id.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}{seq:016x}", self.instance)
+        for (i, b) in buf.iter_mut().enumerate() {
+            let (word, shift) = if i < 16 {
+                (self.instance, 60 - 4 * i)
+            } else {
+                (seq, 60 - 4 * (i - 16))
+            };
+            *b = HEX[((word >> shift) & 0xf) as usize];
+        }
+        // Hex digits are ASCII.
+        std::str::from_utf8(buf).unwrap_or_default()
     }
 
     /// The consolidated topic of a data type: `<prefix>.<data_type>`.
@@ -142,7 +159,8 @@ impl Routing {
     /// `producer_version`, a fresh `record_id`) followed by the event's own.
     pub fn headers(&self, ev: &ProduceEvent) -> OwnedHeaders {
         let p = &ev.payload;
-        let id = self.record_id();
+        let mut id_buf = [0u8; 32];
+        let id = self.record_id_into(&mut id_buf);
         let std_headers = [
             ("content-type", "application/x-protobuf"),
             ("exchange", p.exchange()),
@@ -150,7 +168,7 @@ impl Routing {
             ("data_type", p.data_type_name()),
             ("schema_version", SCHEMA_VERSION),
             ("producer_version", PRODUCER_VERSION),
-            (RECORD_ID_HEADER, id.as_str()),
+            (RECORD_ID_HEADER, id),
         ];
         let mut h = OwnedHeaders::new_with_capacity(std_headers.len() + ev.headers.len());
         for (key, value) in std_headers {
@@ -173,6 +191,19 @@ impl Routing {
 mod tests {
     use super::*;
     use crate::schema::{Normalized, Trade};
+
+    #[test]
+    fn a_record_id_is_the_instance_then_the_sequence_in_hex() {
+        let cfg = crate::config::Config::default();
+        let r = Routing::new(&cfg.producer);
+        r.next_id.store(0x0123_4567_89ab_cdef, Ordering::Relaxed);
+        let id = r.record_id();
+        assert_eq!(id, format!("{:016x}0123456789abcdef", r.instance));
+        assert_eq!(
+            r.record_id(),
+            format!("{:016x}0123456789abcdf0", r.instance)
+        );
+    }
 
     fn ev() -> ProduceEvent {
         ProduceEvent::typed(Normalized::Trade(Trade {
