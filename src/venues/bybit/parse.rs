@@ -32,6 +32,7 @@ use crate::book::{Diff, Levels, Snapshot};
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::{liquidation, trade};
 use crate::schema::{self as s, Normalized};
+use crate::venues::decimal::unsigned_level;
 use crate::venues::json::{ms_text_to_us, ms_to_us, scalar, signed, symbol, unsigned};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
@@ -207,7 +208,9 @@ fn level_texts(levels: &[Level<'_>]) -> Result<Vec<(String, String)>, ParseError
 fn level_refs<'a>(levels: &[Level<'a>]) -> Result<Levels, ParseError> {
     let mut out = Levels::default();
     for (p, q) in levels {
-        out.push(unsigned(p)?, unsigned(q)?);
+        // Checked and keyed for the book in one pass over each decimal.
+        let (p, q) = (scalar(p)?, scalar(q)?);
+        out.push_keyed(p, q, unsigned_level(p, q)?);
     }
     Ok(out)
 }

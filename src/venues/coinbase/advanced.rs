@@ -12,7 +12,7 @@ use super::{push_trade, taker_of_maker, trade_id, EXCHANGE};
 use crate::book::{Diff, Levels, Snapshot};
 use crate::schema::borrowed::TradeRef;
 use crate::schema::{self as s, Normalized};
-use crate::venues::decimal::unsigned;
+use crate::venues::decimal::{unsigned, unsigned_level};
 use crate::venues::json::{rfc3339_to_us, secs_to_us, symbol};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
@@ -150,10 +150,12 @@ fn book(
                 let mut asks = Levels::with_capacity(e.updates.len(), 32 * e.updates.len());
                 let mut time = None;
                 for l in &e.updates {
-                    let (p, q) = (unsigned(l.price_level)?, unsigned(l.new_quantity)?);
+                    // Checked and keyed for the book in one pass over each decimal.
+                    let (p, q) = (l.price_level, l.new_quantity);
+                    let key = unsigned_level(p, q)?;
                     match l.side {
-                        "bid" => bids.push(p, q),
-                        "offer" | "ask" => asks.push(p, q),
+                        "bid" => bids.push_keyed(p, q, key),
+                        "offer" | "ask" => asks.push_keyed(p, q, key),
                         other => return Err(ParseError::Unsupported(format!("side {other}"))),
                     }
                     if let Some(t) = l.event_time {

@@ -10,7 +10,7 @@ use super::{push_trade, taker_of_maker, EXCHANGE};
 use crate::book::{Diff, Levels, Snapshot};
 use crate::schema::borrowed::{IdRef, TradeRef};
 use crate::schema::{self as s, Normalized};
-use crate::venues::decimal::unsigned;
+use crate::venues::decimal::{unsigned, unsigned_level};
 use crate::venues::json::{rfc3339_to_us, symbol};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
@@ -69,10 +69,11 @@ pub fn parse_frame(
             let mut bids = Levels::with_capacity(changes.len(), 24 * changes.len());
             let mut asks = Levels::with_capacity(changes.len(), 24 * changes.len());
             for (side, p, q) in changes {
-                let (p, q) = (unsigned(p)?, unsigned(q)?);
+                // Checked and keyed for the book in one pass over each decimal.
+                let key = unsigned_level(p, q)?;
                 match *side {
-                    "buy" => bids.push(p, q),
-                    "sell" => asks.push(p, q),
+                    "buy" => bids.push_keyed(p, q, key),
+                    "sell" => asks.push_keyed(p, q, key),
                     other => {
                         return Err(ParseError::Unsupported(format!(
                             "side {}",
