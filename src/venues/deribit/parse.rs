@@ -13,7 +13,7 @@ use serde_json::value::RawValue;
 use super::messages::{self as m, BookLevel};
 use super::EXCHANGE;
 use crate::book::{Diff, Levels, Snapshot};
-use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
+use crate::schema::borrowed::{EncodedRecord, IdRef, LevelKey, TradeRef};
 use crate::schema::v2beta1::trade;
 use crate::schema::{self as s, Normalized};
 use crate::venues::json::{ms_to_us, scalar, symbol, unsigned};
@@ -143,24 +143,47 @@ pub fn parse_frame(
 /// `change` carry the new absolute amount, as written.
 fn level<'a>(l: &BookLevel<'a>) -> Result<(&'a str, &'a str), ParseError> {
     let price = unsigned(l.1)?;
-    let qty = match l.0 {
-        "new" | "change" => unsigned(l.2)?,
-        "delete" => "0",
-        other => {
-            return Err(ParseError::Unsupported(format!(
-                "book action {}",
-                other.chars().take(16).collect::<String>()
-            )))
-        }
+    let qty = match amount(l)? {
+        Some(q) => unsigned(q)?,
+        None => "0",
     };
     Ok((price, qty))
+}
+
+/// A level's amount by its action (`None`: a delete, whose amount is zero).
+fn amount<'a>(l: &BookLevel<'a>) -> Result<Option<&'a RawValue>, ParseError> {
+    match l.0 {
+        "new" | "change" => Ok(Some(l.2)),
+        "delete" => Ok(None),
+        other => Err(ParseError::Unsupported(format!(
+            "book action {}",
+            other.chars().take(16).collect::<String>()
+        ))),
+    }
 }
 
 fn side(raw: &[BookLevel<'_>]) -> Result<Levels, ParseError> {
     let mut levels = Levels::with_capacity(raw.len(), raw.len() * 16);
     for l in raw {
-        let (p, q) = level(l)?;
-        levels.push(p, q);
+        // As [`level`] reads it (the price, then the action and its amount), each decimal
+        // once: checked and keyed for the book together.
+        let price = scalar(l.1)?;
+        let price_key = decimal::unsigned_level(price, "0")?.price;
+        let (qty, zero) = match amount(l)? {
+            Some(q) => {
+                let q = scalar(q)?;
+                (q, decimal::unsigned_level("0", q)?.zero)
+            }
+            None => ("0", true),
+        };
+        levels.push_keyed(
+            price,
+            qty,
+            LevelKey {
+                price: price_key,
+                zero,
+            },
+        );
     }
     Ok(levels)
 }

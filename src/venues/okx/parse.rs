@@ -34,6 +34,7 @@ use crate::book::{Diff, Levels, Snapshot};
 use crate::schema::borrowed::{EncodedRecord, IdRef, TradeRef};
 use crate::schema::v2beta1::{level2_book, liquidation, trade};
 use crate::schema::{self as s, Normalized};
+use crate::venues::decimal::unsigned_level;
 use crate::venues::json::{ms_text_to_us, scalar, signed, unsigned};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
@@ -211,11 +212,18 @@ fn owned(levels: &[m::Level<'_>]) -> Result<Vec<(String, String)>, ParseError> {
 }
 
 fn borrowed(levels: &[m::Level<'_>]) -> Result<Levels, ParseError> {
-    let mut v = Vec::with_capacity(levels.len());
+    let mut out = Levels::with_capacity(levels.len(), 16 * levels.len());
     for l in levels {
-        v.push(level(l)?);
+        match l.as_slice() {
+            // Checked and keyed for the book in one pass over each decimal.
+            [p, q, ..] => {
+                let (p, q) = (scalar(p)?, scalar(q)?);
+                out.push_keyed(p, q, unsigned_level(p, q)?);
+            }
+            _ => return Err(unsupported("book level without price and size")),
+        }
     }
-    Ok(v.into_iter().collect())
+    Ok(out)
 }
 
 /// OKX's signed checksum as the book driver compares it; 0 (retired) is not checked.
