@@ -21,6 +21,7 @@ use serde::Serialize;
 
 use super::books::BookCheck;
 use super::checksums::ChecksumCheck;
+use super::records::{announced, kind_name};
 pub use super::records::{continues, BookAt, DeltaAt, TradeAt};
 use crate::book::Sequencer;
 use crate::schema::v2beta1::feed_event::Kind;
@@ -125,10 +126,6 @@ impl Report {
             && self.book_mismatches == 0
             && self.checksum_mismatches == 0
     }
-}
-
-fn kind_name(kind: i32) -> String {
-    Kind::try_from(kind).map_or_else(|_| format!("KIND_{kind}"), |k| k.as_str_name().to_string())
 }
 
 /// A trade's venue identity: exchange, symbol, trade type (empty when none), trade id.
@@ -283,21 +280,11 @@ fn chain(r: &mut SymbolReport, deltas: &[&DeltaAt], events: &[&FeedEvent]) {
             }
         } else {
             if let Some((l, at)) = last.filter(|_| !from_last) {
-                let mut announced_by: Vec<String> = events
-                    .iter()
-                    .filter(|e| e.kind != Kind::Synced as i32)
-                    .filter(|e| {
-                        let start = e.since.unwrap_or(e.timestamp).min(e.receipt_time);
-                        let stop = e.timestamp.max(e.receipt_time);
-                        start <= receipt && stop >= at
-                    })
-                    .map(|e| kind_name(e.kind))
-                    .collect();
+                let mut announced_by = announced(events, at, receipt);
                 if from_sync {
                     announced_by.push("SYNCED".into());
+                    announced_by.sort();
                 }
-                announced_by.sort();
-                announced_by.dedup();
                 r.breaks.push(Break {
                     after_id: Some(l),
                     first_id: delta.first_update_id.or(delta.prev_update_id),

@@ -15,9 +15,8 @@
 
 use serde::Serialize;
 
-use super::records::{BookAt, DeltaAt};
+use super::records::{announced, BookAt, DeltaAt};
 use crate::book::{OrderBook, Sequencer, Side};
-use crate::schema::v2beta1::feed_event::Kind;
 use crate::schema::FeedEvent;
 
 /// A record whose checksum the rebuilt book does not have.
@@ -58,28 +57,6 @@ impl ChecksumCheck {
     pub fn unannounced(&self) -> impl Iterator<Item = &ChecksumMismatch> {
         self.mismatches.iter().filter(|m| m.announced_by.is_empty())
     }
-}
-
-fn kind_name(kind: i32) -> String {
-    Kind::try_from(kind).map_or_else(|_| format!("KIND_{kind}"), |k| k.as_str_name().to_string())
-}
-
-/// The non-`SYNCED` events whose interval (`since` or `timestamp` .. `timestamp`) overlaps
-/// `from..=to` (µs).
-fn announced(events: &[&FeedEvent], from: i64, to: i64) -> Vec<String> {
-    let mut by: Vec<String> = events
-        .iter()
-        .filter(|e| e.kind != Kind::Synced as i32)
-        .filter(|e| {
-            let start = e.since.unwrap_or(e.timestamp).min(e.receipt_time);
-            let stop = e.timestamp.max(e.receipt_time);
-            start <= to && stop >= from
-        })
-        .map(|e| kind_name(e.kind))
-        .collect();
-    by.sort();
-    by.dedup();
-    by
 }
 
 /// Parses a record's checksum text (`None` when absent or not a u32).
@@ -207,6 +184,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
     use crate::book::crc32_top_levels;
+    use crate::schema::v2beta1::feed_event::Kind;
     use crate::schema::v2beta1::{level2_book, level2_delta};
     use crate::schema::{Level2Book, Level2Delta};
 
