@@ -8,10 +8,10 @@ use serde_json::value::RawValue;
 use super::messages::*;
 use super::{push_trade, secs_to_us, symbol, Control, EXCHANGE};
 use crate::book::{Diff, Levels, Snapshot};
-use crate::schema::borrowed::{IdRef, TradeRef};
+use crate::schema::borrowed::{IdRef, LevelKey, TradeRef};
 use crate::schema::v2beta1::trade;
 use crate::schema::{self as s, Normalized};
-use crate::venues::decimal::unsigned;
+use crate::venues::decimal::{unsigned, unsigned_level};
 use crate::venues::{ParseError, SymbolMap, VenueEvent};
 
 /// The client heartbeat (answered `{"event":"pong"}`).
@@ -105,9 +105,13 @@ pub fn parse_event(text: &str) -> Result<Control, ParseError> {
 fn levels(raw: &[V1Level<'_>], into: &mut Levels) -> Result<i64, ParseError> {
     let mut latest = 0;
     for l in raw {
-        let (p, q) = (unsigned(l.text(0)?)?, unsigned(l.text(1)?)?);
+        // Each decimal read once: checked and keyed for the book together.
+        let p = l.text(0)?;
+        let price = unsigned_level(p, "0")?.price;
+        let q = l.text(1)?;
+        let zero = unsigned_level("0", q)?.zero;
         latest = latest.max(secs_to_us(l.text(2)?)?);
-        into.push(p, q);
+        into.push_keyed(p, q, LevelKey { price, zero });
     }
     Ok(latest)
 }
