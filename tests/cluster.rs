@@ -63,6 +63,16 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// A cluster named `name` whose feeds read `replays`.
+    fn on(name: &str, replays: &[tickflow::replay::ReplayServer]) -> Cluster {
+        Cluster::new(name, replays.iter().map(|r| r.rest_url()).collect())
+    }
+
+    /// Spawns one instance per id.
+    fn spawn_all(&self, ids: &[&str]) -> Vec<Instance> {
+        ids.iter().map(|id| self.spawn(id)).collect()
+    }
+
     fn new(name: &str, replay_urls: Vec<String>) -> Cluster {
         Cluster {
             prefix: common::unique_topic(name),
@@ -510,15 +520,9 @@ fn produced(i: &Instance) -> u64 {
 async fn a_killed_instance_s_shards_move_to_the_survivors_and_its_books_resync() {
     let _serial = SERIAL.lock().await;
     let replays = kraken_replays().await;
-    let cluster = Cluster::new(
-        "cluster-kill",
-        replays.iter().map(|r| r.rest_url()).collect(),
-    );
+    let cluster = Cluster::on("cluster-kill", &replays);
     let cfg = cluster.cfg();
-    let mut instances: Vec<Instance> = ["i0", "i1", "i2"]
-        .iter()
-        .map(|id| cluster.spawn(id))
-        .collect();
+    let mut instances = cluster.spawn_all(&["i0", "i1", "i2"]);
     let all: Vec<&Instance> = instances.iter().collect();
     let (before, took) = steady(&all, Duration::from_secs(60)).await;
     println!("steady after {took:?}: {before:?}");
@@ -617,15 +621,9 @@ async fn a_killed_instance_s_shards_move_to_the_survivors_and_its_books_resync()
 async fn a_gracefully_stopped_instance_hands_over_with_every_acked_record_once() {
     let _serial = SERIAL.lock().await;
     let replays = kraken_replays().await;
-    let cluster = Cluster::new(
-        "cluster-stop",
-        replays.iter().map(|r| r.rest_url()).collect(),
-    );
+    let cluster = Cluster::on("cluster-stop", &replays);
     let cfg = cluster.cfg();
-    let mut instances: Vec<Instance> = ["g0", "g1", "g2"]
-        .iter()
-        .map(|id| cluster.spawn(id))
-        .collect();
+    let mut instances = cluster.spawn_all(&["g0", "g1", "g2"]);
     let all: Vec<&Instance> = instances.iter().collect();
     let (before, _) = steady(&all, Duration::from_secs(60)).await;
     synced_by(&cfg, &owners(&before), 0, Duration::from_secs(30)).await;
@@ -732,10 +730,7 @@ async fn a_gracefully_stopped_instance_hands_over_with_every_acked_record_once()
 async fn a_static_instance_carries_exactly_its_share() {
     let _serial = SERIAL.lock().await;
     let replays = kraken_replays().await;
-    let cluster = Cluster::new(
-        "cluster-static",
-        replays.iter().map(|r| r.rest_url()).collect(),
-    );
+    let cluster = Cluster::on("cluster-static", &replays);
     let cfg = cluster.cfg();
     // Instance 0 of 3, its ordinal from a StatefulSet-like name in the environment.
     let section = "instances = 3\ninstance_from_env = \"TICKFLOW_TEST_POD\"\n";
