@@ -15,7 +15,7 @@ pub use mock::{ClientAnswer, ReplayMock};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -89,7 +89,9 @@ struct Market {
     cfg: ReplayServerConfig,
     /// Timeline position (frame index across loops) per subscription set: a client that
     /// subscribes the same streams again (a reconnect) resumes there; `true` once finished.
-    positions: Mutex<HashMap<String, (usize, bool)>>,
+    /// A connection looks its set up once and moves its position on per frame without a lookup
+    /// (the set's name holds every stream's: thousands of bytes with many symbols).
+    positions: Mutex<HashMap<String, Arc<Position>>>,
     /// The connection that plays each stream (by path and key): the latest to subscribe it. An older one still
     /// open is closed at its next frame of the stream (a reconnect, or another instance taking
     /// the stream over): two connections playing one stream would each move the venue's state
@@ -253,7 +255,9 @@ async fn ws(
         .into_iter()
         .filter(|k| m.mock.serves(&path, k))
         .collect();
-    upgrade.on_upgrade(move |socket| serve(socket, m, streams, path))
+    upgrade
+        .read_buffer_size(crate::transport::ws::READ_CHUNK_BYTES)
+        .on_upgrade(move |socket| serve(socket, m, streams, path))
 }
 
 /// REST requests go to the venue's mock.
@@ -394,7 +398,8 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
     // (Bybit's spot and linear `publicTrade.BTCUSDT`).
     let names = set.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("/");
     let set_key = format!("{}|{names}", c.path);
-    let mut idx = m.position(&set_key).0;
+    let position = m.position(&set_key);
+    let mut idx = position.idx.load(Ordering::Acquire);
     let mut prev_time: Option<i64> = None;
     let mut due = tokio::time::Instant::now();
     while idx < total {
@@ -429,7 +434,7 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
             }
         }
         if !c.subs.contains(&frame.key) {
-            m.set_position(&set_key, idx, false);
+            position.idx.store(idx, Ordering::Release);
             // A stream this client left for a while (a resubscribe) moves on without it: the
             // snapshot it gets on coming back includes what it missed. Streams it never
             // subscribed are other connections' (each replays at its own pace).
@@ -449,7 +454,7 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
             {
                 Play::TakenOver
             } else {
-                m.set_position(&set_key, idx, false);
+                position.idx.store(idx, Ordering::Release);
                 match m.mock.render(frame, k) {
                     None => Play::Nothing,
                     Some(value) => {
@@ -489,12 +494,13 @@ async fn serve(socket: WebSocket, m: Arc<Market>, subs: HashSet<String>, path: S
             return;
         }
     }
-    m.set_position(&set_key, total, true);
+    position.idx.store(total, Ordering::Release);
+    position.done.store(true, Ordering::Release);
     if m.positions
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .values()
-        .all(|p| p.1)
+        .all(|p| p.done.load(Ordering::Acquire))
     {
         m.finished.send_replace(true);
     }
@@ -517,19 +523,20 @@ impl Market {
             .insert(format!("{path}|{key}"), id);
     }
 
-    fn position(&self, set: &str) -> (usize, bool) {
+    /// The timeline position of subscription set `set` (from the start for a new set).
+    fn position(&self, set: &str) -> Arc<Position> {
         let mut p = self
             .positions
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        *p.entry(set.to_string()).or_insert((0, false))
+        Arc::clone(p.entry(set.to_string()).or_default())
     }
+}
 
-    fn set_position(&self, set: &str, idx: usize, done: bool) {
-        let mut p = self
-            .positions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        p.insert(set.to_string(), (idx, done));
-    }
+/// Where a subscription set's timeline is: the next frame index (across loops) and whether it
+/// finished.
+#[derive(Debug, Default)]
+struct Position {
+    idx: AtomicUsize,
+    done: AtomicBool,
 }

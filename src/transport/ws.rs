@@ -15,6 +15,11 @@ pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 /// growing memory while the venue does not read.
 pub const MAX_OUTGOING_BYTES: usize = 1 << 20;
 
+/// Bytes asked of the socket per read. The WebSocket library zero-fills this much of its
+/// buffer before every read, however little arrives: its 128 KiB default cost a 128 KiB fill
+/// per frame on a quiet connection; larger messages are read over several reads.
+pub const READ_CHUNK_BYTES: usize = 16 * 1024;
+
 /// Why a WebSocket could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -39,6 +44,7 @@ pub async fn connect(
     // find it installed).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cfg = WebSocketConfig::default()
+        .read_buffer_size(READ_CHUNK_BYTES)
         .max_message_size(Some(max_frame_bytes.saturating_mul(4)))
         .max_frame_size(Some(max_frame_bytes.saturating_mul(4)))
         .max_write_buffer_size(MAX_OUTGOING_BYTES);
