@@ -197,11 +197,9 @@ async fn service(symbols: Vec<String>, total: u64, addr: String, stamp: String, 
 fn run(n: usize, frames: usize, rate: u64, stamp: u128, at: Layout) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let symbols = synth::symbols(n);
-    let spacing_us = if rate > 0 {
-        (1_000_000 / rate).max(1) as i64
-    } else {
-        10
-    };
+    let spacing_us = 1_000_000u64
+        .checked_div(rate)
+        .map_or(10, |s| s.max(1) as i64);
     let written =
         synth::binance_spot(dir.path(), &symbols, (frames / n).max(2), spacing_us).unwrap();
     let total = written.diffs + written.trades;
