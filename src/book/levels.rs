@@ -2,7 +2,7 @@
 //! what is emitted is exactly what the venue sent; no float is involved.
 
 use std::collections::hash_map::Entry;
-use std::collections::BTreeSet;
+use std::collections::{btree_map, BTreeMap};
 
 use rustc_hash::FxHashMap;
 
@@ -117,46 +117,137 @@ pub fn decimal_key(text: &str) -> Result<i128, BadDecimal> {
     key(text)
 }
 
-/// One side of the book, hashed by key: a diff's level is one lookup however deep it is. Order
-/// is only needed when a full book is emitted (on sync and every N deltas), so it is sorted
-/// then. A bid's key is its price, an ask's the negated price: on both sides, the best level
-/// has the highest key. Each side keeps an upper bound of its best key (exact until the best
-/// level is deleted), so the crossed-book check is O(1) per diff: bounds that do not cross
-/// prove the book is not crossed, and a side is rescanned only when its bound says "maybe".
-#[derive(Debug, Clone, Default)]
+/// A side's levels by key, each level held once: hashed (a diff's level is one lookup however
+/// deep the book is; order is only needed when a full book is emitted, on sync and every N
+/// deltas, so it is sorted then), or ordered, for books read in order after every update
+/// (venue checksums over the top levels, depth windows): O(log n) per change instead of a sort
+/// per read, and the top levels read straight off the tree.
+#[derive(Debug, Clone)]
+enum Store {
+    Hashed(FxHashMap<i128, Level>),
+    Ordered(BTreeMap<i128, Level>),
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::Hashed(FxHashMap::default())
+    }
+}
+
+impl PartialEq for Store {
+    /// The same levels, however they are stored.
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().all(|(k, l)| other.get(k) == Some(l))
+    }
+}
+
+/// Overwrites a level's text, reusing its buffers: a quantity change (the common diff)
+/// allocates nothing.
+fn refill(level: &mut Level, price: &str, quantity: &str) {
+    if level.price != price {
+        level.price.clear();
+        level.price.push_str(price);
+    }
+    level.quantity.clear();
+    level.quantity.push_str(quantity);
+}
+
+impl Store {
+    fn len(&self) -> usize {
+        match self {
+            Store::Hashed(m) => m.len(),
+            Store::Ordered(m) => m.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, k: &i128) -> Option<&Level> {
+        match self {
+            Store::Hashed(m) => m.get(k),
+            Store::Ordered(m) => m.get(k),
+        }
+    }
+
+    fn remove(&mut self, k: &i128) -> Option<Level> {
+        match self {
+            Store::Hashed(m) => m.remove(k),
+            Store::Ordered(m) => m.remove(k),
+        }
+    }
+
+    fn clear(&mut self) {
+        match self {
+            Store::Hashed(m) => m.clear(),
+            Store::Ordered(m) => m.clear(),
+        }
+    }
+
+    /// Sets level `k` to this text, inserting it when new.
+    fn upsert(&mut self, k: i128, price: &str, quantity: &str) {
+        let new = || Level {
+            price: price.to_string(),
+            quantity: quantity.to_string(),
+        };
+        match self {
+            Store::Hashed(m) => match m.entry(k) {
+                Entry::Occupied(o) => refill(o.into_mut(), price, quantity),
+                Entry::Vacant(v) => {
+                    v.insert(new());
+                }
+            },
+            Store::Ordered(m) => match m.entry(k) {
+                btree_map::Entry::Occupied(o) => refill(o.into_mut(), price, quantity),
+                btree_map::Entry::Vacant(v) => {
+                    v.insert(new());
+                }
+            },
+        }
+    }
+
+    /// Every level, in no particular order.
+    fn iter(&self) -> Box<dyn Iterator<Item = (&i128, &Level)> + '_> {
+        match self {
+            Store::Hashed(m) => Box::new(m.iter()),
+            Store::Ordered(m) => Box::new(m.iter()),
+        }
+    }
+
+    /// The highest key (a scan of a hashed side).
+    fn max_key(&self) -> Option<i128> {
+        match self {
+            Store::Hashed(m) => m.keys().copied().max(),
+            Store::Ordered(m) => m.last_key_value().map(|(k, _)| *k),
+        }
+    }
+}
+
+/// One side of the book. A bid's key is its price, an ask's the negated price: on both sides,
+/// the best level has the highest key. Each side keeps an upper bound of its best key (exact
+/// until the best level is deleted), so the crossed-book check is O(1) per diff: bounds that
+/// do not cross prove the book is not crossed, and a side is rescanned only when its bound
+/// says "maybe".
+#[derive(Debug, Clone, Default, PartialEq)]
 struct BookSide {
-    levels: FxHashMap<i128, Level>,
+    levels: Store,
     /// An upper bound of the highest key (`None` with `best_exact`: the side is empty; `None`
     /// otherwise: unknown).
     best: Option<i128>,
     /// Whether `best` is the highest key itself.
     best_exact: bool,
-    /// The keys in order, for books read in order after every update (venue checksums over
-    /// the top levels, depth windows): O(log n) per change instead of a scan per read.
-    order: Option<BTreeSet<i128>>,
-}
-
-impl PartialEq for BookSide {
-    fn eq(&self, other: &Self) -> bool {
-        self.levels == other.levels
-    }
 }
 
 impl Eq for BookSide {}
 
 impl BookSide {
-    /// Sets, replaces or deletes one level. A replaced level reuses its strings' buffers, so a
-    /// quantity change (the common diff) allocates nothing.
+    /// Sets, replaces or deletes one level.
     fn set(&mut self, k: i128, price: &str, quantity: &str, zero: bool) {
         if zero {
-            if self.levels.remove(&k).is_some() {
-                if self.best == Some(k) {
-                    // Still an upper bound of the new best.
-                    self.best_exact = false;
-                }
-                if let Some(o) = &mut self.order {
-                    o.remove(&k);
-                }
+            if self.levels.remove(&k).is_some() && self.best == Some(k) {
+                // Still an upper bound of the new best.
+                self.best_exact = false;
             }
             return;
         }
@@ -169,41 +260,19 @@ impl BookSide {
             None if self.best_exact => self.best = Some(k),
             _ => {}
         }
-        match self.levels.entry(k) {
-            Entry::Occupied(mut o) => {
-                let level = o.get_mut();
-                if level.price != price {
-                    level.price.clear();
-                    level.price.push_str(price);
-                }
-                level.quantity.clear();
-                level.quantity.push_str(quantity);
-            }
-            Entry::Vacant(v) => {
-                v.insert(Level {
-                    price: price.to_string(),
-                    quantity: quantity.to_string(),
-                });
-                if let Some(o) = &mut self.order {
-                    o.insert(k);
-                }
-            }
-        }
+        self.levels.upsert(k, price, quantity);
     }
 
     fn clear(&mut self) {
         self.levels.clear();
         self.best = None;
         self.best_exact = true;
-        if let Some(o) = &mut self.order {
-            o.clear();
-        }
     }
 
     /// The highest key (a scan when only a bound is known).
     fn best_key(&mut self) -> Option<i128> {
         if !self.best_exact {
-            self.best = self.levels.keys().copied().max();
+            self.best = self.levels.max_key();
             self.best_exact = true;
         }
         self.best
@@ -214,12 +283,9 @@ impl BookSide {
         self.best
     }
 
-    /// Keys sorted best first, at most `n`.
-    fn sorted_keys(&self, n: usize) -> Vec<i128> {
-        if let Some(o) = &self.order {
-            return o.iter().rev().take(n).copied().collect();
-        }
-        let mut keys: Vec<i128> = self.levels.keys().copied().collect();
+    /// Keys of a hashed side sorted best first, at most `n`.
+    fn sorted_keys(levels: &FxHashMap<i128, Level>, n: usize) -> Vec<i128> {
+        let mut keys: Vec<i128> = levels.keys().copied().collect();
         if n < keys.len() {
             keys.select_nth_unstable_by_key(n, |&k| std::cmp::Reverse(k));
             keys.truncate(n);
@@ -230,14 +296,14 @@ impl BookSide {
 
     /// The best `n` levels, best first.
     fn best(&self, n: usize) -> Vec<PriceLevel> {
-        self.sorted_keys(n)
-            .into_iter()
-            .filter_map(|k| self.levels.get(&k))
-            .map(|l| PriceLevel {
-                price: l.price.clone(),
-                quantity: l.quantity.clone(),
+        let mut out = Vec::with_capacity(n.min(self.levels.len()));
+        self.each_top(n, |price, quantity| {
+            out.push(PriceLevel {
+                price: price.to_string(),
+                quantity: quantity.to_string(),
             })
-            .collect()
+        });
+        out
     }
 
     /// The best `n` levels as the venue wrote them, best first (no copy).
@@ -247,17 +313,22 @@ impl BookSide {
         top
     }
 
-    /// Calls `f` with each of the best `n` levels as the venue wrote them, best first; with
-    /// the ordered index, without collecting anything.
+    /// Calls `f` with each of the best `n` levels as the venue wrote them, best first; an
+    /// ordered side is read straight off its tree, without collecting anything.
     fn each_top<'s>(&'s self, n: usize, mut f: impl FnMut(&'s str, &'s str)) {
-        let mut call = |k: &i128| {
-            if let Some(l) = self.levels.get(k) {
-                f(&l.price, &l.quantity);
+        match &self.levels {
+            Store::Ordered(m) => m
+                .values()
+                .rev()
+                .take(n)
+                .for_each(|l| f(&l.price, &l.quantity)),
+            Store::Hashed(m) => {
+                for k in Self::sorted_keys(m, n) {
+                    if let Some(l) = m.get(&k) {
+                        f(&l.price, &l.quantity);
+                    }
+                }
             }
-        };
-        match &self.order {
-            Some(o) => o.iter().rev().take(n).for_each(call),
-            None => self.sorted_keys(n).iter().for_each(&mut call),
         }
     }
 
@@ -268,22 +339,27 @@ impl BookSide {
         if extra == 0 {
             return 0;
         }
-        let mut drop_key = |levels: &mut FxHashMap<i128, Level>, k: &i128| {
-            if let (Some(l), Some(out)) = (levels.remove(k), removed.as_deref_mut()) {
+        let mut gone = |l: Level| {
+            if let Some(out) = removed.as_deref_mut() {
                 out.push(l.price);
             }
         };
-        if let Some(o) = &mut self.order {
-            for _ in 0..extra {
-                if let Some(k) = o.pop_first() {
-                    drop_key(&mut self.levels, &k);
+        match &mut self.levels {
+            Store::Ordered(m) => {
+                for _ in 0..extra {
+                    if let Some((_, l)) = m.pop_first() {
+                        gone(l);
+                    }
                 }
             }
-        } else {
-            let mut keys: Vec<i128> = self.levels.keys().copied().collect();
-            keys.select_nth_unstable(extra - 1);
-            for k in &keys[..extra] {
-                drop_key(&mut self.levels, k);
+            Store::Hashed(m) => {
+                let mut keys: Vec<i128> = m.keys().copied().collect();
+                keys.select_nth_unstable(extra - 1);
+                for k in &keys[..extra] {
+                    if let Some(l) = m.remove(k) {
+                        gone(l);
+                    }
+                }
             }
         }
         // Only the worst levels went; with depth 0 the best did too.
@@ -314,8 +390,8 @@ impl OrderBook {
     /// update (top-N checksums, depth windows).
     pub fn ordered() -> OrderBook {
         let mut b = OrderBook::new();
-        b.bids.order = Some(BTreeSet::new());
-        b.asks.order = Some(BTreeSet::new());
+        b.bids.levels = Store::Ordered(BTreeMap::new());
+        b.asks.levels = Store::Ordered(BTreeMap::new());
         b
     }
 

@@ -86,7 +86,7 @@ pub fn crc32_top_levels(book: &OrderBook, n: usize) -> u32 {
     let mut h = crc32fast::Hasher::new();
     // The text is gathered on the stack and hashed in one call per buffer, not per byte or
     // per run (each hasher call has a fixed cost).
-    let mut buf = [0u8; 512];
+    let mut buf = [0u8; 1024];
     let mut len = 0usize;
     let mut put = |s: &str| {
         let b = s.as_bytes();
@@ -94,8 +94,17 @@ pub fn crc32_top_levels(book: &OrderBook, n: usize) -> u32 {
             .iter()
             .position(|&c| c != b'0' && c != b'.')
             .unwrap_or(b.len());
-        // A decimal has at most one `.`: at most two runs.
-        for run in b.get(start..).unwrap_or_default().split(|&c| c == b'.') {
+        let digits = b.get(start..).unwrap_or_default();
+        // A decimal has at most one `.`: at most two runs (a short scan, no call).
+        let dot = digits.iter().position(|&c| c == b'.');
+        let (head, tail) = match dot {
+            Some(i) => (
+                digits.get(..i).unwrap_or_default(),
+                digits.get(i + 1..).unwrap_or_default(),
+            ),
+            None => (digits, &[][..]),
+        };
+        for run in [head, tail] {
             if len + run.len() > buf.len() {
                 h.update(buf.get(..len).unwrap_or_default());
                 len = 0;
