@@ -17,6 +17,7 @@ pub mod deribit;
 pub mod json;
 pub mod kraken;
 pub mod okx;
+pub(crate) mod scan;
 mod session;
 mod symbols;
 

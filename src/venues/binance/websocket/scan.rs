@@ -14,7 +14,7 @@
 
 use crate::book::Levels;
 use crate::schema::borrowed::LevelKey;
-use crate::venues::decimal::keyed_prefix;
+use crate::venues::scan::{once, set, Cursor};
 
 use super::messages::{AggTrade, Trade};
 
@@ -170,8 +170,8 @@ pub fn scan_depth(json: &str) -> Option<Depth<'_>> {
         (b'U', 0) => set(&mut first, c.int()?),
         (b'u', 0) => set(&mut last, c.int()?),
         (b'p', b'u') => set(&mut prev, c.int()?),
-        (b'b', 0) => set(&mut bids, c.levels()?),
-        (b'a', 0) => set(&mut asks, c.levels()?),
+        (b'b', 0) => set(&mut bids, levels(c)?),
+        (b'a', 0) => set(&mut asks, levels(c)?),
         _ => None,
     })?;
     Some(Depth {
@@ -186,176 +186,41 @@ pub fn scan_depth(json: &str) -> Option<Depth<'_>> {
     })
 }
 
-/// Fills a field seen for the first time; a duplicate key declines (the typed parse refuses it).
-fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
-    if slot.is_some() {
-        return None;
+/// `[["price","qty"],...]`, each decimal checked and keyed by
+/// [`crate::venues::decimal::keyed_prefix`] as it is copied.
+fn levels(c: &mut Cursor<'_>) -> Option<Levels> {
+    c.eat(b'[')?;
+    if c.eat(b']').is_some() {
+        return Some(Levels::default());
     }
-    *slot = Some(value);
-    Some(())
-}
-
-/// Marks an ignored key seen (`bit`); declines on its second occurrence.
-fn once<T>(seen: &mut u8, bit: u8, _value: T) -> Option<()> {
-    if *seen & bit != 0 {
-        return None;
-    }
-    *seen |= bit;
-    Some(())
-}
-
-/// A position in the text being scanned.
-struct Cursor<'a> {
-    text: &'a str,
-    at: usize,
-}
-
-impl<'a> Cursor<'a> {
-    fn new(text: &'a str) -> Self {
-        Cursor { text, at: 0 }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.text.as_bytes().get(self.at).copied()
-    }
-
-    fn eat(&mut self, byte: u8) -> Option<()> {
-        (self.peek()? == byte).then(|| self.at += 1)
-    }
-
-    /// `{"k":v,...}` spanning the whole text; `value` reads each value after its key.
-    fn object(&mut self, mut value: impl FnMut(&mut Self, (u8, u8)) -> Option<()>) -> Option<()> {
-        self.eat(b'{')?;
-        loop {
-            let key = self.key()?;
-            value(self, key)?;
-            match self.peek()? {
-                b',' => self.at += 1,
-                b'}' => {
-                    self.at += 1;
-                    // Nothing may follow the object.
-                    return (self.at == self.text.len()).then_some(());
-                }
-                _ => return None,
+    // Sized from the array's text (`["p","q"]` is 7 bytes besides its decimals, and one
+    // comma between levels): the array ends at the first `]]` (decimals have no `]`).
+    let rest = c.rest();
+    let span = memchr::memmem::find(rest, b"]]").unwrap_or(rest.len());
+    let n = memchr::memchr_iter(b']', rest.get(..span)?).count() + 1;
+    let mut levels = Levels::with_capacity(n, span.saturating_sub(8 * n));
+    loop {
+        c.eat(b'[')?;
+        // Each decimal read once: checked and keyed for the book as it is scanned.
+        let (price, price_key, _) = c.decimal()?;
+        c.eat(b',')?;
+        let (quantity, _, zero) = c.decimal()?;
+        c.eat(b']')?;
+        levels.push_keyed(
+            price,
+            quantity,
+            LevelKey {
+                price: price_key,
+                zero,
+            },
+        );
+        match c.peek()? {
+            b',' => c.bump(),
+            b']' => {
+                c.bump();
+                return Some(levels);
             }
-        }
-    }
-
-    /// A key of one or two characters and its `:`: `(k, 0)` or `(k, l)`. Longer keys, and
-    /// keys with escapes or control characters, are none the scanner knows: `None`.
-    fn key(&mut self) -> Option<(u8, u8)> {
-        match *self.text.as_bytes().get(self.at..)? {
-            [b'"', k, b'"', b':', ..] => {
-                self.at += 4;
-                Some((k, 0))
-            }
-            [b'"', k, l, b'"', b':', ..] if l >= 0x20 && l != b'\\' => {
-                self.at += 5;
-                Some((k, l))
-            }
-            _ => None,
-        }
-    }
-
-    /// A string without escapes or control characters (what a borrowed `&str` parses from),
-    /// read in one pass.
-    /// `"<decimal>"`: its text, its book key and whether it is zero, read in one pass
-    /// ([`keyed_prefix`]); `None` unless [`crate::venues::decimal::unsigned`] accepts it.
-    fn decimal(&mut self) -> Option<(&'a str, i128, bool)> {
-        self.eat(b'"')?;
-        let start = self.at;
-        let rest = self.text.as_bytes().get(start..)?;
-        let (n, key, zero) = keyed_prefix(rest)?;
-        (*rest.get(n)? == b'"').then_some(())?;
-        self.at = start + n + 1;
-        // Digits and a point are ASCII: both ends are character boundaries.
-        Some((self.text.get(start..start + n)?, key, zero))
-    }
-
-    fn string(&mut self) -> Option<&'a str> {
-        self.eat(b'"')?;
-        let bytes = self.text.as_bytes();
-        let start = self.at;
-        let mut end = start;
-        loop {
-            match *bytes.get(end)? {
-                b'"' => break,
-                c if c == b'\\' || c < 0x20 => return None,
-                _ => end += 1,
-            }
-        }
-        self.at = end + 1;
-        // `"` is ASCII, so both ends are character boundaries.
-        self.text.get(start..end)
-    }
-
-    /// A non-negative integer as plain digits: no sign, no leading zero, no fraction or
-    /// exponent (the delimiter check after the value refuses those), within `i64`.
-    fn int(&mut self) -> Option<i64> {
-        let bytes = self.text.as_bytes();
-        let start = self.at;
-        let mut n: i64 = 0;
-        while let Some(&c) = bytes.get(self.at) {
-            if !c.is_ascii_digit() {
-                break;
-            }
-            n = n.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
-            self.at += 1;
-        }
-        let digits = self.at - start;
-        // `0` alone is fine; `01` is not JSON.
-        (digits == 1 || (digits > 1 && bytes.get(start) != Some(&b'0'))).then_some(n)
-    }
-
-    /// `[["price","qty"],...]`, each decimal checked and keyed by [`keyed_prefix`] as it is copied.
-    fn levels(&mut self) -> Option<Levels> {
-        self.eat(b'[')?;
-        if self.eat(b']').is_some() {
-            return Some(Levels::default());
-        }
-        // Sized from the array's text (`["p","q"]` is 7 bytes besides its decimals, and one
-        // comma between levels): the array ends at the first `]]` (decimals have no `]`).
-        let rest = self.text.as_bytes().get(self.at..)?;
-        let span = memchr::memmem::find(rest, b"]]").unwrap_or(rest.len());
-        let n = memchr::memchr_iter(b']', rest.get(..span)?).count() + 1;
-        let mut levels = Levels::with_capacity(n, span.saturating_sub(8 * n));
-        loop {
-            self.eat(b'[')?;
-            // Each decimal read once: checked and keyed for the book as it is scanned.
-            let (price, price_key, _) = self.decimal()?;
-            self.eat(b',')?;
-            let (quantity, _, zero) = self.decimal()?;
-            self.eat(b']')?;
-            levels.push_keyed(
-                price,
-                quantity,
-                LevelKey {
-                    price: price_key,
-                    zero,
-                },
-            );
-            match self.peek()? {
-                b',' => self.at += 1,
-                b']' => {
-                    self.at += 1;
-                    return Some(levels);
-                }
-                _ => return None,
-            }
-        }
-    }
-
-    /// `true` or `false`.
-    fn boolean(&mut self) -> Option<bool> {
-        let rest = self.text.as_bytes().get(self.at..)?;
-        if rest.starts_with(b"true") {
-            self.at += 4;
-            Some(true)
-        } else if rest.starts_with(b"false") {
-            self.at += 5;
-            Some(false)
-        } else {
-            None
+            _ => return None,
         }
     }
 }

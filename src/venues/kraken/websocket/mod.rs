@@ -3,6 +3,7 @@
 //! per-pair precisions, and what a frame meant to the session ([`Control`]).
 
 pub mod messages;
+pub mod scan;
 pub mod v1;
 pub mod v2;
 

@@ -6,6 +6,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 
 use super::messages::*;
+use super::scan::scan_book_update;
 use super::{push_trade, secs_to_us, symbol, Control, EXCHANGE};
 use crate::book::{Diff, Levels, Snapshot};
 use crate::schema::borrowed::{IdRef, LevelKey, TradeRef};
@@ -40,8 +41,35 @@ fn str_of(raw: &RawValue) -> Result<&str, ParseError> {
     Ok(serde_json::from_str::<&str>(raw.get())?)
 }
 
-/// Parses one v1 frame; records, diffs and snapshots go to `out`.
+/// Parses one v1 frame; records, diffs and snapshots go to `out`. Book updates, the bulk of
+/// a book subscription, are read by the purpose-built scanner ([`super::scan`]); anything it
+/// declines takes [`parse_frame_general`], with the same result.
 pub fn parse_frame(
+    text: &str,
+    receipt_us: i64,
+    map: &SymbolMap,
+    out: &mut Vec<VenueEvent>,
+) -> Result<Control, ParseError> {
+    let Some(u) = scan_book_update(text) else {
+        return parse_frame_general(text, receipt_us, map, out);
+    };
+    let symbol = symbol(map, u.pair)?;
+    out.push(VenueEvent::Diff {
+        symbol,
+        diff: Diff {
+            receipt_time: receipt_us,
+            bids: u.bids,
+            asks: u.asks,
+            checksum: u.checksum,
+            timestamp: (u.latest_us > 0).then_some(u.latest_us),
+            ..Diff::default()
+        },
+    });
+    Ok(Control::Data)
+}
+
+/// Parses one v1 frame with `serde_json` alone (the authority the scanner is held to).
+pub fn parse_frame_general(
     text: &str,
     receipt_us: i64,
     map: &SymbolMap,
