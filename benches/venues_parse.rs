@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tickflow::feed::books::BookKeeper;
 use tickflow::producer::Payload;
 use tickflow::schema::wire;
+use tickflow::venues::kraken::websocket::v1;
 use tickflow::venues::kraken::{Kraken, WsVersion};
 use tickflow::venues::{by_name, SymbolMap, VenueEvent};
 
@@ -189,33 +190,47 @@ fn kraken(c: &mut Criterion) {
             }
         })
     });
-    g.bench_function("json_to_book_checksum_to_framed_delta", |b| {
-        let (mut out, mut buf) = (Vec::with_capacity(4), Vec::with_capacity(1024));
-        b.iter_batched_ref(
-            synced,
-            |keeper| {
-                for l in &updates {
-                    venue.parse(l, 1, &map, &mut out).unwrap();
-                    for ev in out.drain(..) {
-                        let VenueEvent::Diff { symbol, diff } = ev else {
-                            continue;
-                        };
-                        for r in keeper.on_diff(&symbol, diff).unwrap().records {
-                            buf.clear();
-                            wire::write_header(&mut buf, 1, &[0]);
-                            match r.payload {
-                                Payload::Normalized(e) => buf.extend_from_slice(&e.bytes),
-                                Payload::Typed(n) => n.encode_into(&mut buf),
-                                Payload::Encoded { .. } => panic!("not a book record"),
+    // The scanner path (what the feed runs), then the `serde_json`-only path it falls back to,
+    // in the same run.
+    type Parse<'a> = &'a dyn Fn(&str, &SymbolMap, &mut Vec<VenueEvent>);
+    let scanner: Parse<'_> = &|l, map, out| {
+        venue.parse(l, 1, map, out).unwrap();
+    };
+    let general: Parse<'_> = &|l, map, out| {
+        v1::parse_frame_general(l, 1, map, out).unwrap();
+    };
+    for (name, parse) in [
+        ("json_to_book_checksum_to_framed_delta", scanner),
+        ("serde_json_path_to_book_checksum_to_framed_delta", general),
+    ] {
+        g.bench_function(name, |b| {
+            let (mut out, mut buf) = (Vec::with_capacity(4), Vec::with_capacity(1024));
+            b.iter_batched_ref(
+                synced,
+                |keeper| {
+                    for l in &updates {
+                        parse(l, &map, &mut out);
+                        for ev in out.drain(..) {
+                            let VenueEvent::Diff { symbol, diff } = ev else {
+                                continue;
+                            };
+                            for r in keeper.on_diff(&symbol, diff).unwrap().records {
+                                buf.clear();
+                                wire::write_header(&mut buf, 1, &[0]);
+                                match r.payload {
+                                    Payload::Normalized(e) => buf.extend_from_slice(&e.bytes),
+                                    Payload::Typed(n) => n.encode_into(&mut buf),
+                                    Payload::Encoded { .. } => panic!("not a book record"),
+                                }
+                                black_box(buf.len());
                             }
-                            black_box(buf.len());
                         }
                     }
-                }
-            },
-            criterion::BatchSize::LargeInput,
-        )
-    });
+                },
+                criterion::BatchSize::LargeInput,
+            )
+        });
+    }
     g.finish();
 }
 
