@@ -65,7 +65,7 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug {
     }
 
     /// Whether the book is read in price order after every update (a depth window or a
-    /// top-N checksum): it then keeps an ordered index beside its hash map.
+    /// top-N checksum): it then keeps its levels in a tree instead of a hash map.
     fn ordered_book(&self) -> bool {
         self.max_depth().is_some()
     }
