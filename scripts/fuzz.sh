@@ -16,7 +16,9 @@ if ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 # The nightly build of the fuzz targets (~10 min on 2 cores the first time) is kept under the
 # cache, so a fresh clone on the same machine rebuilds only what changed.
-for target in $(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^tickflow-fuzz$'); do
+# FUZZ_TARGETS (space-separated) runs only those.
+targets="${FUZZ_TARGETS:-$(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^tickflow-fuzz$')}"
+for target in $targets; do
   corpus="$RUN/fuzz-corpus/$target"
   mkdir -p "$corpus"
   cp -n fuzz/corpus/"$target"/* "$corpus/" 2>/dev/null || true
