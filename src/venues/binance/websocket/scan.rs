@@ -154,7 +154,7 @@ pub fn scan_agg_trade(json: &str) -> Option<AggTrade<'_>> {
 
 /// Scans a `depthUpdate` payload object (the whole of `json`): what
 /// `serde_json::from_str::<DepthUpdate>` gives with its levels passed through
-/// [`keyed_prefix`], or `None` (also when a level's decimal fails the check).
+/// [`crate::venues::decimal::keyed_prefix`], or `None` (also when a level's decimal fails the check).
 pub fn scan_depth(json: &str) -> Option<Depth<'_>> {
     let mut c = Cursor::new(json);
     let (mut event_time, mut transaction_time, mut symbol) = (None, None, None);

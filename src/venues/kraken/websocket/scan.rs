@@ -1,6 +1,6 @@
 //! A purpose-built scanner for Kraken v1's book update frames,
 //! `[channelID,{"a":[["price","volume","time"(,"r")],…]}(,{"b":[…],"c":"checksum"}),"book-N","PAIR"]`,
-//! on the shared strict-JSON [`Cursor`]. On anything else — a snapshot (`as`/`bs`), another
+//! on the shared strict-JSON cursor (`venues::scan`). On anything else — a snapshot (`as`/`bs`), another
 //! channel, a number where Kraken writes a string, whitespace, a key seen twice, a decimal or a
 //! time the strict checks refuse — it declines (`None`) and the frame takes the `serde_json`
 //! path ([`super::v1::parse_frame_general`]), which stays the authority: what the scanner
