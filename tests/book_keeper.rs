@@ -356,7 +356,7 @@ fn a_synced_book_that_stops_applying_is_announced_as_a_gap_and_resynced() {
     assert_eq!(out.records.len(), 1, "applied again");
 }
 
-fn full_book(keeper: &BookKeeper, symbol: &str) -> tickflow::schema::Level2Book {
+fn full_book(keeper: &mut BookKeeper, symbol: &str) -> tickflow::schema::Level2Book {
     let Payload::Typed(n) = keeper.republish(symbol, 0).unwrap().payload else {
         panic!()
     };
@@ -411,7 +411,7 @@ fn diffs_the_bridge_skips_are_counted_and_announced() {
     );
     assert!(ev.iter().all(|e| e.symbol == "BTC-USDT"));
     // The skipped diffs' levels never reached the book; the bridged ones did.
-    let b = full_book(&keeper, "BTC-USDT");
+    let b = full_book(&mut keeper, "BTC-USDT");
     let bids: Vec<&str> = b.bids.iter().map(|l| l.price.as_str()).collect();
     assert_eq!(bids, ["1.2", "1.1", "1.0"]);
     assert_eq!(b.last_update_id, Some(12));
@@ -468,7 +468,7 @@ fn the_connection_budget_bounds_every_book_buffer_together() {
     // ... one at 1 is, with diffs 2 and 3; their bytes leave the budget.
     let out = keeper.on_snapshot("AAA-USDT", &snap(1), 2).unwrap();
     assert!(out.synced);
-    let b = full_book(&keeper, "AAA-USDT");
+    let b = full_book(&mut keeper, "AAA-USDT");
     let bids: Vec<&str> = b.bids.iter().map(|l| l.price.as_str()).collect();
     assert_eq!(bids, ["1.3", "1.2", "1.0"]);
     assert_eq!(keeper.buffered_bytes(), per, "BBB's one diff");

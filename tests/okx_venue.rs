@@ -898,7 +898,7 @@ fn rest_bootstrap_follows_the_documented_seq_id_procedure() {
         .on_snapshot(sym, &rest_snapshot(120), RECEIPT)
         .unwrap();
     assert_eq!(kinds(&out), vec![Kind::Synced as i32]);
-    assert_eq!(keeper_last(&keeper, sym), 140);
+    assert_eq!(keeper_last(&mut keeper, sym), 140);
     // A quiet-book message (no levels, seqId == prevSeqId == the last), then a reset after
     // maintenance (seqId below prevSeqId, prevSeqId the last), then the chain from it.
     let mut quiet = diff(140, 140, &[]);
@@ -916,7 +916,7 @@ fn rest_bootstrap_follows_the_documented_seq_id_procedure() {
             .unwrap()
             .need_snapshot
     );
-    assert_eq!(keeper_last(&keeper, sym), 5);
+    assert_eq!(keeper_last(&mut keeper, sym), 5);
     // A broken chain (prevSeqId 7, the last was 5): announced, refetched, synced again.
     let out = keeper.on_diff(sym, diff(9, 7, &[("94", "1")])).unwrap();
     assert_eq!(out.gap, Some((5, 7)));
@@ -927,9 +927,9 @@ fn rest_bootstrap_follows_the_documented_seq_id_procedure() {
         .on_snapshot(sym, &rest_snapshot(10), RECEIPT)
         .unwrap();
     assert_eq!(kinds(&out), vec![Kind::Synced as i32]);
-    assert_eq!(keeper_last(&keeper, sym), 12);
+    assert_eq!(keeper_last(&mut keeper, sym), 12);
     // The book: the snapshot (seqId 10) plus the event 12 bridging it.
-    let book = keeper_levels(&keeper, sym);
+    let book = keeper_levels(&mut keeper, sym);
     assert_eq!(
         book,
         (
@@ -969,7 +969,7 @@ fn rest_bootstrap_follows_the_documented_seq_id_procedure() {
     ));
 }
 
-fn keeper_last(k: &BookKeeper, sym: &str) -> i64 {
+fn keeper_last(k: &mut BookKeeper, sym: &str) -> i64 {
     match k.republish(sym, RECEIPT).unwrap().payload {
         Payload::Typed(n) => match *n {
             Normalized::Level2Book(b) => b.last_update_id.unwrap(),
@@ -979,7 +979,7 @@ fn keeper_last(k: &BookKeeper, sym: &str) -> i64 {
     }
 }
 
-fn keeper_levels(k: &BookKeeper, sym: &str) -> Levels2 {
+fn keeper_levels(k: &mut BookKeeper, sym: &str) -> Levels2 {
     match k.republish(sym, RECEIPT).unwrap().payload {
         Payload::Typed(n) => match *n {
             Normalized::Level2Book(b) => (
@@ -1458,13 +1458,17 @@ fn the_venue_describes_itself() {
     // One venue value per feed: the sequencer it handed out follows the session's URL.
     let seq = okx.sequencer(400);
     assert_eq!(seq.source(), SnapshotSource::Rest);
-    assert!(seq.checksum(&tickflow::book::OrderBook::new()).is_none());
+    assert!(seq
+        .checksum(&mut tickflow::book::OrderBook::new())
+        .is_none());
     let _ = okx.session(spec(
         "ws://127.0.0.1:18085/inband",
         &[Channel::Depth],
         &["BTC-USDT"],
     ));
     assert_eq!(seq.source(), SnapshotSource::InBand);
-    assert!(seq.checksum(&tickflow::book::OrderBook::new()).is_some());
+    assert!(seq
+        .checksum(&mut tickflow::book::OrderBook::new())
+        .is_some());
     assert!(tickflow::venues::by_name("okx").is_some());
 }

@@ -142,7 +142,7 @@ impl Synced {
     }
 
     /// The book as a full record (levels, last update id); `None` when not in sync.
-    fn book(&self) -> Option<Level2Book> {
+    fn book(&mut self) -> Option<Level2Book> {
         let e = self.keeper.republish(SYMBOL, 0)?;
         match *match e.payload {
             Payload::Typed(n) => n,
@@ -174,7 +174,7 @@ impl Synced {
     }
 
     /// The last applied update id (the next diff must start right after it).
-    fn last_id(&self) -> i64 {
+    fn last_id(&mut self) -> i64 {
         self.book().unwrap().last_update_id.unwrap()
     }
 }

@@ -74,7 +74,7 @@ pub fn check(
     seq: &dyn Sequencer,
 ) -> ChecksumCheck {
     let mut out = ChecksumCheck::default();
-    if seq.checksum(&OrderBook::new()).is_none() {
+    if seq.checksum(&mut OrderBook::new()).is_none() {
         return out;
     }
     let mut starts: Vec<&BookAt> = books.to_vec();
@@ -106,7 +106,7 @@ pub fn check(
         if let (true, Some(venue), Some(rebuilt)) = (
             ok,
             parse(start.book.checksum.as_deref()),
-            seq.checksum(&book),
+            seq.checksum(&mut book),
         ) {
             out.checked += 1;
             if venue == rebuilt {
@@ -149,7 +149,7 @@ pub fn check(
                 book.truncate(depth);
             }
             let (Some(venue), Some(rebuilt)) =
-                (parse(delta.checksum.as_deref()), seq.checksum(&book))
+                (parse(delta.checksum.as_deref()), seq.checksum(&mut book))
             else {
                 last_receipt = delta.receipt_time;
                 continue;
@@ -201,7 +201,7 @@ mod tests {
         fn max_depth(&self) -> Option<usize> {
             Some(10)
         }
-        fn checksum(&self, book: &OrderBook) -> Option<u32> {
+        fn checksum(&self, book: &mut OrderBook) -> Option<u32> {
             Some(crc32_top_levels(book, 10))
         }
     }

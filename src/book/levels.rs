@@ -224,12 +224,46 @@ impl Store {
     }
 }
 
+/// Appends a decimal's digits without its point and leading zeros (`"0.0500"` → `500`): the
+/// text of a level in a top-levels checksum.
+fn push_digits(out: &mut Vec<u8>, s: &str) {
+    let b = s.as_bytes();
+    let start = b
+        .iter()
+        .position(|&c| c != b'0' && c != b'.')
+        .unwrap_or(b.len());
+    let digits = b.get(start..).unwrap_or_default();
+    // A decimal has at most one `.`: at most two runs.
+    match digits.iter().position(|&c| c == b'.') {
+        Some(i) => {
+            out.extend_from_slice(digits.get(..i).unwrap_or_default());
+            out.extend_from_slice(digits.get(i + 1..).unwrap_or_default());
+        }
+        None => out.extend_from_slice(digits),
+    }
+}
+
+/// The digit text of a side's best `n` levels ([`OrderBook::top_digits`]), kept until a change
+/// reaches those levels: most updates change one side's top levels, or none, so most checksums
+/// reuse a side's text instead of walking its levels again.
+#[derive(Debug, Clone, Default)]
+struct TopDigits {
+    /// Whether `text` is the side's current text for `n` levels.
+    valid: bool,
+    /// Levels the text covers.
+    n: usize,
+    /// Key of the `n`-th best level: a change below it leaves the text as it is. `None` when
+    /// the side had fewer than `n` levels (every change reaches them).
+    floor: Option<i128>,
+    text: Vec<u8>,
+}
+
 /// One side of the book. A bid's key is its price, an ask's the negated price: on both sides,
 /// the best level has the highest key. Each side keeps an upper bound of its best key (exact
 /// until the best level is deleted), so the crossed-book check is O(1) per diff: bounds that
 /// do not cross prove the book is not crossed, and a side is rescanned only when its bound
 /// says "maybe".
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 struct BookSide {
     levels: Store,
     /// An upper bound of the highest key (`None` with `best_exact`: the side is empty; `None`
@@ -237,6 +271,17 @@ struct BookSide {
     best: Option<i128>,
     /// Whether `best` is the highest key itself.
     best_exact: bool,
+    /// The top levels' checksum text, when a checksum read it.
+    digits: TopDigits,
+}
+
+impl PartialEq for BookSide {
+    /// The same levels and bound; the kept checksum text is a cache, not part of the book.
+    fn eq(&self, other: &Self) -> bool {
+        self.levels == other.levels
+            && self.best == other.best
+            && self.best_exact == other.best_exact
+    }
 }
 
 impl Eq for BookSide {}
@@ -244,6 +289,9 @@ impl Eq for BookSide {}
 impl BookSide {
     /// Sets, replaces or deletes one level.
     fn set(&mut self, k: i128, price: &str, quantity: &str, zero: bool) {
+        if self.digits.valid && self.digits.floor.is_none_or(|f| k >= f) {
+            self.digits.valid = false;
+        }
         if zero {
             if self.levels.remove(&k).is_some() && self.best == Some(k) {
                 // Still an upper bound of the new best.
@@ -267,6 +315,38 @@ impl BookSide {
         self.levels.clear();
         self.best = None;
         self.best_exact = true;
+        self.digits.valid = false;
+    }
+
+    /// The digit text of the best `n` levels, best first (each price's digits, then its
+    /// quantity's: [`push_digits`]); rebuilt only when a change reached those levels since it
+    /// was last read.
+    fn top_digits(&mut self, n: usize) -> &[u8] {
+        let d = &mut self.digits;
+        if !(d.valid && d.n == n) {
+            d.text.clear();
+            let (mut count, mut floor) = (0, None);
+            let mut put = |k: i128, l: &Level| {
+                push_digits(&mut d.text, &l.price);
+                push_digits(&mut d.text, &l.quantity);
+                count += 1;
+                floor = Some(k);
+            };
+            match &self.levels {
+                Store::Ordered(m) => m.iter().rev().take(n).for_each(|(k, l)| put(*k, l)),
+                Store::Hashed(m) => {
+                    for k in Self::sorted_keys(m, n) {
+                        if let Some(l) = m.get(&k) {
+                            put(k, l);
+                        }
+                    }
+                }
+            }
+            d.floor = if count == n { floor } else { None };
+            d.n = n;
+            d.valid = true;
+        }
+        &d.text
     }
 
     /// The highest key (a scan when only a bound is known).
@@ -366,6 +446,10 @@ impl BookSide {
         if self.levels.is_empty() {
             self.best = None;
             self.best_exact = true;
+        }
+        // Levels beyond the kept text's went, unless fewer than its levels are left.
+        if self.levels.len() < self.digits.n {
+            self.digits.valid = false;
         }
         extra
     }
@@ -505,6 +589,17 @@ impl OrderBook {
         match side {
             Side::Bid => self.bids.each_top(n, f),
             Side::Ask => self.asks.each_top(n, f),
+        }
+    }
+
+    /// The digit text of one side's best `n` levels, best first, as top-levels checksums read
+    /// it (Kraken's family: each price's then quantity's digits, point and leading zeros
+    /// dropped). Kept per side until a change reaches those levels, so a side an update did
+    /// not touch near its top costs nothing to read again.
+    pub fn top_digits(&mut self, side: Side, n: usize) -> &[u8] {
+        match side {
+            Side::Bid => self.bids.top_digits(n),
+            Side::Ask => self.asks.top_digits(n),
         }
     }
 
@@ -667,5 +762,60 @@ mod tests {
         assert_eq!(e.crossed(), None, "no bids: not crossed");
         e.apply(Side::Bid, "4", "1").unwrap();
         assert_eq!(e.crossed(), Some(("4".into(), "4".into())));
+    }
+
+    /// The kept checksum text is what a fresh walk of the best levels gives, after every kind
+    /// of change: above, at and below the kept levels, deletions, truncation, clearing, another
+    /// level count, on both stores.
+    #[test]
+    fn kept_checksum_text_follows_every_change() {
+        fn fresh(b: &OrderBook, side: Side, n: usize) -> Vec<u8> {
+            let mut out = Vec::new();
+            for (p, q) in b.top(side, n) {
+                push_digits(&mut out, p);
+                push_digits(&mut out, q);
+            }
+            out
+        }
+        for mut book in [OrderBook::new(), OrderBook::ordered()] {
+            let mut x: u32 = 7;
+            let mut next = |m: u32| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                (x >> 16) % m
+            };
+            let mut reads = 0;
+            for step in 0..4000 {
+                let side = if next(2) == 0 { Side::Bid } else { Side::Ask };
+                match next(20) {
+                    0 => drop(book.truncate(next(8) as usize)),
+                    1 if step % 500 == 0 => book.clear(),
+                    _ => {
+                        let price = format!("{}.{}0", 100 + next(30), next(10));
+                        let quantity = match next(4) {
+                            0 => "0.000".to_string(),
+                            _ => format!("0.{:03}", next(1000)),
+                        };
+                        book.apply(side, &price, &quantity).unwrap();
+                    }
+                }
+                for side in [Side::Bid, Side::Ask] {
+                    let n = if step % 700 < 350 { 3 } else { 5 };
+                    let want = fresh(&book, side, n);
+                    assert_eq!(book.top_digits(side, n), want.as_slice(), "step {step}");
+                    reads += 1;
+                }
+            }
+            assert_eq!(reads, 8000);
+        }
+        assert_eq!(
+            {
+                let mut out = Vec::new();
+                push_digits(&mut out, "0.0500");
+                push_digits(&mut out, "100.0");
+                push_digits(&mut out, "000");
+                out
+            },
+            b"5001000"
+        );
     }
 }

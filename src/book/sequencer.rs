@@ -72,7 +72,9 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug {
 
     /// The venue's checksum of `book`, compared with the one a diff or snapshot carries.
     /// `None` when the venue has no checksum (or has deprecated it: say so in its folder).
-    fn checksum(&self, book: &OrderBook) -> Option<u32> {
+    /// Takes the book mutably to refresh what it keeps for checksums
+    /// ([`OrderBook::top_digits`]); it changes no level.
+    fn checksum(&self, book: &mut OrderBook) -> Option<u32> {
         let _ = book;
         None
     }
@@ -81,51 +83,11 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug {
 /// The checksum Kraken (v1 and v2) and others of its family use: CRC32 of the concatenated
 /// `price` and `quantity` texts of the top `n` asks (best first) then the top `n` bids, each
 /// with its `.` removed and leading zeros stripped.
-pub fn crc32_top_levels(book: &OrderBook, n: usize) -> u32 {
+pub fn crc32_top_levels(book: &mut OrderBook, n: usize) -> u32 {
     use super::levels::Side;
     let mut h = crc32fast::Hasher::new();
-    // The text is gathered on the stack and hashed in one call per buffer, not per byte or
-    // per run (each hasher call has a fixed cost).
-    let mut buf = [0u8; 1024];
-    let mut len = 0usize;
-    let mut put = |s: &str| {
-        let b = s.as_bytes();
-        let start = b
-            .iter()
-            .position(|&c| c != b'0' && c != b'.')
-            .unwrap_or(b.len());
-        let digits = b.get(start..).unwrap_or_default();
-        // A decimal has at most one `.`: at most two runs (a short scan, no call).
-        let dot = digits.iter().position(|&c| c == b'.');
-        let (head, tail) = match dot {
-            Some(i) => (
-                digits.get(..i).unwrap_or_default(),
-                digits.get(i + 1..).unwrap_or_default(),
-            ),
-            None => (digits, &[][..]),
-        };
-        for run in [head, tail] {
-            if len + run.len() > buf.len() {
-                h.update(buf.get(..len).unwrap_or_default());
-                len = 0;
-            }
-            match buf.get_mut(len..len + run.len()) {
-                Some(room) => {
-                    room.copy_from_slice(run);
-                    len += run.len();
-                }
-                // Longer than the whole buffer: hashed on its own.
-                None => h.update(run),
-            }
-        }
-    };
-    for side in [Side::Ask, Side::Bid] {
-        book.each_top(side, n, |p, q| {
-            put(p);
-            put(q);
-        });
-    }
-    h.update(buf.get(..len).unwrap_or_default());
+    h.update(book.top_digits(Side::Ask, n));
+    h.update(book.top_digits(Side::Bid, n));
     h.finalize()
 }
 
@@ -142,9 +104,12 @@ mod tests {
         book.apply(Side::Bid, "0.0500", "000.5").unwrap();
         // Asks best first, then bids: "5005" "100" | "1000" "10" | "500" "5".
         let text = b"50051001000105005";
-        assert_eq!(crc32_top_levels(&book, 10), crc32fast::hash(text));
+        assert_eq!(crc32_top_levels(&mut book, 10), crc32fast::hash(text));
         // Only the best level per side.
-        assert_eq!(crc32_top_levels(&book, 1), crc32fast::hash(b"50051005005"));
+        assert_eq!(
+            crc32_top_levels(&mut book, 1),
+            crc32fast::hash(b"50051005005")
+        );
         // Text longer than the stack buffer (10 bids of 60 digits): hashed in pieces, same CRC.
         let mut long = OrderBook::ordered();
         let mut text = String::new();
@@ -155,7 +120,7 @@ mod tests {
             text.insert_str(0, &format!("{}{quantity}", price.replace('.', "")));
         }
         assert_eq!(
-            crc32_top_levels(&long, 10),
+            crc32_top_levels(&mut long, 10),
             crc32fast::hash(text.as_bytes())
         );
     }

@@ -202,6 +202,11 @@ impl BookSync {
         &self.book
     }
 
+    /// The venue's checksum of the book as it stands (`None` when the venue has none).
+    pub fn checksum(&mut self) -> Option<u32> {
+        self.seq.checksum(&mut self.book)
+    }
+
     /// Whether the book is in sync.
     pub fn is_synced(&self) -> bool {
         matches!(self.state, State::Synced { .. })
@@ -317,7 +322,7 @@ impl BookSync {
             self.book.truncate_into(depth, bids, asks);
         }
         if let Some(venue) = checksum {
-            if let Some(local) = self.seq.checksum(&self.book) {
+            if let Some(local) = self.seq.checksum(&mut self.book) {
                 if local != venue {
                     return Some(Break::Checksum { venue, local });
                 }

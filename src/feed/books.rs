@@ -248,29 +248,31 @@ impl BookKeeper {
         self.books.keys().cloned().collect()
     }
 
-    fn full_book(&self, symbol: &str, e: &Entry, receipt_us: i64) -> ProduceEvent {
+    /// A full `Level2Book` of `symbol`'s book as it stands (`None` without a book).
+    fn full_book(&mut self, symbol: &str, receipt_us: i64) -> Option<ProduceEvent> {
+        let e = self.books.get_mut(symbol)?;
         let (bids, asks) = e.sync.book().levels(self.depth);
         let ids = self.seq.has_ids();
-        ProduceEvent::typed(Normalized::Level2Book(Level2Book {
+        Some(ProduceEvent::typed(Normalized::Level2Book(Level2Book {
             exchange: self.exchange.into(),
             symbol: symbol.into(),
             bids,
             asks,
             timestamp: e.last_timestamp,
             sequence: e.sync.last_update_id().filter(|_| ids),
-            checksum: self.seq.checksum(e.sync.book()).map(|c| c.to_string()),
+            checksum: e.sync.checksum().map(|c| c.to_string()),
             event_time: e.last_event_time,
             last_update_id: e.sync.last_update_id().filter(|_| ids),
             receipt_time: receipt_us,
-        }))
+        })))
     }
 
     /// A full `Level2Book` of a synced symbol now (e.g. to republish after a lost delta).
-    pub fn republish(&self, symbol: &str, receipt_us: i64) -> Option<ProduceEvent> {
-        let e = self.books.get(symbol)?;
-        e.sync
-            .is_synced()
-            .then(|| self.full_book(symbol, e, receipt_us))
+    pub fn republish(&mut self, symbol: &str, receipt_us: i64) -> Option<ProduceEvent> {
+        if !self.books.get(symbol)?.sync.is_synced() {
+            return None;
+        }
+        self.full_book(symbol, receipt_us)
     }
 
     fn event(&self, symbol: &str, kind: Kind, reason: String, now: i64) -> ProduceEvent {
@@ -362,8 +364,7 @@ impl BookKeeper {
                 }));
                 if every > 0 && e.deltas_since_book >= every {
                     e.deltas_since_book = 0;
-                    let e = &self.books[symbol];
-                    out.records.push(self.full_book(symbol, e, receipt));
+                    out.records.extend(self.full_book(symbol, receipt));
                 }
             }
             (Step::Gap { expected, got }, _) => {
@@ -453,8 +454,8 @@ impl BookKeeper {
             Step::Synced => {
                 e.deltas_since_book = 0;
                 out.synced = true;
+                out.records.extend(self.full_book(symbol, receipt_us));
                 let e = &self.books[symbol];
-                out.records.push(self.full_book(symbol, e, receipt_us));
                 let ids = self.seq.has_ids();
                 let mut ev = feed_event(
                     self.exchange,

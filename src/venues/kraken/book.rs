@@ -60,7 +60,7 @@ impl Sequencer for KrakenBook {
         Some(self.depth as usize)
     }
 
-    fn checksum(&self, book: &OrderBook) -> Option<u32> {
+    fn checksum(&self, book: &mut OrderBook) -> Option<u32> {
         Some(crc32_top_levels(book, CHECKSUM_LEVELS))
     }
 }

@@ -129,7 +129,7 @@ impl Sequencer for OkxInBandBook {
         true
     }
 
-    fn checksum(&self, book: &OrderBook) -> Option<u32> {
+    fn checksum(&self, book: &mut OrderBook) -> Option<u32> {
         Some(okx_crc32(book))
     }
 }
@@ -174,7 +174,7 @@ impl Sequencer for OkxBook {
         true
     }
 
-    fn checksum(&self, book: &OrderBook) -> Option<u32> {
+    fn checksum(&self, book: &mut OrderBook) -> Option<u32> {
         self.rules().checksum(book)
     }
 }
