@@ -256,6 +256,9 @@ struct TopDigits {
     /// the side had fewer than `n` levels (every change reaches them).
     floor: Option<i128>,
     text: Vec<u8>,
+    /// The CRC32 of `text`, once asked for: a checksum that reads this side first continues
+    /// from it.
+    crc: Option<u32>,
 }
 
 /// One side of the book. A bid's key is its price, an ask's the negated price: on both sides,
@@ -345,8 +348,16 @@ impl BookSide {
             d.floor = if count == n { floor } else { None };
             d.n = n;
             d.valid = true;
+            d.crc = None;
         }
         &d.text
+    }
+
+    /// The CRC32 of [`BookSide::top_digits`], kept with the text.
+    fn top_digits_crc32(&mut self, n: usize) -> u32 {
+        self.top_digits(n);
+        let d = &mut self.digits;
+        *d.crc.get_or_insert_with(|| crc32fast::hash(&d.text))
     }
 
     /// The highest key (a scan when only a bound is known).
@@ -603,6 +614,16 @@ impl OrderBook {
         }
     }
 
+    /// The CRC32 of [`OrderBook::top_digits`], kept with the text: a checksum over this side's
+    /// text and then more continues from it (`crc32fast::Hasher::new_with_initial`) without
+    /// hashing this side again while it is unchanged.
+    pub fn top_digits_crc32(&mut self, side: Side, n: usize) -> u32 {
+        match side {
+            Side::Bid => self.bids.top_digits_crc32(n),
+            Side::Ask => self.asks.top_digits_crc32(n),
+        }
+    }
+
     /// Every level of one side as (price key of [`decimal_key`], price, quantity), in no
     /// particular order (a comparison with another book needs no sorting).
     pub fn keyed(&self, side: Side) -> impl Iterator<Item = (i128, &str, &str)> + '_ {
@@ -801,7 +822,12 @@ mod tests {
                 for side in [Side::Bid, Side::Ask] {
                     let n = if step % 700 < 350 { 3 } else { 5 };
                     let want = fresh(&book, side, n);
+                    // Read in either order: the kept CRC follows the kept text.
+                    if step % 3 == 0 {
+                        assert_eq!(book.top_digits_crc32(side, n), crc32fast::hash(&want));
+                    }
                     assert_eq!(book.top_digits(side, n), want.as_slice(), "step {step}");
+                    assert_eq!(book.top_digits_crc32(side, n), crc32fast::hash(&want));
                     reads += 1;
                 }
             }

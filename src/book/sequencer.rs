@@ -85,8 +85,8 @@ pub trait Sequencer: Send + Sync + std::fmt::Debug {
 /// with its `.` removed and leading zeros stripped.
 pub fn crc32_top_levels(book: &mut OrderBook, n: usize) -> u32 {
     use super::levels::Side;
-    let mut h = crc32fast::Hasher::new();
-    h.update(book.top_digits(Side::Ask, n));
+    // The asks' CRC is kept with their text: continued over the bids' text.
+    let mut h = crc32fast::Hasher::new_with_initial(book.top_digits_crc32(Side::Ask, n));
     h.update(book.top_digits(Side::Bid, n));
     h.finalize()
 }

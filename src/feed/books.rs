@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::FxBuildHasher;
 
 use crate::book::levels::BadDecimal;
 #[cfg(doc)]
@@ -64,6 +64,9 @@ struct Entry {
     last_timestamp: Option<i64>,
 }
 
+/// Books by normalized symbol.
+type Books = hashbrown::HashMap<String, Entry, FxBuildHasher>;
+
 /// Default budget of the diffs all books of one connection may buffer while they await
 /// their snapshots (64 MiB, counted by [`Diff::buffered_bytes`]).
 pub const DEFAULT_BUFFER_BUDGET: usize = crate::config::DEFAULT_BOOK_BUFFER_BYTES;
@@ -74,7 +77,7 @@ pub struct BookKeeper {
     seq: Arc<dyn Sequencer>,
     every: u32,
     depth: Option<usize>,
-    books: FxHashMap<String, Entry>,
+    books: Books,
     /// Bytes all books may buffer together.
     budget: usize,
     /// Bytes all books buffer now.
@@ -131,7 +134,7 @@ impl BookKeeper {
             seq,
             every,
             depth,
-            books: FxHashMap::default(),
+            books: Books::default(),
             budget: DEFAULT_BUFFER_BUDGET,
             buffered: 0,
         }
@@ -209,21 +212,24 @@ impl BookKeeper {
     }
 
     fn entry(&mut self, symbol: &str) -> &mut Entry {
-        if !self.books.contains_key(symbol) {
-            // Allocate the key only for a new symbol, not per diff.
-            let fresh = Entry {
-                symbol: Arc::from(symbol),
-                sync: BookSync::new(self.seq.clone(), 50_000).with_buffer_bytes(self.budget),
-                deltas_since_book: 0,
-                last_event_time: None,
-                last_timestamp: None,
-            };
-            self.books.insert(symbol.to_string(), fresh);
-        }
-        match self.books.get_mut(symbol) {
-            Some(e) => e,
-            None => unreachable!("inserted above"),
-        }
+        Self::entry_in(&mut self.books, &self.seq, self.budget, symbol)
+    }
+
+    /// `symbol`'s entry, created when new: one lookup, the key allocated only for a new
+    /// symbol. Borrows only the map, so the keeper's other fields stay usable beside it.
+    fn entry_in<'b>(
+        books: &'b mut Books,
+        seq: &Arc<dyn Sequencer>,
+        budget: usize,
+        symbol: &str,
+    ) -> &'b mut Entry {
+        books.entry_ref(symbol).or_insert_with(|| Entry {
+            symbol: Arc::from(symbol),
+            sync: BookSync::new(seq.clone(), 50_000).with_buffer_bytes(budget),
+            deltas_since_book: 0,
+            last_event_time: None,
+            last_timestamp: None,
+        })
     }
 
     /// Forgets every book (after a reconnect).
@@ -292,15 +298,15 @@ impl BookKeeper {
         let (every, exchange, ids) = (self.every, self.exchange, self.seq.has_ids());
         let mut out = BookOutput::default();
         let receipt = diff.receipt_time;
-        let e = self.entry(symbol);
+        let mut e = Self::entry_in(&mut self.books, &self.seq, self.budget, symbol);
         let held = e.sync.buffered().1;
         let step = e.sync.take_diff(diff);
         out.overflowed = e.sync.take_overflowed();
         let now_held = e.sync.buffered().1;
-        let own = e.symbol.clone();
         self.buffered = self.buffered - held + now_held;
         if out.overflowed > 0 {
-            out.overflowed_by_symbol.push((own, out.overflowed));
+            out.overflowed_by_symbol
+                .push((e.symbol.clone(), out.overflowed));
         }
         let step = match step {
             Ok(s) => s,
@@ -318,16 +324,20 @@ impl BookKeeper {
             }
         };
         let own_overflow = out.overflowed;
-        self.enforce_budget(&mut out, receipt);
-        if own_overflow > 0 {
-            out.records.push(self.event(
-                symbol,
-                Kind::BufferOverflow,
-                format!("{own_overflow} buffered diffs pushed out while awaiting a snapshot"),
-                receipt,
-            ));
+        // Over budget (or this book shed): other books may shed too; the entry is looked up
+        // again after. Otherwise (every applied diff) the one lookup serves.
+        if own_overflow > 0 || self.buffered > self.budget {
+            self.enforce_budget(&mut out, receipt);
+            if own_overflow > 0 {
+                out.records.push(self.event(
+                    symbol,
+                    Kind::BufferOverflow,
+                    format!("{own_overflow} buffered diffs pushed out while awaiting a snapshot"),
+                    receipt,
+                ));
+            }
+            e = Self::entry_in(&mut self.books, &self.seq, self.budget, symbol);
         }
-        let e = self.entry(symbol);
         match step {
             (Step::Buffered, _) => out.need_snapshot = true,
             (Step::Dropped, _) => out.dropped = true,
@@ -336,7 +346,8 @@ impl BookKeeper {
                 e.last_event_time = diff.event_time;
                 e.last_timestamp = diff.timestamp;
                 e.deltas_since_book += 1;
-                let checksum = diff.checksum.map(|c| c.to_string());
+                let mut text = itoa::Buffer::new();
+                let checksum = diff.checksum.map(|c| text.format(c));
                 // Encoded straight from the applied diff's levels (no owned record between).
                 let mut bytes = Vec::new();
                 Level2DeltaRef {
@@ -346,7 +357,7 @@ impl BookKeeper {
                     asks: &diff.asks,
                     timestamp: diff.timestamp,
                     sequence: ids.then_some(diff.last),
-                    checksum: checksum.as_deref(),
+                    checksum,
                     event_time: diff.event_time,
                     last_update_id: ids.then_some(diff.last),
                     receipt_time: receipt,

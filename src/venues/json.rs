@@ -14,20 +14,31 @@ fn bad(text: &str) -> ParseError {
 /// A time in seconds with a fraction (`"1618678133.365913"`, Kraken v1, Deribit) → µs since the epoch, by text
 /// arithmetic (never through a float); digits past the µs are truncated.
 pub fn secs_to_us(text: &str) -> Result<i64, ParseError> {
-    let (int, frac) = text.split_once('.').unwrap_or((text, ""));
-    if int.is_empty()
-        || int.len() > 12
-        || !int.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
+    // One pass: up to 12 integer digits, then an optional `.` and digits (the first six kept).
+    let b = text.as_bytes();
+    let mut i = 0;
+    let mut secs: i64 = 0;
+    while let Some(&c) = b.get(i).filter(|&&c| c != b'.') {
+        if !c.is_ascii_digit() || i == 12 {
+            return Err(bad(text));
+        }
+        secs = secs * 10 + i64::from(c - b'0');
+        i += 1;
+    }
+    if i == 0 {
         return Err(bad(text));
     }
-    let secs: i64 = int.parse().map_err(|_| bad(text))?;
-    let mut us: i64 = 0;
-    for i in 0..6 {
-        us = us * 10 + frac.as_bytes().get(i).map_or(0, |b| i64::from(b - b'0'));
+    let (mut us, mut places): (i64, u32) = (0, 0);
+    for &c in b.get(i + 1..).unwrap_or_default() {
+        if !c.is_ascii_digit() {
+            return Err(bad(text));
+        }
+        if places < 6 {
+            us = us * 10 + i64::from(c - b'0');
+            places += 1;
+        }
     }
-    Ok(secs * 1_000_000 + us)
+    Ok(secs * 1_000_000 + us * 10i64.pow(6 - places))
 }
 
 /// µs since the epoch → seconds text with six decimals (`1618678133.365913`).
