@@ -25,10 +25,35 @@ pub enum Side {
     Ask,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 struct Level {
     price: String,
     quantity: String,
+    /// The level's checksum text ([`push_digits`] of its price, then of its quantity), made
+    /// when a checksum first reads the level and emptied when its text changes: a side's top
+    /// text is rebuilt from these, not from the decimals again.
+    digits: Vec<u8>,
+}
+
+impl PartialEq for Level {
+    /// The same text; the kept checksum text is a cache.
+    fn eq(&self, other: &Self) -> bool {
+        self.price == other.price && self.quantity == other.quantity
+    }
+}
+
+impl Eq for Level {}
+
+impl Level {
+    /// [`Level::digits`], made when missing (a stored level's quantity is not zero, so its
+    /// text is never empty once made).
+    fn digits(&mut self) -> &[u8] {
+        if self.digits.is_empty() {
+            push_digits(&mut self.digits, &self.price);
+            push_digits(&mut self.digits, &self.quantity);
+        }
+        &self.digits
+    }
 }
 
 /// One pass over a quantity: `Some(true)` for zero, `Some(false)` for another plain decimal,
@@ -150,6 +175,7 @@ fn refill(level: &mut Level, price: &str, quantity: &str) {
     }
     level.quantity.clear();
     level.quantity.push_str(quantity);
+    level.digits.clear();
 }
 
 impl Store {
@@ -190,6 +216,7 @@ impl Store {
         let new = || Level {
             price: price.to_string(),
             quantity: quantity.to_string(),
+            digits: Vec::new(),
         };
         match self {
             Store::Hashed(m) => match m.entry(k) {
@@ -329,17 +356,16 @@ impl BookSide {
         if !(d.valid && d.n == n) {
             d.text.clear();
             let (mut count, mut floor) = (0, None);
-            let mut put = |k: i128, l: &Level| {
-                push_digits(&mut d.text, &l.price);
-                push_digits(&mut d.text, &l.quantity);
+            let mut put = |k: i128, l: &mut Level| {
+                d.text.extend_from_slice(l.digits());
                 count += 1;
                 floor = Some(k);
             };
-            match &self.levels {
-                Store::Ordered(m) => m.iter().rev().take(n).for_each(|(k, l)| put(*k, l)),
+            match &mut self.levels {
+                Store::Ordered(m) => m.iter_mut().rev().take(n).for_each(|(k, l)| put(*k, l)),
                 Store::Hashed(m) => {
                     for k in Self::sorted_keys(m, n) {
-                        if let Some(l) = m.get(&k) {
+                        if let Some(l) = m.get_mut(&k) {
                             put(k, l);
                         }
                     }

@@ -98,13 +98,14 @@ impl Levels {
     /// Appends a level with its key (every level of a keyed side must have one; the book then
     /// reads no decimal again).
     pub fn push_keyed(&mut self, price: &str, quantity: &str, key: LevelKey) {
-        if self.keys.len() == self.ends.len() {
+        let keyed = self.keys.len() == self.ends.len();
+        self.push(price, quantity);
+        if keyed {
             if self.keys.capacity() == 0 {
-                self.keys.reserve_exact(self.ends.capacity().max(1));
+                self.keys.reserve_exact(self.ends.capacity());
             }
             self.keys.push(key);
         }
-        self.push(price, quantity);
     }
 
     /// Every level's key, when the parser gave each one.
@@ -119,6 +120,11 @@ impl Levels {
 
     /// Appends a level.
     pub fn push(&mut self, price: &str, quantity: &str) {
+        if self.text.capacity() == 0 {
+            // Room for a few levels at once, not a grow per push (most diffs hold one or two).
+            self.text
+                .reserve((price.len() + quantity.len()).max(16) * 2);
+        }
         self.text.push_str(price);
         let p = self.text.len();
         self.text.push_str(quantity);

@@ -14,31 +14,41 @@ fn bad(text: &str) -> ParseError {
 /// A time in seconds with a fraction (`"1618678133.365913"`, Kraken v1, Deribit) → µs since the epoch, by text
 /// arithmetic (never through a float); digits past the µs are truncated.
 pub fn secs_to_us(text: &str) -> Result<i64, ParseError> {
-    // One pass: up to 12 integer digits, then an optional `.` and digits (the first six kept).
-    let b = text.as_bytes();
+    match secs_prefix(text.as_bytes()) {
+        Some((n, us)) if n == text.len() => Ok(us),
+        _ => Err(bad(text)),
+    }
+}
+
+/// The seconds time [`secs_to_us`] reads at the start of `b` (up to 12 integer digits, then
+/// an optional `.` and digits), in one pass: how many bytes it spans and its µs; `None` when
+/// `b` does not start with one. A scanner checks what follows (`secs_to_us` accepts exactly
+/// the texts this spans whole).
+pub fn secs_prefix(b: &[u8]) -> Option<(usize, i64)> {
     let mut i = 0;
     let mut secs: i64 = 0;
-    while let Some(&c) = b.get(i).filter(|&&c| c != b'.') {
-        if !c.is_ascii_digit() || i == 12 {
-            return Err(bad(text));
+    while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+        if i == 12 {
+            return None;
         }
         secs = secs * 10 + i64::from(c - b'0');
         i += 1;
     }
     if i == 0 {
-        return Err(bad(text));
+        return None;
     }
     let (mut us, mut places): (i64, u32) = (0, 0);
-    for &c in b.get(i + 1..).unwrap_or_default() {
-        if !c.is_ascii_digit() {
-            return Err(bad(text));
-        }
-        if places < 6 {
-            us = us * 10 + i64::from(c - b'0');
-            places += 1;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        while let Some(&c) = b.get(i).filter(|c| c.is_ascii_digit()) {
+            if places < 6 {
+                us = us * 10 + i64::from(c - b'0');
+                places += 1;
+            }
+            i += 1;
         }
     }
-    Ok(secs * 1_000_000 + us * 10i64.pow(6 - places))
+    Some((i, secs * 1_000_000 + us * 10i64.pow(6 - places)))
 }
 
 /// µs since the epoch → seconds text with six decimals (`1618678133.365913`).

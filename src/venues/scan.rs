@@ -7,6 +7,7 @@
 //! stays the authority.
 
 use crate::venues::decimal::keyed_prefix;
+use crate::venues::json::secs_prefix;
 
 /// Fills a field seen for the first time; a duplicate key declines (the typed parse refuses it).
 pub(crate) fn set<T>(slot: &mut Option<T>, value: T) -> Option<()> {
@@ -121,6 +122,16 @@ impl<'a> Cursor<'a> {
         self.at = start + n + 1;
         // Digits and a point are ASCII: both ends are character boundaries.
         Some((self.text.get(start..start + n)?, key, zero))
+    }
+
+    /// `"<seconds>"` (Kraken v1's level times): µs since the epoch, read in one pass
+    /// ([`secs_prefix`]); `None` unless [`crate::venues::json::secs_to_us`] accepts the string.
+    pub(crate) fn secs(&mut self) -> Option<i64> {
+        self.eat(b'"')?;
+        let (n, us) = secs_prefix(self.rest())?;
+        (*self.rest().get(n)? == b'"').then_some(())?;
+        self.at += n + 1;
+        Some(us)
     }
 
     /// A string without escapes or control characters (what a borrowed `&str` parses from),

@@ -11,8 +11,6 @@ use crate::book::Levels;
 use crate::schema::borrowed::LevelKey;
 use crate::venues::scan::{set, Cursor};
 
-use super::secs_to_us;
-
 /// A v1 book update the scanner read: its levels checked and keyed for the book.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct BookUpdate<'a> {
@@ -76,7 +74,7 @@ fn levels(c: &mut Cursor<'_>, into: &mut Levels, latest: &mut i64) -> Option<()>
         c.eat(b',')?;
         let (quantity, _, zero) = c.decimal()?;
         c.eat(b',')?;
-        *latest = (*latest).max(secs_to_us(c.string()?).ok()?);
+        *latest = (*latest).max(c.secs()?);
         // A republished level (`"r"`) carries a fourth element.
         if c.eat(b',').is_some() {
             c.string()?;
