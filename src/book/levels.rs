@@ -169,7 +169,10 @@ impl PartialEq for Store {
 /// Overwrites a level's text, reusing its buffers: a quantity change (the common diff)
 /// allocates nothing.
 fn refill(level: &mut Level, price: &str, quantity: &str) {
-    if level.price != price {
+    // Compared inline: a price is a few bytes, shorter than a library call is worth.
+    let same = level.price.len() == price.len()
+        && level.price.bytes().zip(price.bytes()).all(|(a, b)| a == b);
+    if !same {
         level.price.clear();
         level.price.push_str(price);
     }

@@ -163,7 +163,13 @@ impl<'a> Cursor<'a> {
             if !c.is_ascii_digit() {
                 break;
             }
-            n = n.checked_mul(10)?.checked_add(i64::from(c - b'0'))?;
+            let d = i64::from(c - b'0');
+            // 18 digits cannot overflow an i64; past them every step is checked.
+            n = if self.at - start < 18 {
+                n * 10 + d
+            } else {
+                n.checked_mul(10)?.checked_add(d)?
+            };
             self.at += 1;
         }
         let digits = self.at - start;

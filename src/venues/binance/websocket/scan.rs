@@ -195,9 +195,16 @@ fn levels(c: &mut Cursor<'_>) -> Option<Levels> {
     }
     // Sized from the array's text (`["p","q"]` is 7 bytes besides its decimals, and one
     // comma between levels): the array ends at the first `]]` (decimals have no `]`).
+    // One pass over the `]`s: each closes a level, and the one followed by `]` the last.
     let rest = c.rest();
-    let span = memchr::memmem::find(rest, b"]]").unwrap_or(rest.len());
-    let n = memchr::memchr_iter(b']', rest.get(..span)?).count() + 1;
+    let (mut n, mut span) = (0, rest.len());
+    for i in memchr::memchr_iter(b']', rest) {
+        n += 1;
+        if rest.get(i + 1) == Some(&b']') {
+            span = i;
+            break;
+        }
+    }
     let mut levels = Levels::with_capacity(n, span.saturating_sub(8 * n));
     loop {
         c.eat(b'[')?;
