@@ -9,11 +9,12 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use serde::Deserialize;
 use std::sync::Arc;
 use tickflow::feed::books::BookKeeper;
-use tickflow::producer::Payload;
-use tickflow::schema::wire;
 use tickflow::venues::binance::websocket::parse::parse_frame_general;
 use tickflow::venues::binance::Rules;
 use tickflow::venues::{binance::Binance, SymbolMap, Venue, VenueEvent};
+
+#[path = "support/frame.rs"]
+mod frame;
 
 // The allocator the `tickflow` binary uses, so the figures are the service's.
 #[global_allocator]
@@ -97,14 +98,7 @@ fn bench(c: &mut Criterion) {
                         parse_frame_general("BINANCE_FUTURES", l, 1, &map, &mut out).unwrap();
                     }
                     // What the producer does with each: frame it (header + protobuf bytes).
-                    buf.clear();
-                    wire::write_header(&mut buf, 1, &[0]);
-                    match out.pop() {
-                        Some(VenueEvent::Encoded(e)) => buf.extend_from_slice(&e.bytes),
-                        Some(VenueEvent::Record(r)) => r.encode_into(&mut buf),
-                        other => panic!("not a trade: {other:?}"),
-                    }
-                    black_box(buf.len());
+                    frame::events(&mut out, &mut buf);
                 }
             })
         });
@@ -218,17 +212,7 @@ fn bench(c: &mut Criterion) {
                             parse_frame_general("BINANCE_FUTURES", l, 1, &map, &mut out).unwrap();
                         }
                         if let Some(VenueEvent::Diff { symbol, diff }) = out.pop() {
-                            for r in books.on_diff(&symbol, diff).unwrap().records {
-                                // What the producer does with each: frame it.
-                                buf.clear();
-                                wire::write_header(&mut buf, 1, &[0]);
-                                match r.payload {
-                                    Payload::Normalized(e) => buf.extend_from_slice(&e.bytes),
-                                    Payload::Typed(n) => n.encode_into(&mut buf),
-                                    Payload::Encoded { .. } => panic!("not a book record"),
-                                }
-                                black_box(buf.len());
-                            }
+                            frame::records(books.on_diff(&symbol, diff).unwrap().records, &mut buf);
                         }
                     }
                 },

@@ -12,10 +12,11 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tickflow::feed::books::BookKeeper;
-use tickflow::producer::Payload;
-use tickflow::schema::wire;
 use tickflow::venues::bitmex::{Bitmex, ParseState};
 use tickflow::venues::{by_name, SymbolMap, VenueEvent};
+
+#[path = "support/frame.rs"]
+mod frame;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -43,19 +44,6 @@ fn session() -> Vec<String> {
 
 fn map() -> SymbolMap {
     SymbolMap::new(SYMBOLS.iter().map(|(v, n)| (v.to_string(), n.to_string())))
-}
-
-fn frame(out: &mut Vec<VenueEvent>, buf: &mut Vec<u8>) {
-    for ev in out.drain(..) {
-        buf.clear();
-        wire::write_header(buf, 1, &[0]);
-        match ev {
-            VenueEvent::Encoded(e) => buf.extend_from_slice(&e.bytes),
-            VenueEvent::Record(r) => r.encode_into(buf),
-            other => panic!("not a record: {other:?}"),
-        }
-        black_box(buf.len());
-    }
 }
 
 #[derive(Deserialize)]
@@ -163,7 +151,7 @@ fn bitmex(c: &mut Criterion) {
             let mut st = ParseState::new();
             for l in input {
                 venue.parse(l, 1, &map, &mut st, out).unwrap();
-                frame(out, buf);
+                frame::events(out, buf);
             }
         };
         let mut g = c.benchmark_group(name);
@@ -210,16 +198,7 @@ fn bitmex(c: &mut Criterion) {
                 };
                 let o = keeper.on_diff(&symbol, diff).unwrap();
                 assert!(o.broken.is_none() && !o.need_snapshot, "{symbol}");
-                for r in o.records {
-                    buf.clear();
-                    wire::write_header(buf, 1, &[0]);
-                    match r.payload {
-                        Payload::Normalized(e) => buf.extend_from_slice(&e.bytes),
-                        Payload::Typed(n) => n.encode_into(buf),
-                        Payload::Encoded { .. } => panic!("not a book record"),
-                    }
-                    black_box(buf.len());
-                }
+                frame::records(o.records, buf);
             }
         }
     };

@@ -10,10 +10,11 @@ use std::time::Instant;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use serde::Deserialize;
 use tickflow::feed::books::BookKeeper;
-use tickflow::producer::Payload;
-use tickflow::schema::wire;
 use tickflow::venues::bybit::{Bybit, ParseState};
 use tickflow::venues::{by_name, SymbolMap, VenueEvent};
+
+#[path = "support/frame.rs"]
+mod frame;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -39,19 +40,6 @@ fn map() -> SymbolMap {
         ("BTCUSDT".to_string(), "BTC-USDT".to_string()),
         ("ETHUSDT".to_string(), "ETH-USDT".to_string()),
     ])
-}
-
-fn frame(out: &mut Vec<VenueEvent>, buf: &mut Vec<u8>) {
-    for ev in out.drain(..) {
-        buf.clear();
-        wire::write_header(buf, 1, &[0]);
-        match ev {
-            VenueEvent::Encoded(e) => buf.extend_from_slice(&e.bytes),
-            VenueEvent::Record(r) => r.encode_into(buf),
-            other => panic!("not a record: {other:?}"),
-        }
-        black_box(buf.len());
-    }
 }
 
 #[derive(Deserialize)]
@@ -141,7 +129,7 @@ fn bybit(c: &mut Criterion) {
     let mut ours_trades = || {
         for l in &trades {
             venue.parse(l, 1, &map, &mut state, &mut out).unwrap();
-            frame(&mut out, &mut buf);
+            frame::events(&mut out, &mut buf);
         }
     };
     ratio(
@@ -168,7 +156,7 @@ fn bybit(c: &mut Criterion) {
     let mut ours_tickers = || {
         for l in &tickers {
             venue.parse(l, 1, &map, &mut state, &mut out).unwrap();
-            frame(&mut out, &mut buf);
+            frame::events(&mut out, &mut buf);
         }
     };
     ratio(
@@ -222,16 +210,7 @@ fn bybit(c: &mut Criterion) {
                 };
                 let o = keeper.on_diff(&symbol, diff).unwrap();
                 assert!(o.gap.is_none() && !o.need_snapshot, "{symbol}");
-                for r in o.records {
-                    buf.clear();
-                    wire::write_header(buf, 1, &[0]);
-                    match r.payload {
-                        Payload::Normalized(e) => buf.extend_from_slice(&e.bytes),
-                        Payload::Typed(n) => n.encode_into(buf),
-                        Payload::Encoded { .. } => panic!("not a book record"),
-                    }
-                    black_box(buf.len());
-                }
+                frame::records(o.records, buf);
             }
         }
     };

@@ -11,9 +11,11 @@ use std::time::Instant;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use serde::Deserialize;
 use tickflow::book::{BookSync, Step};
-use tickflow::schema::wire;
 use tickflow::venues::coinbase::Coinbase;
 use tickflow::venues::{SymbolMap, Venue, VenueEvent};
+
+#[path = "support/frame.rs"]
+mod frame;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -94,16 +96,7 @@ fn parse_and_frame(venue: &Coinbase, map: &SymbolMap, lines: &[String], buf: &mu
     let mut out = Vec::with_capacity(8);
     for l in lines {
         venue.parse(l, 1, map, &mut out).unwrap();
-        for ev in out.drain(..) {
-            buf.clear();
-            wire::write_header(buf, 1, &[0]);
-            match ev {
-                VenueEvent::Encoded(e) => buf.extend_from_slice(&e.bytes),
-                VenueEvent::Record(r) => r.encode_into(buf),
-                other => panic!("not a record: {other:?}"),
-            }
-            black_box(buf.len());
-        }
+        frame::events(&mut out, buf);
     }
 }
 

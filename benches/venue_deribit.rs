@@ -10,10 +10,11 @@ use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughpu
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tickflow::feed::books::BookKeeper;
-use tickflow::producer::Payload;
-use tickflow::schema::wire;
 use tickflow::venues::deribit::{symbols, Deribit};
 use tickflow::venues::{SymbolMap, Venue, VenueEvent};
+
+#[path = "support/frame.rs"]
+mod frame;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -44,19 +45,6 @@ fn map(all: &[String]) -> SymbolMap {
         }
     }
     SymbolMap::new(pairs)
-}
-
-fn frame(out: &mut Vec<VenueEvent>, buf: &mut Vec<u8>) {
-    for ev in out.drain(..) {
-        buf.clear();
-        wire::write_header(buf, 1, &[0]);
-        match ev {
-            VenueEvent::Encoded(e) => buf.extend_from_slice(&e.bytes),
-            VenueEvent::Record(r) => r.encode_into(buf),
-            other => panic!("not a record: {other:?}"),
-        }
-        black_box(buf.len());
-    }
 }
 
 #[derive(Deserialize)]
@@ -190,7 +178,7 @@ fn deribit(c: &mut Criterion) {
         let mut ours = || {
             for l in input.iter() {
                 venue.parse(l, 1, &map, &mut out).unwrap();
-                frame(&mut out, &mut buf);
+                frame::events(&mut out, &mut buf);
             }
         };
         g.bench_function("json_to_normalized_to_framed", |b| b.iter(&mut ours));
@@ -247,16 +235,7 @@ fn deribit(c: &mut Criterion) {
                 let VenueEvent::Diff { symbol, diff } = ev else {
                     continue;
                 };
-                for r in keeper.on_diff(&symbol, diff).unwrap().records {
-                    buf.clear();
-                    wire::write_header(buf, 1, &[0]);
-                    match r.payload {
-                        Payload::Normalized(e) => buf.extend_from_slice(&e.bytes),
-                        Payload::Typed(n) => n.encode_into(buf),
-                        Payload::Encoded { .. } => panic!("not a book record"),
-                    }
-                    black_box(buf.len());
-                }
+                frame::records(keeper.on_diff(&symbol, diff).unwrap().records, buf);
             }
         }
     };

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use serde::Deserialize;
 use tickflow::feed::books::BookKeeper;
-use tickflow::producer::Payload;
-use tickflow::schema::wire;
 use tickflow::venues::okx::{BookMode, Okx};
 use tickflow::venues::{SymbolMap, Venue, VenueEvent};
+
+#[path = "support/frame.rs"]
+mod frame;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -77,19 +78,6 @@ struct Plain<'a, T> {
     data: Vec<T>,
 }
 
-fn frame(out: &mut Vec<VenueEvent>, buf: &mut Vec<u8>) {
-    for ev in out.drain(..) {
-        buf.clear();
-        wire::write_header(buf, 1, &[0]);
-        match ev {
-            VenueEvent::Encoded(e) => buf.extend_from_slice(&e.bytes),
-            VenueEvent::Record(r) => r.encode_into(buf),
-            other => panic!("not a record: {other:?}"),
-        }
-        black_box(buf.len());
-    }
-}
-
 fn synced(venue: &Okx, map: &SymbolMap, snapshots: &[String]) -> BookKeeper {
     let mut keeper = BookKeeper::new("OKX", venue.sequencer(400), 1000, None);
     let mut out = Vec::new();
@@ -114,16 +102,7 @@ fn run_book(venue: &Okx, map: &SymbolMap, keeper: &mut BookKeeper, updates: &[St
             };
             let o = keeper.on_diff(&symbol, diff).unwrap();
             assert!(o.broken.is_none() && !o.need_snapshot);
-            for r in o.records {
-                buf.clear();
-                wire::write_header(&mut buf, 1, &[0]);
-                match r.payload {
-                    Payload::Normalized(e) => buf.extend_from_slice(&e.bytes),
-                    Payload::Typed(n) => n.encode_into(&mut buf),
-                    Payload::Encoded { .. } => panic!("not a book record"),
-                }
-                black_box(buf.len());
-            }
+            frame::records(o.records, &mut buf);
         }
     }
 }
@@ -175,7 +154,7 @@ fn okx(c: &mut Criterion) {
         b.iter(|| {
             for l in &trades {
                 venue.parse(l, 1, &map, &mut out).unwrap();
-                frame(&mut out, &mut buf);
+                frame::events(&mut out, &mut buf);
             }
         })
     });
@@ -212,7 +191,7 @@ fn okx(c: &mut Criterion) {
         let (mut out, mut buf) = (Vec::with_capacity(4), Vec::with_capacity(256));
         for l in &trades {
             venue.parse(l, 1, &map, &mut out).unwrap();
-            frame(&mut out, &mut buf);
+            frame::events(&mut out, &mut buf);
         }
     });
     println!(

@@ -8,11 +8,12 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use serde::Deserialize;
 use tickflow::feed::books::BookKeeper;
-use tickflow::producer::Payload;
-use tickflow::schema::wire;
 use tickflow::venues::kraken::websocket::v1;
 use tickflow::venues::kraken::{Kraken, WsVersion};
 use tickflow::venues::{by_name, SymbolMap, VenueEvent};
+
+#[path = "support/frame.rs"]
+mod frame;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,19 +25,6 @@ fn lines(dir: &str, file: &str) -> Vec<String> {
         .filter(|l| !l.trim().is_empty())
         .map(str::to_string)
         .collect()
-}
-
-fn frame(out: &mut Vec<VenueEvent>, buf: &mut Vec<u8>) {
-    for ev in out.drain(..) {
-        buf.clear();
-        wire::write_header(buf, 1, &[0]);
-        match ev {
-            VenueEvent::Encoded(e) => buf.extend_from_slice(&e.bytes),
-            VenueEvent::Record(r) => r.encode_into(buf),
-            other => panic!("not a record: {other:?}"),
-        }
-        black_box(buf.len());
-    }
 }
 
 /// Kraken v1 trade: `[channelID, [[price, volume, time, side, type, misc], …], "trade", pair]`.
@@ -139,7 +127,7 @@ fn kraken(c: &mut Criterion) {
         b.iter(|| {
             for l in &trades {
                 venue.parse(l, 1, &map, &mut out).unwrap();
-                frame(&mut out, &mut buf);
+                frame::events(&mut out, &mut buf);
             }
         })
     });
@@ -214,16 +202,10 @@ fn kraken(c: &mut Criterion) {
                             let VenueEvent::Diff { symbol, diff } = ev else {
                                 continue;
                             };
-                            for r in keeper.on_diff(&symbol, diff).unwrap().records {
-                                buf.clear();
-                                wire::write_header(&mut buf, 1, &[0]);
-                                match r.payload {
-                                    Payload::Normalized(e) => buf.extend_from_slice(&e.bytes),
-                                    Payload::Typed(n) => n.encode_into(&mut buf),
-                                    Payload::Encoded { .. } => panic!("not a book record"),
-                                }
-                                black_box(buf.len());
-                            }
+                            frame::records(
+                                keeper.on_diff(&symbol, diff).unwrap().records,
+                                &mut buf,
+                            );
                         }
                     }
                 },
@@ -256,7 +238,7 @@ fn coinm(c: &mut Criterion) {
         b.iter(|| {
             for l in &trades {
                 venue.parse(l, 1, &map, &mut out).unwrap();
-                frame(&mut out, &mut buf);
+                frame::events(&mut out, &mut buf);
             }
         })
     });
