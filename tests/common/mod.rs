@@ -385,13 +385,22 @@ pub fn trade(n: u64) -> Trade {
     }
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, and never handed out before in this test binary: a
+/// broker killed mid-test frees its port, and another test's broker must not take it before
+/// the first one restarts there (its clients would then talk to the wrong broker).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A child process killed when dropped.
@@ -548,10 +557,24 @@ impl Broker {
     /// Starts it and waits until it answers.
     pub fn start(port: u16, storage: Storage) -> Broker {
         let child = start_tansu_with(port, &storage);
-        Broker {
+        let mut b = Broker {
             port,
             storage,
             child: Some(child),
+        };
+        b.assert_running();
+        b
+    }
+
+    /// Panics (with its log) when its process has exited: whatever answers on its port is
+    /// then not this broker.
+    fn assert_running(&mut self) {
+        if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.0.try_wait()) {
+            panic!(
+                "the broker on port {} exited ({status}): what answers there is not it\n{}",
+                self.port,
+                self.log_tail()
+            );
         }
     }
 
@@ -570,6 +593,7 @@ impl Broker {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "kill the broker before restarting it");
         self.child = Some(start_tansu_with(self.port, &self.storage));
+        self.assert_running();
     }
 
     /// The end of its log (sqlite storage only), for failure messages.
@@ -585,6 +609,15 @@ impl Broker {
             path.display(),
             lines[lines.len().saturating_sub(20)..].join("\n")
         )
+    }
+}
+
+impl Drop for Broker {
+    /// A failing test shows the broker's last log lines (its directory goes with the test).
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail());
+        }
     }
 }
 
