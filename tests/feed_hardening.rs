@@ -91,13 +91,54 @@ fn decoded(records: &[common::Record]) -> Vec<FeedEvent> {
         .collect()
 }
 
-async fn until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+async fn until(what: &str, limit: Duration, done: impl FnMut() -> bool) -> Duration {
+    until_with(what, limit, done, String::new).await
+}
+
+/// [`until`], with `state` in the failure message (what is needed to understand a timeout).
+async fn until_with(
+    what: &str,
+    limit: Duration,
+    mut done: impl FnMut() -> bool,
+    state: impl Fn() -> String,
+) -> Duration {
     let started = Instant::now();
     while !done() {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        assert!(
+            started.elapsed() < limit,
+            "{what}: not within {limit:?} {}",
+            state()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     started.elapsed()
+}
+
+/// Each feed's counters, for a failure message.
+fn feed_counters(stats: &[Arc<FeedStats>]) -> String {
+    let n = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let b = |a: &std::sync::atomic::AtomicBool| a.load(Ordering::Relaxed);
+    stats
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            format!(
+                "feed {i}: frames {} lost {} acked {} nacked {} shedding {} connected {} \
+                 reconnects {} errors {} syncs {} gaps {}",
+                n(&s.frames),
+                n(&s.lost),
+                n(&s.acked),
+                n(&s.nacked),
+                b(&s.shedding),
+                b(&s.connected),
+                n(&s.reconnects),
+                n(&s.errors),
+                n(&s.syncs),
+                n(&s.gaps)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[actix_rt::test]
@@ -334,10 +375,11 @@ async fn with_the_broker_down_three_feeds_shed_within_the_bound_and_keep_their_h
     // never shed.
     assert!(took < shed_after + Duration::from_secs(2), "{took:?}");
     // And what is read is counted as lost, per feed (one pair each: some are quiet for a while).
-    until(
+    until_with(
         "every feed counts what it sheds",
         Duration::from_secs(30),
         || lost.iter().all(|s| s.lost.load(Ordering::Relaxed) > 0),
+        || format!("({}; {} pings)", feed_counters(&lost), pings(&replay)),
     )
     .await;
     // The loops keep serving their heartbeat while the queue is full: 3 feeds × every 200 ms.
