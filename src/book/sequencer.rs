@@ -110,7 +110,7 @@ mod tests {
             crc32_top_levels(&mut book, 1),
             crc32fast::hash(b"50051005005")
         );
-        // Text longer than the stack buffer (10 bids of 60 digits): hashed in pieces, same CRC.
+        // Long levels (10 bids of 60 digits): the kept text holds them whole, same CRC.
         let mut long = OrderBook::ordered();
         let mut text = String::new();
         for i in 1..=10u32 {
