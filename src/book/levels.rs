@@ -25,32 +25,29 @@ pub enum Side {
     Ask,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Level {
     price: String,
     quantity: String,
-    /// The level's checksum text ([`push_digits`] of its price, then of its quantity), made
-    /// when a checksum first reads the level and emptied when its text changes: a side's top
-    /// text is rebuilt from these, not from the decimals again.
+}
+
+/// A level of an ordered side (the books read in order after every update: top-levels
+/// checksums), with its checksum text: [`push_digits`] of its price, then of its quantity,
+/// made when a checksum first reads the level and emptied when its text changes, so a side's
+/// top text is rebuilt from these and not from the decimals again. Hashed sides keep none.
+#[derive(Debug, Clone)]
+struct Kept {
+    level: Level,
     digits: Vec<u8>,
 }
 
-impl PartialEq for Level {
-    /// The same text; the kept checksum text is a cache.
-    fn eq(&self, other: &Self) -> bool {
-        self.price == other.price && self.quantity == other.quantity
-    }
-}
-
-impl Eq for Level {}
-
-impl Level {
-    /// [`Level::digits`], made when missing (a stored level's quantity is not zero, so its
+impl Kept {
+    /// The checksum text, made when missing (a stored level's quantity is not zero, so its
     /// text is never empty once made).
     fn digits(&mut self) -> &[u8] {
         if self.digits.is_empty() {
-            push_digits(&mut self.digits, &self.price);
-            push_digits(&mut self.digits, &self.quantity);
+            push_digits(&mut self.digits, &self.level.price);
+            push_digits(&mut self.digits, &self.level.quantity);
         }
         &self.digits
     }
@@ -150,7 +147,7 @@ pub fn decimal_key(text: &str) -> Result<i128, BadDecimal> {
 #[derive(Debug, Clone)]
 enum Store {
     Hashed(FxHashMap<i128, Level>),
-    Ordered(BTreeMap<i128, Level>),
+    Ordered(BTreeMap<i128, Kept>),
 }
 
 impl Default for Store {
@@ -178,7 +175,6 @@ fn refill(level: &mut Level, price: &str, quantity: &str) {
     }
     level.quantity.clear();
     level.quantity.push_str(quantity);
-    level.digits.clear();
 }
 
 impl Store {
@@ -196,14 +192,14 @@ impl Store {
     fn get(&self, k: &i128) -> Option<&Level> {
         match self {
             Store::Hashed(m) => m.get(k),
-            Store::Ordered(m) => m.get(k),
+            Store::Ordered(m) => m.get(k).map(|o| &o.level),
         }
     }
 
     fn remove(&mut self, k: &i128) -> Option<Level> {
         match self {
             Store::Hashed(m) => m.remove(k),
-            Store::Ordered(m) => m.remove(k),
+            Store::Ordered(m) => m.remove(k).map(|o| o.level),
         }
     }
 
@@ -219,7 +215,6 @@ impl Store {
         let new = || Level {
             price: price.to_string(),
             quantity: quantity.to_string(),
-            digits: Vec::new(),
         };
         match self {
             Store::Hashed(m) => match m.entry(k) {
@@ -229,9 +224,16 @@ impl Store {
                 }
             },
             Store::Ordered(m) => match m.entry(k) {
-                btree_map::Entry::Occupied(o) => refill(o.into_mut(), price, quantity),
+                btree_map::Entry::Occupied(o) => {
+                    let o = o.into_mut();
+                    refill(&mut o.level, price, quantity);
+                    o.digits.clear();
+                }
                 btree_map::Entry::Vacant(v) => {
-                    v.insert(new());
+                    v.insert(Kept {
+                        level: new(),
+                        digits: Vec::new(),
+                    });
                 }
             },
         }
@@ -241,7 +243,7 @@ impl Store {
     fn iter(&self) -> Box<dyn Iterator<Item = (&i128, &Level)> + '_> {
         match self {
             Store::Hashed(m) => Box::new(m.iter()),
-            Store::Ordered(m) => Box::new(m.iter()),
+            Store::Ordered(m) => Box::new(m.iter().map(|(k, o)| (k, &o.level))),
         }
     }
 
@@ -359,17 +361,21 @@ impl BookSide {
         if !(d.valid && d.n == n) {
             d.text.clear();
             let (mut count, mut floor) = (0, None);
-            let mut put = |k: i128, l: &mut Level| {
-                d.text.extend_from_slice(l.digits());
-                count += 1;
-                floor = Some(k);
-            };
             match &mut self.levels {
-                Store::Ordered(m) => m.iter_mut().rev().take(n).for_each(|(k, l)| put(*k, l)),
+                Store::Ordered(m) => {
+                    for (k, o) in m.iter_mut().rev().take(n) {
+                        d.text.extend_from_slice(o.digits());
+                        count += 1;
+                        floor = Some(*k);
+                    }
+                }
                 Store::Hashed(m) => {
                     for k in Self::sorted_keys(m, n) {
-                        if let Some(l) = m.get_mut(&k) {
-                            put(k, l);
+                        if let Some(l) = m.get(&k) {
+                            push_digits(&mut d.text, &l.price);
+                            push_digits(&mut d.text, &l.quantity);
+                            count += 1;
+                            floor = Some(k);
                         }
                     }
                 }
@@ -441,7 +447,7 @@ impl BookSide {
                 .values()
                 .rev()
                 .take(n)
-                .for_each(|l| f(&l.price, &l.quantity)),
+                .for_each(|o| f(&o.level.price, &o.level.quantity)),
             Store::Hashed(m) => {
                 for k in Self::sorted_keys(m, n) {
                     if let Some(l) = m.get(&k) {
@@ -467,8 +473,8 @@ impl BookSide {
         match &mut self.levels {
             Store::Ordered(m) => {
                 for _ in 0..extra {
-                    if let Some((_, l)) = m.pop_first() {
-                        gone(l);
+                    if let Some((_, o)) = m.pop_first() {
+                        gone(o.level);
                     }
                 }
             }
