@@ -69,6 +69,25 @@ fn bench(c: &mut Criterion) {
         ("BTCUSDT".into(), "BTC-USDT-PERP".into()),
         ("ETHUSDT".into(), "ETH-USDT-PERP".into()),
     ]);
+    // Every recorded line is one trade record on both paths (checked here, untimed: the timed
+    // loops frame whatever a line gave).
+    for l in &trades {
+        for scanner in [true, false] {
+            let mut out = Vec::new();
+            if scanner {
+                venue.parse(l, 1, &map, &mut out).unwrap();
+            } else {
+                parse_frame_general("BINANCE_FUTURES", l, 1, &map, &mut out).unwrap();
+            }
+            assert!(
+                matches!(
+                    out.as_slice(),
+                    [VenueEvent::Encoded(_) | VenueEvent::Record(_)]
+                ),
+                "not one trade: {out:?}"
+            );
+        }
+    }
     let mut g = c.benchmark_group("trade");
     g.throughput(Throughput::Elements(trades.len() as u64));
     g.bench_function("serde_json_typed_parse_only (limit)", |b| {
@@ -91,7 +110,6 @@ fn bench(c: &mut Criterion) {
             let mut buf = Vec::with_capacity(256);
             b.iter(|| {
                 for l in &trades {
-                    out.clear();
                     if scanner {
                         venue.parse(l, 1, &map, &mut out).unwrap();
                     } else {

@@ -194,8 +194,8 @@ fn levels(c: &mut Cursor<'_>) -> Option<Levels> {
         return Some(Levels::default());
     }
     // Sized from the array's text (`["p","q"]` is 7 bytes besides its decimals, and one
-    // comma between levels): the array ends at the first `]]` (decimals have no `]`).
-    // One pass over the `]`s: each closes a level, and the one followed by `]` the last.
+    // comma between levels), in one pass over its `]`s: each closes a level, and the one
+    // followed by `]` closes the last (decimals have no `]`).
     let rest = c.rest();
     let (mut n, mut span) = (0, rest.len());
     for i in memchr::memchr_iter(b']', rest) {
